@@ -1,0 +1,52 @@
+"""Set up a virtual environment and run the demo or the tests: the only two commands a new machine needs.
+
+Why a Python script and not a Makefile: a fresh machine is promised Python 3.11+ and nothing else.
+Usage: ``python3 dev.py demo`` or ``python3 dev.py test [pytest args...]``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".xosp-bus-installed"
+
+
+def ensure_venv() -> None:
+    """Create .venv and install the project with its test extras when pyproject.toml changed."""
+    if sys.version_info < (3, 11):
+        sys.exit(f"xosp-bus needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    if not (BIN / "python").exists():
+        print("creating .venv", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    pyproject = ROOT / "pyproject.toml"
+    if STAMP.exists() and STAMP.stat().st_mtime >= pyproject.stat().st_mtime:
+        return
+    print("installing xosp-bus and its dependencies into .venv", flush=True)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True)
+    STAMP.touch()
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"demo", "test"}:
+        print(__doc__.strip().splitlines()[-1], file=sys.stderr)
+        return 2
+    ensure_venv()
+    command, rest = argv[0], argv[1:]
+    if command == "demo":
+        args = [str(BIN / "xbus"), "demo", *rest]
+    else:
+        args = [str(BIN / "python"), "-m", "pytest", *rest]
+    return subprocess.run(args, cwd=ROOT).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

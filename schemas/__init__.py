@@ -1,0 +1,23 @@
+"""Event models of xosp-bus: the CloudEvents envelope and every versioned event.
+
+Importing this package registers every model in :data:`schemas.registry`.
+"""
+
+from schemas import accounts, exchanges, operators, orders, users
+from schemas.envelope import Envelope, EnvelopeError
+from schemas.event import Event, EventRegistry, UnknownEventType, describe_validation_error, registry
+
+__all__ = [
+    "Envelope",
+    "EnvelopeError",
+    "Event",
+    "EventRegistry",
+    "UnknownEventType",
+    "accounts",
+    "describe_validation_error",
+    "exchanges",
+    "operators",
+    "orders",
+    "registry",
+    "users",
+]

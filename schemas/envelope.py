@@ -1,0 +1,123 @@
+"""The CloudEvents 1.0 envelope in Kafka binary mode: attributes travel as ``ce_*`` headers.
+
+The payload is the event's JSON; ``ce_subject`` is the aggregate id (also the Kafka key), and the
+extensions ``ce_correlationid`` (the whole provisioning flow) and ``ce_causationid`` (the event
+that caused this one) let the tracker follow a flow across services. A root event is its own
+correlation and causation, so every header is always present.
+
+A plain slotted dataclass, not a pydantic model: one is built per published event, on the hot
+path of the publisher, and the checks that matter run where untrusted headers come in
+(:meth:`Envelope.from_headers`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Self
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+MAX_ATTRIBUTE_LENGTH = 512
+
+#: header name → envelope field.
+HEADER_FIELDS: dict[str, str] = {
+    "ce_specversion": "specversion",
+    "ce_id": "id",
+    "ce_source": "source",
+    "ce_type": "type",
+    "ce_time": "time",
+    "ce_subject": "subject",
+    "ce_correlationid": "correlation_id",
+    "ce_causationid": "causation_id",
+    "content-type": "datacontenttype",
+}
+_REQUIRED_HEADERS = [name for name in HEADER_FIELDS if name != "content-type"]
+
+
+class EnvelopeError(ValueError):
+    """A record's headers do not make a valid envelope; the message names the header."""
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    id: str
+    source: str
+    type: str
+    time: dt.datetime
+    subject: str
+    correlation_id: str
+    causation_id: str
+    specversion: str = SPEC_VERSION
+    datacontenttype: str = CONTENT_TYPE
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        type: str,
+        subject: str,
+        source: str,
+        id: str | None = None,
+        time: dt.datetime | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> Self:
+        """An envelope for a new event; a root event (no correlation given) starts its own flow."""
+        event_id = id or str(uuid.uuid4())
+        return cls(
+            id=event_id,
+            source=source,
+            type=type,
+            time=time or dt.datetime.now(dt.UTC),
+            subject=subject,
+            correlation_id=correlation_id or event_id,
+            causation_id=causation_id or correlation_id or event_id,
+        )
+
+    def to_headers(self) -> list[tuple[str, bytes]]:
+        return [
+            ("ce_specversion", self.specversion.encode()),
+            ("ce_id", self.id.encode()),
+            ("ce_source", self.source.encode()),
+            ("ce_type", self.type.encode()),
+            ("ce_time", format_time(self.time).encode()),
+            ("ce_subject", self.subject.encode()),
+            ("ce_correlationid", self.correlation_id.encode()),
+            ("ce_causationid", self.causation_id.encode()),
+            ("content-type", self.datacontenttype.encode()),
+        ]
+
+    @classmethod
+    def from_headers(cls, headers: Iterable[tuple[str, bytes]] | None) -> Self:
+        """Parse and check untrusted headers; raises :class:`EnvelopeError` naming the bad header."""
+        values: dict[str, str] = {}
+        for name, raw in headers or ():
+            if name not in HEADER_FIELDS:
+                continue
+            try:
+                text = raw.decode()
+            except (UnicodeDecodeError, AttributeError):
+                raise EnvelopeError(f"header {name} is not UTF-8 text") from None
+            if not text or len(text) > MAX_ATTRIBUTE_LENGTH:
+                raise EnvelopeError(f"header {name} must be 1 to {MAX_ATTRIBUTE_LENGTH} characters")
+            values[HEADER_FIELDS[name]] = text
+        missing = [name for name in _REQUIRED_HEADERS if HEADER_FIELDS[name] not in values]
+        if missing:
+            raise EnvelopeError(f"missing CloudEvents header(s): {', '.join(missing)}")
+        if values["specversion"] != SPEC_VERSION:
+            raise EnvelopeError(f"header ce_specversion is {values['specversion']!r}; only {SPEC_VERSION} is supported")
+        try:
+            time = dt.datetime.fromisoformat(values.pop("time"))
+        except ValueError:
+            raise EnvelopeError("header ce_time is not an RFC 3339 timestamp") from None
+        if time.tzinfo is None:
+            raise EnvelopeError("header ce_time has no time zone offset")
+        return cls(time=time, **values)
+
+
+def format_time(value: dt.datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``, the form CloudEvents examples use."""
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -1,0 +1,33 @@
+"""aiokafka client options from settings: bootstrap, client id, SASL and TLS, in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka.helpers import create_ssl_context
+
+from xbus.settings import SecurityProtocol, Settings
+
+
+def client_options(settings: Settings, bootstrap: str) -> dict[str, Any]:
+    """Keyword arguments every aiokafka client (producer, consumer, admin) takes."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "client_id": settings.client_id,
+        "request_timeout_ms": settings.kafka_request_timeout_ms,
+        "security_protocol": settings.kafka_security_protocol.value,
+    }
+    if settings.kafka_security_protocol in (SecurityProtocol.SSL, SecurityProtocol.SASL_SSL):
+        options["ssl_context"] = create_ssl_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None,
+            certfile=str(settings.kafka_ssl_certfile) if settings.kafka_ssl_certfile else None,
+            keyfile=str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
+            password=settings.kafka_ssl_key_password.get_secret_value() if settings.kafka_ssl_key_password else None,
+        )
+    if settings.kafka_sasl_mechanism is not None:
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism.value
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = (
+            settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None
+        )
+    return options

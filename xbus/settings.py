@@ -1,0 +1,160 @@
+"""Settings from ``XBUS_*`` environment variables (pydantic-settings).
+
+With neither ``XBUS_KAFKA_BOOTSTRAP`` nor ``XBUS_DATABASE_URL`` set, xbus runs on its embedded
+stack under ``XBUS_DATA_DIR``. A bad value stops the program with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from xbus.errors import SettingsError
+
+ENV_PREFIX = "XBUS_"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SecurityProtocol(StrEnum):
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+
+class SaslMechanism(StrEnum):
+    PLAIN = "PLAIN"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"
+    CONSOLE = "console"
+    JSON = "json"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    #: Apache Kafka bootstrap servers, ``host:port[,host:port...]``; unset = embedded broker.
+    kafka_bootstrap: str | None = None
+    #: PostgreSQL URL (``postgresql://user:pass@host:5432/db``); unset = embedded PostgreSQL.
+    database_url: str | None = None
+    #: Where the embedded stack keeps its state, PostgreSQL data and logs.
+    data_dir: Path = Path(".xbus")
+    #: Port of the embedded broker; 0 picks a free one.
+    embedded_kafka_port: int = Field(default=0, ge=0, le=65535)
+    client_id: str = Field(default="xbus", min_length=1, max_length=100)
+    #: CloudEvents ``source`` of events this process publishes.
+    source: str = Field(default="xbus", min_length=1, max_length=512)
+    #: Prepended to every topic name of topics.yaml (isolates tests or tenants on one cluster).
+    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._\-]*$", max_length=100)
+    topics_file: Path = PROJECT_ROOT / "topics.yaml"
+    log_format: LogFormat = LogFormat.AUTO
+    log_level: str = "info"
+
+    kafka_security_protocol: SecurityProtocol = SecurityProtocol.PLAINTEXT
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    #: Time to wait for the broker on start-up and for each request.
+    kafka_request_timeout_ms: int = Field(default=30_000, ge=1_000, le=600_000)
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _host_port_list(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{server.strip()!r} is not host:port")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql://")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.lower() not in {"debug", "info", "warning", "error", "critical"}:
+            raise ValueError("must be one of debug, info, warning, error, critical")
+        return value.lower()
+
+    @field_validator("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"file {value} does not exist")
+        return value
+
+    @model_validator(mode="after")
+    def _security_is_complete(self) -> Self:
+        sasl = self.kafka_security_protocol in (SecurityProtocol.SASL_PLAINTEXT, SecurityProtocol.SASL_SSL)
+        if sasl and self.kafka_sasl_mechanism is None:
+            raise _SettingProblem("kafka_sasl_mechanism", f"is required with {self.kafka_security_protocol}")
+        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise _SettingProblem("kafka_sasl_username", "and XBUS_KAFKA_SASL_PASSWORD are required with SASL")
+        if self.kafka_sasl_mechanism is not None and not sasl:
+            raise _SettingProblem("kafka_security_protocol", "must be SASL_PLAINTEXT or SASL_SSL to use SASL")
+        if bool(self.kafka_ssl_certfile) != bool(self.kafka_ssl_keyfile):
+            raise _SettingProblem("kafka_ssl_certfile", "and XBUS_KAFKA_SSL_KEYFILE must be given together")
+        return self
+
+    @property
+    def embedded_kafka(self) -> bool:
+        return self.kafka_bootstrap is None
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+    def topic(self, name: str) -> str:
+        """The physical name of a catalogue topic."""
+        return f"{self.topic_prefix}{name}"
+
+
+class _SettingProblem(ValueError):
+    """A cross-field problem that still names the one variable to fix."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; raise :class:`SettingsError` with one readable line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        context = first.get("ctx", {})
+        problem = context.get("error") if isinstance(context.get("error"), _SettingProblem) else None
+        if problem is not None:
+            name, message = problem.field, problem.message
+        else:
+            name = str(first["loc"][0]) if first["loc"] else "settings"
+            message = first["msg"].removeprefix("Value error, ")
+        value = "" if problem is not None else _shown_input(name, first.get("input"))
+        raise SettingsError(f"invalid setting {ENV_PREFIX}{name.upper()}{value}: {message}") from None
+
+
+def _shown_input(name: str, value: object) -> str:
+    """Echo the bad value, except secrets: a password never reaches a terminal or a log."""
+    if value is None or isinstance(value, dict) or "password" in name:
+        return ""
+    return f"={value!s}"
