@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, NamedTuple, Self
 
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
-from schemas import Envelope, Event
+from schemas import Event
+from schemas.envelope import build_headers, format_time
+from schemas.ids import new_event_id
+from producers.partitioning import partition_for
 from xbus.catalogue import Catalogue
 from xbus.errors import BrokerUnavailable, XbusError
 from xbus.kafka import client_options
@@ -84,6 +87,7 @@ class Publisher:
             "max_request_size": max_request_size,
         }
         self._producer: AIOKafkaProducer | None = None
+        self._partition_counts: dict[str, int] = {}
         self.idempotent = False
 
     async def start(self) -> None:
@@ -138,37 +142,92 @@ class Publisher:
         return result
 
     async def publish_many(self, items: Iterable[Event | Outgoing]) -> list[PublishResult]:
-        """Publish a batch; one result per item, in order. A failed item does not stop the others."""
-        producer = self._require_started()
-        pending: list[tuple[str, Envelope, str] | PublishFailed] = []
-        futures: list[asyncio.Future[object]] = []
-        for item in items:
-            outgoing = item if isinstance(item, Outgoing) else Outgoing(item)
-            try:
-                topic, envelope, key, payload = self._record(outgoing)
-                futures.append(await producer.send(topic, payload, key=key.encode(), headers=envelope.to_headers()))
-                pending.append((topic, envelope, outgoing.event.event_type))
-            except (KafkaError, XbusError, LookupError, TypeError) as error:
-                pending.append(PublishFailed(getattr(outgoing.event, "event_type", "?"), _describe(error)))
-        outcomes: Sequence[object] = await asyncio.gather(*futures, return_exceptions=True)
-        return _results(pending, outcomes)
+        """Publish a batch; one result per item, in order. A failed item does not stop the others.
 
-    def _record(self, outgoing: Outgoing) -> tuple[str, Envelope, str, bytes]:
-        event = outgoing.event
+        Records are partitioned as any Kafka client would (murmur2 of the key) and written into
+        one record batch per partition with ``send_batch``: aiokafka's per-record ``send`` costs
+        more than building the event. Partitions are filled concurrently, because a partition's
+        next batch waits until the sender has taken its previous one. A record's offset is its
+        batch's base offset plus its position in the batch.
+        """
+        producer = self._require_started()
+        batch = _BatchContext(self._settings.source.encode(), format_time(dt.datetime.now(dt.UTC)).encode())
+        results: list[PublishResult | None] = []
+        by_partition: dict[tuple[str, int], list[tuple[int, _Record]]] = {}
+        for item in items:
+            results.append(None)
+            try:
+                record = self._record(item, batch)
+                partition = partition_for(record.key, await self._partition_count(producer, record.topic))
+            except (KafkaError, XbusError, LookupError, TypeError) as error:
+                event = item.event if isinstance(item, Outgoing) else item
+                results[-1] = PublishFailed(getattr(event, "event_type", "?"), _describe(error))
+                continue
+            by_partition.setdefault((record.topic, partition), []).append((len(results) - 1, record))
+        per_partition = await asyncio.gather(
+            *(self._send(producer, topic, partition, records) for (topic, partition), records in by_partition.items())
+        )
+        for sends in per_partition:
+            for outcome, members in sends:
+                for position, (index, record) in enumerate(members):
+                    if isinstance(outcome, BaseException):
+                        results[index] = PublishFailed(record.event_type, _describe(outcome))
+                    else:
+                        results[index] = record.published(outcome.partition, outcome.offset + position)
+        return [result for result in results if result is not None]
+
+    async def _partition_count(self, producer: AIOKafkaProducer, topic: str) -> int:
+        """Cached: partitions are only ever added, and apply creates topics at their final size."""
+        count = self._partition_counts.get(topic)
+        if count is None:
+            count = self._partition_counts[topic] = len(await producer.partitions_for(topic))
+        return count
+
+    async def _send(
+        self, producer: AIOKafkaProducer, topic: str, partition: int, records: list[tuple[int, _Record]]
+    ) -> list[tuple[Any, list[tuple[int, _Record]]]]:
+        """Write one partition's records in order, in as many record batches as the size limit needs.
+
+        Returns each batch's outcome (its metadata, or the exception) with its members.
+        """
+        futures: list[tuple[asyncio.Future[Any], list[tuple[int, _Record]]]] = []
+        builder, members = producer.create_batch(), []
+        for index, record in records:
+            if builder.append(timestamp=None, key=record.key, value=record.value, headers=record.headers) is None:
+                if members:
+                    futures.append((await producer.send_batch(builder, topic, partition=partition), members))
+                    builder, members = producer.create_batch(), []
+                if builder.append(timestamp=None, key=record.key, value=record.value, headers=record.headers) is None:
+                    futures.append((_failed(XbusError("the event is larger than the maximum request size")), [(index, record)]))
+                    builder = producer.create_batch()
+                    continue
+            members.append((index, record))
+        if members:
+            futures.append((await producer.send_batch(builder, topic, partition=partition), members))
+        outcomes = await asyncio.gather(*(future for future, _ in futures), return_exceptions=True)
+        return [(outcome, members) for outcome, (_, members) in zip(outcomes, futures, strict=True)]
+
+    def _record(self, item: Event | Outgoing, batch: _BatchContext) -> _Record:
+        outgoing = item if isinstance(item, Outgoing) else _PLAIN
+        event = item.event if isinstance(item, Outgoing) else item
         if not isinstance(event, Event):
             raise TypeError(f"expected an event model, got {type(event).__name__}")
-        topic = self._settings.topic(self._catalogue.topic_for_type(event.event_type).name)
+        event_type = event.event_type
+        topic = self._settings.topic(self._catalogue.topic_for_type(event_type).name)
         subject = event.aggregate_id
-        envelope = Envelope.new(
-            type=event.event_type,
+        event_id = outgoing.event_id or new_event_id()
+        correlation_id = outgoing.correlation_id or event_id
+        headers = build_headers(
+            id=event_id,
+            source=batch.source,
+            type=batch.type_bytes(event_type),
+            time=format_time(outgoing.time).encode() if outgoing.time else batch.time,
             subject=subject,
-            source=self._settings.source,
-            id=outgoing.event_id,
-            time=outgoing.time,
-            correlation_id=outgoing.correlation_id,
-            causation_id=outgoing.causation_id,
+            correlation_id=correlation_id,
+            causation_id=outgoing.causation_id or correlation_id,
         )
-        return topic, envelope, outgoing.key or subject, event.model_dump_json().encode()
+        key = (outgoing.key or subject).encode()
+        return _Record(topic, key, event.model_dump_json().encode(), headers, event_id, event_type, correlation_id)
 
     def _require_started(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -176,22 +235,44 @@ class Publisher:
         return self._producer
 
 
-def _results(pending: list[tuple[str, Envelope, str] | PublishFailed], outcomes: Sequence[object]) -> list[PublishResult]:
-    results: list[PublishResult] = []
-    sent = iter(outcomes)
-    for entry in pending:
-        if isinstance(entry, PublishFailed):
-            results.append(entry)
-            continue
-        topic, envelope, event_type = entry
-        outcome = next(sent)
-        if isinstance(outcome, BaseException):
-            results.append(PublishFailed(event_type, _describe(outcome)))
-        else:
-            results.append(
-                Published(envelope.id, event_type, topic, outcome.partition, outcome.offset, envelope.correlation_id)  # type: ignore[attr-defined]
-            )
-    return results
+class _BatchContext:
+    """Header values shared by every record of one ``publish_many`` call, encoded once."""
+
+    def __init__(self, source: bytes, time: bytes) -> None:
+        self.source = source
+        self.time = time
+        self._types: dict[str, bytes] = {}
+
+    def type_bytes(self, event_type: str) -> bytes:
+        encoded = self._types.get(event_type)
+        if encoded is None:
+            encoded = self._types[event_type] = event_type.encode()
+        return encoded
+
+
+#: The envelope choices of an event published without :class:`Outgoing`: all defaults.
+_PLAIN = Outgoing(event=None)  # type: ignore[arg-type]
+
+
+class _Record(NamedTuple):
+    """One record ready for a batch (a NamedTuple: made once per event, cheaper than a dataclass)."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    event_id: str
+    event_type: str
+    correlation_id: str
+
+    def published(self, partition: int, offset: int) -> Published:
+        return Published(self.event_id, self.event_type, self.topic, partition, offset, self.correlation_id)
+
+
+def _failed(error: Exception) -> asyncio.Future[Any]:
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    future.set_exception(error)
+    return future
 
 
 def _describe(error: BaseException) -> str:

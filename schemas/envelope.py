@@ -13,10 +13,11 @@ path of the publisher, and the checks that matter run where untrusted headers co
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Self
+
+from schemas.ids import new_event_id
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -66,7 +67,7 @@ class Envelope:
         causation_id: str | None = None,
     ) -> Self:
         """An envelope for a new event; a root event (no correlation given) starts its own flow."""
-        event_id = id or str(uuid.uuid4())
+        event_id = id or new_event_id()
         return cls(
             id=event_id,
             source=source,
@@ -78,17 +79,15 @@ class Envelope:
         )
 
     def to_headers(self) -> list[tuple[str, bytes]]:
-        return [
-            ("ce_specversion", self.specversion.encode()),
-            ("ce_id", self.id.encode()),
-            ("ce_source", self.source.encode()),
-            ("ce_type", self.type.encode()),
-            ("ce_time", format_time(self.time).encode()),
-            ("ce_subject", self.subject.encode()),
-            ("ce_correlationid", self.correlation_id.encode()),
-            ("ce_causationid", self.causation_id.encode()),
-            ("content-type", self.datacontenttype.encode()),
-        ]
+        return build_headers(
+            id=self.id,
+            source=self.source.encode(),
+            type=self.type.encode(),
+            time=format_time(self.time).encode(),
+            subject=self.subject,
+            correlation_id=self.correlation_id,
+            causation_id=self.causation_id,
+        )
 
     @classmethod
     def from_headers(cls, headers: Iterable[tuple[str, bytes]] | None) -> Self:
@@ -121,3 +120,24 @@ class Envelope:
 def format_time(value: dt.datetime) -> str:
     """RFC 3339 in UTC with a ``Z``, the form CloudEvents examples use."""
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+_SPEC_VERSION_BYTES = SPEC_VERSION.encode()
+_CONTENT_TYPE_BYTES = CONTENT_TYPE.encode()
+
+
+def build_headers(
+    *, id: str, source: bytes, type: bytes, time: bytes, subject: str, correlation_id: str, causation_id: str
+) -> list[tuple[str, bytes]]:
+    """The header list of one record. Attributes shared by a whole batch come in pre-encoded."""
+    return [
+        ("ce_specversion", _SPEC_VERSION_BYTES),
+        ("ce_id", id.encode()),
+        ("ce_source", source),
+        ("ce_type", type),
+        ("ce_time", time),
+        ("ce_subject", subject.encode()),
+        ("ce_correlationid", correlation_id.encode()),
+        ("ce_causationid", causation_id.encode()),
+        ("content-type", _CONTENT_TYPE_BYTES),
+    ]
