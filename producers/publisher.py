@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, NamedTuple, Self
@@ -93,7 +95,8 @@ class Publisher:
     async def start(self) -> None:
         producer = AIOKafkaProducer(**self._options, enable_idempotence=True)
         try:
-            await producer.start()
+            with _quiet("aiokafka.producer.sender"):
+                await producer.start()
             self.idempotent = True
         except KafkaConnectionError as error:
             await producer.stop()
@@ -273,6 +276,18 @@ def _failed(error: Exception) -> asyncio.Future[Any]:
     future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     future.set_exception(error)
     return future
+
+
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Silence a library logger while probing: the refusal is expected and we log it ourselves."""
+    logger = logging.getLogger(logger_name)
+    previous = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def _describe(error: BaseException) -> str:

@@ -1,0 +1,1 @@
+"""The xosp-bus platform: settings, embedded stack, topic admin, CLI."""

@@ -97,3 +97,10 @@ async def plain_consumer(settings: Settings, bootstrap: str) -> AsyncIterator[AI
         yield consumer
     finally:
         await consumer.stop()
+
+
+@asynccontextmanager
+async def topic_reader(settings: Settings, bootstrap: str) -> AsyncIterator[tuple[AIOKafkaAdminClient, AIOKafkaConsumer]]:
+    """An admin client (to find partitions) and a group-less consumer (to read them)."""
+    async with admin_client(settings, bootstrap) as admin, plain_consumer(settings, bootstrap) as consumer:
+        yield admin, consumer

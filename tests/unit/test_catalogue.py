@@ -1,0 +1,108 @@
+"""A malformed topics.yaml fails with the file, the entry and the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+import schemas
+from xbus.catalogue import Catalogue, TopicKind
+from xbus.errors import CatalogueError
+from xbus.settings import PROJECT_ROOT
+
+REAL = PROJECT_ROOT / "topics.yaml"
+
+
+def write(tmp_path: Path, document: dict) -> Path:
+    path = tmp_path / "topics.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def real_document() -> dict:
+    return yaml.safe_load(REAL.read_text())
+
+
+def load_error(path: Path) -> str:
+    with pytest.raises(CatalogueError) as caught:
+        Catalogue.load(path, schemas.registry)
+    return str(caught.value)
+
+
+def test_the_committed_catalogue_routes_every_event_type_and_gives_every_service_a_dead_letter_topic() -> None:
+    catalogue = Catalogue.load(REAL, schemas.registry)
+    for type_name in schemas.registry.types():
+        assert catalogue.topic_for_type(type_name).kind == TopicKind.INPUT
+    assert catalogue.services() == ["authentication", "authorisation", "market_data", "oms", "provisioning", "registry", "sessions"]
+    for service in catalogue.services():
+        assert catalogue.dead_letter_topic(service).name.endswith(".dlq")
+
+
+def test_unknown_event_type_names_file_entry_and_type(tmp_path: Path) -> None:
+    document = real_document()
+    document["topics"][0]["event_types"].append("xosp.user.teleported.v1")
+    message = load_error(write(tmp_path, document))
+    assert str(tmp_path / "topics.yaml") in message
+    assert "topic 'xosp.users' (entry 1)" in message
+    assert "unknown event type 'xosp.user.teleported.v1'" in message
+
+
+def test_duplicate_topic_names_both_entries(tmp_path: Path) -> None:
+    document = real_document()
+    document["topics"].append(dict(document["topics"][1], event_types=[]))
+    message = load_error(write(tmp_path, document))
+    assert f"topic 'xosp.operators' (entry {len(document['topics'])}): duplicate topic: entry 2 defines it too" in message
+
+
+def test_missing_field_is_named(tmp_path: Path) -> None:
+    document = real_document()
+    del document["topics"][2]["partitions"]
+    assert "topic 'xosp.accounts' (entry 3): partitions: missing field" in load_error(write(tmp_path, document))
+
+
+def test_duplicate_key_inside_an_entry_is_not_silently_overridden(tmp_path: Path) -> None:
+    path = tmp_path / "topics.yaml"
+    path.write_text(REAL.read_text().replace("    partitions: 12\n", "    partitions: 12\n    partitions: 6\n", 1))
+    assert "duplicate key 'partitions'" in load_error(path)
+
+
+def test_bad_retention_and_unknown_field(tmp_path: Path) -> None:
+    document = real_document()
+    document["topics"][0]["retention"] = "a while"
+    assert "retention: 'a while' is not a duration" in load_error(write(tmp_path, document))
+    document = real_document()
+    document["topics"][0]["partitons"] = 3
+    assert "partitons: Extra inputs are not permitted" in load_error(write(tmp_path, document))
+
+
+def test_an_event_type_carried_by_no_input_topic_is_refused(tmp_path: Path) -> None:
+    document = real_document()
+    document["topics"][4]["event_types"].remove("xosp.order.amend_requested.v1")
+    assert "no input topic carries event type(s) xosp.order.amend_requested.v1" in load_error(write(tmp_path, document))
+
+
+def test_an_event_type_on_two_input_topics_is_ambiguous(tmp_path: Path) -> None:
+    document = real_document()
+    document["topics"][1]["event_types"].append("xosp.user.created.v1")
+    assert "xosp.user.created.v1 is also carried by xosp.users" in load_error(write(tmp_path, document))
+
+
+def test_a_service_without_a_dead_letter_topic_is_refused(tmp_path: Path) -> None:
+    document = real_document()
+    document["topics"] = [t for t in document["topics"] if t["name"] != "xosp.oms.dlq"]
+    assert "service 'oms' needs exactly one dead-letter topic, has 0" in load_error(write(tmp_path, document))
+
+
+def test_missing_file_and_broken_yaml(tmp_path: Path) -> None:
+    assert "cannot read the topic catalogue" in load_error(tmp_path / "nope.yaml")
+    broken = tmp_path / "topics.yaml"
+    broken.write_text("topics: [\n")
+    assert "not valid YAML" in load_error(broken)
+
+
+def test_retention_is_given_to_kafka_in_milliseconds() -> None:
+    catalogue = Catalogue.load(REAL, schemas.registry)
+    assert catalogue.topic("xosp.users").broker_configs() == {"retention.ms": str(30 * 86_400_000), "cleanup.policy": "delete"}
+    assert catalogue.topic("xosp.exchanges").broker_configs()["retention.ms"] == "-1"

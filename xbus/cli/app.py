@@ -1,0 +1,51 @@
+"""The `xbus` command. Errors we expect become one readable line and an exit code, not a traceback."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from xbus.cli import schemas_cmd, stack_cmd, topics_cmd
+from xbus.cli.common import err
+from xbus.cli.demo_cmd import demo
+from xbus.cli.publish_cmd import publish
+from xbus.cli.tail_cmd import tail
+from xbus.errors import XbusError
+
+app = typer.Typer(
+    name="xbus",
+    help="xosp-bus: lifecycle events of the XOSP trading platform on Kafka.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(stack_cmd.app, name="stack")
+app.add_typer(topics_cmd.app, name="topics")
+app.add_typer(schemas_cmd.app, name="schemas")
+app.command()(publish)
+app.command()(tail)
+app.command()(demo)
+
+
+def main() -> None:
+    try:
+        code = app(standalone_mode=False)
+    except XbusError as error:
+        err.print(f"[red]xbus:[/red] {error}", highlight=False)
+        sys.exit(error.exit_code)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as error:  # click's usage errors
+        from click import ClickException
+
+        if isinstance(error, ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)

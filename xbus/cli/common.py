@@ -1,0 +1,30 @@
+"""What every command shares: settings loaded once, logging set up, coroutines run, output consoles."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from functools import cache
+from typing import Any, TypeVar
+
+from rich.console import Console
+
+from xbus.logging import configure_logging
+from xbus.settings import Settings, load_settings
+
+T = TypeVar("T")
+
+#: Results go to stdout (pipe-able); progress, warnings and logs to stderr.
+out = Console(soft_wrap=True)
+err = Console(stderr=True)
+
+
+@cache
+def settings() -> Settings:
+    loaded = load_settings()
+    configure_logging(loaded.log_format, loaded.log_level)
+    return loaded
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)

@@ -1,0 +1,115 @@
+"""`xbus publish TYPE --data JSON|@file` and `xbus publish --file events.ndjson`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from producers import Outgoing, Published, Publisher
+from producers.incoming import InvalidEvent, parse_event_document, parse_event_line
+from xbus.cli.common import err, out, run, settings
+from xbus.errors import XbusError
+from xbus.platform import connect, load_catalogue
+
+BATCH_LINES = 2_000
+
+
+def publish(
+    event_type: str | None = typer.Argument(None, metavar="TYPE", help="Event type, e.g. xosp.user.created.v1."),
+    data: str | None = typer.Option(None, "--data", "-d", help="The event's fields as JSON, or @path to a JSON file."),
+    file: Path | None = typer.Option(None, "--file", "-f", help="NDJSON: one {\"type\", \"data\", ...} per line.", exists=True, dir_okay=False),
+    correlation_id: str | None = typer.Option(None, "--correlation-id", help="Join an existing flow."),
+    causation_id: str | None = typer.Option(None, "--causation-id", help="The event that caused this one."),
+) -> None:
+    """Publish one event, or every line of an NDJSON file (bad lines reported, good lines published)."""
+    if file is not None:
+        if event_type or data:
+            raise XbusError("give either TYPE --data or --file, not both")
+        run(_publish_file(file))
+        return
+    if not event_type or data is None:
+        raise XbusError("give TYPE and --data JSON (or --data @file.json), or --file events.ndjson")
+    try:
+        outgoing = parse_event_document(
+            {"type": event_type, "data": _load_data(data), "correlationid": correlation_id, "causationid": causation_id}
+        )
+    except InvalidEvent as error:
+        raise XbusError(str(error)) from None
+    result = run(_publish_one(outgoing))
+    print(json.dumps(result.__dict__))
+
+
+def _load_data(data: str) -> object:
+    text = Path(data[1:]).read_text() if data.startswith("@") else data
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise XbusError(f"--data is not JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+
+
+async def _publish_one(outgoing: Outgoing) -> Published:
+    endpoints = await connect(settings())
+    async with Publisher(settings(), endpoints.kafka_bootstrap, load_catalogue(settings())) as publisher:
+        return await publisher.publish(
+            outgoing.event, correlation_id=outgoing.correlation_id, causation_id=outgoing.causation_id
+        )
+
+
+@dataclass
+class _Tally:
+    published: int = 0
+    failed: int = 0
+
+
+async def _publish_file(path: Path) -> None:
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        total_lines = sum(1 for line in handle if line.strip())
+    endpoints = await connect(settings())
+    tally = _Tally()
+    progress = Progress(
+        TextColumn("publishing {task.fields[name]}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err
+    )
+    async with Publisher(settings(), endpoints.kafka_bootstrap, load_catalogue(settings())) as publisher:
+        with progress:
+            task = progress.add_task("publish", total=total_lines, name=path.name)
+            for chunk in _chunks(path):
+                good: list[tuple[int, Outgoing]] = []
+                for number, line in chunk:
+                    try:
+                        good.append((number, parse_event_line(line)))
+                    except InvalidEvent as error:
+                        _report(progress, tally, number, str(error))
+                results = await publisher.publish_many([outgoing for _, outgoing in good])
+                for (number, _), result in zip(good, results, strict=True):
+                    if isinstance(result, Published):
+                        tally.published += 1
+                    else:
+                        _report(progress, tally, number, f"{result.event_type}: broker refused it: {result.error}")
+                progress.advance(task, len(chunk))
+    out.print(f"published {tally.published}, failed {tally.failed}, of {tally.published + tally.failed} event lines in {path}")
+    if tally.failed:
+        raise typer.Exit(1)
+
+
+def _report(progress: Progress, tally: _Tally, number: int, message: str) -> None:
+    tally.failed += 1
+    progress.console.print(f"[red]line {number}[/red]: {message}", highlight=False)
+
+
+def _chunks(path: Path) -> Iterator[list[tuple[int, str]]]:
+    """Non-blank lines with their 1-based numbers, in chunks (blank lines are not events)."""
+    chunk: list[tuple[int, str]] = []
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                chunk.append((number, line))
+            if len(chunk) >= BATCH_LINES:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk

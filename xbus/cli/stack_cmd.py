@@ -1,0 +1,94 @@
+"""`xbus stack up | down | status`."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import typer
+from rich.table import Table
+
+from xbus.cli.common import err, out, run, settings
+from xbus.embedded.broker import broker_running
+from xbus.embedded.postgres import postgres_running
+from xbus.embedded.stack import EmbeddedStack
+from xbus.platform import admin_client, connect
+
+app = typer.Typer(help="Start, stop and check the embedded Kafka broker and PostgreSQL.", no_args_is_help=True)
+
+
+def _stack() -> EmbeddedStack:
+    return EmbeddedStack(settings().data_dir, settings().embedded_kafka_port)
+
+
+@app.command()
+def up() -> None:
+    """Start the embedded stack (idempotent) and apply topics.yaml to a new broker."""
+    endpoints = run(connect(settings()))
+    if not (settings().embedded_kafka or settings().embedded_database):
+        err.print("XBUS_KAFKA_BOOTSTRAP and XBUS_DATABASE_URL are set: nothing embedded to start")
+    out.print(f"kafka     {endpoints.kafka_bootstrap}")
+    out.print(f"postgres  {endpoints.database_url}")
+    if settings().embedded_kafka:
+        err.print("[dim]the embedded broker keeps topics in memory: they do not survive `xbus stack down`[/dim]")
+
+
+@app.command()
+def down() -> None:
+    """Stop the embedded stack. PostgreSQL data stays on disk; broker topics are gone."""
+    stopped = _stack().down()
+    out.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@app.command()
+def status() -> None:
+    """Check each part: process alive, Kafka metadata answers, `select 1` answers. Exit 1 if not healthy."""
+    config = settings()
+    state = _stack().read_state()
+    kafka = config.kafka_bootstrap or state.kafka_bootstrap
+    database = config.database_url or state.database_url
+    kafka_ok, kafka_detail = run(_check_kafka(kafka))
+    pg_ok, pg_detail = run(_check_postgres(database))
+    table = Table("part", "where", "embedded pid", "health")
+    table.add_row(
+        "kafka", kafka or "-", _pid(state.kafka_pid, broker_running(state.kafka_pid, state.kafka_port), config.embedded_kafka), kafka_detail
+    )
+    table.add_row(
+        "postgres", database or "-", _pid(state.postgres_pid, postgres_running(state.postgres_pid), config.embedded_database), pg_detail
+    )
+    out.print(table)
+    if not (kafka_ok and pg_ok):
+        raise typer.Exit(1)
+
+
+def _pid(pid: int | None, alive: bool, embedded: bool) -> str:
+    if not embedded:
+        return "external"
+    return f"{pid} ({'running' if alive else 'not running'})" if pid else "not started"
+
+
+async def _check_kafka(bootstrap: str | None) -> tuple[bool, str]:
+    if not bootstrap:
+        return False, "[red]not started[/red]"
+    try:
+        async with asyncio.timeout(10):
+            async with admin_client(settings(), bootstrap) as admin:
+                brokers = len((await admin.describe_cluster())["brokers"])
+    except Exception as error:  # any failure is the answer here: report it, do not crash
+        return False, f"[red]metadata request failed: {type(error).__name__}: {error}[/red]"
+    return True, f"[green]ok[/green] ({brokers} broker{'s' if brokers != 1 else ''})"
+
+
+async def _check_postgres(url: str | None) -> tuple[bool, str]:
+    if not url:
+        return False, "[red]not started[/red]"
+    try:
+        connection = await asyncpg.connect(url, timeout=10)
+        try:
+            await connection.fetchval("select 1")
+            version = await connection.fetchval("show server_version")
+        finally:
+            await connection.close()
+    except Exception as error:  # any failure is the answer here: report it, do not crash
+        return False, f"[red]select 1 failed: {type(error).__name__}: {error}[/red]"
+    return True, f"[green]ok[/green] (PostgreSQL {version})"
