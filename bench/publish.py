@@ -24,7 +24,8 @@ from producers import Publisher
 from schemas import Envelope
 from schemas.users import UserCreated
 from xbus.kafka import client_options
-from xbus.platform import connect, load_catalogue
+from xbus.logging import configure_logging
+from xbus.platform import apply_catalogue, connect, load_catalogue
 from xbus.settings import Settings, load_settings
 
 
@@ -66,9 +67,8 @@ async def publisher_round(publisher: Publisher, events: list[UserCreated]) -> fl
 
 async def main(count: int, rounds: int) -> None:
     settings = load_settings(topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.")
+    configure_logging(settings.log_format, settings.log_level)
     endpoints = await connect(settings)
-    from xbus.platform import apply_catalogue
-
     await apply_catalogue(settings, endpoints.kafka_bootstrap)
     catalogue = load_catalogue(settings)
     topic = settings.topic("xosp.users")

@@ -9,14 +9,14 @@ otherwise auto-create topics with 4 partitions).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import structlog
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import KafkaError
 
 import schemas
 from xbus.catalogue import Catalogue
@@ -73,30 +73,32 @@ async def apply_catalogue(settings: Settings, bootstrap: str) -> ApplyReport:
 @asynccontextmanager
 async def admin_client(settings: Settings, bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
     admin = AIOKafkaAdminClient(**client_options(settings, bootstrap))
-    try:
-        await admin.start()
-    except (KafkaConnectionError, KafkaError) as error:
-        await admin.close()
-        raise BrokerUnavailable(f"Kafka at {bootstrap} did not answer ({error}); check XBUS_KAFKA_BOOTSTRAP") from None
-    try:
+    async with _started(admin.start, admin.close, bootstrap):
         yield admin
-    finally:
-        await admin.close()
 
 
 @asynccontextmanager
 async def plain_consumer(settings: Settings, bootstrap: str) -> AsyncIterator[AIOKafkaConsumer]:
     """A consumer with no group: reads by assignment, commits nothing, disturbs no one."""
     consumer = AIOKafkaConsumer(**client_options(settings, bootstrap), group_id=None, enable_auto_commit=False)
+    async with _started(consumer.start, consumer.stop, bootstrap):
+        yield consumer
+
+
+@asynccontextmanager
+async def _started(
+    start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]], bootstrap: str
+) -> AsyncIterator[None]:
+    """Start a client, turning "cannot connect" into an error that names the setting to check."""
     try:
-        await consumer.start()
-    except (KafkaConnectionError, KafkaError) as error:
-        await consumer.stop()
+        await start()
+    except KafkaError as error:
+        await stop()
         raise BrokerUnavailable(f"Kafka at {bootstrap} did not answer ({error}); check XBUS_KAFKA_BOOTSTRAP") from None
     try:
-        yield consumer
+        yield
     finally:
-        await consumer.stop()
+        await stop()
 
 
 @asynccontextmanager

@@ -154,3 +154,13 @@ def test_demo_publishes_the_scenario_and_reads_it_back(xbus: XbusCli) -> None:
     for topic in ("xosp.users", "xosp.accounts", "xosp.operators", "xosp.exchanges", "xosp.orders"):
         assert topic in result.stdout
     assert "InitProducerIdRequest" not in result.stderr
+
+
+def test_an_unreachable_broker_names_the_setting_to_check(xbus: XbusCli) -> None:
+    result = xbus(
+        "topics", "list",
+        env={"XBUS_KAFKA_BOOTSTRAP": "127.0.0.1:1", "XBUS_DATABASE_URL": "postgresql://u@localhost/db", "XBUS_KAFKA_REQUEST_TIMEOUT_MS": "2000"},
+    )
+    assert result.code == 1
+    assert "xbus: Kafka at 127.0.0.1:1 did not answer" in result.stderr
+    assert "check XBUS_KAFKA_BOOTSTRAP" in result.stderr

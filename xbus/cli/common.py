@@ -16,7 +16,7 @@ T = TypeVar("T")
 
 #: Results go to stdout (pipe-able); progress, warnings and logs to stderr.
 out = Console(soft_wrap=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 @cache
