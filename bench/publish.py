@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaProducer
 
 from producers import Publisher
 from schemas import Envelope
+from schemas.types import Role
 from schemas.users import UserCreated
 from xbus.kafka import client_options
 from xbus.logging import configure_logging
@@ -36,14 +37,16 @@ def sample_events(count: int) -> list[UserCreated]:
             username=f"user{i:06d}",
             email=f"user{i:06d}@example.com",
             display_name=f"User {i:06d}",
-            roles=("Motif:User",),
+            roles=(Role.MOTIF_USER,),
             markets=("XSX",),
         )
         for i in range(count)
     ]
 
 
-async def raw_round(settings: Settings, bootstrap: str, topic: str, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> float:
+async def raw_round(
+    settings: Settings, bootstrap: str, topic: str, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]
+) -> float:
     producer = AIOKafkaProducer(**client_options(settings, bootstrap), acks="all", linger_ms=5)
     await producer.start()
     try:
@@ -88,7 +91,17 @@ async def main(count: int, rounds: int) -> None:
             ours.append(await publisher_round(publisher, events))
             print(f"round {index + 1}/{rounds}: raw {raw_rates[-1]:,.0f}/s  publisher {ours[-1]:,.0f}/s", flush=True)
     raw, mine = statistics.median(raw_rates), statistics.median(ours)
-    print(json.dumps({"events": count, "rounds": rounds, "raw_aiokafka_per_s": round(raw), "publisher_per_s": round(mine), "ratio": round(mine / raw, 3)}))
+    print(
+        json.dumps(
+            {
+                "events": count,
+                "rounds": rounds,
+                "raw_aiokafka_per_s": round(raw),
+                "publisher_per_s": round(mine),
+                "ratio": round(mine / raw, 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

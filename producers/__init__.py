@@ -1,5 +1,11 @@
 """Everything that writes to Kafka: the Publisher (and, later, the outbox relay and adapters)."""
 
-from producers.publisher import Outgoing, Published, PublishFailed, Publisher, PublishResult
+from producers.publisher import (
+    Outgoing,
+    Published,
+    Publisher,
+    PublishFailed,
+    PublishResult,
+)
 
-__all__ = ["Outgoing", "PublishFailed", "Published", "PublishResult", "Publisher"]
+__all__ = ["Outgoing", "PublishFailed", "PublishResult", "Published", "Publisher"]

@@ -23,10 +23,10 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from producers.partitioning import partition_for
 from schemas import Event
 from schemas.envelope import build_headers, format_time
 from schemas.ids import new_event_id
-from producers.partitioning import partition_for
 from xbus.catalogue import Catalogue
 from xbus.errors import BrokerUnavailable, XbusError
 from xbus.kafka import client_options
@@ -194,14 +194,16 @@ class Publisher:
         Returns each batch's outcome (its metadata, or the exception) with its members.
         """
         futures: list[tuple[asyncio.Future[Any], list[tuple[int, _Record]]]] = []
-        builder, members = producer.create_batch(), []
+        builder, members = producer.create_batch(), list[tuple[int, _Record]]()
         for index, record in records:
             if builder.append(timestamp=None, key=record.key, value=record.value, headers=record.headers) is None:
                 if members:
                     futures.append((await producer.send_batch(builder, topic, partition=partition), members))
                     builder, members = producer.create_batch(), []
                 if builder.append(timestamp=None, key=record.key, value=record.value, headers=record.headers) is None:
-                    futures.append((_failed(XbusError("the event is larger than the maximum request size")), [(index, record)]))
+                    futures.append(
+                        (_failed(XbusError("the event is larger than the maximum request size")), [(index, record)])
+                    )
                     builder = producer.create_batch()
                     continue
             members.append((index, record))

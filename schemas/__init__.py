@@ -5,7 +5,13 @@ Importing this package registers every model in :data:`schemas.registry`.
 
 from schemas import accounts, exchanges, operators, orders, users
 from schemas.envelope import Envelope, EnvelopeError
-from schemas.event import Event, EventRegistry, UnknownEventType, describe_validation_error, registry
+from schemas.event import (
+    Event,
+    EventRegistry,
+    UnknownEventType,
+    describe_validation_error,
+    registry,
+)
 
 __all__ = [
     "Envelope",

@@ -9,7 +9,16 @@ from zoneinfo import available_timezones
 from pydantic import Field, field_validator, model_validator
 
 from schemas.event import Event
-from schemas.types import CfiCode, Currency, ExchangeCode, Frozen, Label, MarketCode, NonEmpty, unique
+from schemas.types import (
+    CfiCode,
+    Currency,
+    ExchangeCode,
+    Frozen,
+    Label,
+    MarketCode,
+    NonEmpty,
+    unique,
+)
 
 SymbolCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,32}$")]
 TimeZone = Annotated[str, Field(min_length=1, max_length=64, description="IANA time zone, e.g. Australia/Sydney")]

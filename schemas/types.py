@@ -6,9 +6,9 @@ every event, and so that their JSON Schemas are identical wherever they appear.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
@@ -43,7 +43,7 @@ def _decimal_from_string(value: Any) -> Decimal:
     if isinstance(value, Decimal):
         return value
     if not isinstance(value, str):
-        raise ValueError("must be a decimal string such as \"1250.50\", not a number")
+        raise ValueError('must be a decimal string such as "1250.50", not a number')
     try:
         parsed = Decimal(value)
     except InvalidOperation:

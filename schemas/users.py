@@ -7,7 +7,16 @@ from typing import Annotated
 from pydantic import Field, field_validator
 
 from schemas.event import Event
-from schemas.types import Email, Frozen, Label, LoginId, MarketCode, NonEmpty, Role, unique
+from schemas.types import (
+    Email,
+    Frozen,
+    Label,
+    LoginId,
+    MarketCode,
+    NonEmpty,
+    Role,
+    unique,
+)
 
 
 class SessionLimits(Frozen):

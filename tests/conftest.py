@@ -87,7 +87,7 @@ class CliResult:
 
 
 @pytest.fixture
-def xbus(stack: Stack, prefix: str) -> "XbusCli":
+def xbus(stack: Stack, prefix: str) -> XbusCli:
     return XbusCli(stack, prefix)
 
 

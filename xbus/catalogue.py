@@ -104,7 +104,9 @@ class Catalogue:
                     raise self._error(topic.name, index, f"an input topic is owned by {UPSTREAM!r}")
                 for type_name in topic.event_types:
                     if type_name in routed:
-                        raise self._error(topic.name, index, f"event type {type_name} is also carried by {routed[type_name]}")
+                        raise self._error(
+                            topic.name, index, f"event type {type_name} is also carried by {routed[type_name]}"
+                        )
                     routed[type_name] = topic.name
             elif topic.owner == UPSTREAM:
                 raise self._error(topic.name, index, f"a {topic.kind} topic must be owned by a service")
@@ -114,7 +116,9 @@ class Catalogue:
         for service in self.services():
             dead_letters = [t for t in self.topics if t.owner == service and t.kind == TopicKind.DEAD_LETTER]
             if len(dead_letters) != 1:
-                raise CatalogueError(f"{self.path}: service {service!r} needs exactly one dead-letter topic, has {len(dead_letters)}")
+                raise CatalogueError(
+                    f"{self.path}: service {service!r} needs exactly one dead-letter topic, has {len(dead_letters)}"
+                )
 
     def _error(self, name: str, index: int, problem: str) -> CatalogueError:
         return CatalogueError(f"{self.path}: topic {name!r} (entry {index}): {problem}")

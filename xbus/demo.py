@@ -6,12 +6,32 @@ deterministic apart from event ids so that two runs publish the same facts.
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
+
 from schemas import Event
-from schemas.accounts import AccountLogin, FundsDeposited, Investor, TradingAccountOpened, VettingLimits
+from schemas.accounts import (
+    AccountLogin,
+    FundsDeposited,
+    Investor,
+    TradingAccountOpened,
+    VettingLimits,
+)
 from schemas.exchanges import ExchangeAdded, Market, Symbol, TradingHours
 from schemas.operators import ManualActionCompleted, OperatorRegistered
 from schemas.orders import OrderPlaced
-from schemas.types import PositiveMoney
+from schemas.types import (
+    AccountRight,
+    InvestorType,
+    OmsFeature,
+    OperatorSystem,
+    OrderLifetime,
+    OrderSide,
+    OrderType,
+    PositiveMoney,
+    RegistryFeature,
+    Role,
+)
 from schemas.users import SessionLimits, SessionPolicy, UserCreated
 
 EXCHANGE = "XSX"
@@ -33,10 +53,18 @@ def _exchange() -> ExchangeAdded:
         Symbol(code=f"XS0{i}", name=f"XOSP Sample Company {i}", currency="AUD", cfi_code="ESVUFR") for i in range(1, 4)
     )
     market = Market(
-        code=EXCHANGE, currency="AUD", time_zone="Australia/Sydney", trading_hours=TradingHours(open="10:00", close="16:00"), symbols=symbols
+        code=EXCHANGE,
+        currency="AUD",
+        time_zone="Australia/Sydney",
+        trading_hours=TradingHours(open=dt.time(10), close=dt.time(16)),
+        symbols=symbols,
     )
     return ExchangeAdded(
-        code=EXCHANGE, name="XOSP Stock Exchange", markets=(market,), market_data_plugin="prodigy", oms_adapter="prodigy"
+        code=EXCHANGE,
+        name="XOSP Stock Exchange",
+        markets=(market,),
+        market_data_plugin="prodigy",
+        oms_adapter="prodigy",
     )
 
 
@@ -44,13 +72,15 @@ def _operators() -> list[Event]:
     registered = OperatorRegistered(
         operator_id="ops-1",
         login_id=USERS[0][0],
-        systems=("oms", "registry", "prodigy"),
-        oms_features=("Admin", "Operator"),
-        registry_features=("Admin", "MaintainRecords"),
+        systems=(OperatorSystem.OMS, OperatorSystem.REGISTRY, OperatorSystem.PRODIGY),
+        oms_features=(OmsFeature.ADMIN, OmsFeature.OPERATOR),
+        registry_features=(RegistryFeature.ADMIN, RegistryFeature.MAINTAIN_RECORDS),
         owners=("XS",),
         exchanges=(EXCHANGE,),
     )
-    completed = ManualActionCompleted(operator_id="ops-1", flow_id="operator:ops-1", step="prodigy", done_by="ops-admin")
+    completed = ManualActionCompleted(
+        operator_id="ops-1", flow_id="operator:ops-1", step="prodigy", done_by="ops-admin"
+    )
     return [registered, completed]
 
 
@@ -62,7 +92,7 @@ def _users() -> list[Event]:
             username=username,
             email=f"{username}@example.com",
             display_name=name,
-            roles=("Motif:User",) if index else ("Motif:User", "Foundry:Operator"),
+            roles=(Role.MOTIF_USER,) if index else (Role.MOTIF_USER, Role.FOUNDRY_OPERATOR),
             markets=(EXCHANGE,),
             session_policy=policy if index % 2 == 0 else None,
         )
@@ -78,10 +108,12 @@ def _accounts() -> list[Event]:
             name=f"{name} trading",
             classification="Retail",
             default_currency="AUD",
-            investor=Investor(investor_id=f"INV-{index + 1}", full_name=name, country="AU", type="individual"),
-            logins=(AccountLogin(login_id=login_id, rights=("view", "trade")),),
+            investor=Investor(
+                investor_id=f"INV-{index + 1}", full_name=name, country="AU", type=InvestorType.INDIVIDUAL
+            ),
+            logins=(AccountLogin(login_id=login_id, rights=(AccountRight.VIEW, AccountRight.TRADE)),),
             allowed_exchanges=(EXCHANGE,),
-            vetting=VettingLimits(max_order_value=PositiveMoney(amount="50000", currency="AUD")),
+            vetting=VettingLimits(max_order_value=PositiveMoney(amount=Decimal("50000"), currency="AUD")),
         )
         for index, (login_id, _, name) in enumerate(USERS[:3])
     ]
@@ -89,7 +121,11 @@ def _accounts() -> list[Event]:
 
 def _funds() -> list[Event]:
     return [
-        FundsDeposited(account_id=f"XS:000{i}", amount=PositiveMoney(amount="10000.00", currency="AUD"), reference=f"BANK-{i}")
+        FundsDeposited(
+            account_id=f"XS:000{i}",
+            amount=PositiveMoney(amount=Decimal("10000.00"), currency="AUD"),
+            reference=f"BANK-{i}",
+        )
         for i in range(1, 4)
     ]
 
@@ -97,11 +133,23 @@ def _funds() -> list[Event]:
 def _orders() -> list[Event]:
     return [
         OrderPlaced(
-            order_id="ORD-1", account_id="XS:0001", login_id=USERS[0][0], instrument="XS01.XSX",
-            side="BUY", order_type="LIMIT", quantity=100, limit_price="12.50",
+            order_id="ORD-1",
+            account_id="XS:0001",
+            login_id=USERS[0][0],
+            instrument="XS01.XSX",
+            side=OrderSide.BUY,
+            order_type=OrderType.LIMIT,
+            quantity=100,
+            limit_price=Decimal("12.50"),
         ),
         OrderPlaced(
-            order_id="ORD-2", account_id="XS:0002", login_id=USERS[1][0], instrument="XS02.XSX",
-            side="BUY", order_type="MARKET", quantity=50, lifetime="IMMEDIATE_OR_CANCEL",
+            order_id="ORD-2",
+            account_id="XS:0002",
+            login_id=USERS[1][0],
+            instrument="XS02.XSX",
+            side=OrderSide.BUY,
+            order_type=OrderType.MARKET,
+            quantity=50,
+            lifetime=OrderLifetime.IMMEDIATE_OR_CANCEL,
         ),
     ]

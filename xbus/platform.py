@@ -102,7 +102,9 @@ async def _started(
 
 
 @asynccontextmanager
-async def topic_reader(settings: Settings, bootstrap: str) -> AsyncIterator[tuple[AIOKafkaAdminClient, AIOKafkaConsumer]]:
+async def topic_reader(
+    settings: Settings, bootstrap: str
+) -> AsyncIterator[tuple[AIOKafkaAdminClient, AIOKafkaConsumer]]:
     """An admin client (to find partitions) and a group-less consumer (to read them)."""
     async with admin_client(settings, bootstrap) as admin, plain_consumer(settings, bootstrap) as consumer:
         yield admin, consumer

@@ -76,11 +76,18 @@ async def topic_partitions(admin: AIOKafkaAdminClient, topic: str) -> list[Topic
     if topic not in await admin.list_topics():
         raise XbusError(f"topic {topic} does not exist; `xbus topics list` shows the topics")
     [description] = await admin.describe_topics([topic])
-    return [TopicPartition(topic, p["partition"]) for p in sorted(description["partitions"], key=lambda p: p["partition"])]
+    return [
+        TopicPartition(topic, p["partition"]) for p in sorted(description["partitions"], key=lambda p: p["partition"])
+    ]
 
 
 async def read_topic(
-    consumer: AIOKafkaConsumer, partitions: list[TopicPartition], *, last: int | None = None, follow: bool = False, idle_ms: int = 500
+    consumer: AIOKafkaConsumer,
+    partitions: list[TopicPartition],
+    *,
+    last: int | None = None,
+    follow: bool = False,
+    idle_ms: int = 500,
 ) -> AsyncIterator[ReadEvent]:
     """Events of ``partitions`` (see :func:`topic_partitions`): the last ``last`` per partition
     (all when ``None``), then new ones if ``follow``; without ``follow`` it stops at the end

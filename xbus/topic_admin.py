@@ -104,13 +104,18 @@ class TopicRow:
         return sum(self.end_offsets.values())
 
 
-async def list_topics(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, catalogue: Catalogue, prefix: str = "") -> list[TopicRow]:
+async def list_topics(
+    admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, catalogue: Catalogue, prefix: str = ""
+) -> list[TopicRow]:
     """The catalogue's topics as the cluster has them, with correct end offsets per partition."""
     names = [prefix + spec.name for spec in catalogue.topics]
     present = set(await admin.list_topics())
     descriptions = {d["topic"]: d for d in await admin.describe_topics([n for n in names if n in present])}
     partitions = [
-        TopicPartition(name, p["partition"]) for name in names if name in descriptions for p in descriptions[name]["partitions"]
+        TopicPartition(name, p["partition"])
+        for name in names
+        if name in descriptions
+        for p in descriptions[name]["partitions"]
     ]
     ends = await log_end_offsets(consumer, partitions)
     return [

@@ -91,7 +91,10 @@ def test_ndjson_bad_lines_are_reported_by_number_and_good_lines_still_published(
         line({**USER, "login_id": "n3", "email": "bad"}),
         line({"login_id": "n4", "reason": "left"}, "xosp.user.disabled.v1"),
         line({**USER, "login_id": "n5"}, "xosp.user.created.v9"),
-        line({"account_id": "XS:0001", "amount": {"amount": "100.00", "currency": "AUD"}, "reference": "b1"}, "xosp.account.funds_deposited.v1"),
+        line(
+            {"account_id": "XS:0001", "amount": {"amount": "100.00", "currency": "AUD"}, "reference": "b1"},
+            "xosp.account.funds_deposited.v1",
+        ),
     ]
     path = tmp_path / "events.ndjson"
     path.write_text("\n".join(lines) + "\n")
@@ -108,12 +111,16 @@ def test_ndjson_bad_lines_are_reported_by_number_and_good_lines_still_published(
 def test_a_bad_setting_stops_with_one_line_and_exit_code_2(xbus: XbusCli) -> None:
     result = xbus("topics", "list", env={"XBUS_KAFKA_BOOTSTRAP": "no-port-here"})
     assert result.code == 2
-    assert result.stderr.strip().splitlines() == ["xbus: invalid setting XBUS_KAFKA_BOOTSTRAP=no-port-here: 'no-port-here' is not host:port"]
+    assert result.stderr.strip().splitlines() == [
+        "xbus: invalid setting XBUS_KAFKA_BOOTSTRAP=no-port-here: 'no-port-here' is not host:port"
+    ]
 
 
 def test_a_malformed_catalogue_stops_with_file_entry_and_problem(xbus: XbusCli, tmp_path: Path) -> None:
     broken = tmp_path / "topics.yaml"
-    broken.write_text((Path(__file__).parents[2] / "topics.yaml").read_text().replace("xosp.order.placed.v1", "xosp.order.placd.v1"))
+    broken.write_text(
+        (Path(__file__).parents[2] / "topics.yaml").read_text().replace("xosp.order.placed.v1", "xosp.order.placd.v1")
+    )
     result = xbus("topics", "apply", env={"XBUS_TOPICS_FILE": str(broken)})
     assert result.code == 2
     assert "topic 'xosp.orders' (entry 5): unknown event type 'xosp.order.placd.v1'" in result.stderr
@@ -135,7 +142,10 @@ def test_stack_up_is_idempotent(xbus: XbusCli) -> None:
 def test_tail_shows_the_last_events_per_partition(xbus: XbusCli) -> None:
     assert xbus("topics", "apply").code == 0
     for reason in ("first", "second", "third"):
-        assert xbus("publish", "xosp.user.disabled.v1", "--data", json.dumps({"login_id": "same", "reason": reason})).code == 0
+        assert (
+            xbus("publish", "xosp.user.disabled.v1", "--data", json.dumps({"login_id": "same", "reason": reason})).code
+            == 0
+        )
     result = xbus("tail", "xosp.users", "--last", "2", "--json")
     assert [json.loads(row)["data"]["reason"] for row in result.stdout.splitlines()] == ["second", "third"]
 
@@ -158,8 +168,13 @@ def test_demo_publishes_the_scenario_and_reads_it_back(xbus: XbusCli) -> None:
 
 def test_an_unreachable_broker_names_the_setting_to_check(xbus: XbusCli) -> None:
     result = xbus(
-        "topics", "list",
-        env={"XBUS_KAFKA_BOOTSTRAP": "127.0.0.1:1", "XBUS_DATABASE_URL": "postgresql://u@localhost/db", "XBUS_KAFKA_REQUEST_TIMEOUT_MS": "2000"},
+        "topics",
+        "list",
+        env={
+            "XBUS_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+            "XBUS_DATABASE_URL": "postgresql://u@localhost/db",
+            "XBUS_KAFKA_REQUEST_TIMEOUT_MS": "2000",
+        },
     )
     assert result.code == 1
     assert "xbus: Kafka at 127.0.0.1:1 did not answer" in result.stderr

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
-from producers import Outgoing, Published, PublishFailed, Publisher
+from producers import Outgoing, Published, Publisher, PublishFailed
 from producers.partitioning import partition_for
 from schemas import Envelope
 from schemas.accounts import FundsDeposited
@@ -25,7 +25,9 @@ pytestmark = pytest.mark.integration
 
 
 def user(login_id: str) -> UserCreated:
-    return UserCreated(login_id=login_id, username=f"name-{login_id}", email=f"{login_id}@example.com", display_name="Someone")
+    return UserCreated(
+        login_id=login_id, username=f"name-{login_id}", email=f"{login_id}@example.com", display_name="Someone"
+    )
 
 
 async def read_all(settings: Settings, topic: str) -> list:
@@ -42,8 +44,15 @@ async def test_round_trip_carries_every_cloudevents_header(topics: Settings) -> 
     [read] = await read_all(topics, "xosp.users")
     names = [name for name in read.headers]
     assert names == [
-        "ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time",
-        "ce_subject", "ce_correlationid", "ce_causationid", "content-type",
+        "ce_specversion",
+        "ce_id",
+        "ce_source",
+        "ce_type",
+        "ce_time",
+        "ce_subject",
+        "ce_correlationid",
+        "ce_causationid",
+        "content-type",
     ]
     envelope = read.envelope
     assert envelope is not None
@@ -69,12 +78,19 @@ async def test_a_root_event_is_its_own_correlation_and_causation(topics: Setting
 
 async def test_publish_many_reports_the_partition_and_offset_each_event_landed_at(topics: Settings) -> None:
     events = [user(f"login-{i:04d}") for i in range(600)]
-    events += [FundsDeposited(account_id=f"XS:{i:04d}", amount=PositiveMoney(amount="10.00", currency="AUD"), reference=f"r{i}") for i in range(100)]
+    events += [
+        FundsDeposited(
+            account_id=f"XS:{i:04d}", amount=PositiveMoney(amount="10.00", currency="AUD"), reference=f"r{i}"
+        )
+        for i in range(100)
+    ]
     async with Publisher(topics, topics.kafka_bootstrap or "", load_catalogue(topics)) as publisher:
         results = await publisher.publish_many(events)
 
     assert all(isinstance(r, Published) for r in results)
-    landed = {(e.topic, e.partition, e.offset): e for t in ("xosp.users", "xosp.accounts") for e in await read_all(topics, t)}
+    landed = {
+        (e.topic, e.partition, e.offset): e for t in ("xosp.users", "xosp.accounts") for e in await read_all(topics, t)
+    }
     assert len(landed) == len(events)
     for event, result in zip(events, results, strict=True):
         read = landed[(result.topic, result.partition, result.offset)]
@@ -134,7 +150,9 @@ async def test_the_embedded_broker_gets_a_plain_acks_all_producer(topics: Settin
 async def test_end_offsets_are_right_when_the_broker_reports_batch_base_offsets(topics: Settings) -> None:
     """1,000 records in one batch: the embedded broker's ListOffsets says 1; the log holds 1,000."""
     topic = topics.topic("xosp.exchanges")  # one partition
-    producer = AIOKafkaProducer(**client_options(topics, topics.kafka_bootstrap or ""), acks="all", max_batch_size=1024 * 1024)
+    producer = AIOKafkaProducer(
+        **client_options(topics, topics.kafka_bootstrap or ""), acks="all", max_batch_size=1024 * 1024
+    )
     await producer.start()
     try:
         batch = producer.create_batch()

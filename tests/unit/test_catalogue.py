@@ -35,7 +35,15 @@ def test_the_committed_catalogue_routes_every_event_type_and_gives_every_service
     catalogue = Catalogue.load(REAL, schemas.registry)
     for type_name in schemas.registry.types():
         assert catalogue.topic_for_type(type_name).kind == TopicKind.INPUT
-    assert catalogue.services() == ["authentication", "authorisation", "market_data", "oms", "provisioning", "registry", "sessions"]
+    assert catalogue.services() == [
+        "authentication",
+        "authorisation",
+        "market_data",
+        "oms",
+        "provisioning",
+        "registry",
+        "sessions",
+    ]
     for service in catalogue.services():
         assert catalogue.dead_letter_topic(service).name.endswith(".dlq")
 
@@ -53,7 +61,9 @@ def test_duplicate_topic_names_both_entries(tmp_path: Path) -> None:
     document = real_document()
     document["topics"].append(dict(document["topics"][1], event_types=[]))
     message = load_error(write(tmp_path, document))
-    assert f"topic 'xosp.operators' (entry {len(document['topics'])}): duplicate topic: entry 2 defines it too" in message
+    assert (
+        f"topic 'xosp.operators' (entry {len(document['topics'])}): duplicate topic: entry 2 defines it too" in message
+    )
 
 
 def test_missing_field_is_named(tmp_path: Path) -> None:
@@ -104,5 +114,8 @@ def test_missing_file_and_broken_yaml(tmp_path: Path) -> None:
 
 def test_retention_is_given_to_kafka_in_milliseconds() -> None:
     catalogue = Catalogue.load(REAL, schemas.registry)
-    assert catalogue.topic("xosp.users").broker_configs() == {"retention.ms": str(30 * 86_400_000), "cleanup.policy": "delete"}
+    assert catalogue.topic("xosp.users").broker_configs() == {
+        "retention.ms": str(30 * 86_400_000),
+        "cleanup.policy": "delete",
+    }
     assert catalogue.topic("xosp.exchanges").broker_configs()["retention.ms"] == "-1"

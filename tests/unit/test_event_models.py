@@ -23,8 +23,14 @@ ACCOUNT = {
     "logins": [{"login_id": "u1", "rights": ["view", "trade"]}],
 }
 ORDER = {
-    "order_id": "O1", "account_id": "XS:0001", "login_id": "u1", "instrument": "XS01.XSX",
-    "side": "BUY", "order_type": "LIMIT", "quantity": 10, "limit_price": "12.50",
+    "order_id": "O1",
+    "account_id": "XS:0001",
+    "login_id": "u1",
+    "instrument": "XS01.XSX",
+    "side": "BUY",
+    "order_type": "LIMIT",
+    "quantity": 10,
+    "limit_price": "12.50",
 }
 
 
@@ -52,7 +58,9 @@ def test_a_deposit_must_be_positive_and_in_an_iso_currency() -> None:
 
 
 def test_models_are_closed_and_frozen() -> None:
-    assert "Extra inputs are not permitted" in problem(UserCreated, {"login_id": "u", "username": "u", "email": "a@b.co", "display_name": "U", "password": "x"})
+    assert "Extra inputs are not permitted" in problem(
+        UserCreated, {"login_id": "u", "username": "u", "email": "a@b.co", "display_name": "U", "password": "x"}
+    )
     event = UserCreated(login_id="u", username="u", email="a@b.co", display_name="U")
     with pytest.raises(ValidationError):
         event.login_id = "other"  # type: ignore[misc]
@@ -101,7 +109,12 @@ def test_operator_features_need_their_system() -> None:
 
 
 def test_exchange_markets_need_a_real_time_zone_and_hours() -> None:
-    market = {"code": "XSX", "currency": "AUD", "time_zone": "Mars/Olympus", "trading_hours": {"open": "10:00", "close": "16:00"}}
+    market = {
+        "code": "XSX",
+        "currency": "AUD",
+        "time_zone": "Mars/Olympus",
+        "trading_hours": {"open": "10:00", "close": "16:00"},
+    }
     data = {"code": "XSX", "name": "X", "markets": [market], "market_data_plugin": "prodigy", "oms_adapter": "prodigy"}
     assert "not an IANA time zone" in problem(ExchangeAdded, data)
     backwards = {**market, "time_zone": "UTC", "trading_hours": {"open": "16:00", "close": "10:00"}}

@@ -17,7 +17,10 @@ from xbus.settings import load_settings
         ({"XBUS_LOG_FORMAT": "xml"}, "XBUS_LOG_FORMAT=xml"),
         ({"XBUS_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "XBUS_KAFKA_SASL_MECHANISM: is required with SASL_SSL"),
         ({"XBUS_KAFKA_SASL_MECHANISM": "PLAIN"}, "XBUS_KAFKA_SECURITY_PROTOCOL: must be SASL_PLAINTEXT or SASL_SSL"),
-        ({"XBUS_KAFKA_SSL_CAFILE": "/nonexistent/ca.pem"}, "XBUS_KAFKA_SSL_CAFILE=/nonexistent/ca.pem: file /nonexistent/ca.pem does not exist"),
+        (
+            {"XBUS_KAFKA_SSL_CAFILE": "/nonexistent/ca.pem"},
+            "XBUS_KAFKA_SSL_CAFILE=/nonexistent/ca.pem: file /nonexistent/ca.pem does not exist",
+        ),
         ({"XBUS_TOPIC_PREFIX": "bad prefix"}, "XBUS_TOPIC_PREFIX=bad prefix"),
     ],
 )
@@ -50,7 +53,11 @@ def test_sasl_and_tls_settings_reach_the_kafka_client(monkeypatch: pytest.Monkey
     monkeypatch.setenv("XBUS_KAFKA_SASL_PASSWORD", "pw")
     options = client_options(load_settings(), "kafka:9092")
     assert options["security_protocol"] == "SASL_PLAINTEXT"
-    assert (options["sasl_mechanism"], options["sasl_plain_username"], options["sasl_plain_password"]) == ("SCRAM-SHA-256", "svc", "pw")
+    assert (options["sasl_mechanism"], options["sasl_plain_username"], options["sasl_plain_password"]) == (
+        "SCRAM-SHA-256",
+        "svc",
+        "pw",
+    )
 
 
 def test_no_settings_means_the_embedded_stack(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from producers import Outgoing, Published, Publisher
 from producers.incoming import InvalidEvent, parse_event_document, parse_event_line
@@ -22,7 +28,9 @@ BATCH_LINES = 2_000
 def publish(
     event_type: str | None = typer.Argument(None, metavar="TYPE", help="Event type, e.g. xosp.user.created.v1."),
     data: str | None = typer.Option(None, "--data", "-d", help="The event's fields as JSON, or @path to a JSON file."),
-    file: Path | None = typer.Option(None, "--file", "-f", help="NDJSON: one {\"type\", \"data\", ...} per line.", exists=True, dir_okay=False),
+    file: Path | None = typer.Option(
+        None, "--file", "-f", help='NDJSON: one {"type", "data", ...} per line.', exists=True, dir_okay=False
+    ),
     correlation_id: str | None = typer.Option(None, "--correlation-id", help="Join an existing flow."),
     causation_id: str | None = typer.Option(None, "--causation-id", help="The event that caused this one."),
 ) -> None:
@@ -72,7 +80,11 @@ async def _publish_file(path: Path) -> None:
     endpoints = await connect(settings())
     tally = _Tally()
     progress = Progress(
-        TextColumn("publishing {task.fields[name]}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err
+        TextColumn("publishing {task.fields[name]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
     )
     async with Publisher(settings(), endpoints.kafka_bootstrap, load_catalogue(settings())) as publisher:
         with progress:
@@ -91,7 +103,9 @@ async def _publish_file(path: Path) -> None:
                     else:
                         _report(progress, tally, number, f"{result.event_type}: broker refused it: {result.error}")
                 progress.advance(task, len(chunk))
-    out.print(f"published {tally.published}, failed {tally.failed}, of {tally.published + tally.failed} event lines in {path}")
+    out.print(
+        f"published {tally.published}, failed {tally.failed}, of {tally.published + tally.failed} event lines in {path}"
+    )
     if tally.failed:
         raise typer.Exit(1)
 

@@ -11,7 +11,9 @@ import schemas
 from xbus.cli.common import out, settings
 from xbus.platform import load_catalogue
 
-app = typer.Typer(help="Event models: list them, export JSON Schemas, write the AsyncAPI document.", no_args_is_help=True)
+app = typer.Typer(
+    help="Event models: list them, export JSON Schemas, write the AsyncAPI document.", no_args_is_help=True
+)
 
 
 @app.command("list")
@@ -20,7 +22,9 @@ def list_() -> None:
     catalogue = load_catalogue(settings())
     table = Table("type", "model", "topic", "key (aggregate id)")
     for model in schemas.registry.models():
-        table.add_row(model.event_type, model.__name__, catalogue.topic_for_type(model.event_type).name, model.aggregate_field)
+        table.add_row(
+            model.event_type, model.__name__, catalogue.topic_for_type(model.event_type).name, model.aggregate_field
+        )
     out.print(table)
 
 
@@ -36,7 +40,9 @@ def export(directory: Path = typer.Argument(..., help="Where to write one <type>
 
 @app.command()
 def asyncapi(
-    output: Path | None = typer.Option(None, "--output", "-o", help="Where to write it [default: schemas/asyncapi.yaml]."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Where to write it [default: schemas/asyncapi.yaml]."
+    ),
 ) -> None:
     """Write the AsyncAPI 3.0 document of every topic and event (committed as schemas/asyncapi.yaml)."""
     from schemas.asyncapi import committed_asyncapi_path, render_asyncapi

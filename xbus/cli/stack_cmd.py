@@ -51,10 +51,16 @@ def status() -> None:
     pg_ok, pg_detail = run(_check_postgres(database))
     table = Table("part", "where", "embedded pid", "health")
     table.add_row(
-        "kafka", kafka or "-", _pid(state.kafka_pid, broker_running(state.kafka_pid, state.kafka_port), config.embedded_kafka), kafka_detail
+        "kafka",
+        kafka or "-",
+        _pid(state.kafka_pid, broker_running(state.kafka_pid, state.kafka_port), config.embedded_kafka),
+        kafka_detail,
     )
     table.add_row(
-        "postgres", database or "-", _pid(state.postgres_pid, postgres_running(state.postgres_pid), config.embedded_database), pg_detail
+        "postgres",
+        database or "-",
+        _pid(state.postgres_pid, postgres_running(state.postgres_pid), config.embedded_database),
+        pg_detail,
     )
     out.print(table)
     if not (kafka_ok and pg_ok):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import typer
@@ -28,10 +29,8 @@ def tail(
             async for event in read_topic(consumer, partitions, last=None if from_beginning else last, follow=follow):
                 _print(event, as_json)
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how --follow ends
         run(go())
-    except KeyboardInterrupt:
-        pass
 
 
 def _print(event: ReadEvent, as_json: bool) -> None:
@@ -43,11 +42,11 @@ def _print(event: ReadEvent, as_json: bool) -> None:
     if envelope is None:
         out.print(f"{where} key={escape(str(event.key))} [red]{escape(event.problem or '')}[/red]")
     else:
-        out.print(f"{where} {envelope.time.isoformat()} [cyan]{envelope.type}[/cyan] subject={escape(envelope.subject)}")
         out.print(
-            f"  id={envelope.id} correlation={envelope.correlation_id} causation={envelope.causation_id} source={escape(envelope.source)}",
-            style="dim",
+            f"{where} {envelope.time.isoformat()} [cyan]{envelope.type}[/cyan] subject={escape(envelope.subject)}"
         )
+        ids = f"id={envelope.id} correlation={envelope.correlation_id} causation={envelope.causation_id}"
+        out.print(f"  {ids} source={escape(envelope.source)}", style="dim")
         if event.problem:
             out.print(f"  [red]{escape(event.problem)}[/red]")
     out.print("  " + escape(json.dumps(event.data, separators=(",", ":"))), highlight=False)

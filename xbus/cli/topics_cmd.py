@@ -8,7 +8,13 @@ import typer
 from rich.table import Table
 
 from xbus.cli.common import err, out, run, settings
-from xbus.platform import admin_client, apply_catalogue, connect, load_catalogue, plain_consumer
+from xbus.platform import (
+    admin_client,
+    apply_catalogue,
+    connect,
+    load_catalogue,
+    plain_consumer,
+)
 from xbus.topic_admin import TopicRow, list_topics
 
 app = typer.Typer(help="Create and inspect the topics of topics.yaml.", no_args_is_help=True)
@@ -44,20 +50,34 @@ def list_(as_json: bool = typer.Option(False, "--json", help="One JSON object pe
 
     async def go() -> list[TopicRow]:
         endpoints = await connect(settings())
-        async with admin_client(settings(), endpoints.kafka_bootstrap) as admin, plain_consumer(
-            settings(), endpoints.kafka_bootstrap
-        ) as consumer:
+        async with (
+            admin_client(settings(), endpoints.kafka_bootstrap) as admin,
+            plain_consumer(settings(), endpoints.kafka_bootstrap) as consumer,
+        ):
             return await list_topics(admin, consumer, load_catalogue(settings()), settings().topic_prefix)
 
     rows = run(go())
     catalogue = {settings().topic(spec.name): spec for spec in load_catalogue(settings()).topics}
     if as_json:
         for row in rows:
-            print(json.dumps({"topic": row.name, "partitions": row.partitions, "events": row.events, "end_offsets": row.end_offsets}))
+            print(
+                json.dumps(
+                    {
+                        "topic": row.name,
+                        "partitions": row.partitions,
+                        "events": row.events,
+                        "end_offsets": row.end_offsets,
+                    }
+                )
+            )
         return
     table = Table("topic", "kind", "owner", "partitions", "end offsets (sum)", "per partition")
     for row in rows:
         spec = catalogue[row.name]
-        per_partition = " ".join(str(row.end_offsets[p]) for p in sorted(row.end_offsets)) if row.partitions else "[red]missing[/red]"
+        per_partition = (
+            " ".join(str(row.end_offsets[p]) for p in sorted(row.end_offsets))
+            if row.partitions
+            else "[red]missing[/red]"
+        )
         table.add_row(row.name, spec.kind, spec.owner, str(row.partitions), str(row.events), per_partition)
     out.print(table)

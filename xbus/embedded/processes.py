@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -78,10 +79,8 @@ def stop_process(pid: int, sig: signal.Signals = signal.SIGTERM, timeout: float 
 
 def _reap(pid: int) -> None:
     """Collect our own child's exit status so it does not stay a zombie."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def tail(path: Path, lines: int = 15) -> str:

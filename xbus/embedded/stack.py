@@ -67,7 +67,9 @@ class EmbeddedStack:
         except FileNotFoundError:
             return StackState()
         except (OSError, ValueError) as error:
-            raise StackError(f"{self.state_path} is unreadable ({error}); run `xbus stack down` and try again") from None
+            raise StackError(
+                f"{self.state_path} is unreadable ({error}); run `xbus stack down` and try again"
+            ) from None
         known = StackState.__dataclass_fields__
         return StackState(**{k: v for k, v in raw.items() if k in known})
 
