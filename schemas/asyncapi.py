@@ -70,7 +70,7 @@ def asyncapi_document(catalogue: Catalogue, registry: EventRegistry) -> dict[str
             "embedded": {
                 "host": "127.0.0.1:9092",
                 "protocol": "kafka",
-                "description": "The embedded broker of `xbus stack up`; its port is chosen at start (see `xbus stack up`).",
+                "description": "The embedded broker; `xbus stack up` prints its real port, chosen at start.",
             }
         },
         "channels": channels,
