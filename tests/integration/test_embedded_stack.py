@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,16 @@ from xbus.settings import load_settings
 pytestmark = pytest.mark.integration
 
 
+def kill(pid: int | None) -> None:
+    """SIGKILL and wait until the process is gone: the kernel delivers the signal asynchronously."""
+    assert pid
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while pid_alive(pid):
+        assert time.monotonic() < deadline, f"process {pid} survived SIGKILL"
+        time.sleep(0.02)
+
+
 async def test_a_lost_broker_is_restarted_on_its_port_with_topics_applied_again(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path, database_url="postgresql://unused@localhost/none")
     stack = EmbeddedStack(tmp_path)
@@ -25,14 +36,14 @@ async def test_a_lost_broker_is_restarted_on_its_port_with_topics_applied_again(
         lost = stack.read_state().kafka_pid
         assert lost and stack.read_state().postgres_pid is None  # only Kafka is embedded here
 
-        os.kill(lost, signal.SIGKILL)
+        kill(lost)
         restarted = await connect(settings)
         assert restarted.kafka_bootstrap == first.kafka_bootstrap  # same port: clients reconnect
         assert stack.read_state().kafka_pid != lost
         async with admin_client(settings, restarted.kafka_bootstrap) as admin:
             assert "xosp.users" in await admin.list_topics()
 
-        os.kill(stack.read_state().kafka_pid or 0, signal.SIGKILL)
+        kill(stack.read_state().kafka_pid)
         result = stack.up(postgres=False)
         assert result.broker_was_lost and result.broker_is_new and result.started == ["kafka"]
     finally:
