@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple, Self, cast
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -88,6 +88,7 @@ class Publisher:
             "compression_type": compression_type,
             "max_request_size": max_request_size,
         }
+        self._max_request_size = max_request_size
         self._producer: AIOKafkaProducer | None = None
         self._partition_counts: dict[str, int] = {}
         self.idempotent = False
@@ -177,7 +178,8 @@ class Publisher:
                         results[index] = PublishFailed(record.event_type, _describe(outcome))
                     else:
                         results[index] = record.published(outcome.partition, outcome.offset + position)
-        return [result for result in results if result is not None]
+        assert None not in results, "every item gets a result"
+        return cast(list[PublishResult], results)
 
     async def _partition_count(self, producer: AIOKafkaProducer, topic: str) -> int:
         """Cached: partitions are only ever added, and apply creates topics at their final size."""
@@ -196,16 +198,11 @@ class Publisher:
         futures: list[tuple[asyncio.Future[Any], list[tuple[int, _Record]]]] = []
         builder, members = producer.create_batch(), list[tuple[int, _Record]]()
         for index, record in records:
+            # A batch's first record always fits (records were size-checked in _record).
             if builder.append(timestamp=None, key=record.key, value=record.value, headers=record.headers) is None:
-                if members:
-                    futures.append((await producer.send_batch(builder, topic, partition=partition), members))
-                    builder, members = producer.create_batch(), []
-                if builder.append(timestamp=None, key=record.key, value=record.value, headers=record.headers) is None:
-                    futures.append(
-                        (_failed(XbusError("the event is larger than the maximum request size")), [(index, record)])
-                    )
-                    builder = producer.create_batch()
-                    continue
+                futures.append((await producer.send_batch(builder, topic, partition=partition), members))
+                builder, members = producer.create_batch(), []
+                builder.append(timestamp=None, key=record.key, value=record.value, headers=record.headers)
             members.append((index, record))
         if members:
             futures.append((await producer.send_batch(builder, topic, partition=partition), members))
@@ -232,7 +229,11 @@ class Publisher:
             causation_id=outgoing.causation_id or correlation_id,
         )
         key = (outgoing.key or subject).encode()
-        return _Record(topic, key, event.model_dump_json().encode(), headers, event_id, event_type, correlation_id)
+        value = event.model_dump_json().encode()
+        size = len(key) + len(value) + sum(len(name) + len(data) for name, data in headers)
+        if size > self._max_request_size:
+            raise XbusError(f"the event is {size} bytes; the largest a request may carry is {self._max_request_size}")
+        return _Record(topic, key, value, headers, event_id, event_type, correlation_id)
 
     def _require_started(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -272,12 +273,6 @@ class _Record(NamedTuple):
 
     def published(self, partition: int, offset: int) -> Published:
         return Published(self.event_id, self.event_type, self.topic, partition, offset, self.correlation_id)
-
-
-def _failed(error: Exception) -> asyncio.Future[Any]:
-    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    future.set_exception(error)
-    return future
 
 
 @contextmanager

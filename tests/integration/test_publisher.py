@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from producers import Outgoing, Published, Publisher, PublishFailed
 from producers.partitioning import partition_for
 from schemas import Envelope
-from schemas.accounts import FundsDeposited
+from schemas.accounts import FundsDeposited, TradingAccountOpened
 from schemas.types import PositiveMoney
 from schemas.users import UserCreated, UserDisabled
 from xbus.errors import XbusError
@@ -169,3 +169,24 @@ async def test_end_offsets_are_right_when_the_broker_reports_batch_base_offsets(
 async def test_envelope_from_headers_round_trips(topics: Settings) -> None:
     envelope = Envelope.new(type="xosp.user.created.v1", subject="s", source="tests")
     assert Envelope.from_headers(envelope.to_headers()) == envelope
+
+
+async def test_an_event_too_large_for_a_request_fails_alone_with_its_size(topics: Settings) -> None:
+    big = TradingAccountOpened.model_validate(
+        {
+            "account_id": "XS:0001",
+            "owner": "XS",
+            "name": "Big",
+            "classification": "Retail",
+            "default_currency": "AUD",
+            "investor": {"investor_id": "I1", "full_name": "Big", "country": "AU", "type": "individual"},
+            "attributes": {f"a{i}": "x" * 500 for i in range(20)},
+        }
+    )
+    async with Publisher(
+        topics, topics.kafka_bootstrap or "", load_catalogue(topics), max_request_size=4000
+    ) as publisher:
+        results = await publisher.publish_many([user("before"), big, user("after")])
+    assert isinstance(results[1], PublishFailed)
+    assert "the largest a request may carry is 4000" in results[1].error
+    assert isinstance(results[0], Published) and isinstance(results[2], Published)
