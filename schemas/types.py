@@ -65,7 +65,7 @@ PositiveDecimalString = Annotated[DecimalString, Field(gt=0)]
 class Frozen(BaseModel):
     """Base of every value in an event: immutable and closed, so its JSON Schema is closed too."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class Money(Frozen):
