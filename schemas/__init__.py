@@ -3,7 +3,7 @@
 Importing this package registers every model in :data:`schemas.registry`.
 """
 
-from schemas import accounts, exchanges, operators, orders, users
+from schemas import accounts, authentication, exchanges, operators, orders, users
 from schemas.envelope import Envelope, EnvelopeError
 from schemas.event import (
     Event,
@@ -20,6 +20,7 @@ __all__ = [
     "EventRegistry",
     "UnknownEventType",
     "accounts",
+    "authentication",
     "describe_validation_error",
     "exchanges",
     "operators",

@@ -69,7 +69,7 @@ class Catalogue:
         self.topics = tuple(topics)
         self.templates = tuple(templates)
         self._by_name = {topic.name: topic for topic in self.topics}
-        self._by_type = {t: topic for topic in self.topics if topic.kind == TopicKind.INPUT for t in topic.event_types}
+        self._by_type = {t: topic for topic in self.topics for t in topic.event_types}
 
     @classmethod
     def load(cls, path: Path, registry: EventRegistry) -> Self:
@@ -99,20 +99,19 @@ class Catalogue:
             if topic.name in first_seen:
                 raise self._error(topic.name, index, f"duplicate topic: entry {first_seen[topic.name]} defines it too")
             first_seen[topic.name] = index
-            if topic.kind == TopicKind.INPUT:
-                if topic.owner != UPSTREAM:
-                    raise self._error(topic.name, index, f"an input topic is owned by {UPSTREAM!r}")
-                for type_name in topic.event_types:
-                    if type_name in routed:
-                        raise self._error(
-                            topic.name, index, f"event type {type_name} is also carried by {routed[type_name]}"
-                        )
-                    routed[type_name] = topic.name
-            elif topic.owner == UPSTREAM:
-                raise self._error(topic.name, index, f"a {topic.kind} topic must be owned by a service")
+            if (topic.kind == TopicKind.INPUT) != (topic.owner == UPSTREAM):
+                raise self._error(topic.name, index, f"input topics, and only they, are owned by {UPSTREAM!r}")
+            if topic.kind == TopicKind.DEAD_LETTER and topic.event_types:
+                raise self._error(topic.name, index, "a dead-letter topic carries any event type: list none")
+            for type_name in topic.event_types:
+                if type_name in routed:
+                    raise self._error(
+                        topic.name, index, f"event type {type_name} is also carried by {routed[type_name]}"
+                    )
+                routed[type_name] = topic.name
         missing = sorted(set(registry.types()) - set(routed))
         if missing:
-            raise CatalogueError(f"{self.path}: no input topic carries event type(s) {', '.join(missing)}")
+            raise CatalogueError(f"{self.path}: no topic carries event type(s) {', '.join(missing)}")
         for service in self.services():
             dead_letters = [t for t in self.topics if t.owner == service and t.kind == TopicKind.DEAD_LETTER]
             if len(dead_letters) != 1:
@@ -133,7 +132,7 @@ class Catalogue:
             raise CatalogueError(f"topic {name!r} is not in {self.path}") from None
 
     def topic_for_type(self, type_name: str) -> TopicSpec:
-        """The input topic that carries ``type_name`` (each type is carried by exactly one)."""
+        """The topic that carries ``type_name`` (each type is carried by exactly one)."""
         try:
             return self._by_type[type_name]
         except KeyError:
