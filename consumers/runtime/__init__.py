@@ -1,0 +1,6 @@
+"""The consumer runtime: exactly-once effects in PostgreSQL from at-least-once Kafka delivery."""
+
+from consumers.runtime.service import DomainError, Handler, Service
+from consumers.runtime.unit_of_work import UnitOfWork
+
+__all__ = ["DomainError", "Handler", "Service", "UnitOfWork"]

@@ -1,0 +1,316 @@
+"""One partition's batch of records, applied in one PostgreSQL transaction.
+
+Per record, in order: skip what this service does not handle; skip a duplicate (its event id is
+in the inbox); park it if its key is blocked by a dead-lettered event; otherwise parse it and
+run the handler inside a savepoint, then write the inbox row and the outbox rows of its
+follow-up events. A record that cannot be parsed, or whose handler refuses it, is rolled back
+to its savepoint and dead-lettered: an entry in ``xbus_dead_letters`` and an outbox row for the
+service's dead-letter topic, in the same transaction. Its key is blocked so that later events
+of the same aggregate are parked, not applied out of order; when the dead-lettered event comes
+back (redrive) and applies, its parked successors are applied after it, in order.
+
+Errors of the infrastructure (PostgreSQL gone, serialization failure) are not the record's
+fault: they abort the whole transaction and the caller retries the batch, so nothing is skipped
+or reordered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+import structlog
+from pydantic import ValidationError
+
+from consumers.runtime.records import StoredRecord, headers_from_json, headers_to_json
+from consumers.runtime.service import DomainError, Service
+from consumers.runtime.unit_of_work import UnitOfWork
+from schemas import Envelope, EnvelopeError, UnknownEventType, describe_validation_error, registry
+from schemas.envelope import format_time
+
+log = structlog.get_logger("xbus.runtime")
+
+#: Errors that say nothing about the record: retry the whole batch, never dead-letter for them.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.CannotConnectNowError,
+    ConnectionError,
+    OSError,
+)
+
+
+@dataclass
+class BatchOutcome:
+    applied: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    parked: int = 0
+    dead_lettered: int = 0
+    follow_ups: int = 0
+    released: int = 0
+    dead_letter_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Where a service's records go besides its own tables; resolved once from the catalogue."""
+
+    follow_up_topic: str
+    dead_letter_topic: str
+    source: str
+
+
+class _Refused(Exception):
+    """A record that cannot be applied; carries what the dead-letter headers say."""
+
+    def __init__(self, error_type: str, message: str, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.attempts = attempts
+
+
+class PartitionProcessor:
+    def __init__(self, service: Service, routing: Routing, retry_backoff: float = 0.05) -> None:
+        self.service = service
+        self.routing = routing
+        self.retry_backoff = retry_backoff
+
+    async def process(self, connection: asyncpg.Connection, records: Sequence[StoredRecord]) -> BatchOutcome:
+        """Apply ``records`` (one partition, in offset order) in one transaction on ``connection``."""
+        outcome = BatchOutcome()
+        async with connection.transaction():
+            for record in records:
+                await self._one(connection, record, outcome)
+            if outcome.follow_ups or outcome.dead_lettered:
+                await connection.execute("select pg_notify($1, '')", outbox_channel(self.service.name))
+        return outcome
+
+    async def _one(self, connection: asyncpg.Connection, record: StoredRecord, outcome: BatchOutcome) -> None:
+        try:
+            envelope = Envelope.from_headers(record.headers)
+        except EnvelopeError as error:
+            await self._dead_letter(
+                connection, record, _record_id(record), _Refused("EnvelopeError", str(error)), outcome
+            )
+            return
+        if envelope.type not in self.service.handlers:
+            outcome.ignored += 1
+            return
+        if await connection.fetchval("select 1 from xbus_inbox where event_id = $1", envelope.id):
+            outcome.duplicates += 1
+            return
+        dead = await connection.fetchrow("select redriven_at from xbus_dead_letters where event_id = $1", envelope.id)
+        if dead is not None and dead["redriven_at"] is None:
+            outcome.duplicates += 1  # redelivery of an event already dead-lettered
+            return
+        key = record.key.decode(errors="replace") if record.key is not None else None
+        blocker = await connection.fetchval("select blocked_by from xbus_blocked_keys where key = $1", key)
+        if blocker is not None and blocker != envelope.id:
+            await self._park(connection, record, envelope.id, key, outcome)
+            return
+        if await self._apply_or_dead_letter(connection, record, envelope, outcome) and blocker is not None:
+            await connection.execute("delete from xbus_blocked_keys where key = $1", key)
+            await self._release_parked(connection, key, outcome)
+
+    async def _apply_or_dead_letter(
+        self, connection: asyncpg.Connection, record: StoredRecord, envelope: Envelope, outcome: BatchOutcome
+    ) -> bool:
+        try:
+            follow_ups = await self._apply(connection, record, envelope)
+        except _Refused as refused:
+            await self._dead_letter(connection, record, envelope.id, refused, outcome)
+            return False
+        outcome.applied += 1
+        outcome.follow_ups += follow_ups
+        return True
+
+    async def _apply(self, connection: asyncpg.Connection, record: StoredRecord, envelope: Envelope) -> int:
+        try:
+            event = registry.parse(envelope.type, record.value or b"")
+        except UnknownEventType as error:
+            raise _Refused("UnknownEventType", str(error)) from None
+        except ValidationError as error:
+            raise _Refused("ValidationError", describe_validation_error(error)) from None
+        handler = self.service.handlers[envelope.type]
+        for attempt in range(1, self.service.max_attempts + 1):
+            unit = UnitOfWork(connection, envelope, self.routing.source)
+            try:
+                async with connection.transaction():  # a savepoint: a refusal undoes only this event
+                    await handler(event, unit)
+                    await connection.execute(
+                        'insert into xbus_inbox (event_id, topic, partition, "offset") values ($1, $2, $3, $4)',
+                        envelope.id,
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                    )
+                    for recorded in unit.recorded:
+                        await _insert_outbox(
+                            connection,
+                            self.routing.follow_up_topic,
+                            recorded.envelope.subject.encode(),
+                            recorded.event.model_dump_json().encode(),
+                            recorded.envelope.to_headers(),
+                        )
+                return len(unit.recorded)
+            except TRANSIENT_ERRORS:
+                raise
+            except DomainError as error:
+                raise _Refused(type(error).__name__, str(error) or type(error).__name__) from None
+            except Exception as error:  # a handler bug: retried, then dead-lettered with its type
+                if attempt == self.service.max_attempts:
+                    raise _Refused(type(error).__name__, str(error) or repr(error), attempts=attempt) from None
+                log.warning(
+                    "handler failed; retrying",
+                    service=self.service.name,
+                    event_id=envelope.id,
+                    attempt=attempt,
+                    error=repr(error),
+                )
+                await asyncio.sleep(self.retry_backoff * 2 ** (attempt - 1))
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    async def _dead_letter(
+        self,
+        connection: asyncpg.Connection,
+        record: StoredRecord,
+        event_id: str,
+        refused: _Refused,
+        outcome: BatchOutcome,
+    ) -> None:
+        key = record.key.decode(errors="replace") if record.key is not None else None
+        now = dt.datetime.now(dt.UTC)
+        await connection.execute(
+            """
+            insert into xbus_dead_letters
+                (event_id, key, topic, partition, "offset", value, headers, error_type, error_message, attempts, failed_at)
+            values ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11)
+            on conflict (event_id) do update set
+                error_type = excluded.error_type, error_message = excluded.error_message,
+                attempts = xbus_dead_letters.attempts + excluded.attempts, failed_at = excluded.failed_at,
+                redriven_at = null
+            """,
+            event_id,
+            key,
+            record.topic,
+            record.partition,
+            record.offset,
+            record.value,
+            headers_to_json(record.headers),
+            refused.error_type,
+            refused.message,
+            refused.attempts,
+            now,
+        )
+        if key is not None:
+            await connection.execute(
+                "insert into xbus_blocked_keys (key, blocked_by) values ($1, $2) "
+                "on conflict (key) do update set blocked_by = excluded.blocked_by",
+                key,
+                event_id,
+            )
+        dlq_headers = [
+            *record.headers,
+            ("xbus_dlq_topic", record.topic.encode()),
+            ("xbus_dlq_partition", str(record.partition).encode()),
+            ("xbus_dlq_offset", str(record.offset).encode()),
+            ("xbus_dlq_error_type", refused.error_type.encode()),
+            ("xbus_dlq_error_message", refused.message[:2000].encode()),
+            ("xbus_dlq_attempts", str(refused.attempts).encode()),
+            ("xbus_dlq_time", format_time(now).encode()),
+            ("xbus_dlq_service", self.service.name.encode()),
+        ]
+        await _insert_outbox(connection, self.routing.dead_letter_topic, record.key, record.value, dlq_headers)
+        outcome.dead_lettered += 1
+        outcome.dead_letter_ids.append(event_id)
+        log.warning(
+            "event dead-lettered",
+            service=self.service.name,
+            event_id=event_id,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            error_type=refused.error_type,
+            error=refused.message,
+        )
+
+    async def _park(
+        self,
+        connection: asyncpg.Connection,
+        record: StoredRecord,
+        event_id: str,
+        key: str | None,
+        outcome: BatchOutcome,
+    ) -> None:
+        await connection.execute(
+            """
+            insert into xbus_parked (key, event_id, topic, partition, "offset", value, headers)
+            values ($1, $2, $3, $4, $5, $6, $7::jsonb) on conflict (event_id) do nothing
+            """,
+            key,
+            event_id,
+            record.topic,
+            record.partition,
+            record.offset,
+            record.value,
+            headers_to_json(record.headers),
+        )
+        outcome.parked += 1
+
+    async def _release_parked(self, connection: asyncpg.Connection, key: str | None, outcome: BatchOutcome) -> None:
+        """Apply the events parked behind ``key``'s blocker, in arrival order, until one fails."""
+        rows = await connection.fetch(
+            'select seq, event_id, topic, partition, "offset", value, headers::text as headers '
+            "from xbus_parked where key = $1 order by seq",
+            key,
+        )
+        for row in rows:
+            await connection.execute("delete from xbus_parked where seq = $1", row["seq"])
+            record = StoredRecord(
+                row["topic"],
+                row["partition"],
+                row["offset"],
+                key.encode() if key else None,
+                row["value"],
+                headers_from_json(row["headers"]),
+            )
+            outcome.released += 1
+            if await connection.fetchval("select 1 from xbus_inbox where event_id = $1", row["event_id"]):
+                continue
+            if not await self._apply_or_dead_letter(connection, record, Envelope.from_headers(record.headers), outcome):
+                remaining = [r["event_id"] for r in rows if r["seq"] > row["seq"]]
+                log.info("release stopped at a failing event", key=key, still_parked=len(remaining))
+                return
+
+
+def outbox_channel(service: str) -> str:
+    """The LISTEN/NOTIFY channel that wakes a service's outbox relay."""
+    return f"xbus_outbox_{service}"
+
+
+async def _insert_outbox(
+    connection: asyncpg.Connection,
+    topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes]],
+) -> None:
+    await connection.execute(
+        "insert into xbus_outbox (topic, key, value, headers) values ($1, $2, $3, $4::jsonb)",
+        topic,
+        key,
+        value,
+        headers_to_json(headers),
+    )
+
+
+def _record_id(record: StoredRecord) -> str:
+    """An id for a record without a usable envelope: where it sits is what identifies it."""
+    return f"{record.topic}/{record.partition}/{record.offset}"

@@ -1,0 +1,185 @@
+"""The partition processor on the real PostgreSQL: exactly-once effects, dead letters, parking."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from consumers.runtime.migrations import load_migrations, migrate
+from consumers.runtime.processor import PartitionProcessor, Routing
+from consumers.runtime.records import StoredRecord, headers_from_json
+from schemas import Envelope, Event
+from schemas.users import UserCreated, UserDisabled, UserUpdated
+from tests.conftest import Stack
+from tests.support.logins_service import LOGINS
+
+pytestmark = pytest.mark.integration
+
+ROUTING = Routing(follow_up_topic="auth.events", dead_letter_topic="auth.dlq", source="tests")
+
+
+@pytest.fixture
+async def connection(stack: Stack) -> AsyncIterator[asyncpg.Connection]:
+    schema = f"svc_{uuid.uuid4().hex[:10]}"
+    connection = await asyncpg.connect(stack.endpoints.database_url)
+    await migrate(connection, schema, load_migrations(LOGINS.migrations))
+    await connection.execute(f"set search_path to {schema}")
+    try:
+        yield connection
+    finally:
+        await connection.execute(f"drop schema {schema} cascade")
+        await connection.close()
+
+
+class Log:
+    """Records as a partition would hold them, offsets counting up."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+
+    def __call__(self, event: Event, *, event_id: str | None = None) -> StoredRecord:
+        envelope = Envelope.new(type=event.event_type, subject=event.aggregate_id, source="tests", id=event_id)
+        self.offset += 1
+        return StoredRecord(
+            "xosp.users",
+            0,
+            self.offset - 1,
+            event.aggregate_id.encode(),
+            event.model_dump_json().encode(),
+            envelope.to_headers(),
+        )
+
+
+def created(login: str) -> UserCreated:
+    return UserCreated(login_id=login, username=login, email=f"{login}@example.com", display_name=login)
+
+
+async def logins(connection: asyncpg.Connection) -> dict[str, tuple[str, str, int]]:
+    rows = await connection.fetch("select login_id, display_name, status, changes from logins")
+    return {r["login_id"]: (r["display_name"], r["status"], r["changes"]) for r in rows}
+
+
+async def test_duplicate_event_changes_nothing(connection: asyncpg.Connection) -> None:
+    log, processor = Log(), PartitionProcessor(LOGINS, ROUTING)
+    first = log(created("u1"))
+    outcome = await processor.process(connection, [first, log(UserDisabled(login_id="u1", reason="r"))])
+    assert (outcome.applied, outcome.follow_ups) == (2, 1)
+    again = await processor.process(connection, [first])
+    assert (again.applied, again.duplicates) == (0, 1)
+    assert await logins(connection) == {"u1": ("u1", "disabled", 1)}
+    assert await connection.fetchval("select count(*) from xbus_outbox") == 1
+
+
+async def test_follow_up_events_go_to_the_outbox_with_a_derived_id_and_the_flow(connection: asyncpg.Connection) -> None:
+    log = Log()
+    record = log(created("u1"))
+    await PartitionProcessor(LOGINS, ROUTING).process(connection, [record])
+    row = await connection.fetchrow("select topic, key, value, headers::text as headers from xbus_outbox")
+    envelope = Envelope.from_headers(headers_from_json(row["headers"]))
+    cause = Envelope.from_headers(record.headers)
+    assert (row["topic"], row["key"]) == ("auth.events", b"u1")
+    assert json.loads(row["value"]) == {"login_id": "u1", "username": "u1", "status": "active"}
+    assert envelope.type == "xosp.login.provisioned.v1"
+    assert (envelope.causation_id, envelope.correlation_id, envelope.time) == (
+        cause.id,
+        cause.correlation_id,
+        cause.time,
+    )
+    assert envelope.id == str(uuid.uuid5(uuid.UUID("6f0a7c1e-3b2d-4f5e-9a8b-7c6d5e4f3a2b"), f"{cause.id}/0"))
+
+
+async def test_event_this_service_does_not_handle_is_ignored(connection: asyncpg.Connection) -> None:
+    from schemas.users import UserEnabled
+
+    outcome = await PartitionProcessor(LOGINS, ROUTING).process(connection, [Log()(UserEnabled(login_id="u1"))])
+    assert (outcome.ignored, outcome.applied) == (1, 0)
+
+
+async def test_poison_event_is_dead_lettered_and_the_rest_of_the_batch_applies(connection: asyncpg.Connection) -> None:
+    log = Log()
+    bad_headers = StoredRecord("xosp.users", 0, 99, b"x", b"{}", [("ce_id", b"1")])
+    bad_json = log(created("u9"))
+    bad_json = StoredRecord(bad_json.topic, 0, bad_json.offset, b"u9", b'{"login_id": 5}', bad_json.headers)
+    records = [
+        log(created("u1")),
+        bad_headers,
+        bad_json,
+        log(UserDisabled(login_id="ghost", reason="r")),
+        log(created("u2")),
+    ]
+    outcome = await PartitionProcessor(LOGINS, ROUTING).process(connection, records)
+    assert (outcome.applied, outcome.dead_lettered) == (2, 3)
+    assert set(await logins(connection)) == {"u1", "u2"}
+    dead = {r["error_type"]: r for r in await connection.fetch("select * from xbus_dead_letters")}
+    assert set(dead) == {"EnvelopeError", "ValidationError", "DomainError"}
+    assert "login ghost is unknown" in dead["DomainError"]["error_message"]
+    assert "login_id" in dead["ValidationError"]["error_message"]
+    dlq = await connection.fetch("select headers::text as headers from xbus_outbox where topic = 'auth.dlq'")
+    assert len(dlq) == 3
+    headers = dict(headers_from_json(dlq[-1]["headers"]))
+    assert headers["xbus_dlq_error_type"] == b"DomainError"
+    assert {"xbus_dlq_topic", "xbus_dlq_partition", "xbus_dlq_offset", "xbus_dlq_attempts", "xbus_dlq_time"} <= set(
+        headers
+    )
+
+
+async def test_a_handler_bug_is_retried_then_dead_lettered_with_its_attempts(connection: asyncpg.Connection) -> None:
+    log = Log()
+    await PartitionProcessor(LOGINS, ROUTING, retry_backoff=0.001).process(
+        connection, [log(created("u1")), log(UserUpdated(login_id="u1", display_name="boom"))]
+    )
+    row = await connection.fetchrow("select error_type, attempts from xbus_dead_letters")
+    assert (row["error_type"], row["attempts"]) == ("RuntimeError", LOGINS.max_attempts)
+    assert await logins(connection) == {"u1": ("u1", "active", 0)}
+
+
+async def test_failing_event_of_a_key_parks_later_events_of_that_key_only(connection: asyncpg.Connection) -> None:
+    log, processor = Log(), PartitionProcessor(LOGINS, ROUTING, retry_backoff=0.001)
+    await processor.process(connection, [log(created("k")), log(created("other"))])
+    failing = log(UserUpdated(login_id="k", display_name="boom"))
+    later = [log(UserUpdated(login_id="k", display_name=f"v{i}")) for i in range(3)]
+    outcome = await processor.process(
+        connection, [failing, later[0], log(UserDisabled(login_id="other", reason="r")), *later[1:]]
+    )
+    assert (outcome.dead_lettered, outcome.parked, outcome.applied) == (1, 3, 1)
+    assert await logins(connection) == {"k": ("k", "active", 0), "other": ("other", "disabled", 1)}
+
+    # the cause is fixed (here: the redriven event is the same but the handler now accepts it)
+    fixed = StoredRecord(
+        failing.topic,
+        0,
+        50,
+        failing.key,
+        UserUpdated(login_id="k", display_name="fixed").model_dump_json().encode(),
+        failing.headers,
+    )
+    await connection.execute("update xbus_dead_letters set redriven_at = now()")
+    outcome = await processor.process(connection, [fixed])
+    assert (outcome.applied, outcome.released) == (4, 3)
+    assert await logins(connection) == {"k": ("v2", "active", 4), "other": ("other", "disabled", 1)}
+    assert await connection.fetchval("select count(*) from xbus_parked") == 0
+    assert await connection.fetchval("select count(*) from xbus_blocked_keys") == 0
+
+
+async def test_a_redelivered_dead_lettered_event_is_not_dead_lettered_twice(connection: asyncpg.Connection) -> None:
+    record = Log()(UserDisabled(login_id="ghost", reason="r"))
+    processor = PartitionProcessor(LOGINS, ROUTING)
+    await processor.process(connection, [record])
+    again = await processor.process(connection, [record])
+    assert again.duplicates == 1
+    assert await connection.fetchval("select count(*) from xbus_outbox where topic = 'auth.dlq'") == 1
+
+
+async def test_migrations_apply_once_and_are_recorded(connection: asyncpg.Connection, stack: Stack) -> None:
+    schema = await connection.fetchval("select current_schema()")
+    versions = [r["version"] for r in await connection.fetch("select version from xbus_migrations order by version")]
+    assert versions == ["0000_runtime", "0001_logins"]
+    other = await asyncpg.connect(stack.endpoints.database_url)
+    try:
+        assert await migrate(other, schema, load_migrations(LOGINS.migrations)) == []
+    finally:
+        await other.close()
