@@ -54,7 +54,13 @@ class Settings(BaseSettings):
     source: str = Field(default="xbus", min_length=1, max_length=512)
     #: Prepended to every topic name of topics.yaml (isolates tests or tenants on one cluster).
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._\-]*$", max_length=100)
+    #: Prepended to each service's PostgreSQL schema name (isolates tests or tenants in one database).
+    db_schema_prefix: str = Field(default="", pattern=r"^[a-z0-9_]*$", max_length=40)
     topics_file: Path = PROJECT_ROOT / "topics.yaml"
+    #: Consumer group session timeout. Short on purpose: the embedded broker makes a joining member
+    #: wait half of it, and a dead member holds its partitions for all of it (EMBEDDED_BROKER.md).
+    consumer_session_timeout_ms: int = Field(default=6_000, ge=1_000, le=300_000)
+    consumer_heartbeat_interval_ms: int = Field(default=1_500, ge=100, le=60_000)
     log_format: LogFormat = LogFormat.AUTO
     log_level: str = "info"
 
@@ -125,6 +131,13 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         """The physical name of a catalogue topic."""
         return f"{self.topic_prefix}{name}"
+
+    def group(self, group_id: str) -> str:
+        """The physical consumer group id: groups are isolated by the same prefix as topics."""
+        return f"{self.topic_prefix}{group_id}"
+
+    def db_schema(self, service: str) -> str:
+        return f"{self.db_schema_prefix}{service}"
 
 
 class _SettingProblem(ValueError):

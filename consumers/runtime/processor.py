@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from consumers.runtime.records import StoredRecord, headers_from_json, headers_to_json
 from consumers.runtime.service import DomainError, Service
-from consumers.runtime.unit_of_work import UnitOfWork
+from consumers.runtime.unit_of_work import DbConnection, UnitOfWork
 from schemas import Envelope, EnvelopeError, UnknownEventType, describe_validation_error, registry
 from schemas.envelope import format_time
 
@@ -82,7 +82,7 @@ class PartitionProcessor:
         self.routing = routing
         self.retry_backoff = retry_backoff
 
-    async def process(self, connection: asyncpg.Connection, records: Sequence[StoredRecord]) -> BatchOutcome:
+    async def process(self, connection: DbConnection, records: Sequence[StoredRecord]) -> BatchOutcome:
         """Apply ``records`` (one partition, in offset order) in one transaction on ``connection``."""
         outcome = BatchOutcome()
         async with connection.transaction():
@@ -92,7 +92,7 @@ class PartitionProcessor:
                 await connection.execute("select pg_notify($1, '')", outbox_channel(self.service.name))
         return outcome
 
-    async def _one(self, connection: asyncpg.Connection, record: StoredRecord, outcome: BatchOutcome) -> None:
+    async def _one(self, connection: DbConnection, record: StoredRecord, outcome: BatchOutcome) -> None:
         try:
             envelope = Envelope.from_headers(record.headers)
         except EnvelopeError as error:
@@ -120,7 +120,7 @@ class PartitionProcessor:
             await self._release_parked(connection, key, outcome)
 
     async def _apply_or_dead_letter(
-        self, connection: asyncpg.Connection, record: StoredRecord, envelope: Envelope, outcome: BatchOutcome
+        self, connection: DbConnection, record: StoredRecord, envelope: Envelope, outcome: BatchOutcome
     ) -> bool:
         try:
             follow_ups = await self._apply(connection, record, envelope)
@@ -131,7 +131,7 @@ class PartitionProcessor:
         outcome.follow_ups += follow_ups
         return True
 
-    async def _apply(self, connection: asyncpg.Connection, record: StoredRecord, envelope: Envelope) -> int:
+    async def _apply(self, connection: DbConnection, record: StoredRecord, envelope: Envelope) -> int:
         try:
             event = registry.parse(envelope.type, record.value or b"")
         except UnknownEventType as error:
@@ -179,7 +179,7 @@ class PartitionProcessor:
 
     async def _dead_letter(
         self,
-        connection: asyncpg.Connection,
+        connection: DbConnection,
         record: StoredRecord,
         event_id: str,
         refused: _Refused,
@@ -189,8 +189,8 @@ class PartitionProcessor:
         now = dt.datetime.now(dt.UTC)
         await connection.execute(
             """
-            insert into xbus_dead_letters
-                (event_id, key, topic, partition, "offset", value, headers, error_type, error_message, attempts, failed_at)
+            insert into xbus_dead_letters (event_id, key, topic, partition, "offset", value, headers,
+                                           error_type, error_message, attempts, failed_at)
             values ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11)
             on conflict (event_id) do update set
                 error_type = excluded.error_type, error_message = excluded.error_message,
@@ -243,7 +243,7 @@ class PartitionProcessor:
 
     async def _park(
         self,
-        connection: asyncpg.Connection,
+        connection: DbConnection,
         record: StoredRecord,
         event_id: str,
         key: str | None,
@@ -264,7 +264,7 @@ class PartitionProcessor:
         )
         outcome.parked += 1
 
-    async def _release_parked(self, connection: asyncpg.Connection, key: str | None, outcome: BatchOutcome) -> None:
+    async def _release_parked(self, connection: DbConnection, key: str | None, outcome: BatchOutcome) -> None:
         """Apply the events parked behind ``key``'s blocker, in arrival order, until one fails."""
         rows = await connection.fetch(
             'select seq, event_id, topic, partition, "offset", value, headers::text as headers '
@@ -296,7 +296,7 @@ def outbox_channel(service: str) -> str:
 
 
 async def _insert_outbox(
-    connection: asyncpg.Connection,
+    connection: DbConnection,
     topic: str,
     key: bytes | None,
     value: bytes | None,

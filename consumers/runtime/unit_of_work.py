@@ -14,8 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from schemas import Envelope, Event
+
+#: A connection of its own or one lent by a pool: handlers cannot tell, and need not.
+DbConnection = asyncpg.Connection | PoolConnectionProxy
 
 _FOLLOW_UP_IDS = uuid.UUID("6f0a7c1e-3b2d-4f5e-9a8b-7c6d5e4f3a2b")
 
@@ -28,7 +32,7 @@ class Recorded:
 
 @dataclass
 class UnitOfWork:
-    connection: asyncpg.Connection
+    connection: DbConnection
     #: The envelope of the event being handled.
     cause: Envelope
     source: str

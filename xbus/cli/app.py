@@ -10,6 +10,7 @@ from xbus.cli import schemas_cmd, stack_cmd, topics_cmd
 from xbus.cli.common import err
 from xbus.cli.demo_cmd import demo
 from xbus.cli.publish_cmd import publish
+from xbus.cli.run_cmd import db, run_services
 from xbus.cli.tail_cmd import tail
 from xbus.errors import XbusError
 
@@ -23,9 +24,11 @@ app = typer.Typer(
 app.add_typer(stack_cmd.app, name="stack")
 app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(schemas_cmd.app, name="schemas")
+app.add_typer(db, name="db")
 app.command()(publish)
 app.command()(tail)
 app.command()(demo)
+app.command("run")(run_services)
 
 
 def main() -> None:

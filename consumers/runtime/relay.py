@@ -1,0 +1,114 @@
+"""The outbox relay: publishes a service's outbox rows to Kafka after their transaction commits.
+
+Rows go out in id order and are marked sent only after the broker acknowledged them (acks=all),
+so a crash re-publishes at most the last batch; downstream inboxes make that exactly-once in
+effect. Only one relay per service publishes at a time (a PostgreSQL advisory lock): two relays
+taking turns could reorder a key's events. The others stand by and take over when the holder
+dies. It wakes on NOTIFY from the committing transaction, and polls as a fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from consumers.runtime.processor import TRANSIENT_ERRORS, outbox_channel
+from consumers.runtime.records import headers_from_json
+from xbus.kafka import client_options
+from xbus.settings import Settings
+
+log = structlog.get_logger("xbus.relay")
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        service: str,
+        settings: Settings,
+        bootstrap: str,
+        database_url: str,
+        *,
+        batch_size: int = 1_000,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.service = service
+        self.schema = settings.db_schema(service)
+        self._settings = settings
+        self._bootstrap = bootstrap
+        self._database_url = database_url
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self.published = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until ``stop`` is set; reconnects to PostgreSQL and Kafka as often as it must."""
+        producer = AIOKafkaProducer(**client_options(self._settings, self._bootstrap), acks="all", linger_ms=2)
+        await producer.start()
+        try:
+            while not stop.is_set():
+                try:
+                    await self._serve(producer, stop)
+                except (*TRANSIENT_ERRORS, KafkaError) as error:
+                    log.warning("outbox relay interrupted; retrying", service=self.service, error=repr(error))
+                    await _sleep_unless(stop, self._poll_interval)
+        finally:
+            await producer.stop()
+
+    async def _serve(self, producer: AIOKafkaProducer, stop: asyncio.Event) -> None:
+        connection = await asyncpg.connect(self._database_url, server_settings={"search_path": self.schema})
+        try:
+            await connection.add_listener(outbox_channel(self.service), lambda *_: self._wake.set())
+            lock = zlib.crc32(f"xbus-relay:{self.schema}".encode())
+            while not await connection.fetchval("select pg_try_advisory_lock($1)", lock):
+                if await _sleep_unless(stop, self._poll_interval):  # another instance's relay publishes
+                    return
+            while not stop.is_set():
+                if await self.publish_pending(connection, producer) == 0:
+                    self._wake.clear()
+                    await _wait_any(stop, self._wake, self._poll_interval)
+            await self.publish_pending(connection, producer)  # what the last batch recorded
+        finally:
+            await connection.close()
+
+    async def publish_pending(self, connection: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
+        rows = await connection.fetch(
+            "select id, topic, key, value, headers::text as headers from xbus_outbox "
+            "where sent_at is null order by id limit $1",
+            self._batch_size,
+        )
+        if not rows:
+            return 0
+        futures = [
+            await producer.send(row["topic"], row["value"], key=row["key"], headers=headers_from_json(row["headers"]))
+            for row in rows
+        ]
+        await asyncio.gather(*futures)
+        await connection.execute(
+            "update xbus_outbox set sent_at = now() where id = any($1::bigint[])", [r["id"] for r in rows]
+        )
+        self.published += len(rows)
+        return len(rows)
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to ``seconds``; True if ``stop`` was set meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True
