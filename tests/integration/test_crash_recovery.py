@@ -1,0 +1,139 @@
+"""Kill -9 a service process at random moments while events flow: effects stay exactly-once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from producers import Publisher
+from schemas.users import UserCreated
+from tests.conftest import ROOT, Stack
+from tests.integration.test_publisher import read_all
+from xbus.platform import load_catalogue
+from xbus.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+EVENTS = 10_000
+KILLS = 5
+
+
+class ServiceProcess:
+    """`xbus run` of a test service in a process of its own, killable."""
+
+    def __init__(self, spec: str, settings: Settings, log: Path) -> None:
+        self.spec, self.log = spec, log
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("XBUS_")},
+            "XBUS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
+            "XBUS_DATABASE_URL": settings.database_url or "",
+            "XBUS_TOPIC_PREFIX": settings.topic_prefix,
+            "XBUS_DB_SCHEMA_PREFIX": settings.db_schema_prefix,
+            "XBUS_LOG_FORMAT": "json",
+            "XBUS_CONSUMER_SESSION_TIMEOUT_MS": "3000",
+            "XBUS_CONSUMER_HEARTBEAT_INTERVAL_MS": "1000",
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "xbus", "run", self.spec], env=self.env, cwd=ROOT, stdout=log, stderr=log
+            )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+
+async def scalar(settings: Settings, schema: str, query: str) -> int:
+    connection = await asyncpg.connect(settings.database_url or "")
+    try:
+        exists = await connection.fetchval("select to_regclass($1)", f"{schema}.xbus_inbox")
+        return int(await connection.fetchval(query.replace("{schema}", schema))) if exists else 0
+    finally:
+        await connection.close()
+
+
+async def wait_for(settings: Settings, schema: str, query: str, expected: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while (value := await scalar(settings, schema, query)) != expected:
+        assert time.monotonic() < deadline, f"{query} = {value}, expected {expected}"
+        await asyncio.sleep(0.5)
+
+
+async def test_kill_9_at_random_moments_loses_and_doubles_nothing(
+    topics: Settings, stack: Stack, tmp_path: Path
+) -> None:
+    settings = topics.model_copy(update={"db_schema_prefix": f"k{uuid.uuid4().hex[:8]}_"})
+    logins_schema, downstream_schema = settings.db_schema("authentication"), settings.db_schema("provisioning")
+    events = [
+        UserCreated(login_id=f"login-{i:05d}", username=f"user{i}", email=f"u{i}@example.com", display_name=f"U {i}")
+        for i in range(EVENTS)
+    ]
+    async with Publisher(settings, settings.kafka_bootstrap or "", load_catalogue(settings)) as publisher:
+        assert all(hasattr(r, "offset") for r in await publisher.publish_many(events))
+
+    logins = ServiceProcess("tests.support.logins_service:LOGINS", settings, tmp_path / "logins.log")
+    downstream = ServiceProcess("tests.support.downstream_service:DOWNSTREAM", settings, tmp_path / "downstream.log")
+    downstream.start()
+    chance = random.Random(os.environ.get("XBUS_TEST_SEED", str(time.time_ns())))
+    applied_at_kill: list[int] = []
+    inbox = "select count(*) from {schema}.xbus_inbox"
+    try:
+        for _ in range(KILLS):
+            logins.start()
+            before = applied_at_kill[-1] if applied_at_kill else 0
+            deadline = time.monotonic() + 60
+            while await scalar(settings, logins_schema, inbox) == before:  # wait until this instance works
+                assert time.monotonic() < deadline, "a restarted service made no progress"
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(chance.uniform(0.0, 0.3))  # then strike mid-flow
+            logins.kill()
+            applied_at_kill.append(await scalar(settings, logins_schema, inbox))
+        assert all(0 < applied < EVENTS for applied in applied_at_kill), f"kills outside the flow: {applied_at_kill}"
+        logins.start()
+        await wait_for(settings, logins_schema, "select count(*) from {schema}.xbus_inbox", EVENTS, timeout=180)
+        await wait_for(
+            settings, logins_schema, "select count(*) from {schema}.xbus_outbox where sent_at is null", 0, 60
+        )
+        await wait_for(settings, downstream_schema, "select count(*) from {schema}.provisioned", EVENTS, timeout=120)
+        assert logins.stop() == 0
+        assert downstream.stop() == 0
+    finally:
+        for service in (logins, downstream):
+            if service.process and service.process.poll() is None:
+                service.process.kill()
+
+    connection = await asyncpg.connect(settings.database_url or "")
+    try:
+        rows = await connection.fetch(f"select login_id, username, display_name, status from {logins_schema}.logins")
+        assert {(r["login_id"], r["username"], r["display_name"], r["status"]) for r in rows} == {
+            (e.login_id, e.username, e.display_name, "active") for e in events
+        }
+        assert await connection.fetchval(f"select count(*) from {logins_schema}.xbus_dead_letters") == 0
+        times = await connection.fetch(
+            f"select times, count(*) as n from {downstream_schema}.provisioned group by times"
+        )
+        assert {r["times"]: r["n"] for r in times} == {1: EVENTS}
+    finally:
+        await connection.close()
+    print(f"applied when killed: {applied_at_kill}")
+    follow_ups = await read_all(settings, "xosp.authentication.events")
+    assert len({f.envelope.id for f in follow_ups}) == EVENTS  # every follow-up published (some perhaps twice)
