@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -17,65 +14,17 @@ import pytest
 
 from producers import Publisher
 from schemas.users import UserCreated
-from tests.conftest import ROOT, Stack
+from tests.conftest import Stack
 from tests.integration.test_publisher import read_all
+from tests.support.service_process import ServiceProcess, scalar, wait_for
 from xbus.platform import load_catalogue
 from xbus.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 EVENTS = 10_000
-KILLS = 5
-
-
-class ServiceProcess:
-    """`xbus run` of a test service in a process of its own, killable."""
-
-    def __init__(self, spec: str, settings: Settings, log: Path) -> None:
-        self.spec, self.log = spec, log
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("XBUS_")},
-            "XBUS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
-            "XBUS_DATABASE_URL": settings.database_url or "",
-            "XBUS_TOPIC_PREFIX": settings.topic_prefix,
-            "XBUS_DB_SCHEMA_PREFIX": settings.db_schema_prefix,
-            "XBUS_LOG_FORMAT": "json",
-            "XBUS_CONSUMER_SESSION_TIMEOUT_MS": "3000",
-            "XBUS_CONSUMER_HEARTBEAT_INTERVAL_MS": "1000",
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "xbus", "run", self.spec], env=self.env, cwd=ROOT, stdout=log, stderr=log
-            )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
-
-
-async def scalar(settings: Settings, schema: str, query: str) -> int:
-    connection = await asyncpg.connect(settings.database_url or "")
-    try:
-        exists = await connection.fetchval("select to_regclass($1)", f"{schema}.xbus_inbox")
-        return int(await connection.fetchval(query.replace("{schema}", schema))) if exists else 0
-    finally:
-        await connection.close()
-
-
-async def wait_for(settings: Settings, schema: str, query: str, expected: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while (value := await scalar(settings, schema, query)) != expected:
-        assert time.monotonic() < deadline, f"{query} = {value}, expected {expected}"
-        await asyncio.sleep(0.5)
+#: The soak script (scripts/soak.py) raises this to 20 and more.
+KILLS = int(os.environ.get("XBUS_TEST_KILLS", "5"))
 
 
 async def test_kill_9_at_random_moments_loses_and_doubles_nothing(

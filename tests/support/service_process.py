@@ -1,0 +1,67 @@
+"""Run a service with `xbus run` in a process of its own, and poll its schema: for tests that kill it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+
+from xbus.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+class ServiceProcess:
+    """`xbus run` of a test service in a process of its own, killable."""
+
+    def __init__(self, spec: str, settings: Settings, log: Path) -> None:
+        self.spec, self.log = spec, log
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("XBUS_")},
+            "XBUS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
+            "XBUS_DATABASE_URL": settings.database_url or "",
+            "XBUS_TOPIC_PREFIX": settings.topic_prefix,
+            "XBUS_DB_SCHEMA_PREFIX": settings.db_schema_prefix,
+            "XBUS_LOG_FORMAT": "json",
+            "XBUS_CONSUMER_SESSION_TIMEOUT_MS": "3000",
+            "XBUS_CONSUMER_HEARTBEAT_INTERVAL_MS": "1000",
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "xbus", "run", self.spec], env=self.env, cwd=ROOT, stdout=log, stderr=log
+            )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+
+async def scalar(settings: Settings, schema: str, query: str) -> int:
+    connection = await asyncpg.connect(settings.database_url or "")
+    try:
+        exists = await connection.fetchval("select to_regclass($1)", f"{schema}.xbus_inbox")
+        return int(await connection.fetchval(query.replace("{schema}", schema))) if exists else 0
+    finally:
+        await connection.close()
+
+
+async def wait_for(settings: Settings, schema: str, query: str, expected: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while (value := await scalar(settings, schema, query)) != expected:
+        assert time.monotonic() < deadline, f"{query} = {value}, expected {expected}"
+        await asyncio.sleep(0.5)
