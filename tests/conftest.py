@@ -66,6 +66,12 @@ async def topics(settings: Settings) -> Settings:
 
 
 @pytest.fixture
+async def service_settings(topics: Settings) -> Settings:
+    """Topics of this test's own, and services' schemas of its own (a unique schema prefix)."""
+    return topics.model_copy(update={"db_schema_prefix": f"t{uuid.uuid4().hex[:8]}_"})
+
+
+@pytest.fixture
 async def database(stack: Stack) -> AsyncIterator[tuple[asyncpg.Connection, str]]:
     """A connection whose search_path is a schema of this test's own, dropped afterwards."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -100,6 +106,7 @@ class XbusCli:
             "XBUS_DATA_DIR": str(stack.data_dir),
             "XBUS_TOPIC_PREFIX": prefix,
             "XBUS_LOG_FORMAT": "json",
+            "XBUS_METRICS_PORT": "0",
             "COLUMNS": "200",
         }
 

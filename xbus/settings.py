@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     #: wait half of it, and a dead member holds its partitions for all of it (EMBEDDED_BROKER.md).
     consumer_session_timeout_ms: int = Field(default=6_000, ge=1_000, le=300_000)
     consumer_heartbeat_interval_ms: int = Field(default=1_500, ge=100, le=60_000)
+    #: A partition with lag whose committed offset has not moved for this long is reported stalled.
+    stall_after_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    #: How often each runner's watchdog samples lag and stall state.
+    health_interval_seconds: float = Field(default=5.0, gt=0, le=3_600)
+    #: Port of a process's /metrics and /healthz endpoint (`xbus run`); 0 picks a free port.
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    metrics_host: str = Field(default="0.0.0.0", min_length=1)
     log_format: LogFormat = LogFormat.AUTO
     log_level: str = "info"
 

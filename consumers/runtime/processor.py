@@ -40,6 +40,12 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
     asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,  # the server ended the session: shutdown, pg_terminate_backend
+    asyncpg.CrashShutdownError,
+    # A connection the server has just dropped (its FATAL message read, the socket not yet seen
+    # closed) refuses the next statement with "cannot switch to state ...; another operation is
+    # in progress"; a fresh connection is the cure, as for the errors above.
+    asyncpg.InternalClientError,
     ConnectionError,
     OSError,
 )

@@ -10,6 +10,7 @@ dies. It wakes on NOTIFY from the committing transaction, and polls as a fallbac
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import zlib
 
 import asyncpg
@@ -17,8 +18,10 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from consumers.runtime import metrics
 from consumers.runtime.processor import TRANSIENT_ERRORS, outbox_channel
 from consumers.runtime.records import headers_from_json
+from consumers.runtime.waits import sleep_unless, wait_any
 from xbus.kafka import client_options
 from xbus.settings import Settings
 
@@ -56,7 +59,7 @@ class OutboxRelay:
                     await self._serve(producer, stop)
                 except (*TRANSIENT_ERRORS, KafkaError) as error:
                     log.warning("outbox relay interrupted; retrying", service=self.service, error=repr(error))
-                    await _sleep_unless(stop, self._poll_interval)
+                    await sleep_unless(stop, self._poll_interval)
         finally:
             await producer.stop()
 
@@ -66,19 +69,19 @@ class OutboxRelay:
             await connection.add_listener(outbox_channel(self.service), lambda *_: self._wake.set())
             lock = zlib.crc32(f"xbus-relay:{self.schema}".encode())
             while not await connection.fetchval("select pg_try_advisory_lock($1)", lock):
-                if await _sleep_unless(stop, self._poll_interval):  # another instance's relay publishes
+                if await sleep_unless(stop, self._poll_interval):  # another instance's relay publishes
                     return
             while not stop.is_set():
                 if await self.publish_pending(connection, producer) == 0:
                     self._wake.clear()
-                    await _wait_any(stop, self._wake, self._poll_interval)
+                    await wait_any(stop, self._wake, self._poll_interval)
             await self.publish_pending(connection, producer)  # what the last batch recorded
         finally:
             await connection.close()
 
     async def publish_pending(self, connection: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
         rows = await connection.fetch(
-            "select id, topic, key, value, headers::text as headers from xbus_outbox "
+            "select id, topic, key, value, headers::text as headers, created_at from xbus_outbox "
             "where sent_at is null order by id limit $1",
             self._batch_size,
         )
@@ -93,22 +96,9 @@ class OutboxRelay:
             "update xbus_outbox set sent_at = now() where id = any($1::bigint[])", [r["id"] for r in rows]
         )
         self.published += len(rows)
+        acknowledged = dt.datetime.now(dt.UTC)
+        latency = metrics.OUTBOX_LATENCY.labels(self.service)
+        for row in rows:
+            latency.observe((acknowledged - row["created_at"]).total_seconds())
+        metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
         return len(rows)
-
-
-async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
-    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-
-
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep up to ``seconds``; True if ``stop`` was set meanwhile."""
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        return False
-    return True

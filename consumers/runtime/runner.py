@@ -1,11 +1,14 @@
-"""Runs one service: a consumer group member, its partitions processed concurrently, each
-partition's batch in one PostgreSQL transaction, offsets committed only after that commits.
+"""Runs one service: a consumer group member whose partitions are processed concurrently, each
+partition's batch in one PostgreSQL transaction, its offset committed only after that commits.
 
-A lock covers "process the polled batch and commit its offsets". The rebalance listener takes
-the same lock before giving partitions up, so a revoked partition's offsets are committed first,
-and a batch polled before a rebalance is filtered by the current assignment before it is
-processed. Errors of PostgreSQL or Kafka are retried with backoff, the batch as a whole, so
-nothing is skipped or reordered; anything else is a bug in the runtime and stops the runner.
+Each partition with records gets a worker task for its batch and is paused until the batch is
+applied and its offset committed, so a partition's events stay in order while a slow partition
+holds back no other. Offsets of partitions that finish together go out in one commit
+(committer.py). Before partitions are given up in a rebalance, their workers finish and commit;
+records polled for a partition no longer assigned are dropped, never processed. Errors of
+PostgreSQL or Kafka are retried with backoff, the batch as a whole, so nothing is skipped or
+reordered; anything else is a bug in the runtime and stops the runner. A watchdog beside the
+loop reports partitions that have lag and commit nothing (stuck but alive).
 """
 
 from __future__ import annotations
@@ -13,18 +16,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import KafkaError
 
+from consumers.runtime import metrics
+from consumers.runtime.committer import GroupCommitter
 from consumers.runtime.migrations import load_migrations, migrate
 from consumers.runtime.processor import TRANSIENT_ERRORS, BatchOutcome, PartitionProcessor, Routing
 from consumers.runtime.records import StoredRecord
 from consumers.runtime.relay import OutboxRelay
 from consumers.runtime.service import Service
+from consumers.runtime.watchdog import ServiceHealth, Watchdog
 from xbus.catalogue import Catalogue
 from xbus.kafka import client_options
 from xbus.settings import Settings
@@ -44,7 +50,6 @@ class RunnerStats:
     dead_lettered: int = 0
     parked: int = 0
     retries: int = 0
-    last_commit: float = field(default_factory=time.monotonic)
 
 
 class ServiceRunner:
@@ -70,10 +75,13 @@ class ServiceRunner:
         self.processor = PartitionProcessor(service, routing)
         self.relay = OutboxRelay(service.name, settings, bootstrap, database_url)
         self.stats = RunnerStats()
+        self.watchdog = Watchdog(service.name, settings, bootstrap)
+        self._committed: dict[TopicPartition, int] = {}
         self._bootstrap = bootstrap
         self._database_url = database_url
         self._max_records = max_records
-        self._lock = asyncio.Lock()
+        self._workers: dict[TopicPartition, asyncio.Task[None]] = {}
+        self._failure: BaseException | None = None
 
     async def migrate(self) -> list[str]:
         connection = await asyncpg.connect(self._database_url)
@@ -99,9 +107,15 @@ class ServiceRunner:
             heartbeat_interval_ms=self.settings.consumer_heartbeat_interval_ms,
             max_poll_records=self._max_records,
         )
-        consumer.subscribe(self.topics, listener=_CommitBeforeRevoke(self._lock))
+        consumer.subscribe(self.topics, listener=_FinishBeforeRevoke(self))
         relay = asyncio.create_task(self.relay.run(stop), name=f"relay-{self.service.name}")
+        relay.add_done_callback(lambda done: self._fail_on_error(done, stop))
         await consumer.start()
+        committer = GroupCommitter(consumer)
+        watchdog = asyncio.create_task(
+            self.watchdog.run(consumer, self._committed, pool, stop), name=f"watchdog-{self.service.name}"
+        )
+        watchdog.add_done_callback(lambda done: self._fail_on_error(done, stop))
         log.info(
             "service started",
             service=self.service.name,
@@ -112,17 +126,19 @@ class ServiceRunner:
         try:
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=200, max_records=self._max_records)
-                if batches:
-                    async with self._lock:
-                        await self._process_and_commit(consumer, pool, batches, stop)
-        except _Abandoned:
-            log.warning(
-                "stopped while the database was unavailable; the batch will be re-read", service=self.service.name
-            )
+                if self._failure is not None:
+                    raise self._failure
+                assigned = consumer.assignment()
+                for tp, records in batches.items():
+                    if records and tp in assigned:
+                        consumer.pause(tp)  # until this batch is applied and committed
+                        self._committed.setdefault(tp, records[0].offset)  # where the group's offset put us
+                        self._start_worker(consumer, committer, pool, tp, records, stop)
         finally:
-            await consumer.stop()  # leaves the group: its partitions move at once
             stop.set()
-            await relay
+            await self.finish(set(self._workers))  # batches under way commit before the group is left
+            await consumer.stop()  # leaves the group: its partitions move at once
+            await asyncio.gather(relay, watchdog, return_exceptions=True)
             await pool.close()
             log.info(
                 "service stopped",
@@ -131,42 +147,99 @@ class ServiceRunner:
                 duplicates=self.stats.duplicates,
                 dead_lettered=self.stats.dead_lettered,
             )
+        if self._failure is not None:
+            raise self._failure
 
-    async def _process_and_commit(
+    def health(self) -> ServiceHealth:
+        return self.watchdog.health()
+
+    async def finish(self, partitions: set[TopicPartition]) -> None:
+        """Wait for the workers of ``partitions``: their batches are applied and committed, or abandoned."""
+        workers = [self._workers[tp] for tp in partitions if tp in self._workers]
+        await asyncio.gather(*workers, return_exceptions=True)
+        for tp in partitions:
+            self._committed.pop(tp, None)
+
+    def _start_worker(
         self,
         consumer: AIOKafkaConsumer,
+        committer: GroupCommitter,
         pool: asyncpg.Pool,
-        batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+        tp: TopicPartition,
+        records: list[ConsumerRecord[bytes, bytes]],
         stop: asyncio.Event,
     ) -> None:
-        assigned = consumer.assignment()
-        work = {tp: records for tp, records in batches.items() if tp in assigned and records}
-        outcomes = await asyncio.gather(*(self._process_with_retry(pool, records, stop) for records in work.values()))
-        for outcome in outcomes:
-            self._count(outcome)
-        offsets = {tp: records[-1].offset + 1 for tp, records in work.items()}
+        worker = asyncio.create_task(self._work(consumer, committer, pool, tp, records, stop))
+        self._workers[tp] = worker
+        worker.add_done_callback(lambda done: self._worker_done(tp, done, stop))
+
+    def _worker_done(self, tp: TopicPartition, worker: asyncio.Task[None], stop: asyncio.Event) -> None:
+        if self._workers.get(tp) is worker:
+            del self._workers[tp]
+        self._fail_on_error(worker, stop)
+
+    def _fail_on_error(self, task: asyncio.Task[None], stop: asyncio.Event) -> None:
+        """A background task that died of an unexpected error stops the runner, which then raises it:
+        a service without its relay or watchdog must not look healthy while its outbox grows."""
+        if not task.cancelled() and task.exception() is not None and self._failure is None:
+            self._failure = task.exception()
+            log.error(
+                "runner task failed; stopping",
+                service=self.service.name,
+                task=task.get_name(),
+                error=repr(self._failure),
+            )
+            stop.set()
+
+    async def _work(
+        self,
+        consumer: AIOKafkaConsumer,
+        committer: GroupCommitter,
+        pool: asyncpg.Pool,
+        tp: TopicPartition,
+        records: Sequence[ConsumerRecord[bytes, bytes]],
+        stop: asyncio.Event,
+    ) -> None:
         try:
-            await consumer.commit(offsets)
-            self.stats.last_commit = time.monotonic()
-        except (CommitFailedError, KafkaError) as error:
+            self._count(await self._process_with_retry(pool, records, stop))
+        except _Abandoned:
+            log.warning(
+                "stopped while the database was unavailable; the batch will be re-read",
+                service=self.service.name,
+                topic=tp.topic,
+                partition=tp.partition,
+            )
+            return
+        offset = records[-1].offset + 1
+        try:
+            await committer.commit(tp, offset)
+            self._committed[tp] = offset
+            self.watchdog.committed_now()
+        except KafkaError as error:
             # The group moved on: the new owner re-reads these events, and the inbox skips them.
             log.warning(
                 "offset commit failed after the transaction committed", service=self.service.name, error=repr(error)
             )
+        if tp in consumer.assignment():
+            consumer.resume(tp)
 
     async def _process_with_retry(
         self, pool: asyncpg.Pool, records: Sequence[ConsumerRecord[bytes, bytes]], stop: asyncio.Event
     ) -> BatchOutcome:
         stored = [StoredRecord(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or ())) for r in records]
         backoff = 0.1
+        started = time.perf_counter()
         while True:
             try:
                 async with pool.acquire() as connection:
-                    return await self.processor.process(connection, stored)
+                    outcome = await self.processor.process(connection, stored)
+                metrics.BATCH_DURATION.labels(self.service.name).observe(time.perf_counter() - started)
+                return outcome
             except TRANSIENT_ERRORS as error:
                 if stop.is_set():
                     raise _Abandoned from error
                 self.stats.retries += 1
+                metrics.BATCH_FAILURES.labels(self.service.name, type(error).__name__).inc()
                 log.warning(
                     "batch failed on the infrastructure; retrying",
                     service=self.service.name,
@@ -184,21 +257,28 @@ class ServiceRunner:
         self.stats.duplicates += outcome.duplicates
         self.stats.dead_lettered += outcome.dead_lettered
         self.stats.parked += outcome.parked
+        for name in ("applied", "duplicates", "dead_lettered", "parked", "released", "ignored"):
+            if count := getattr(outcome, name):
+                metrics.EVENTS.labels(self.service.name, OUTCOME_LABELS.get(name, name)).inc(count)
+
+
+#: BatchOutcome fields whose metric label differs from the field name.
+OUTCOME_LABELS = {"duplicates": "duplicate"}
 
 
 class _Abandoned(Exception):
     """Asked to stop while a batch could not be applied: leave it uncommitted, to be re-read."""
 
 
-class _CommitBeforeRevoke(ConsumerRebalanceListener):
-    """Give partitions up only after the batch being processed has committed its offsets."""
+class _FinishBeforeRevoke(ConsumerRebalanceListener):
+    """Give partitions up only after the batches under way on them have committed their offsets."""
 
-    def __init__(self, lock: asyncio.Lock) -> None:
-        self._lock = lock
+    def __init__(self, runner: ServiceRunner) -> None:
+        self._runner = runner
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        async with self._lock:
-            log.info("partitions revoked", count=len(revoked))
+        await self._runner.finish(revoked)
+        log.info("partitions revoked", count=len(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("partitions assigned", partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -19,7 +19,7 @@ from asyncpg.pool import PoolConnectionProxy
 from schemas import Envelope, Event
 
 #: A connection of its own or one lent by a pool: handlers cannot tell, and need not.
-DbConnection = asyncpg.Connection | PoolConnectionProxy
+DbConnection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 
 _FOLLOW_UP_IDS = uuid.UUID("6f0a7c1e-3b2d-4f5e-9a8b-7c6d5e4f3a2b")
 

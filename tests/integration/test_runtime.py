@@ -23,11 +23,6 @@ from xbus.settings import Settings
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def service_settings(topics: Settings) -> Settings:
-    return topics.model_copy(update={"db_schema_prefix": f"t{uuid.uuid4().hex[:8]}_"})
-
-
 async def runner(settings: Settings) -> ServiceRunner:
     """A runner whose schema is migrated, so that tests can query it before it has consumed."""
     made = ServiceRunner(
@@ -74,6 +69,7 @@ async def test_each_event_applies_once_and_each_follow_up_is_published(service_s
     task = asyncio.create_task(the_runner.run(stop))
     try:
         await eventually(lambda: _settled(settings, 400))
+        await eventually(lambda: _true(the_runner.stats.duplicates >= 400))  # the second copies are read too
     finally:
         stop.set()
         await task
@@ -84,6 +80,10 @@ async def test_each_event_applies_once_and_each_follow_up_is_published(service_s
     assert len(follow_ups) == 400
     assert {f.envelope.causation_id for f in follow_ups} == set(ids)
     assert {f.key for f in follow_ups} == {e.login_id for e in events}
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def _settled(settings: Settings, expected: int) -> bool:

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 class ServiceProcess:
     """`xbus run` of a test service in a process of its own, killable."""
 
-    def __init__(self, spec: str, settings: Settings, log: Path) -> None:
+    def __init__(self, spec: str, settings: Settings, log: Path, metrics_port: int = 0) -> None:
         self.spec, self.log = spec, log
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("XBUS_")},
@@ -31,6 +31,7 @@ class ServiceProcess:
             "XBUS_LOG_FORMAT": "json",
             "XBUS_CONSUMER_SESSION_TIMEOUT_MS": "3000",
             "XBUS_CONSUMER_HEARTBEAT_INTERVAL_MS": "1000",
+            "XBUS_METRICS_PORT": str(metrics_port),
         }
         self.process: subprocess.Popen[bytes] | None = None
 

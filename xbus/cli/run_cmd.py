@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from functools import partial
 
+import structlog
 import typer
 
 from consumers.runtime.discovery import resolve_services
 from consumers.runtime.runner import ServiceRunner
+from consumers.runtime.watchdog import process_health
 from xbus.cli.common import out, run, settings
 from xbus.platform import connect, load_catalogue
+from xbus.process_endpoint import HealthReport, ProcessEndpoint
+
+log = structlog.get_logger("xbus.run")
 
 SERVICES_ARGUMENT = typer.Argument(None, help="Service names, or module:attribute of a Service.")
 ALL_OPTION = typer.Option(False, "--all", help="Every installed service.")
@@ -21,19 +27,26 @@ def run_services(services: list[str] | None = SERVICES_ARGUMENT, everything: boo
     chosen = resolve_services(services or [], everything=everything)
 
     async def go() -> None:
-        endpoints = await connect(settings())
-        catalogue = load_catalogue(settings())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        endpoints = await connect(settings())
+        catalogue = load_catalogue(settings())
         runners = [
             ServiceRunner(service, settings(), catalogue, endpoints.kafka_bootstrap, endpoints.database_url)
             for service in chosen
         ]
-        await asyncio.gather(*(runner.run(stop) for runner in runners))
+        health = partial(_health, runners)
+        with ProcessEndpoint(settings().metrics_host, settings().metrics_port, health) as endpoint:
+            log.info("serving /metrics, /healthz and /readyz", port=endpoint.port)
+            await asyncio.gather(*(runner.run(stop) for runner in runners))
 
     run(go())
+
+
+def _health(runners: list[ServiceRunner]) -> HealthReport:
+    return process_health([runner.health() for runner in runners])
 
 
 db = typer.Typer(help="The services' PostgreSQL schemas.", no_args_is_help=True)

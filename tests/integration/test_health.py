@@ -1,0 +1,149 @@
+"""Stuck-but-alive detection and the per-process endpoint (/healthz, /readyz, /metrics), on the real stack."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from consumers.runtime import Service, UnitOfWork
+from consumers.runtime.runner import ServiceRunner
+from consumers.runtime.watchdog import process_health
+from schemas import Event
+from schemas.users import UserCreated
+from tests.conftest import XbusCli
+from tests.integration.test_runtime import count, eventually, publish, user
+from tests.support.logins_service import LOGINS
+from tests.support.service_process import ServiceProcess, scalar
+from xbus.embedded.processes import free_port
+from xbus.platform import load_catalogue
+from xbus.process_endpoint import ProcessEndpoint
+from xbus.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+async def http(port: int, path: str) -> tuple[int, str]:
+    return await asyncio.to_thread(get, port, path)
+
+
+def hanging_logins(release: asyncio.Event) -> Service:
+    """The logins service, except that a user named "hang" waits until ``release`` is set."""
+
+    async def user_created(event: Event, unit: UnitOfWork) -> None:
+        assert isinstance(event, UserCreated)
+        if event.username == "hang":
+            await release.wait()
+        await LOGINS.handlers[UserCreated.event_type](event, unit)
+
+    return Service(name=LOGINS.name, handlers={UserCreated.event_type: user_created}, migrations=LOGINS.migrations)
+
+
+async def test_a_partition_stuck_in_a_handler_is_reported_stalled_until_it_moves(service_settings: Settings) -> None:
+    settings = service_settings.model_copy(update={"stall_after_seconds": 2.0, "health_interval_seconds": 0.3})
+    release = asyncio.Event()
+    runner = ServiceRunner(
+        hanging_logins(release),
+        settings,
+        load_catalogue(settings),
+        settings.kafka_bootstrap or "",
+        settings.database_url or "",
+    )
+    await runner.migrate()
+    hang = user("hang")
+    others = [user(f"u{i:03d}") for i in range(60)]
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    with ProcessEndpoint("127.0.0.1", 0, lambda: process_health([runner.health()])) as endpoint:
+        try:
+            await eventually(lambda: _status_is(endpoint.port, "/readyz", 200))
+            await publish(settings, [hang, *others])
+            await eventually(lambda: _status_is(endpoint.port, "/healthz", 503), timeout=30)
+            status, body = await http(endpoint.port, "/healthz")
+            assert status == 503
+            [service] = json.loads(body)["services"]
+            assert service["status"] == "stalled"
+            stalled = [p for p in service["partitions"] if p["state"] == "stalled"]
+            assert len(stalled) == 1 and stalled[0]["lag"] >= 1
+            [stuck] = stalled
+            # the other partitions kept flowing: every user not behind "hang" on its partition is applied
+            applied = await count(settings, "select count(*) from logins")
+            assert 0 < applied < len(others) + 1
+            _, metrics = await http(endpoint.port, "/metrics")
+            gauge = (
+                f'xbus_partition_stalled{{partition="{stuck["partition"]}",service="authentication",'
+                f'topic="{stuck["topic"]}"}} 1.0'
+            )
+            assert gauge in metrics
+            release.set()
+            await eventually(lambda: _status_is(endpoint.port, "/healthz", 200), timeout=30)
+            await eventually(lambda: _applied(settings, len(others) + 1))
+            _, metrics = await http(endpoint.port, "/metrics")
+            assert gauge.replace("} 1.0", "} 0.0") in metrics
+        finally:
+            release.set()
+            stop.set()
+            await task
+
+
+async def _status_is(port: int, path: str, expected: int) -> bool:
+    return (await http(port, path))[0] == expected
+
+
+async def _caught_up(port: int) -> bool:
+    [service] = json.loads((await http(port, "/healthz"))[1])["services"]
+    return {p["lag"] for p in service["partitions"]} == {0}
+
+
+async def _applied(settings: Settings, expected: int) -> bool:
+    schema = settings.db_schema(LOGINS.name)
+    return await scalar(settings, schema, "select count(*) from {schema}.xbus_inbox") == expected
+
+
+async def test_xbus_run_serves_metrics_and_health_on_its_port(service_settings: Settings, tmp_path: Path) -> None:
+    port = free_port()
+    process = ServiceProcess("tests.support.logins_service:LOGINS", service_settings, tmp_path / "run.log", port)
+    process.start()
+    try:
+        await publish(service_settings, [user(f"m{i:03d}") for i in range(30)])
+        await eventually(lambda: _applied(service_settings, 30))
+        await eventually(lambda: _status_is(port, "/readyz", 200))
+        await eventually(lambda: _caught_up(port))  # the watchdog samples every few seconds
+        status, body = await http(port, "/healthz")
+        assert status == 200
+        [service] = json.loads(body)["services"]
+        assert service["service"] == "authentication" and service["status"] == "ok"
+        assert service["partitions"] and {p["lag"] for p in service["partitions"]} == {0}
+        _, metrics = await http(port, "/metrics")
+        assert 'xbus_events_total{outcome="applied",service="authentication"} 30.0' in metrics
+        assert 'xbus_outbox_published_total{service="authentication"} 30.0' in metrics
+        assert "xbus_batch_duration_seconds_bucket" in metrics
+        assert "xbus_outbox_publish_latency_seconds_count" in metrics
+        assert (await http(port, "/nowhere"))[0] == 404
+    finally:
+        assert process.stop() == 0
+
+
+def test_xbus_run_on_a_taken_port_stops_with_one_line(xbus: XbusCli) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        result = xbus(
+            "run", "tests.support.logins_service:LOGINS", env={"XBUS_METRICS_PORT": str(taken.getsockname()[1])}
+        )
+    assert result.code == 2
+    assert "XBUS_METRICS_PORT" in result.stderr
+    assert "Traceback" not in result.stderr
