@@ -216,9 +216,10 @@ class PartitionProcessor:
             now,
         )
         if key is not None:
+            # The first failure keeps the block: a record without an envelope is dead-lettered
+            # even while its key is blocked, and must not take the block from the event it waits on.
             await connection.execute(
-                "insert into xbus_blocked_keys (key, blocked_by) values ($1, $2) "
-                "on conflict (key) do update set blocked_by = excluded.blocked_by",
+                "insert into xbus_blocked_keys (key, blocked_by) values ($1, $2) on conflict (key) do nothing",
                 key,
                 event_id,
             )

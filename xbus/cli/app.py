@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from xbus.cli import schemas_cmd, stack_cmd, topics_cmd
+from xbus.cli import dlq_cmd, schemas_cmd, stack_cmd, topics_cmd
 from xbus.cli.common import err
 from xbus.cli.demo_cmd import demo
 from xbus.cli.publish_cmd import publish
@@ -25,6 +25,7 @@ app.add_typer(stack_cmd.app, name="stack")
 app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(schemas_cmd.app, name="schemas")
 app.add_typer(db, name="db")
+app.add_typer(dlq_cmd.app, name="dlq")
 app.command()(publish)
 app.command()(tail)
 app.command()(demo)
@@ -44,11 +45,11 @@ def main() -> None:
         sys.exit(130)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as error:  # click's usage errors
-        from click import ClickException
-
-        if isinstance(error, ClickException):
-            error.show()
-            sys.exit(error.exit_code)
+    except Exception as error:
+        # click's usage errors; typer vendors click (typer._click) in newer releases, so match by shape
+        show, exit_code = getattr(error, "show", None), getattr(error, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            sys.exit(exit_code)
         raise
     sys.exit(code if isinstance(code, int) else 0)
