@@ -136,7 +136,7 @@ class ServiceRunner:
                         self._start_worker(consumer, committer, pool, tp, records, stop)
         finally:
             stop.set()
-            await self.finish(set(self._workers))  # batches under way commit before the group is left
+            await self._finish_or_abandon()
             await consumer.stop()  # leaves the group: its partitions move at once
             await asyncio.gather(relay, watchdog, return_exceptions=True)
             await pool.close()
@@ -159,6 +159,20 @@ class ServiceRunner:
         await asyncio.gather(*workers, return_exceptions=True)
         for tp in partitions:
             self._committed.pop(tp, None)
+
+    async def _finish_or_abandon(self) -> None:
+        """On stop, batches under way get ``stop_grace_seconds`` to apply and commit before the group is
+        left; a batch stuck longer (a handler waiting forever) is cancelled: its transaction rolls
+        back and the partition's next owner re-reads it."""
+        workers = list(self._workers.values())
+        if not workers:
+            return
+        _, stuck = await asyncio.wait(workers, timeout=self.settings.stop_grace_seconds)
+        for worker in stuck:
+            worker.cancel()
+        if stuck:
+            log.warning("batches abandoned at stop; they will be re-read", service=self.service.name, count=len(stuck))
+            await asyncio.gather(*stuck, return_exceptions=True)
 
     def _start_worker(
         self,

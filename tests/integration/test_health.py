@@ -40,12 +40,14 @@ async def http(port: int, path: str) -> tuple[int, str]:
     return await asyncio.to_thread(get, port, path)
 
 
-def hanging_logins(release: asyncio.Event) -> Service:
+def hanging_logins(release: asyncio.Event, entered: asyncio.Event | None = None) -> Service:
     """The logins service, except that a user named "hang" waits until ``release`` is set."""
 
     async def user_created(event: Event, unit: UnitOfWork) -> None:
         assert isinstance(event, UserCreated)
         if event.username == "hang":
+            if entered is not None:
+                entered.set()
             await release.wait()
         await LOGINS.handlers[UserCreated.event_type](event, unit)
 
@@ -147,3 +149,29 @@ def test_xbus_run_on_a_taken_port_stops_with_one_line(xbus: XbusCli) -> None:
     assert result.code == 2
     assert "XBUS_METRICS_PORT" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_a_batch_stuck_at_stop_is_abandoned_after_the_grace_and_re_read(service_settings: Settings) -> None:
+    settings = service_settings.model_copy(update={"stop_grace_seconds": 1.0})
+    release, entered, stop = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    catalogue, bootstrap, url = load_catalogue(settings), settings.kafka_bootstrap or "", settings.database_url or ""
+    stuck = ServiceRunner(hanging_logins(release, entered), settings, catalogue, bootstrap, url)
+    await stuck.migrate()
+    await publish(settings, [user("hang"), *(user(f"g{i:02d}") for i in range(20))])
+    task = asyncio.create_task(stuck.run(stop))
+    try:
+        await asyncio.wait_for(entered.wait(), timeout=60)
+        stop.set()
+        await asyncio.wait_for(task, timeout=20)  # returns although the handler never does
+    finally:
+        release.set()
+    schema = settings.db_schema(LOGINS.name)
+    assert await scalar(settings, schema, "select count(*) from {schema}.logins where login_id = 'hang'") == 0
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(ServiceRunner(LOGINS, settings, catalogue, bootstrap, url).run(stop))
+    try:
+        await eventually(lambda: _applied(settings, 21))  # the abandoned batch was re-read
+    finally:
+        stop.set()
+        await task
