@@ -3,7 +3,19 @@
 Importing this package registers every model in :data:`schemas.registry`.
 """
 
-from schemas import accounts, authentication, exchanges, operators, orders, users
+from schemas import (
+    accounts,
+    authentication,
+    authorisation,
+    exchanges,
+    foundry,
+    oms,
+    operators,
+    orders,
+    provisioning,
+    sessions,
+    users,
+)
 from schemas.envelope import Envelope, EnvelopeError
 from schemas.event import (
     Event,
@@ -21,10 +33,15 @@ __all__ = [
     "UnknownEventType",
     "accounts",
     "authentication",
+    "authorisation",
     "describe_validation_error",
     "exchanges",
+    "foundry",
+    "oms",
     "operators",
     "orders",
+    "provisioning",
     "registry",
+    "sessions",
     "users",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from schemas.event import Event
+from schemas.provisioning import FlowId
 from schemas.types import LoginId, NonEmpty
 
 
@@ -22,3 +23,26 @@ class LoginProvisioned(Event):
     login_id: LoginId
     username: NonEmpty
     status: LoginStatus = LoginStatus.ACTIVE
+    #: The flow (the ``UserCreated`` event's id) whose ``authentication.login`` step this completes.
+    flow_id: FlowId | None = None
+
+
+class LoginDisabled(Event):
+    """The login can no longer be identified (step ``authentication.disable``)."""
+
+    event_type = "xosp.login.disabled.v1"
+    aggregate_field = "login_id"
+
+    flow_id: FlowId
+    login_id: LoginId
+    reason: NonEmpty
+
+
+class LoginEnabled(Event):
+    """The login can be identified again (step ``authentication.enable``)."""
+
+    event_type = "xosp.login.enabled.v1"
+    aggregate_field = "login_id"
+
+    flow_id: FlowId
+    login_id: LoginId

@@ -69,7 +69,10 @@ class Catalogue:
         self.topics = tuple(topics)
         self.templates = tuple(templates)
         self._by_name = {topic.name: topic for topic in self.topics}
-        self._by_type = {t: topic for topic in self.topics for t in topic.event_types}
+        self._by_type: dict[str, list[TopicSpec]] = {}
+        for topic in self.topics:
+            for type_name in topic.event_types:
+                self._by_type.setdefault(type_name, []).append(topic)
 
     @classmethod
     def load(cls, path: Path, registry: EventRegistry) -> Self:
@@ -104,10 +107,9 @@ class Catalogue:
             if topic.kind == TopicKind.DEAD_LETTER and topic.event_types:
                 raise self._error(topic.name, index, "a dead-letter topic carries any event type: list none")
             for type_name in topic.event_types:
-                if type_name in routed:
-                    raise self._error(
-                        topic.name, index, f"event type {type_name} is also carried by {routed[type_name]}"
-                    )
+                other = routed.get(type_name)
+                if other is not None and not (topic.kind == self.topic(other).kind == TopicKind.FOLLOW_UP):
+                    raise self._error(topic.name, index, f"event type {type_name} is also carried by {other}")
                 routed[type_name] = topic.name
         missing = sorted(set(registry.types()) - set(routed))
         if missing:
@@ -132,7 +134,18 @@ class Catalogue:
             raise CatalogueError(f"topic {name!r} is not in {self.path}") from None
 
     def topic_for_type(self, type_name: str) -> TopicSpec:
-        """The topic that carries ``type_name`` (each type is carried by exactly one)."""
+        """The one topic that carries ``type_name``: where a producer of it publishes."""
+        topics = self.topics_for_type(type_name)
+        if len(topics) > 1:
+            raise CatalogueError(
+                f"event type {type_name} is carried by {len(topics)} follow-up topics: "
+                "each service publishes it on its own follow-up topic"
+            )
+        return topics[0]
+
+    def topics_for_type(self, type_name: str) -> list[TopicSpec]:
+        """Every topic that carries ``type_name``: one, except for the step reports every service
+        may publish (``StepWaiting``, ``StepFailed``), which each follow-up topic carries."""
         try:
             return self._by_type[type_name]
         except KeyError:

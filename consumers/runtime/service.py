@@ -40,7 +40,7 @@ class Service:
         return f"xbus.{self.name}"
 
     def topics(self, catalogue: Catalogue) -> list[str]:
-        return sorted({catalogue.topic_for_type(event_type).name for event_type in self.handlers})
+        return sorted({topic.name for event_type in self.handlers for topic in catalogue.topics_for_type(event_type)})
 
     def follow_up_topic(self, catalogue: Catalogue) -> str:
         for topic in catalogue.topics:

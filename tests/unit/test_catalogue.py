@@ -34,7 +34,8 @@ def load_error(path: Path) -> str:
 def test_the_committed_catalogue_routes_every_event_type_and_gives_every_service_a_dead_letter_topic() -> None:
     catalogue = Catalogue.load(REAL, schemas.registry)
     for type_name in schemas.registry.types():
-        assert catalogue.topic_for_type(type_name).kind in (TopicKind.INPUT, TopicKind.FOLLOW_UP)
+        kinds = {topic.kind for topic in catalogue.topics_for_type(type_name)}
+        assert kinds in ({TopicKind.INPUT}, {TopicKind.FOLLOW_UP})
     assert catalogue.services() == [
         "authentication",
         "authorisation",
@@ -97,6 +98,20 @@ def test_an_event_type_on_two_topics_is_ambiguous(tmp_path: Path) -> None:
     document = real_document()
     document["topics"][1]["event_types"].append("xosp.user.created.v1")
     assert "xosp.user.created.v1 is also carried by xosp.users" in load_error(write(tmp_path, document))
+
+
+def test_step_reports_are_carried_by_every_service_follow_up_topic_but_have_no_single_topic() -> None:
+    catalogue = Catalogue.load(REAL, schemas.registry)
+    carriers = {topic.owner for topic in catalogue.topics_for_type("xosp.step.failed.v1")}
+    assert carriers == {"authentication", "authorisation", "sessions", "oms", "registry"}
+    with pytest.raises(CatalogueError, match="each service publishes it on its own follow-up topic"):
+        catalogue.topic_for_type("xosp.step.failed.v1")
+
+
+def test_a_follow_up_type_on_an_input_topic_too_is_ambiguous(tmp_path: Path) -> None:
+    document = real_document()
+    document["topics"][0]["event_types"].append("xosp.step.failed.v1")
+    assert "xosp.step.failed.v1 is also carried by" in load_error(write(tmp_path, document))
 
 
 def test_a_service_without_a_dead_letter_topic_is_refused(tmp_path: Path) -> None:
