@@ -146,7 +146,7 @@ class PartitionProcessor:
             raise _Refused("ValidationError", describe_validation_error(error)) from None
         handler = self.service.handlers[envelope.type]
         for attempt in range(1, self.service.max_attempts + 1):
-            unit = UnitOfWork(connection, envelope, self.routing.source)
+            unit = UnitOfWork(connection, envelope, self.routing.source, self.service.name)
             try:
                 async with connection.transaction():  # a savepoint: a refusal undoes only this event
                     await handler(event, unit)

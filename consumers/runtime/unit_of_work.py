@@ -17,6 +17,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from schemas import Envelope, Event
+from schemas.provisioning import StepFailed, StepWaiting
 
 #: A connection of its own or one lent by a pool: handlers cannot tell, and need not.
 DbConnection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
@@ -36,7 +37,14 @@ class UnitOfWork:
     #: The envelope of the event being handled.
     cause: Envelope
     source: str
+    #: The service handling the event: step reports name it.
+    service: str
     recorded: list[Recorded] = field(default_factory=list)
+
+    @property
+    def flow_id(self) -> str:
+        """The flow an upstream event starts is named by that event's id (docs/provisioning.md)."""
+        return self.cause.id
 
     def record(self, event: Event) -> None:
         """Publish ``event`` after this transaction commits, as a consequence of the one handled."""
@@ -50,6 +58,16 @@ class UnitOfWork:
             causation_id=self.cause.id,
         )
         self.recorded.append(Recorded(event, envelope))
+
+    def step_waiting(self, flow_id: str, step: str, reason: str, waiting_for: tuple[str, ...] = ()) -> None:
+        """Tell the tracker that ``step`` of ``flow_id`` waits (the event is kept and applied later)."""
+        self.record(
+            StepWaiting(flow_id=flow_id, service=self.service, step=step, reason=reason, waiting_for=waiting_for)
+        )
+
+    def step_failed(self, flow_id: str, step: str, reason: str) -> None:
+        """Tell the tracker that this service refused ``step`` of ``flow_id``; the flow fails."""
+        self.record(StepFailed(flow_id=flow_id, service=self.service, step=step, reason=reason))
 
     async def execute(self, query: str, *args: Any) -> str:
         return str(await self.connection.execute(query, *args))
