@@ -82,7 +82,7 @@ async def test_follow_up_events_go_to_the_outbox_with_a_derived_id_and_the_flow(
     envelope = Envelope.from_headers(headers_from_json(row["headers"]))
     cause = Envelope.from_headers(record.headers)
     assert (row["topic"], row["key"]) == ("auth.events", b"u1")
-    assert json.loads(row["value"]) == {"login_id": "u1", "username": "u1", "status": "active"}
+    assert json.loads(row["value"]) == {"login_id": "u1", "username": "u1", "status": "active", "flow_id": cause.id}
     assert envelope.type == "xosp.login.provisioned.v1"
     assert (envelope.causation_id, envelope.correlation_id, envelope.time) == (
         cause.id,

@@ -23,7 +23,7 @@ async def user_created(event: Event, unit: UnitOfWork) -> None:
         event.username,
         event.display_name,
     )
-    unit.record(LoginProvisioned(login_id=event.login_id, username=event.username))
+    unit.record(LoginProvisioned(login_id=event.login_id, username=event.username, flow_id=unit.flow_id))
 
 
 async def user_updated(event: Event, unit: UnitOfWork) -> None:
