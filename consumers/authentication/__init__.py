@@ -1,0 +1,1 @@
+"""The Auth Server's part of provisioning: the logins it can identify, from ``xosp.users``."""

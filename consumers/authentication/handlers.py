@@ -1,0 +1,83 @@
+"""Handlers of ``xosp.users`` for the authentication service: one function per event type.
+
+``UserCreated``, ``UserDisabled`` and ``UserEnabled`` start flows (docs/provisioning.md): each
+handler reports its step with ``LoginProvisioned``, ``LoginDisabled`` or ``LoginEnabled``, or
+refuses it with ``StepFailed`` (a login created twice, a disable or enable of a login that was
+never created or was deleted). A refusal is the event's effect, not a dead letter. ``UserUpdated``
+and ``UserDeleted`` are not flows: an update of a login this service never created is an
+upstream inconsistency (same topic and key as its ``UserCreated``, so it cannot be merely early)
+and is dead-lettered so that someone looks at it.
+"""
+
+from __future__ import annotations
+
+from consumers.authentication import store
+from consumers.runtime import DomainError, UnitOfWork
+from schemas import Event
+from schemas.authentication import LoginDisabled, LoginEnabled, LoginProvisioned
+from schemas.users import UserCreated, UserDeleted, UserDisabled, UserEnabled, UserUpdated
+
+LOGIN_STEP = "authentication.login"
+DISABLE_STEP = "authentication.disable"
+ENABLE_STEP = "authentication.enable"
+
+
+async def user_created(event: Event, unit: UnitOfWork) -> None:
+    assert isinstance(event, UserCreated)
+    status = await store.login_status(unit, event.login_id)
+    if status is not None:
+        unit.step_failed(
+            unit.flow_id,
+            LOGIN_STEP,
+            f"login {event.login_id} already exists ({status}); a login id is created once, "
+            "change an existing login with UserUpdated",
+        )
+        return
+    await store.insert_login(unit, event, unit.flow_id, unit.cause.time)
+    unit.record(LoginProvisioned(login_id=event.login_id, username=event.username, flow_id=unit.flow_id))
+
+
+async def user_updated(event: Event, unit: UnitOfWork) -> None:
+    assert isinstance(event, UserUpdated)
+    status = await store.login_status(unit, event.login_id)
+    if status is None or status == "deleted":
+        raise DomainError(
+            f"login {event.login_id} is {'deleted' if status else 'unknown'}: an update must follow its "
+            "UserCreated and precede its UserDeleted; fix the upstream identity system, then redrive or discard"
+        )
+    await store.update_profile(unit, event, unit.cause.time)
+
+
+async def user_disabled(event: Event, unit: UnitOfWork) -> None:
+    assert isinstance(event, UserDisabled)
+    if await _refused(unit, event.login_id, DISABLE_STEP):
+        return
+    await store.set_status(unit, event.login_id, "disabled", event.reason, unit.cause.time)
+    unit.record(LoginDisabled(flow_id=unit.flow_id, login_id=event.login_id, reason=event.reason))
+
+
+async def user_enabled(event: Event, unit: UnitOfWork) -> None:
+    assert isinstance(event, UserEnabled)
+    if await _refused(unit, event.login_id, ENABLE_STEP):
+        return
+    await store.set_status(unit, event.login_id, "active", None, unit.cause.time)
+    unit.record(LoginEnabled(flow_id=unit.flow_id, login_id=event.login_id))
+
+
+async def user_deleted(event: Event, unit: UnitOfWork) -> None:
+    """Keep the row, marked deleted: the id stays taken. Deleting an unknown login changes nothing."""
+    assert isinstance(event, UserDeleted)
+    if await store.login_status(unit, event.login_id) is not None:
+        await store.set_status(unit, event.login_id, "deleted", event.reason, unit.cause.time)
+
+
+async def _refused(unit: UnitOfWork, login_id: str, step: str) -> bool:
+    """Report ``step`` as failed when the login cannot change status (never created, or deleted)."""
+    status = await store.login_status(unit, login_id)
+    if status is None:
+        unit.step_failed(unit.flow_id, step, f"login {login_id} is unknown to the authentication server")
+        return True
+    if status == "deleted":
+        unit.step_failed(unit.flow_id, step, f"login {login_id} was deleted")
+        return True
+    return False

@@ -1,0 +1,1 @@
+"""Resource Authorisation's part of provisioning: per-login permissions and trading-account access."""

@@ -1,0 +1,216 @@
+"""Handlers of Resource Authorisation: one function per event type it reads.
+
+From ``xosp.users``: a login's permissions (steps ``authorisation.permissions``,
+``authorisation.revoke``, ``authorisation.enable``). From ``xosp.accounts``: account access
+(``authorisation.access``, ``authorisation.revoke``). From ``xosp.registry.events``: an account
+the registry closed loses every login's access, with the registry's flow id. From
+``xosp.provisioning.events``: a failed account opening is compensated. A step this service
+refuses (a login created twice, an account it never saw opened) is reported with ``StepFailed``;
+only an update of a login never created, which cannot be merely early, is dead-lettered.
+"""
+
+from __future__ import annotations
+
+from consumers.authorisation import access, store
+from consumers.authorisation.permissions import permissions_for, shorten
+from consumers.runtime import DomainError, UnitOfWork
+from schemas import Event
+from schemas.accounts import AccountLogin, AccountLoginLinked, AccountLoginUnlinked, TradingAccountOpened
+from schemas.authorisation import AccessRevoked, PermissionsGranted, RevokedScope
+from schemas.foundry import RegistryAccountStateChanged
+from schemas.oms import AccountState
+from schemas.provisioning import FlowKind, ProvisioningFailed
+from schemas.users import UserCreated, UserDeleted, UserDisabled, UserEnabled, UserUpdated
+
+SERVICE_NAME = "authorisation"
+PERMISSIONS_STEP = "authorisation.permissions"
+REVOKE_STEP = "authorisation.revoke"
+ENABLE_STEP = "authorisation.enable"
+ACCESS_STEP = access.ACCESS_STEP
+
+
+# --- xosp.users ---------------------------------------------------------------------------------
+
+
+async def user_created(event: Event, unit: UnitOfWork) -> None:
+    """Grant the login its permissions, then every pending association that waited only for it."""
+    assert isinstance(event, UserCreated)
+    status = await store.login_status(unit, event.login_id)
+    if status is not None:
+        unit.step_failed(unit.flow_id, PERMISSIONS_STEP, f"login {event.login_id} already exists ({status})")
+        return
+    roles, markets = [str(role) for role in event.roles], list(event.markets)
+    await store.insert_login(unit, event.login_id, roles, markets, unit.flow_id, unit.cause.time)
+    await store.replace_permissions(unit, event.login_id, permissions_for(roles, markets), unit.cause.time)
+    await access.apply_ready(unit, await store.ready_for_login(unit, event.login_id))
+    await _report_permissions(unit, event.login_id)
+
+
+async def user_updated(event: Event, unit: UnitOfWork) -> None:
+    """New roles or markets replace the login's permissions; other fields are not authorisation's."""
+    assert isinstance(event, UserUpdated)
+    if event.roles is None and event.markets is None:
+        return
+    status = await store.login_status(unit, event.login_id)
+    if status is None or status == "deleted":
+        raise DomainError(
+            f"login {event.login_id} is {'deleted' if status else 'unknown'}: an update must follow its "
+            "UserCreated and precede its UserDeleted; fix the upstream identity system, then redrive or discard"
+        )
+    roles, markets = await store.update_roles_and_markets(
+        unit,
+        event.login_id,
+        None if event.roles is None else [str(role) for role in event.roles],
+        event.markets,
+        unit.cause.time,
+    )
+    await store.replace_permissions(unit, event.login_id, permissions_for(roles, markets), unit.cause.time)
+    await _report_permissions(unit, event.login_id)
+
+
+async def user_disabled(event: Event, unit: UnitOfWork) -> None:
+    """A disabled login loses everything: its rows stay, marked revoked, for an enable to restore."""
+    assert isinstance(event, UserDisabled)
+    if await _refused(unit, event.login_id, REVOKE_STEP):
+        return
+    await store.set_login_status(unit, event.login_id, "disabled", unit.cause.time)
+    await store.revoke_login(unit, event.login_id, unit.cause.time)
+    _report_login_revoked(unit, event.login_id, event.reason)
+
+
+async def user_enabled(event: Event, unit: UnitOfWork) -> None:
+    """Restore what the disable revoked (not what an unlink or a close took away)."""
+    assert isinstance(event, UserEnabled)
+    if await _refused(unit, event.login_id, ENABLE_STEP):
+        return
+    await store.set_login_status(unit, event.login_id, "active", unit.cause.time)
+    await store.restore_login(unit, event.login_id)
+    await _report_permissions(unit, event.login_id)
+
+
+async def user_deleted(event: Event, unit: UnitOfWork) -> None:
+    """Revoke everything for good (not a tracked flow); an unknown login has nothing to revoke."""
+    assert isinstance(event, UserDeleted)
+    if await store.login_status(unit, event.login_id) is None:
+        return
+    await store.set_login_status(unit, event.login_id, "deleted", unit.cause.time)
+    await store.revoke_login(unit, event.login_id, unit.cause.time)
+    _report_login_revoked(unit, event.login_id, event.reason or "login deleted")
+
+
+# --- xosp.accounts ------------------------------------------------------------------------------
+
+
+async def account_opened(event: Event, unit: UnitOfWork) -> None:
+    assert isinstance(event, TradingAccountOpened)
+    known = await store.account(unit, event.account_id)
+    if known is not None and known.opened_flow_id is not None:
+        unit.step_failed(
+            unit.flow_id, ACCESS_STEP, f"account {event.account_id} was already opened (flow {known.opened_flow_id})"
+        )
+        return
+    await store.open_account(unit, event.account_id, unit.flow_id, unit.cause.time)
+    await access.request(unit, unit.flow_id, event.account_id, event.logins)
+    failed = await store.failed_flow_reason(unit, unit.flow_id)
+    if failed is not None:  # the opening's failure overtook it: compensate at once
+        await access.close_account(unit, event.account_id, unit.flow_id, failed)
+
+
+async def login_linked(event: Event, unit: UnitOfWork) -> None:
+    assert isinstance(event, AccountLoginLinked)
+    if await _account_refused(unit, event.account_id, ACCESS_STEP):
+        return
+    login = AccountLogin(login_id=event.login_id, rights=event.rights)
+    await access.request(unit, unit.flow_id, event.account_id, [login])
+
+
+async def login_unlinked(event: Event, unit: UnitOfWork) -> None:
+    """Revoke the login's access; if the link is still pending, it is taken out of it instead."""
+    assert isinstance(event, AccountLoginUnlinked)
+    if await store.account(unit, event.account_id) is None:
+        unit.step_failed(unit.flow_id, REVOKE_STEP, f"account {event.account_id} is unknown to authorisation")
+        return
+    await store.revoke_account_login(unit, event.account_id, event.login_id, unit.cause.time)
+    await store.drop_pending_login(unit, event.account_id, event.login_id)
+    await access.apply_ready(unit, await store.ready_for_account(unit, event.account_id))
+    unit.record(
+        AccessRevoked(
+            flow_id=unit.flow_id,
+            scope=RevokedScope.ACCOUNT_LOGIN,
+            subject_id=event.account_id,
+            account_id=event.account_id,
+            login_ids=(event.login_id,),
+            reason="login unlinked from the account",
+        )
+    )
+
+
+# --- follow-ups of other services ---------------------------------------------------------------
+
+
+async def registry_account_state_changed(event: Event, unit: UnitOfWork) -> None:
+    """Take the close step of a ``TradingAccountClosed`` flow once the registry has closed the
+    account (an account the registry refuses to close keeps its access); suspensions are not ours."""
+    assert isinstance(event, RegistryAccountStateChanged)
+    if event.state != AccountState.CLOSED:
+        return
+    await access.close_account(unit, event.account_id, event.flow_id, event.reason or "account closed in the registry")
+
+
+async def provisioning_failed(event: Event, unit: UnitOfWork) -> None:
+    """Compensate a failed account opening: revoke the access granted for it.
+
+    Only an opening is undone (a refused withdrawal or close is an account flow too, and leaves
+    access as it is), so the flow is matched against the openings applied here. One not applied
+    yet is remembered: its opening is compensated as soon as it arrives.
+    """
+    assert isinstance(event, ProvisioningFailed)
+    if event.kind != FlowKind.ACCOUNT or event.service == SERVICE_NAME:
+        return
+    reason = shorten(f"compensation: {event.step} failed: {event.reason}")
+    account_id = await store.account_opened_by(unit, event.flow_id)
+    if account_id is None:
+        await store.remember_failed_flow(unit, event.flow_id, event.entity_id, reason, unit.cause.time)
+        return
+    await access.close_account(unit, account_id, event.flow_id, reason)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+async def _report_permissions(unit: UnitOfWork, login_id: str) -> None:
+    permissions = await store.effective_permissions(unit, login_id)
+    unit.record(PermissionsGranted(flow_id=unit.flow_id, login_id=login_id, permissions=permissions))
+
+
+def _report_login_revoked(unit: UnitOfWork, login_id: str, reason: str) -> None:
+    unit.record(
+        AccessRevoked(
+            flow_id=unit.flow_id,
+            scope=RevokedScope.LOGIN,
+            subject_id=login_id,
+            login_ids=(login_id,),
+            reason=shorten(reason),
+        )
+    )
+
+
+async def _refused(unit: UnitOfWork, login_id: str, step: str) -> bool:
+    """Report ``step`` failed for a login that cannot change status (never created, or deleted)."""
+    status = await store.login_status(unit, login_id)
+    if status is None or status == "deleted":
+        unit.step_failed(unit.flow_id, step, f"login {login_id} is {'deleted' if status else 'unknown'}")
+        return True
+    return False
+
+
+async def _account_refused(unit: UnitOfWork, account_id: str, step: str) -> bool:
+    """Report ``step`` failed for an account never opened here, or closed."""
+    known = await store.account(unit, account_id)
+    if known is None or known.opened_flow_id is None:
+        unit.step_failed(unit.flow_id, step, f"account {account_id} was never opened")
+        return True
+    if known.state == "closed":
+        unit.step_failed(unit.flow_id, step, f"account {account_id} is closed")
+        return True
+    return False

@@ -1,0 +1,180 @@
+"""The SQL of the OMS service, run in the handler's unit of work (its schema is the search path)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+
+from consumers.runtime import UnitOfWork
+from schemas.accounts import TradingAccountOpened, TradingAccountUpdated, VettingLimits
+from schemas.oms import AccountState
+from schemas.operators import OperatorRegistered
+
+
+class ClosureCause(StrEnum):
+    REGISTRY_CLOSED = "registry_closed"
+    OPENING_FAILED = "opening_failed"
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What the handlers decide on: an account's state and the flows behind it."""
+
+    state: AccountState
+    state_flow_id: str
+    opened_by_flow: str
+
+
+@dataclass(frozen=True)
+class PendingClosure:
+    flow_id: str
+    cause: ClosureCause
+    reason: str | None
+
+
+async def register_operator(unit: UnitOfWork, event: OperatorRegistered, at: dt.datetime) -> None:
+    """Register the operator, or register it again with what the new event says."""
+    await unit.execute(
+        """
+        insert into operators (operator_id, login_id, features, owners, exchanges, status,
+                               registered_at, changed_at)
+        values ($1, $2, $3, $4, $5, 'registered', $6, $6)
+        on conflict (operator_id) do update set
+            login_id = excluded.login_id, features = excluded.features, owners = excluded.owners,
+            exchanges = excluded.exchanges, status = 'registered', deregistered_reason = null,
+            registered_at = excluded.registered_at, changed_at = excluded.changed_at
+        """,
+        event.operator_id,
+        event.login_id,
+        [str(feature) for feature in event.oms_features],
+        list(event.owners),
+        list(event.exchanges),
+        at,
+    )
+
+
+async def deregister_operator(unit: UnitOfWork, operator_id: str, reason: str | None, at: dt.datetime) -> None:
+    """Mark the operator deregistered; one the OMS never registered is nothing to do."""
+    await unit.execute(
+        "update operators set status = 'deregistered', deregistered_reason = $2, changed_at = $3 "
+        "where operator_id = $1",
+        operator_id,
+        reason,
+        at,
+    )
+
+
+async def standing(unit: UnitOfWork, account_id: str) -> Standing | None:
+    row = await unit.fetchrow(
+        "select state, state_flow_id, opened_by_flow from accounts where account_id = $1", account_id
+    )
+    if row is None:
+        return None
+    return Standing(AccountState(row["state"]), row["state_flow_id"], row["opened_by_flow"])
+
+
+async def open_account(unit: UnitOfWork, event: TradingAccountOpened, flow_id: str, at: dt.datetime) -> None:
+    vetting = event.vetting
+    await unit.execute(
+        """
+        insert into accounts (account_id, owner, name, classification, currency, categories, attributes,
+                              allowed_exchanges, max_order_value, max_order_value_currency,
+                              max_order_quantity, state, state_flow_id, opened_by_flow, opened_at,
+                              changed_at)
+        values ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, 'active', $12, $12, $13, $13)
+        """,
+        event.account_id,
+        event.owner,
+        event.name,
+        event.classification,
+        event.default_currency,
+        list(event.categories),
+        json.dumps(event.attributes, sort_keys=True),
+        list(event.allowed_exchanges),
+        vetting.max_order_value.amount if vetting.max_order_value else None,
+        vetting.max_order_value.currency if vetting.max_order_value else None,
+        vetting.max_order_quantity,
+        flow_id,
+        at,
+    )
+
+
+async def update_account(unit: UnitOfWork, event: TradingAccountUpdated, at: dt.datetime) -> bool:
+    """Change the fields the event carries; return False for an account the OMS does not have."""
+    vetting = event.vetting or VettingLimits()
+    value = vetting.max_order_value
+    changed = await unit.execute(
+        """
+        update accounts set
+            name = coalesce($2, name),
+            classification = coalesce($3, classification),
+            categories = coalesce($4, categories),
+            attributes = coalesce($5::jsonb, attributes),
+            allowed_exchanges = coalesce($6, allowed_exchanges),
+            max_order_value = case when $7 then $8 else max_order_value end,
+            max_order_value_currency = case when $7 then $9 else max_order_value_currency end,
+            max_order_quantity = case when $7 then $10 else max_order_quantity end,
+            changed_at = $11
+        where account_id = $1
+        """,
+        event.account_id,
+        event.name,
+        event.classification,
+        list(event.categories) if event.categories is not None else None,
+        json.dumps(event.attributes, sort_keys=True) if event.attributes is not None else None,
+        list(event.allowed_exchanges) if event.allowed_exchanges is not None else None,
+        event.vetting is not None,  # vetting limits are replaced as a whole: an absent limit is lifted
+        value.amount if value else None,
+        value.currency if value else None,
+        vetting.max_order_quantity,
+        at,
+    )
+    return changed != "UPDATE 0"
+
+
+async def set_state(
+    unit: UnitOfWork, account_id: str, state: AccountState, flow_id: str, reason: str | None, at: dt.datetime
+) -> bool:
+    """Put the account in ``state`` for ``flow_id``; False if that flow has already done so."""
+    changed = await unit.execute(
+        """
+        update accounts set state = $2, state_flow_id = $3, state_reason = $4, changed_at = $5
+        where account_id = $1 and not (state = $2 and state_flow_id = $3)
+        """,
+        account_id,
+        str(state),
+        flow_id,
+        reason,
+        at,
+    )
+    return changed != "UPDATE 0"
+
+
+async def keep_pending_closure(
+    unit: UnitOfWork, account_id: str, flow_id: str, cause: ClosureCause, reason: str | None, at: dt.datetime
+) -> None:
+    await unit.execute(
+        """
+        insert into pending_closures (account_id, flow_id, cause, reason, received_at)
+        values ($1, $2, $3, $4, $5) on conflict (account_id, flow_id, cause) do nothing
+        """,
+        account_id,
+        flow_id,
+        str(cause),
+        reason,
+        at,
+    )
+
+
+async def take_pending_closures(unit: UnitOfWork, account_id: str) -> list[PendingClosure]:
+    """The closures kept for ``account_id``, in arrival order, removed from the pending table."""
+    rows = await unit.fetch(
+        """
+        with taken as (delete from pending_closures where account_id = $1 returning seq, flow_id, cause, reason)
+        select flow_id, cause, reason from taken order by seq
+        """,
+        account_id,
+    )
+    return [PendingClosure(row["flow_id"], ClosureCause(row["cause"]), row["reason"]) for row in rows]

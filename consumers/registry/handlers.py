@@ -1,0 +1,406 @@
+"""The Foundry Registry's rules, one handler per event type it reads.
+
+Refusals of the domain (an unknown or closed account, a withdrawal beyond settled cash, an
+investor id already recorded for someone else) are step reports (``unit.step_failed``), never
+dead letters: the event is applied, the refusal is its effect, nothing else changes and the
+tracker fails the flow. Times come from the event (``unit.cause.time``), never the clock, so a
+replay rebuilds the same tables.
+
+Suspended accounts take deposits (money already sent by the bank has to land somewhere, and
+refusing it would bounce a real transfer) but refuse withdrawals (suspension freezes what
+leaves the account). Closed accounts refuse both.
+"""
+
+from __future__ import annotations
+
+from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow, localcontext
+
+from consumers.registry import store
+from consumers.runtime import UnitOfWork
+from schemas import Event
+from schemas.accounts import (
+    FundsDeposited,
+    FundsWithdrawn,
+    Investor,
+    TradingAccountClosed,
+    TradingAccountOpened,
+    TradingAccountSuspended,
+)
+from schemas.foundry import (
+    CashMovementApplied,
+    RegistryAccountOpened,
+    RegistryAccountStateChanged,
+    RegistryOperatorRegistered,
+)
+from schemas.oms import AccountState
+from schemas.operators import OperatorDeregistered, OperatorRegistered
+from schemas.provisioning import FlowKind, ProvisioningFailed
+from schemas.types import Money, OperatorSystem
+
+STEP_OPERATOR = "registry.operator"
+STEP_ACCOUNT = "registry.account"
+STEP_ACCOUNT_STATE = "registry.account_state"
+STEP_CASH = "registry.cash"
+#: Not a step any flow expects: reports that a failed opening could not be undone here.
+STEP_COMPENSATION = "registry.compensation"
+
+#: Limits of the fields the reasons go into (``NonEmpty`` and ``Reason`` in schemas).
+_STATE_REASON_LENGTH = 200
+_STEP_REASON_LENGTH = 2000
+
+
+# Cash arithmetic: pure, so it can be checked on its own
+
+
+class CashRefused(Exception):
+    """A cash movement the registry does not book; ``reason`` says why, for the step report."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+#: The ledger stores numeric(36, 8): eight decimal places, 28 digits before the point.
+CASH_QUANTUM = Decimal("0.00000001")
+CASH_LIMIT = Decimal(10) ** 28
+#: Enough digits for any sum of two ledger amounts; a rounding would raise instead of losing cents.
+_EXACT = Context(prec=40, traps=[Inexact, InvalidOperation, Overflow])
+#: For comparing and showing amounts: wide enough for anything the ledger holds, rounding allowed.
+_WIDE = Context(prec=60)
+_CENTS = Decimal("0.01")
+
+
+def apply_cash_movement(balance: Decimal, delta: Decimal, currency: str) -> Decimal:
+    """Settled cash after ``delta`` (positive for a deposit): exact, never below zero.
+
+    Raises :class:`CashRefused` for a withdrawal beyond ``balance``, an amount finer than the
+    ledger's eight decimal places, or a balance the ledger cannot hold.
+    """
+    if abs(delta) >= CASH_LIMIT:
+        raise CashRefused(f"amount {show(abs(delta))} {currency} is more than the registry can book")
+    if delta.quantize(CASH_QUANTUM, context=_WIDE) != delta:
+        raise CashRefused(
+            f"amount {format(abs(delta), 'f')} {currency} has more than 8 decimal places; "
+            "the registry books cash to 0.00000001"
+        )
+    with localcontext(_EXACT):
+        after = balance + delta
+    if after < 0:
+        raise CashRefused(f"withdrawal of {show(-delta)} {currency} exceeds settled cash {show(balance)} {currency}")
+    if after >= CASH_LIMIT:
+        raise CashRefused(f"a balance of {show(after)} {currency} is more than the registry can hold")
+    return after
+
+
+def show(amount: Decimal) -> str:
+    """An amount as people write money: cents at least, no trailing zeros beyond them."""
+    try:
+        cents = amount.quantize(_CENTS, context=_WIDE)
+    except InvalidOperation:  # too many digits to show in cents: show it as it is
+        return format(amount, "f")
+    return format(cents if cents == amount else amount.normalize(_WIDE), "f")
+
+
+def money(amount: Decimal, currency: str) -> Money:
+    return Money(amount=Decimal(show(amount)), currency=currency)
+
+
+# Operators
+
+
+async def operator_registered(event: Event, unit: UnitOfWork) -> None:
+    """Register the operator with the registry's Identity function, when it may use the registry."""
+    assert isinstance(event, OperatorRegistered)
+    if OperatorSystem.REGISTRY not in event.systems:
+        return  # no step of ours in this flow: the tracker does not expect one
+    await store.register_operator(
+        unit,
+        event.operator_id,
+        event.login_id,
+        [feature.value for feature in event.registry_features],
+        unit.flow_id,
+        unit.cause.time,
+    )
+    unit.record(
+        RegistryOperatorRegistered(
+            flow_id=unit.flow_id, operator_id=event.operator_id, features=event.registry_features
+        )
+    )
+
+
+async def operator_deregistered(event: Event, unit: UnitOfWork) -> None:
+    """Keep the operator's row, marked deregistered: who could act, and until when, stays on record.
+
+    An operator the registry does not know was never given the registry: nothing to do, and no
+    flow tracks a deregistration.
+    """
+    assert isinstance(event, OperatorDeregistered)
+    await store.deregister_operator(unit, event.operator_id, event.reason, unit.cause.time)
+
+
+# Accounts
+
+
+async def account_opened(event: Event, unit: UnitOfWork) -> None:
+    """Record the investor and the account it owns, active, with zero settled cash and no holdings."""
+    assert isinstance(event, TradingAccountOpened)
+    await store.lock_account(unit, event.account_id)
+    already_failed = await store.take_failed_opening(unit, unit.flow_id)
+    existing = await store.find_account(unit, event.account_id)
+    if existing is not None:
+        unit.step_failed(
+            unit.flow_id,
+            STEP_ACCOUNT,
+            f"account {event.account_id} is already in the registry ({existing.state.value}, opened by flow "
+            f"{existing.opening_flow_id}); an account id is opened once",
+        )
+        return
+    await store.insert_investor(unit, event.investor, unit.cause.time)
+    recorded = await store.find_investor(unit, event.investor.investor_id)
+    assert recorded is not None, "the investor was just inserted or already there"
+    conflicts = investor_conflicts(recorded, event.investor)
+    if conflicts:
+        unit.step_failed(
+            unit.flow_id,
+            STEP_ACCOUNT,
+            _clip(
+                f"investor {recorded.investor_id} is recorded with {'; '.join(conflicts)}: the opening of "
+                f"{event.account_id} names someone else under that investor id",
+                _STEP_REASON_LENGTH,
+            ),
+        )
+        return
+    if recorded.pii_hash is None and event.investor.pii_hash is not None:
+        await store.fill_pii_hash(unit, recorded.investor_id, event.investor.pii_hash)
+    await store.insert_account(
+        unit,
+        account_id=event.account_id,
+        investor_id=recorded.investor_id,
+        owner=event.owner,
+        name=event.name,
+        currency=event.default_currency,
+        flow_id=unit.flow_id,
+        at=unit.cause.time,
+    )
+    unit.record(
+        RegistryAccountOpened(
+            flow_id=unit.flow_id,
+            account_id=event.account_id,
+            investor_id=recorded.investor_id,
+            currency=event.default_currency,
+        )
+    )
+    if already_failed is not None:
+        # The flow failed elsewhere before its opening reached us: undo it at once.
+        opened = store.StoredAccount(event.account_id, recorded.investor_id, AccountState.ACTIVE, unit.flow_id)
+        await _undo_opening(unit, opened, already_failed)
+
+
+def investor_conflicts(recorded: Investor, named: Investor) -> list[str]:
+    """How ``named`` differs from the investor recorded under the same id ([] when it is the same).
+
+    A PII hash the record lacks is not a conflict (it is filled in); two different hashes are,
+    since they stand for different personal data.
+    """
+    conflicts = []
+    if recorded.full_name != named.full_name:
+        conflicts.append(f"full name {recorded.full_name!r} (the opening says {named.full_name!r})")
+    if recorded.country != named.country:
+        conflicts.append(f"country {recorded.country} (the opening says {named.country})")
+    if recorded.type != named.type:
+        conflicts.append(f"type {recorded.type.value} (the opening says {named.type.value})")
+    if recorded.pii_hash is not None and named.pii_hash is not None and recorded.pii_hash != named.pii_hash:
+        conflicts.append("another PII hash")
+    return conflicts
+
+
+async def account_suspended(event: Event, unit: UnitOfWork) -> None:
+    """Suspend the account; suspending a suspended account reports the step done again."""
+    assert isinstance(event, TradingAccountSuspended)
+    await store.lock_account(unit, event.account_id)
+    account = await store.find_account(unit, event.account_id)
+    if account is None:
+        unit.step_failed(
+            unit.flow_id, STEP_ACCOUNT_STATE, f"account {event.account_id} is unknown to the registry: not suspended"
+        )
+        return
+    if account.state == AccountState.CLOSED:
+        unit.step_failed(
+            unit.flow_id,
+            STEP_ACCOUNT_STATE,
+            f"account {event.account_id} is closed in the registry; a closed account cannot be suspended",
+        )
+        return
+    if account.state == AccountState.ACTIVE:
+        await store.set_state(unit, event.account_id, AccountState.SUSPENDED, event.reason, unit.cause.time)
+    unit.record(
+        RegistryAccountStateChanged(
+            flow_id=unit.flow_id, account_id=event.account_id, state=AccountState.SUSPENDED, reason=event.reason
+        )
+    )
+
+
+async def account_closed(event: Event, unit: UnitOfWork) -> None:
+    """Close an account that holds nothing; refuse, with what it holds, otherwise.
+
+    The OMS and authorisation close the account on our ``RegistryAccountStateChanged(closed)``,
+    so a refusal here keeps the account open everywhere. Closing a closed account reports the
+    step done again (the others' closing is idempotent too).
+    """
+    assert isinstance(event, TradingAccountClosed)
+    await store.lock_account(unit, event.account_id)
+    account = await store.find_account(unit, event.account_id)
+    if account is None:
+        unit.step_failed(
+            unit.flow_id, STEP_ACCOUNT_STATE, f"account {event.account_id} is unknown to the registry: not closed"
+        )
+        return
+    if account.state != AccountState.CLOSED:
+        held = await _holdings_described(unit, event.account_id)
+        if held:
+            unit.step_failed(
+                unit.flow_id,
+                STEP_ACCOUNT_STATE,
+                _clip(
+                    f"account {event.account_id} cannot be closed: it still holds {held}; "
+                    "withdraw the cash and transfer the holdings first",
+                    _STEP_REASON_LENGTH,
+                ),
+            )
+            return
+        await store.set_state(unit, event.account_id, AccountState.CLOSED, event.reason, unit.cause.time)
+    unit.record(
+        RegistryAccountStateChanged(
+            flow_id=unit.flow_id, account_id=event.account_id, state=AccountState.CLOSED, reason=event.reason
+        )
+    )
+
+
+# Cash
+
+
+async def funds_deposited(event: Event, unit: UnitOfWork) -> None:
+    assert isinstance(event, FundsDeposited)
+    await _move_cash(unit, event.account_id, event.amount.amount, event.amount.currency, event.reference)
+
+
+async def funds_withdrawn(event: Event, unit: UnitOfWork) -> None:
+    assert isinstance(event, FundsWithdrawn)
+    await _move_cash(unit, event.account_id, -event.amount.amount, event.amount.currency, event.reference)
+
+
+async def _move_cash(unit: UnitOfWork, account_id: str, delta: Decimal, currency: str, reference: str) -> None:
+    """Book a deposit (``delta`` > 0) or withdrawal on settled cash, or refuse it with the reason."""
+    what = f"{'deposit' if delta > 0 else 'withdrawal'} of {show(abs(delta))} {currency} (reference {reference})"
+    await store.lock_account(unit, account_id)
+    account = await store.find_account(unit, account_id)
+    if account is None:
+        unit.step_failed(unit.flow_id, STEP_CASH, f"account {account_id} is unknown to the registry: {what} refused")
+        return
+    if account.state == AccountState.CLOSED:
+        unit.step_failed(unit.flow_id, STEP_CASH, f"account {account_id} is closed: {what} refused")
+        return
+    if account.state == AccountState.SUSPENDED and delta < 0:
+        unit.step_failed(
+            unit.flow_id, STEP_CASH, f"account {account_id} is suspended: {what} refused (deposits are still taken)"
+        )
+        return
+    balance = await store.settled_cash(unit, account_id, currency)
+    try:
+        after = apply_cash_movement(balance, delta, currency)
+    except CashRefused as refused:
+        unit.step_failed(unit.flow_id, STEP_CASH, refused.reason)
+        return
+    await store.book_cash_movement(
+        unit,
+        account_id=account_id,
+        currency=currency,
+        delta=delta,
+        balance=after,
+        reference=reference,
+        flow_id=unit.flow_id,
+        at=unit.cause.time,
+    )
+    unit.record(
+        CashMovementApplied(
+            flow_id=unit.flow_id,
+            account_id=account_id,
+            delta=money(delta, currency),
+            balance=money(after, currency),
+            reference=reference,
+        )
+    )
+
+
+# Compensation
+
+
+async def provisioning_failed(event: Event, unit: UnitOfWork) -> None:
+    """Undo the opening of an account whose flow failed in another service.
+
+    Only an opening is undone, and only one the registry did: the account whose opening flow is
+    the failed flow. A failure of the registry's own step left nothing here to undo. A failure
+    that arrives before its opening (topics are not ordered against each other) is remembered,
+    and the opening is undone as soon as it is applied.
+    """
+    assert isinstance(event, ProvisioningFailed)
+    if event.kind != FlowKind.ACCOUNT or event.service == unit.service or event.step.startswith(f"{unit.service}."):
+        return
+    failure = store.FailedOpening(event.flow_id, event.service, event.step, event.reason)
+    await store.lock_account(unit, event.entity_id)
+    opened = await store.account_opened_by(unit, event.flow_id)
+    if opened is not None:
+        await _undo_opening(unit, opened, failure)
+    elif await store.find_account(unit, event.entity_id) is None:
+        await store.remember_failed_opening(
+            unit, event.flow_id, event.entity_id, event.service, event.step, event.reason, unit.cause.time
+        )
+    # else: the account was opened by another flow, so this failure is of a later change to it.
+
+
+async def _undo_opening(unit: UnitOfWork, account: store.StoredAccount, failure: store.FailedOpening) -> None:
+    """Close the account opened by a failed flow, reported with that flow's id.
+
+    An account that already holds something (a deposit landed before the failure was known)
+    is not closed: that would strand the money. It is left as it is and the tracker is told
+    with a ``registry.compensation`` step report, for a person to settle.
+    """
+    if account.state == AccountState.CLOSED:
+        return  # closed already, by its owner or by an earlier report of the same failure
+    held = await _holdings_described(unit, account.account_id)
+    if held:
+        unit.step_failed(
+            failure.flow_id,
+            STEP_COMPENSATION,
+            _clip(
+                f"opening of account {account.account_id} failed at {failure.step} ({failure.reason}) but the "
+                f"account already holds {held}; it stays {account.state.value} in the registry until a person "
+                "settles it",
+                _STEP_REASON_LENGTH,
+            ),
+        )
+        return
+    reason = _clip(f"opening failed: {failure.step}: {failure.reason}", _STATE_REASON_LENGTH)
+    await store.set_state(unit, account.account_id, AccountState.CLOSED, reason, unit.cause.time)
+    unit.record(
+        RegistryAccountStateChanged(
+            flow_id=failure.flow_id, account_id=account.account_id, state=AccountState.CLOSED, reason=reason
+        )
+    )
+
+
+async def _holdings_described(unit: UnitOfWork, account_id: str) -> str:
+    """What the account still holds, for a reason ("" when it holds nothing)."""
+    cash = await store.nonzero_cash(unit, account_id)
+    holdings = await store.nonzero_holdings(unit, account_id)
+    parts = []
+    if cash:
+        parts.append("settled cash " + ", ".join(f"{show(amount)} {currency}" for currency, amount in cash.items()))
+    if holdings:
+        parts.append("holdings " + ", ".join(f"{quantity} {code}" for code, quantity in holdings.items()))
+    return " and ".join(parts)
+
+
+def _clip(text: str, limit: int) -> str:
+    """Reasons go into bounded fields: a long list of holdings is cut, not a failed event."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,33 @@
+"""Wiring of the registry: the event types it handles (and so the topics it reads) and its SQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from consumers.registry import handlers
+from consumers.runtime import Service
+from schemas.accounts import (
+    FundsDeposited,
+    FundsWithdrawn,
+    TradingAccountClosed,
+    TradingAccountOpened,
+    TradingAccountSuspended,
+)
+from schemas.operators import OperatorDeregistered, OperatorRegistered
+from schemas.provisioning import ProvisioningFailed
+
+SERVICE = Service(
+    name="registry",
+    handlers={
+        OperatorRegistered.event_type: handlers.operator_registered,
+        OperatorDeregistered.event_type: handlers.operator_deregistered,
+        TradingAccountOpened.event_type: handlers.account_opened,
+        TradingAccountSuspended.event_type: handlers.account_suspended,
+        TradingAccountClosed.event_type: handlers.account_closed,
+        FundsDeposited.event_type: handlers.funds_deposited,
+        FundsWithdrawn.event_type: handlers.funds_withdrawn,
+        ProvisioningFailed.event_type: handlers.provisioning_failed,
+    },
+    migrations=Path(__file__).parent / "sql",
+    description="Foundry Registry: operators, investors, trading accounts, settled cash and holdings.",
+)

@@ -1,0 +1,59 @@
+"""Reading Session Management's tables, for the CLI and the HTTP API.
+
+Every function takes a connection whose ``search_path`` is the service's schema
+(``settings.db_schema("sessions")``), as the service's own SQL does: no query names a schema.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from consumers.runtime.unit_of_work import DbConnection
+from consumers.sessions.pools import Limits
+from schemas.users import SessionLimits
+
+
+@dataclass(frozen=True)
+class LoginLimits:
+    login_id: str
+    #: None: the login has no session policy.
+    pool: str | None
+    overrides: SessionLimits
+    #: The pool's limits with the overrides applied; None without a policy or for an unknown pool.
+    limits: Limits | None
+    disabled: bool
+    sessions_ended_at: dt.datetime | None
+    ended_reason: str | None
+    changed_at: dt.datetime
+
+    @property
+    def in_force(self) -> bool:
+        """Whether the login's sessions are held to limits now (assigned, and not ended)."""
+        return self.limits is not None and not self.disabled
+
+
+async def limits(connection: DbConnection, login_id: str) -> LoginLimits | None:
+    """The login's policy and limits; None for a login Session Management has not heard of."""
+    row = await connection.fetchrow("select * from logins where login_id = $1", login_id)
+    if row is None:
+        return None
+    assigned = (
+        Limits(row["max_sessions"], row["max_connections"], row["grace_period_seconds"])
+        if row["max_sessions"] is not None
+        else None
+    )
+    return LoginLimits(
+        login_id=row["login_id"],
+        pool=row["pool"],
+        overrides=SessionLimits(
+            max_sessions=row["override_max_sessions"],
+            max_connections=row["override_max_connections"],
+            grace_period_seconds=row["override_grace_period_seconds"],
+        ),
+        limits=assigned,
+        disabled=row["disabled"],
+        sessions_ended_at=row["sessions_ended_at"],
+        ended_reason=row["ended_reason"],
+        changed_at=row["changed_at"],
+    )

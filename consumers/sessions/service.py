@@ -1,0 +1,22 @@
+"""Wiring of Session Management: the events of ``xosp.users`` it applies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from consumers.runtime import Service
+from consumers.sessions import handlers
+from schemas.users import UserCreated, UserDeleted, UserDisabled, UserEnabled, UserUpdated
+
+SERVICE = Service(
+    name="sessions",
+    handlers={
+        UserCreated.event_type: handlers.user_created,
+        UserUpdated.event_type: handlers.user_updated,
+        UserDisabled.event_type: handlers.user_disabled,
+        UserEnabled.event_type: handlers.user_enabled,
+        UserDeleted.event_type: handlers.user_deleted,
+    },
+    migrations=Path(__file__).parent / "sql",
+    description="Session Management: per-login session pool and limits; ends sessions of disabled logins.",
+)
