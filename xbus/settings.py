@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     health_interval_seconds: float = Field(default=5.0, gt=0, le=3_600)
     #: On SIGTERM, how long batches under way may take to apply and commit before they are abandoned.
     stop_grace_seconds: float = Field(default=30.0, gt=0, le=3_600)
+    #: The provisioning tracker reports a flow whose expected steps are not all done this long after
+    #: it started (once per flow: ``ProvisioningStalled``).
+    provisioning_stall_seconds: float = Field(default=300.0, gt=0, le=30 * 86_400)
     #: Port of a process's /metrics and /healthz endpoint (`xbus run`); 0 picks a free port.
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     metrics_host: str = Field(default="0.0.0.0", min_length=1)

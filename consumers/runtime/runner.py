@@ -8,7 +8,8 @@ holds back no other. Offsets of partitions that finish together go out in one co
 records polled for a partition no longer assigned are dropped, never processed. Errors of
 PostgreSQL or Kafka are retried with backoff, the batch as a whole, so nothing is skipped or
 reordered; anything else is a bug in the runtime and stops the runner. A watchdog beside the
-loop reports partitions that have lag and commit nothing (stuck but alive).
+loop reports partitions that have lag and commit nothing (stuck but alive); the service's timers
+(timers.py) tick beside it too.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from consumers.runtime.processor import TRANSIENT_ERRORS, BatchOutcome, Partitio
 from consumers.runtime.records import StoredRecord
 from consumers.runtime.relay import OutboxRelay
 from consumers.runtime.service import Service
+from consumers.runtime.timers import TimerLoop
 from consumers.runtime.watchdog import ServiceHealth, Watchdog
 from xbus.catalogue import Catalogue
 from xbus.kafka import client_options
@@ -76,6 +78,7 @@ class ServiceRunner:
         self.relay = OutboxRelay(service.name, settings, bootstrap, database_url)
         self.stats = RunnerStats()
         self.watchdog = Watchdog(service.name, settings, bootstrap)
+        self.timers = TimerLoop(service, settings, routing)
         self._committed: dict[TopicPartition, int] = {}
         self._bootstrap = bootstrap
         self._database_url = database_url
@@ -116,6 +119,9 @@ class ServiceRunner:
             self.watchdog.run(consumer, self._committed, pool, stop), name=f"watchdog-{self.service.name}"
         )
         watchdog.add_done_callback(lambda done: self._fail_on_error(done, stop))
+        timers = self.timers.start(pool, stop)
+        for timer in timers:
+            timer.add_done_callback(lambda done: self._fail_on_error(done, stop))
         log.info(
             "service started",
             service=self.service.name,
@@ -138,7 +144,7 @@ class ServiceRunner:
             stop.set()
             await self._finish_or_abandon()
             await consumer.stop()  # leaves the group: its partitions move at once
-            await asyncio.gather(relay, watchdog, return_exceptions=True)
+            await asyncio.gather(relay, watchdog, *timers, return_exceptions=True)
             await pool.close()
             log.info(
                 "service stopped",

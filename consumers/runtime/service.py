@@ -17,6 +17,7 @@ from schemas import Event
 from xbus.catalogue import Catalogue, TopicKind
 
 if TYPE_CHECKING:
+    from consumers.runtime.timers import Timer
     from consumers.runtime.unit_of_work import UnitOfWork
 
 Handler = Callable[[Event, "UnitOfWork"], Awaitable[None]]
@@ -33,6 +34,8 @@ class Service:
     migrations: Path | None = None
     #: Handler failures other than DomainError are retried this many times before dead-lettering.
     max_attempts: int = 3
+    #: Periodic work no event triggers (consumers/runtime/timers.py), run beside the consumer.
+    timers: tuple[Timer, ...] = ()
     description: str = field(default="", compare=False)
 
     @property

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from xbus.cli import dlq_cmd, schemas_cmd, stack_cmd, topics_cmd
+from xbus.cli import dlq_cmd, schemas_cmd, stack_cmd, status_cmd, topics_cmd
 from xbus.cli.common import err
 from xbus.cli.demo_cmd import demo
 from xbus.cli.publish_cmd import publish
@@ -30,6 +30,7 @@ app.command()(publish)
 app.command()(tail)
 app.command()(demo)
 app.command("run")(run_services)
+app.command("status")(status_cmd.status)
 
 
 def main() -> None:

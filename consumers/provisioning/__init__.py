@@ -1,0 +1,1 @@
+"""The provisioning tracker: flows, the steps each expects, and their outcome (docs/provisioning.md)."""

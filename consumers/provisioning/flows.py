@@ -1,0 +1,202 @@
+"""The table of docs/provisioning.md as code: what each flow expects, which report closes which step.
+
+Pure functions of events, no SQL, so that the rules can be read (and changed) in one place
+while handlers.py does the bookkeeping and store.py the SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from schemas import Event
+from schemas.accounts import (
+    AccountLoginLinked,
+    AccountLoginUnlinked,
+    FundsDeposited,
+    FundsWithdrawn,
+    TradingAccountClosed,
+    TradingAccountOpened,
+    TradingAccountSuspended,
+)
+from schemas.authentication import LoginDisabled, LoginEnabled, LoginProvisioned
+from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted
+from schemas.foundry import (
+    CashMovementApplied,
+    RegistryAccountOpened,
+    RegistryAccountStateChanged,
+    RegistryOperatorRegistered,
+)
+from schemas.oms import OmsAccountProvisioned, OmsAccountStateChanged, OmsOperatorRegistered
+from schemas.operators import OperatorRegistered
+from schemas.provisioning import (
+    ChangeApplied,
+    FlowKind,
+    OperatorProvisioned,
+    TradingAccountProvisioned,
+    UserProvisioned,
+)
+from schemas.sessions import SessionLimitsAssigned, SessionsEnded
+from schemas.types import OperatorSystem
+from schemas.users import UserCreated, UserDisabled, UserEnabled
+
+
+class StepState(StrEnum):
+    EXPECTED = "expected"
+    DONE = "done"
+    WAITING = "waiting"
+    FAILED = "failed"
+    MANUAL = "manual"
+
+
+class FlowState(StrEnum):
+    OPEN = "open"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ManualStep:
+    """A step no service takes (Prodigy has no operator API): a person does it, told how."""
+
+    step: str
+    system: OperatorSystem
+    operator_id: str
+    instructions: str
+
+
+@dataclass(frozen=True)
+class FlowPlan:
+    kind: FlowKind
+    entity_id: str
+    #: Every step the flow expects, in the order they are shown (manual ones included).
+    steps: tuple[str, ...]
+    manual: tuple[ManualStep, ...] = ()
+
+
+@dataclass(frozen=True)
+class Report:
+    """A service's word on one step of a flow: done, waiting or failed."""
+
+    flow_id: str
+    event_id: str
+    event_type: str
+    outcome: StepState
+    time: dt.datetime
+    #: Named by StepWaiting, StepFailed and ManualActionCompleted; derived from the type otherwise.
+    step: str | None = None
+    service: str | None = None
+    reason: str | None = None
+
+
+def service_of(step: str) -> str:
+    """Steps are named ``<service>.<what>``."""
+    return step.partition(".")[0]
+
+
+#: The flow-starting event types, by event type: what they are about.
+STARTERS: Mapping[str, FlowKind] = {
+    UserCreated.event_type: FlowKind.USER,
+    UserDisabled.event_type: FlowKind.USER,
+    UserEnabled.event_type: FlowKind.USER,
+    OperatorRegistered.event_type: FlowKind.OPERATOR,
+    TradingAccountOpened.event_type: FlowKind.ACCOUNT,
+    AccountLoginLinked.event_type: FlowKind.ACCOUNT,
+    AccountLoginUnlinked.event_type: FlowKind.ACCOUNT,
+    TradingAccountSuspended.event_type: FlowKind.ACCOUNT,
+    TradingAccountClosed.event_type: FlowKind.ACCOUNT,
+    FundsDeposited.event_type: FlowKind.ACCOUNT,
+    FundsWithdrawn.event_type: FlowKind.ACCOUNT,
+}
+
+_FIXED_STEPS: Mapping[str, tuple[str, ...]] = {
+    UserDisabled.event_type: ("authentication.disable", "authorisation.revoke", "sessions.end"),
+    TradingAccountOpened.event_type: ("authorisation.access", "oms.account", "registry.account"),
+    AccountLoginLinked.event_type: ("authorisation.access",),
+    AccountLoginUnlinked.event_type: ("authorisation.revoke",),
+    TradingAccountSuspended.event_type: ("oms.account_state", "registry.account_state"),
+    TradingAccountClosed.event_type: ("registry.account_state", "oms.account_state", "authorisation.revoke"),
+    FundsDeposited.event_type: ("registry.cash",),
+    FundsWithdrawn.event_type: ("registry.cash",),
+}
+
+_OPERATOR_STEPS: Mapping[OperatorSystem, str] = {
+    OperatorSystem.OMS: "oms.operator",
+    OperatorSystem.REGISTRY: "registry.operator",
+    OperatorSystem.PRODIGY: "prodigy.operator",
+}
+
+
+def plan(event: Event, *, session_policy: bool = False) -> FlowPlan:
+    """The steps a flow-starting ``event`` expects; ``session_policy``: whether its login has one."""
+    kind = STARTERS[event.event_type]
+    sessions = ("sessions.limits",) if session_policy else ()
+    if isinstance(event, UserCreated):
+        return FlowPlan(kind, event.login_id, ("authentication.login", "authorisation.permissions", *sessions))
+    if isinstance(event, UserEnabled):
+        return FlowPlan(kind, event.login_id, ("authentication.enable", "authorisation.enable", *sessions))
+    if isinstance(event, OperatorRegistered):
+        return _operator_plan(event)
+    return FlowPlan(kind, event.aggregate_id, _FIXED_STEPS[event.event_type])
+
+
+def _operator_plan(event: OperatorRegistered) -> FlowPlan:
+    steps = tuple(_OPERATOR_STEPS[system] for system in event.systems)
+    manual: tuple[ManualStep, ...] = ()
+    if OperatorSystem.PRODIGY in event.systems:
+        exchanges = ", ".join(event.exchanges) or "its exchanges"
+        manual = (
+            ManualStep(
+                step=_OPERATOR_STEPS[OperatorSystem.PRODIGY],
+                system=OperatorSystem.PRODIGY,
+                operator_id=event.operator_id,
+                instructions=(
+                    f"Register operator {event.operator_id} (login {event.login_id}) in Prodigy for {exchanges}; "
+                    "Prodigy has no operator API. Then publish ManualActionCompleted with this flow id and "
+                    "step prodigy.operator."
+                ),
+            ),
+        )
+    return FlowPlan(FlowKind.OPERATOR, event.operator_id, steps, manual)
+
+
+#: The step each follow-up event completes (PermissionsGranted: see :func:`step_completed_by`).
+COMPLETES: Mapping[str, str] = {
+    LoginProvisioned.event_type: "authentication.login",
+    PermissionsGranted.event_type: "authorisation.permissions",
+    SessionLimitsAssigned.event_type: "sessions.limits",
+    LoginDisabled.event_type: "authentication.disable",
+    LoginEnabled.event_type: "authentication.enable",
+    AccessRevoked.event_type: "authorisation.revoke",
+    SessionsEnded.event_type: "sessions.end",
+    OmsOperatorRegistered.event_type: "oms.operator",
+    RegistryOperatorRegistered.event_type: "registry.operator",
+    AccountAccessGranted.event_type: "authorisation.access",
+    OmsAccountProvisioned.event_type: "oms.account",
+    RegistryAccountOpened.event_type: "registry.account",
+    OmsAccountStateChanged.event_type: "oms.account_state",
+    RegistryAccountStateChanged.event_type: "registry.account_state",
+    CashMovementApplied.event_type: "registry.cash",
+}
+
+
+def step_of(report: Report, started_by: str) -> str | None:
+    """The step ``report`` is about, in a flow started by an event of type ``started_by``."""
+    if report.step is not None:
+        return report.step
+    if report.event_type == PermissionsGranted.event_type and started_by == UserEnabled.event_type:
+        return "authorisation.enable"  # the same event re-grants what a disabled login had
+    return COMPLETES.get(report.event_type)
+
+
+def outcome(flow_id: str, kind: FlowKind, entity_id: str, started_by: str, steps: tuple[str, ...]) -> Event:
+    """The event that says a flow is complete: the opening's own, ``ChangeApplied`` for a change."""
+    if started_by == UserCreated.event_type:
+        return UserProvisioned(flow_id=flow_id, login_id=entity_id, steps=steps)
+    if started_by == OperatorRegistered.event_type:
+        return OperatorProvisioned(flow_id=flow_id, operator_id=entity_id, steps=steps)
+    if started_by == TradingAccountOpened.event_type:
+        return TradingAccountProvisioned(flow_id=flow_id, account_id=entity_id, steps=steps)
+    return ChangeApplied(flow_id=flow_id, kind=kind, entity_id=entity_id, change=started_by, steps=steps)

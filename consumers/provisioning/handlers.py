@@ -1,0 +1,178 @@
+"""The tracker's handlers: flows start on upstream events, and close step by step on the services' reports.
+
+A report whose flow the tracker does not know is kept, not dropped: topics are not ordered
+against each other, so a service's report can come before the event that starts its flow. It
+cannot be told at that moment from a report of a flow the tracker never tracks (the
+``PermissionsGranted`` of a ``UserUpdated``): both are kept in ``early_reports``; when a flow of
+that id starts, its reports are applied in arrival order. The others stay there, inert (a flow
+id is an event id: no flow of that id will ever start). They are a few hundred bytes each.
+
+A report about a step the flow does not expect is ignored (the compensations that follow a
+failed opening carry its flow id: ``AccessRevoked`` does not close anything of a
+``TradingAccountOpened``), except a refusal: ``StepFailed`` always fails its flow.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from consumers.provisioning import flows, store
+from consumers.provisioning.flows import FlowState, Report, StepState
+from consumers.runtime import UnitOfWork
+from schemas import Event
+from schemas.authentication import LoginProvisioned
+from schemas.operators import ManualActionCompleted
+from schemas.provisioning import ManualActionRequired, ProvisioningFailed, StepFailed, StepWaiting
+from schemas.users import UserCreated, UserEnabled, UserUpdated
+
+log = structlog.get_logger("xbus.provisioning")
+
+
+async def user_created(event: Event, unit: UnitOfWork) -> None:
+    assert isinstance(event, UserCreated)
+    has_policy = event.session_policy is not None
+    await store.remember_login(unit, event.login_id, has_policy)
+    await _start(unit, flows.plan(event, session_policy=has_policy))
+
+
+async def user_updated(event: Event, unit: UnitOfWork) -> None:
+    """Not a flow; the tracker only learns whether the login now has a session policy."""
+    assert isinstance(event, UserUpdated)
+    if event.session_policy is not None:  # absent means unchanged (a partial update)
+        await store.remember_login(unit, event.login_id, True)
+
+
+async def user_enabled(event: Event, unit: UnitOfWork) -> None:
+    assert isinstance(event, UserEnabled)
+    await _start(unit, flows.plan(event, session_policy=await store.has_session_policy(unit, event.login_id)))
+
+
+async def flow_started(event: Event, unit: UnitOfWork) -> None:
+    """Every other flow-starting event: its steps depend on the event alone."""
+    await _start(unit, flows.plan(event))
+
+
+async def step_done(event: Event, unit: UnitOfWork) -> None:
+    """A service's follow-up event that completes a step (which one: flows.COMPLETES)."""
+    flow_id = getattr(event, "flow_id", None)
+    assert isinstance(flow_id, str), f"{event.event_type} carries no flow id"
+    await _report(unit, _report_of(unit, flow_id, StepState.DONE))
+
+
+async def login_provisioned(event: Event, unit: UnitOfWork) -> None:
+    """``LoginProvisioned`` may name no flow (it is also the login's announcement): then it closes
+    the login's latest ``UserCreated`` flow, if the tracker has one."""
+    assert isinstance(event, LoginProvisioned)
+    flow_id = event.flow_id or await store.latest_user_flow(unit, event.login_id, UserCreated.event_type)
+    if flow_id is None:
+        log.info("LoginProvisioned names no flow and the login has none; ignored", login_id=event.login_id)
+        return
+    await _report(unit, _report_of(unit, flow_id, StepState.DONE))
+
+
+async def manual_action_completed(event: Event, unit: UnitOfWork) -> None:
+    assert isinstance(event, ManualActionCompleted)
+    await _report(unit, _report_of(unit, event.flow_id, StepState.DONE, event.step))
+
+
+async def step_waiting(event: Event, unit: UnitOfWork) -> None:
+    assert isinstance(event, StepWaiting)
+    reason = _waiting_reason(event)
+    await _report(unit, _report_of(unit, event.flow_id, StepState.WAITING, event.step, event.service, reason))
+
+
+async def step_failed(event: Event, unit: UnitOfWork) -> None:
+    assert isinstance(event, StepFailed)
+    await _report(unit, _report_of(unit, event.flow_id, StepState.FAILED, event.step, event.service, event.reason))
+
+
+def _report_of(
+    unit: UnitOfWork,
+    flow_id: str,
+    outcome: StepState,
+    step: str | None = None,
+    service: str | None = None,
+    reason: str | None = None,
+) -> Report:
+    """The handled event as a report; it is its own id, type and time that are kept if it is early."""
+    return Report(flow_id, unit.cause.id, unit.cause.type, outcome, unit.cause.time, step, service, reason)
+
+
+def _waiting_reason(event: StepWaiting) -> str:
+    return f"{event.reason} (waiting for {', '.join(event.waiting_for)})" if event.waiting_for else event.reason
+
+
+async def _start(unit: UnitOfWork, plan: flows.FlowPlan) -> None:
+    flow_id = unit.flow_id
+    await store.lock_flow(unit, flow_id)
+    if not await store.create_flow(unit, flow_id, plan):
+        return  # started already: the inbox drops a redelivery, this guards a replay onto kept state
+    flow = await store.flow(unit, flow_id)
+    assert flow is not None
+    for report in await store.take_early(unit, flow_id):
+        await _apply(unit, flow, report)
+    for manual in plan.manual:
+        if await store.step_state(unit, flow_id, manual.step) is StepState.MANUAL:
+            unit.record(
+                ManualActionRequired(
+                    flow_id=flow_id,
+                    step=manual.step,
+                    system=manual.system,
+                    operator_id=manual.operator_id,
+                    instructions=manual.instructions,
+                )
+            )
+    await _settle(unit, flow_id)
+
+
+async def _report(unit: UnitOfWork, report: Report) -> None:
+    await store.lock_flow(unit, report.flow_id)
+    flow = await store.flow(unit, report.flow_id)
+    if flow is None:
+        await store.keep_early(unit, report)
+        return
+    await _apply(unit, flow, report)
+    await _settle(unit, flow.flow_id)
+
+
+async def _apply(unit: UnitOfWork, flow: store.Flow, report: Report) -> None:
+    step = flows.step_of(report, flow.started_by)
+    if step is None:
+        return
+    if report.outcome is StepState.FAILED:
+        await _fail(unit, flow, step, report)
+        return
+    if await store.step_state(unit, flow.flow_id, step) is None:
+        log.debug("report of a step the flow does not expect; ignored", flow_id=flow.flow_id, step=step)
+        return
+    if report.outcome is StepState.DONE:
+        await store.mark_done(unit, flow.flow_id, step, report.time)
+    else:
+        await store.mark_waiting(unit, flow.flow_id, step, report.time, report.reason or "waiting")
+
+
+async def _fail(unit: UnitOfWork, flow: store.Flow, step: str, report: Report) -> None:
+    service = report.service or flows.service_of(step)
+    reason = report.reason or "refused"
+    await store.mark_failed(unit, flow.flow_id, step, service, report.time, reason)
+    if await store.fail_flow(unit, flow.flow_id, unit.cause.time):
+        unit.record(
+            ProvisioningFailed(
+                flow_id=flow.flow_id,
+                kind=flow.kind,
+                entity_id=flow.entity_id,
+                service=service,
+                step=step,
+                reason=reason,
+            )
+        )
+
+
+async def _settle(unit: UnitOfWork, flow_id: str) -> None:
+    """Announce the flow's outcome once, when its last expected step is done."""
+    steps = await store.complete_if_done(unit, flow_id, unit.cause.time)
+    if steps is None:
+        return
+    flow = await store.flow(unit, flow_id)
+    assert flow is not None and flow.state is FlowState.COMPLETED
+    unit.record(flows.outcome(flow.flow_id, flow.kind, flow.entity_id, flow.started_by, steps))
