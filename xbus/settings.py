@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     source: str = Field(default="xbus", min_length=1, max_length=512)
     #: Prepended to every topic name of topics.yaml (isolates tests or tenants on one cluster).
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._\-]*$", max_length=100)
+    #: Prepended to consumer group ids; unset: the topic prefix. A new prefix makes new groups that read
+    #: the topics from the beginning (a replay into a fresh schema) without touching the running ones.
+    group_prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._\-]*$", max_length=100)
     #: Prepended to each service's PostgreSQL schema name (isolates tests or tenants in one database).
     db_schema_prefix: str = Field(default="", pattern=r"^[a-z0-9_]*$", max_length=40)
     topics_file: Path = PROJECT_ROOT / "topics.yaml"
@@ -146,7 +149,7 @@ class Settings(BaseSettings):
 
     def group(self, group_id: str) -> str:
         """The physical consumer group id: groups are isolated by the same prefix as topics."""
-        return f"{self.topic_prefix}{group_id}"
+        return f"{self.topic_prefix if self.group_prefix is None else self.group_prefix}{group_id}"
 
     def db_schema(self, service: str) -> str:
         return f"{self.db_schema_prefix}{service}"

@@ -27,5 +27,9 @@ SERVICE = Service(
         ProvisioningFailed.event_type: handlers.provisioning_failed,
     },
     migrations=Path(__file__).parent / "sql",
+    # An account and the logins it names arrive on different topics, applied by different
+    # partitions' transactions at once; each could miss the other's uncommitted rows and leave the
+    # association pending for good. Applying one batch at a time rules that out (docs/provisioning.md).
+    exclusive_batches=True,
     description="Resource Authorisation: per-login permissions and trading-account access with rights.",
 )

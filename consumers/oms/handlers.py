@@ -48,6 +48,7 @@ async def operator_deregistered(event: Event, unit: UnitOfWork) -> None:
 
 async def account_opened(event: Event, unit: UnitOfWork) -> None:
     assert isinstance(event, TradingAccountOpened)
+    await unit.lock(f"account:{event.account_id}")  # the same account may come from another topic at once
     existing = await store.standing(unit, event.account_id)
     if existing is not None:
         unit.step_failed(
@@ -100,6 +101,7 @@ async def account_suspended(event: Event, unit: UnitOfWork) -> None:
 async def registry_account_state_changed(event: Event, unit: UnitOfWork) -> None:
     """The registry closed the account (its close flow, or its compensation of a failed opening)."""
     assert isinstance(event, RegistryAccountStateChanged)
+    await unit.lock(f"account:{event.account_id}")  # the same account may come from another topic at once
     if event.state is not AccountState.CLOSED:
         return  # the OMS suspends on TradingAccountSuspended itself
     if await store.standing(unit, event.account_id) is None:
@@ -119,6 +121,7 @@ async def registry_account_state_changed(event: Event, unit: UnitOfWork) -> None
 async def provisioning_failed(event: Event, unit: UnitOfWork) -> None:
     """Compensation: an account opened by a flow that failed elsewhere is closed here too."""
     assert isinstance(event, ProvisioningFailed)
+    await unit.lock(f"account:{event.entity_id}")  # the same account may come from another topic at once
     if event.kind is not FlowKind.ACCOUNT or event.service == unit.service:
         return  # not an account flow, or the OMS refused its own part: nothing of it to undo
     reason = _fit(f"opening failed: {event.service} refused {event.step}: {event.reason}")

@@ -42,7 +42,7 @@ class StalledFlow:
 
 async def lock_flow(unit: UnitOfWork, flow_id: str) -> None:
     """Serialise every change to ``flow_id`` until this transaction ends."""
-    await unit.execute("select pg_advisory_xact_lock(hashtextextended($1, 0))", f"xbus-provisioning:{flow_id}")
+    await unit.lock(f"flow:{flow_id}")
 
 
 async def create_flow(unit: UnitOfWork, flow_id: str, plan: FlowPlan) -> bool:

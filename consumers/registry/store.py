@@ -41,7 +41,7 @@ async def lock_account(unit: UnitOfWork, account_id: str) -> None:
     another partition's worker: without this lock a compensation could check for cash while a
     deposit lands, or miss an opening committed a moment later.
     """
-    await unit.execute("select pg_advisory_xact_lock(hashtextextended('registry.account:' || $1, 0))", account_id)
+    await unit.lock(f"account:{account_id}")
 
 
 # Operators

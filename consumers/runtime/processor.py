@@ -92,6 +92,10 @@ class PartitionProcessor:
         """Apply ``records`` (one partition, in offset order) in one transaction on ``connection``."""
         outcome = BatchOutcome()
         async with connection.transaction():
+            if self.service.exclusive_batches:
+                await connection.execute(
+                    "select pg_advisory_xact_lock(hashtextextended($1, 0))", f"xbus-batches:{self.service.name}"
+                )
             for record in records:
                 await self._one(connection, record, outcome)
             if outcome.follow_ups or outcome.dead_lettered:

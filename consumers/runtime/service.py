@@ -34,6 +34,10 @@ class Service:
     migrations: Path | None = None
     #: Handler failures other than DomainError are retried this many times before dead-lettering.
     max_attempts: int = 3
+    #: Apply one partition batch at a time (a PostgreSQL advisory lock per service, held by each
+    #: batch's transaction), for a service whose invariants span partitions and topics; it gives up
+    #: concurrency between partitions, so prefer ``UnitOfWork.lock`` on the entities involved.
+    exclusive_batches: bool = False
     #: Periodic work no event triggers (consumers/runtime/timers.py), run beside the consumer.
     timers: tuple[Timer, ...] = ()
     description: str = field(default="", compare=False)

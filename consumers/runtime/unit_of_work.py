@@ -49,7 +49,8 @@ class UnitOfWork:
     def record(self, event: Event) -> None:
         """Publish ``event`` after this transaction commits, as a consequence of the one handled."""
         envelope = Envelope(
-            id=str(uuid.uuid5(_FOLLOW_UP_IDS, f"{self.cause.id}/{len(self.recorded)}")),
+            # the service is part of it: two services handling one event must not mint the same ids
+            id=str(uuid.uuid5(_FOLLOW_UP_IDS, f"{self.service}/{self.cause.id}/{len(self.recorded)}")),
             source=self.source,
             type=event.event_type,
             time=self.cause.time,
@@ -68,6 +69,21 @@ class UnitOfWork:
     def step_failed(self, flow_id: str, step: str, reason: str) -> None:
         """Tell the tracker that this service refused ``step`` of ``flow_id``; the flow fails."""
         self.record(StepFailed(flow_id=flow_id, service=self.service, step=step, reason=reason))
+
+    async def lock(self, *names: str) -> None:
+        """Hold ``names`` (``login:<id>``, ``account:<id>``) until this transaction ends.
+
+        Partitions are applied concurrently, each in its own transaction, and topics are not
+        ordered against each other: a ``UserCreated`` and the account that names its login may be
+        applied at the same moment, each unable to see the other's uncommitted rows, and the
+        pending association would then wait forever. Locking the entity both touch serialises
+        them; the second sees what the first committed. Names are taken in sorted order, and a
+        deadlock between two batches is retried like any serialization failure.
+        """
+        for name in sorted(set(names)):
+            await self.connection.execute(
+                "select pg_advisory_xact_lock(hashtextextended($1, 0))", f"{self.service}:{name}"
+            )
 
     async def execute(self, query: str, *args: Any) -> str:
         return str(await self.connection.execute(query, *args))

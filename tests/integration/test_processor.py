@@ -89,7 +89,9 @@ async def test_follow_up_events_go_to_the_outbox_with_a_derived_id_and_the_flow(
         cause.correlation_id,
         cause.time,
     )
-    assert envelope.id == str(uuid.uuid5(uuid.UUID("6f0a7c1e-3b2d-4f5e-9a8b-7c6d5e4f3a2b"), f"{cause.id}/0"))
+    assert envelope.id == str(
+        uuid.uuid5(uuid.UUID("6f0a7c1e-3b2d-4f5e-9a8b-7c6d5e4f3a2b"), f"{LOGINS.name}/{cause.id}/0")
+    )
 
 
 async def test_event_this_service_does_not_handle_is_ignored(connection: asyncpg.Connection) -> None:
