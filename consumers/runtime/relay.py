@@ -72,8 +72,8 @@ class OutboxRelay:
                 if await sleep_unless(stop, self._poll_interval):  # another instance's relay publishes
                     return
             while not stop.is_set():
+                self._wake.clear()  # before reading: a NOTIFY during the read must wake the next wait
                 if await self.publish_pending(connection, producer) == 0:
-                    self._wake.clear()
                     await wait_any(stop, self._wake, self._poll_interval)
             await self.publish_pending(connection, producer)  # what the last batch recorded
         finally:

@@ -108,6 +108,7 @@ class ServiceRunner:
             auto_offset_reset="earliest",
             session_timeout_ms=self.settings.consumer_session_timeout_ms,
             heartbeat_interval_ms=self.settings.consumer_heartbeat_interval_ms,
+            fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
             max_poll_records=self._max_records,
         )
         consumer.subscribe(self.topics, listener=_FinishBeforeRevoke(self))

@@ -1,0 +1,458 @@
+"""The consumer runtime against a hand-written aiokafka + asyncpg consumer, and its follow-up latency.
+
+Throughput: a ServiceRunner running the logins test service (a row per UserCreated and one
+LoginProvisioned follow-up; tests/support/logins_service.py) against a raw consumer doing the
+same writes with none of the runtime's machinery, each reading the same pre-published events
+from scratch (its own topics, consumer group and PostgreSQL schema). Both are clocked from their
+first applied event to their last, rounds alternate which side goes first, and the median of the
+rounds is reported with the ratio (target >= 0.7): the ratio is what the runtime's guarantees
+(envelope checks, dedup, dead-letter and parking checks, savepoints, its relay) cost.
+
+Latency: the same service run by `xbus run` in a process of its own, as in production, fed a
+steady rate of UserCreated while a probe here times each event from the call that publishes it
+to the arrival of its LoginProvisioned follow-up (target p99 <= 50 ms). The probe's own Kafka
+settings (linger 1 ms, fetch wait 5 ms) keep its share of the figure small; a per-stage
+breakdown from PostgreSQL and record timestamps shows where the rest goes.
+
+Usage: python bench/runtime.py [--events N] [--rounds R] [--rate 1000] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from publish import sample_events  # bench/ is on sys.path when this file runs
+
+from consumers.runtime.migrations import load_migrations, migrate
+from consumers.runtime.runner import ServiceRunner
+from consumers.runtime.service import Service
+from producers import Published, Publisher
+from schemas.users import UserCreated
+from xbus.catalogue import Catalogue
+from xbus.kafka import client_options
+from xbus.logging import configure_logging
+from xbus.platform import Endpoints, apply_catalogue, connect, load_catalogue
+from xbus.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+INPUT_TOPIC = "xosp.users"
+FOLLOW_UP_TOPIC = "xosp.authentication.events"
+#: What ServiceRunner polls per getmany and pools per service; the raw side uses the same.
+MAX_RECORDS = 500
+POOL_SIZE = 8
+FOLLOW_UP_IDS = uuid.UUID("0b6f3a52-8d1e-4c7a-9f20-5e4d3c2b1a09")
+#: What `xbus run` loads in the latency run's service process (whose working directory is ROOT).
+SERVICE_SPEC = "tests.support.logins_service:LOGINS"
+
+
+def load_service() -> Service:
+    """The logins test service; the checkout's root is not on sys.path when this file runs as a script."""
+    if str(ROOT) not in sys.path:
+        sys.path.append(str(ROOT))
+    module, _, attribute = SERVICE_SPEC.partition(":")
+    service = getattr(importlib.import_module(module), attribute)
+    assert isinstance(service, Service)
+    return service
+
+
+LOGINS = load_service()
+
+
+# --- throughput -------------------------------------------------------------------------------
+
+
+class RawConsumer:
+    """What a careful hand-written service would do, and nothing more.
+
+    Per polled batch: each partition's records in one transaction on a pooled connection
+    (partitions concurrently, as the runner does), and per record an inbox insert, the login row
+    and an outbox row carrying the follow-up's JSON and CloudEvents headers; then the offsets are
+    committed. No envelope validation, no duplicate, dead-letter or parking checks, no savepoint,
+    no pydantic, no relay: the follow-ups stay in the outbox.
+    """
+
+    def __init__(self, settings: Settings, bootstrap: str, database_url: str, schema: str) -> None:
+        self.applied = 0
+        self._settings = settings
+        self._bootstrap = bootstrap
+        self._database_url = database_url
+        self._schema = schema
+        self._follow_up_topic = settings.topic(FOLLOW_UP_TOPIC)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        pool = await asyncpg.create_pool(
+            self._database_url, min_size=1, max_size=POOL_SIZE, server_settings={"search_path": self._schema}
+        )
+        consumer = AIOKafkaConsumer(
+            self._settings.topic(INPUT_TOPIC),
+            **client_options(self._settings, self._bootstrap),
+            group_id=self._settings.group("bench.raw"),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self._settings.consumer_session_timeout_ms,
+            heartbeat_interval_ms=self._settings.consumer_heartbeat_interval_ms,
+            max_poll_records=MAX_RECORDS,
+        )
+        await consumer.start()
+        try:
+            while not stop.is_set():
+                batches = await consumer.getmany(timeout_ms=200, max_records=MAX_RECORDS)
+                if not batches:
+                    continue
+                await asyncio.gather(*(self._apply(pool, records) for records in batches.values()))
+                await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+                self.applied += sum(len(records) for records in batches.values())
+        finally:
+            await consumer.stop()
+            await pool.close()
+
+    async def _apply(self, pool: asyncpg.Pool, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        async with pool.acquire() as connection, connection.transaction():
+            for record in records:
+                headers = dict(record.headers)
+                event_id = headers["ce_id"].decode()
+                event = json.loads(record.value or b"")
+                await connection.execute(
+                    'insert into xbus_inbox (event_id, topic, partition, "offset") values ($1, $2, $3, $4)',
+                    event_id,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                )
+                await connection.execute(
+                    "insert into logins (login_id, username, display_name, status) values ($1, $2, $3, 'active')",
+                    event["login_id"],
+                    event["username"],
+                    event["display_name"],
+                )
+                follow_up = json.dumps({"login_id": event["login_id"], "username": event["username"]})
+                follow_up_headers = [
+                    ["ce_specversion", "1.0"],
+                    ["ce_id", str(uuid.uuid5(FOLLOW_UP_IDS, event_id))],
+                    ["ce_source", "bench/raw"],
+                    ["ce_type", "xosp.login.provisioned.v1"],
+                    ["ce_time", headers["ce_time"].decode()],
+                    ["ce_subject", event["login_id"]],
+                    ["ce_correlationid", headers["ce_correlationid"].decode()],
+                    ["ce_causationid", event_id],
+                    ["content-type", "application/json"],
+                ]
+                await connection.execute(
+                    "insert into xbus_outbox (topic, key, value, headers) values ($1, $2, $3, $4::jsonb)",
+                    self._follow_up_topic,
+                    record.key,
+                    follow_up.encode(),
+                    json.dumps(follow_up_headers),
+                )
+
+
+async def fresh_world(base: Settings, endpoints: Endpoints, name: str) -> Settings:
+    """Settings with topics, groups and schemas no one has used: every side starts from scratch."""
+    tag = uuid.uuid4().hex[:8]
+    settings = base.model_copy(
+        update={"topic_prefix": f"bench-{tag}-{name}.", "db_schema_prefix": f"bench_{tag}_{name}_"}
+    )
+    await apply_catalogue(settings, endpoints.kafka_bootstrap)
+    return settings
+
+
+async def publish_all(
+    settings: Settings, endpoints: Endpoints, catalogue: Catalogue, events: list[UserCreated]
+) -> None:
+    async with Publisher(settings, endpoints.kafka_bootstrap, catalogue) as publisher:
+        results = await publisher.publish_many(events)
+    failed = [r for r in results if not isinstance(r, Published)]
+    if failed:
+        raise SystemExit(f"{len(failed)} events failed to publish: {failed[0]}")
+
+
+async def clocked(applied: Callable[[], int], count: int, worker: asyncio.Task[None]) -> float:
+    """Events/s from the first applied event to the last, read from the side's own counter.
+
+    The first batch is left out of the figure: the clock starts when it is seen, which keeps the
+    group join (seconds on the embedded broker) out of both sides alike.
+    """
+    while applied() == 0:
+        await _tick(worker)
+    first, started = applied(), time.perf_counter()
+    while applied() < count:
+        await _tick(worker)
+    return (count - first) / (time.perf_counter() - started)
+
+
+async def _tick(worker: asyncio.Task[None]) -> None:
+    if worker.done():
+        worker.result()  # raises what stopped it
+        raise SystemExit("the consumer stopped before applying every event")
+    await asyncio.sleep(0.002)
+
+
+async def runner_round(settings: Settings, endpoints: Endpoints, catalogue: Catalogue, count: int) -> float:
+    runner = ServiceRunner(LOGINS, settings, catalogue, endpoints.kafka_bootstrap, endpoints.database_url)
+    await runner.migrate()
+    stop = asyncio.Event()
+    worker = asyncio.create_task(runner.run(stop))
+    try:
+        return await clocked(lambda: runner.stats.applied, count, worker)
+    finally:
+        stop.set()
+        await worker
+
+
+async def raw_round(settings: Settings, endpoints: Endpoints, count: int) -> float:
+    schema = settings.db_schema(LOGINS.name)
+    connection = await asyncpg.connect(endpoints.database_url)
+    try:  # the very tables and indexes the runner's side gets
+        await migrate(connection, schema, load_migrations(LOGINS.migrations))
+    finally:
+        await connection.close()
+    raw = RawConsumer(settings, endpoints.kafka_bootstrap, endpoints.database_url, schema)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(raw.run(stop))
+    try:
+        return await clocked(lambda: raw.applied, count, worker)
+    finally:
+        stop.set()
+        await worker
+
+
+async def drop_schema(endpoints: Endpoints, schema: str) -> None:
+    connection = await asyncpg.connect(endpoints.database_url)
+    try:
+        await connection.execute(f'drop schema if exists "{schema}" cascade')
+    finally:
+        await connection.close()
+
+
+async def throughput(base: Settings, endpoints: Endpoints, count: int, rounds: int) -> dict[str, object]:
+    catalogue = load_catalogue(base)
+    events = sample_events(count)
+    raw_rates: list[float] = []
+    runner_rates: list[float] = []
+    for index in range(rounds):
+        raw_settings = await fresh_world(base, endpoints, "raw")
+        runner_settings = await fresh_world(base, endpoints, "runner")
+        for settings in (raw_settings, runner_settings):
+            await publish_all(settings, endpoints, catalogue, events)
+        if index % 2 == 0:  # alternate who goes first, so that drift in the machine hits both alike
+            raw_rate = await raw_round(raw_settings, endpoints, count)
+            runner_rate = await runner_round(runner_settings, endpoints, catalogue, count)
+        else:
+            runner_rate = await runner_round(runner_settings, endpoints, catalogue, count)
+            raw_rate = await raw_round(raw_settings, endpoints, count)
+        raw_rates.append(raw_rate)
+        runner_rates.append(runner_rate)
+        print(
+            f"round {index + 1}/{rounds}: raw {raw_rate:,.0f}/s  runner {runner_rate:,.0f}/s  "
+            f"ratio {runner_rate / raw_rate:.2f}",
+            flush=True,
+        )
+        for settings in (raw_settings, runner_settings):
+            await drop_schema(endpoints, settings.db_schema(LOGINS.name))
+    raw, ours = statistics.median(raw_rates), statistics.median(runner_rates)
+    return {
+        "events": count,
+        "rounds": rounds,
+        "raw_consumer_per_s": round(raw),
+        "runner_per_s": round(ours),
+        "ratio": round(ours / raw, 3),
+        "round_ratios": [round(r / b, 2) for r, b in zip(runner_rates, raw_rates, strict=True)],
+    }
+
+
+# --- latency ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Probe:
+    """Send times of the events in flight, and the arrival of their follow-ups, by login id."""
+
+    sent: dict[str, float] = field(default_factory=dict)
+    sent_wall: dict[str, float] = field(default_factory=dict)
+    arrived: dict[str, float] = field(default_factory=dict)
+    #: The follow-up record's timestamp (its CreateTime: when the relay handed it to its producer).
+    relayed_wall: dict[str, float] = field(default_factory=dict)
+    received: asyncio.Event = field(default_factory=asyncio.Event)
+    expected: int = 0
+
+    def expect(self, count: int) -> None:
+        self.expected, self.received = count, asyncio.Event()
+        if len(self.arrived) >= count:
+            self.received.set()
+
+    def arrive(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        now = time.perf_counter()
+        for record in records:
+            login = (record.key or b"").decode()
+            if login in self.sent and login not in self.arrived:
+                self.arrived[login] = now
+                self.relayed_wall[login] = record.timestamp / 1000
+        if len(self.arrived) >= self.expected:
+            self.received.set()
+
+
+class ServiceProcess:
+    """`xbus run` of the logins service in a process of its own, as it runs in production."""
+
+    def __init__(self, settings: Settings, endpoints: Endpoints) -> None:
+        self._env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("XBUS_")},
+            "XBUS_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
+            "XBUS_DATABASE_URL": endpoints.database_url,
+            "XBUS_TOPIC_PREFIX": settings.topic_prefix,
+            "XBUS_DB_SCHEMA_PREFIX": settings.db_schema_prefix,
+            "XBUS_LOG_LEVEL": "warning",
+        }
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ServiceProcess:
+        self._process = subprocess.Popen([sys.executable, "-m", "xbus", "run", SERVICE_SPEC], env=self._env, cwd=ROOT)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGTERM)
+        self._process.wait(timeout=60)
+
+
+async def follow_ups(settings: Settings, endpoints: Endpoints, probe: Probe, stop: asyncio.Event) -> None:
+    """Read the follow-up topic as a downstream service would, with a short fetch wait."""
+    consumer = AIOKafkaConsumer(
+        **client_options(settings, endpoints.kafka_bootstrap),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=5,
+    )
+    await consumer.start()
+    try:
+        topic = settings.topic(FOLLOW_UP_TOPIC)
+        consumer.assign([TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())])
+        while not stop.is_set():
+            for records in (await consumer.getmany(timeout_ms=50)).values():
+                probe.arrive(records)
+    finally:
+        await consumer.stop()
+
+
+async def paced(publisher: Publisher, probe: Probe, events: list[UserCreated], rate: int) -> dict[str, str]:
+    """Publish ``events`` at ``rate``/s, every 10 ms what is due; returns event id -> login id.
+
+    What is due is computed from the clock, not counted in ticks, so a slow acknowledgement delays
+    one batch but not the rate; each event's send time is taken just before its batch goes out.
+    """
+    ids: dict[str, str] = {}
+    started = time.perf_counter()
+    sent = 0
+    while sent < len(events):
+        due = min(len(events), int((time.perf_counter() - started) * rate) + 1)
+        batch = events[sent:due]
+        now, wall = time.perf_counter(), time.time()
+        for event in batch:
+            probe.sent[event.login_id] = now
+            probe.sent_wall[event.login_id] = wall
+        for result, event in zip(await publisher.publish_many(batch), batch, strict=True):
+            if not isinstance(result, Published):
+                raise SystemExit(f"publishing failed: {result}")
+            ids[result.event_id] = event.login_id
+        sent = due
+        next_tick = started + (int((time.perf_counter() - started) / 0.01) + 1) * 0.01
+        await asyncio.sleep(max(0.0, next_tick - time.perf_counter()))
+    return ids
+
+
+def percentiles(values_ms: list[float]) -> dict[str, float]:
+    ordered = sorted(values_ms)
+
+    def at(fraction: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 1)
+
+    return {"p50_ms": at(0.50), "p95_ms": at(0.95), "p99_ms": at(0.99), "max_ms": round(ordered[-1], 1)}
+
+
+async def latency(base: Settings, endpoints: Endpoints, rate: int, seconds: float) -> dict[str, object]:
+    settings = await fresh_world(base, endpoints, "latency")
+    catalogue = load_catalogue(settings)
+    warm_up, measured = 200, int(rate * seconds)
+    events = sample_events(warm_up + measured)
+    probe = Probe()
+    stop = asyncio.Event()
+    reader = asyncio.create_task(follow_ups(settings, endpoints, probe, stop))
+    try:
+        with ServiceProcess(settings, endpoints):
+            async with Publisher(settings, endpoints.kafka_bootstrap, catalogue, linger_ms=1) as publisher:
+                # Caught up: the service has joined its group, applied these and relayed their follow-ups.
+                probe.expect(warm_up)
+                await paced(publisher, probe, events[:warm_up], rate)
+                await asyncio.wait_for(probe.received.wait(), timeout=120)
+                probe.expect(warm_up + measured)
+                ids = await paced(publisher, probe, events[warm_up:], rate)
+                with contextlib.suppress(TimeoutError):  # what never arrives is reported as missing
+                    await asyncio.wait_for(probe.received.wait(), timeout=30)
+    finally:
+        stop.set()
+        await reader
+    logins = [event.login_id for event in events[warm_up:]]
+    totals = [(probe.arrived[login] - probe.sent[login]) * 1000 for login in logins if login in probe.arrived]
+    to_relay = [
+        (probe.relayed_wall[login] - probe.sent_wall[login]) * 1000 for login in logins if login in probe.arrived
+    ]
+    applied = await applied_times(endpoints, settings.db_schema(LOGINS.name), ids)
+    to_applied = [(applied[login] - probe.sent_wall[login]) * 1000 for login in logins if login in applied]
+    await drop_schema(endpoints, settings.db_schema(LOGINS.name))
+    return {
+        "rate_per_s": rate,
+        "seconds": seconds,
+        "events": measured,
+        "missing": measured - len(totals),
+        "publish_to_follow_up": percentiles(totals),
+        "stages": {
+            "publish_to_transaction_start": percentiles(to_applied),
+            "publish_to_relay_send": percentiles(to_relay),
+        },
+    }
+
+
+async def applied_times(endpoints: Endpoints, schema: str, logins: dict[str, str]) -> dict[str, float]:
+    """When each event's transaction began (``now()`` of its inbox row), by login id."""
+    connection = await asyncpg.connect(endpoints.database_url, server_settings={"search_path": schema})
+    try:
+        rows = await connection.fetch("select event_id, extract(epoch from applied_at)::float8 as at from xbus_inbox")
+    finally:
+        await connection.close()
+    return {logins[row["event_id"]]: row["at"] for row in rows if row["event_id"] in logins}
+
+
+async def main(count: int, rounds: int, rate: int, seconds: float) -> None:
+    base = load_settings()
+    # The runner's per-round start/stop lines would bury the figures; XBUS_LOG_LEVEL brings them back.
+    configure_logging(base.log_format, base.log_level if "XBUS_LOG_LEVEL" in os.environ else "warning")
+    endpoints = await connect(base)
+    print(json.dumps({"throughput": await throughput(base, endpoints, count, rounds)}), flush=True)
+    print(json.dumps({"latency": await latency(base, endpoints, rate, seconds)}), flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rate", type=int, default=1_000, help="events/s published in the latency run")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
+    args = parser.parse_args()
+    asyncio.run(main(args.events, args.rounds, args.rate, args.seconds))
