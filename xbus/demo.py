@@ -1,155 +1,111 @@
-"""The demo scenario: one exchange, its operators, users and trading accounts, funds and orders.
+"""The demo: the platform guide's provisioning operations as events, through every service at once.
 
-It is the platform guide's four operations as events, small enough to read in a terminal, and
-deterministic apart from event ids so that two runs publish the same facts.
+It starts every installed service in this process, publishes the seeded scenario (operators,
+users, trading accounts) in shuffled order, answers the Prodigy operators' manual step as a
+person would, and waits until the tracker has seen every flow end. Event ids come from the seed,
+so running the demo again publishes the same events, which the services' inboxes skip: it is
+safe to repeat, and the second run ends at once with the same summary.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from decimal import Decimal
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from schemas import Event
-from schemas.accounts import (
-    AccountLogin,
-    FundsDeposited,
-    Investor,
-    TradingAccountOpened,
-    VettingLimits,
-)
-from schemas.exchanges import ExchangeAdded, Market, Symbol, TradingHours
-from schemas.operators import ManualActionCompleted, OperatorRegistered
-from schemas.orders import OrderPlaced
-from schemas.types import (
-    AccountRight,
-    InvestorType,
-    OmsFeature,
-    OperatorSystem,
-    OrderLifetime,
-    OrderSide,
-    OrderType,
-    PositiveMoney,
-    RegistryFeature,
-    Role,
-)
-from schemas.users import SessionLimits, SessionPolicy, UserCreated
+import asyncpg
 
-EXCHANGE = "XSX"
-USERS = [
-    ("3f1c9a52-0001-4d1e-9c1a-000000000001", "alice", "Alice Nguyen"),
-    ("3f1c9a52-0002-4d1e-9c1a-000000000002", "bob", "Bob Okafor"),
-    ("3f1c9a52-0003-4d1e-9c1a-000000000003", "carol", "Carol Smith"),
-    ("3f1c9a52-0004-4d1e-9c1a-000000000004", "dan", "Dan Rossi"),
-]
+from consumers.runtime.discovery import find_services
+from consumers.runtime.runner import ServiceRunner
+from producers import Published, Publisher
+from xbus.errors import XbusError
+from xbus.platform import Endpoints, apply_catalogue, load_catalogue
+from xbus.scenario import Scenario, build_scenario
+from xbus.settings import Settings
+
+TRACKER = "provisioning"
 
 
-def demo_events() -> list[Event]:
-    """Events in the order an operator would provision by hand; the bus no longer needs that order."""
-    return [_exchange(), *_operators(), *_users(), *_accounts(), *_funds(), *_orders()]
+@dataclass(frozen=True)
+class DemoOutcome:
+    scenario: Scenario
+    #: (kind, state) → number of flows.
+    flows: Counter[tuple[str, str]]
+    dead_letters: dict[str, int]
+    seconds: float
 
 
-def _exchange() -> ExchangeAdded:
-    symbols = tuple(
-        Symbol(code=f"XS0{i}", name=f"XOSP Sample Company {i}", currency="AUD", cfi_code="ESVUFR") for i in range(1, 4)
-    )
-    market = Market(
-        code=EXCHANGE,
-        currency="AUD",
-        time_zone="Australia/Sydney",
-        trading_hours=TradingHours(open=dt.time(10), close=dt.time(16)),
-        symbols=symbols,
-    )
-    return ExchangeAdded(
-        code=EXCHANGE,
-        name="XOSP Stock Exchange",
-        markets=(market,),
-        market_data_plugin="prodigy",
-        oms_adapter="prodigy",
-    )
+async def run_demo(
+    settings: Settings,
+    endpoints: Endpoints,
+    scenario: Scenario,
+    progress: Callable[[int, int], None],
+    timeout: float = 600.0,
+) -> DemoOutcome:
+    """Publish ``scenario`` with every service running; report each flow's end as the tracker saw it."""
+    await apply_catalogue(settings, endpoints.kafka_bootstrap)
+    catalogue = load_catalogue(settings)
+    runners = [
+        ServiceRunner(service, settings, catalogue, endpoints.kafka_bootstrap, endpoints.database_url)
+        for service in find_services().values()
+    ]
+    if TRACKER not in {runner.service.name for runner in runners}:
+        raise XbusError("the demo needs the provisioning tracker (consumers/provisioning) installed")
+    started = time.monotonic()
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(runner.run(stop)) for runner in runners]
+    connection = await asyncpg.connect(endpoints.database_url)
+    try:
+        async with Publisher(settings, endpoints.kafka_bootstrap, catalogue) as publisher:
+            results = await publisher.publish_many(scenario.shuffled(seed=1))
+        failed = [r for r in results if not isinstance(r, Published)]
+        if failed:
+            raise XbusError(f"{len(failed)} demo events were not published: {failed[0]}")
+        flow_ids = list(scenario.flow_ids())
+        tracker = settings.db_schema(TRACKER)
+        deadline = time.monotonic() + timeout
+        while (ended := await _ended(connection, tracker, flow_ids)) < len(flow_ids):
+            progress(ended, len(flow_ids))
+            if time.monotonic() > deadline or any(task.done() for task in tasks):
+                break
+            await asyncio.sleep(0.5)
+        progress(ended, len(flow_ids))
+        flows = await _flow_states(connection, tracker, flow_ids)
+        dead = {
+            runner.service.name: int(
+                await connection.fetchval(f"select count(*) from {runner.schema}.xbus_dead_letters")
+            )
+            for runner in runners
+        }
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        await connection.close()
+    return DemoOutcome(scenario, flows, dead, time.monotonic() - started)
 
 
-def _operators() -> list[Event]:
-    registered = OperatorRegistered(
-        operator_id="ops-1",
-        login_id=USERS[0][0],
-        systems=(OperatorSystem.OMS, OperatorSystem.REGISTRY, OperatorSystem.PRODIGY),
-        oms_features=(OmsFeature.ADMIN, OmsFeature.OPERATOR),
-        registry_features=(RegistryFeature.ADMIN, RegistryFeature.MAINTAIN_RECORDS),
-        owners=("XS",),
-        exchanges=(EXCHANGE,),
-    )
-    completed = ManualActionCompleted(
-        operator_id="ops-1", flow_id="operator:ops-1", step="prodigy", done_by="ops-admin"
-    )
-    return [registered, completed]
-
-
-def _users() -> list[Event]:
-    policy = SessionPolicy(pool="General", overrides=SessionLimits(max_sessions=2))
-    return [
-        UserCreated(
-            login_id=login_id,
-            username=username,
-            email=f"{username}@example.com",
-            display_name=name,
-            roles=(Role.MOTIF_USER,) if index else (Role.MOTIF_USER, Role.FOUNDRY_OPERATOR),
-            markets=(EXCHANGE,),
-            session_policy=policy if index % 2 == 0 else None,
+async def _ended(connection: asyncpg.Connection, schema: str, flow_ids: list[str]) -> int:
+    if not await connection.fetchval("select to_regclass($1)", f"{schema}.flows"):
+        return 0
+    return int(
+        await connection.fetchval(
+            f"select count(*) from {schema}.flows where flow_id = any($1) and state <> 'open'", flow_ids
         )
-        for index, (login_id, username, name) in enumerate(USERS)
-    ]
+    )
 
 
-def _accounts() -> list[Event]:
-    return [
-        TradingAccountOpened(
-            account_id=f"XS:000{index + 1}",
-            owner="XS",
-            name=f"{name} trading",
-            classification="Retail",
-            default_currency="AUD",
-            investor=Investor(
-                investor_id=f"INV-{index + 1}", full_name=name, country="AU", type=InvestorType.INDIVIDUAL
-            ),
-            logins=(AccountLogin(login_id=login_id, rights=(AccountRight.VIEW, AccountRight.TRADE)),),
-            allowed_exchanges=(EXCHANGE,),
-            vetting=VettingLimits(max_order_value=PositiveMoney(amount=Decimal("50000"), currency="AUD")),
-        )
-        for index, (login_id, _, name) in enumerate(USERS[:3])
-    ]
+async def _flow_states(connection: asyncpg.Connection, schema: str, flow_ids: list[str]) -> Counter[tuple[str, str]]:
+    rows = await connection.fetch(
+        f"select kind, state, count(*) as n from {schema}.flows where flow_id = any($1) group by 1, 2", flow_ids
+    )
+    states: Counter[tuple[str, str]] = Counter({(r["kind"], r["state"]): r["n"] for r in rows})
+    missing = len(flow_ids) - sum(states.values())
+    if missing:
+        states[("?", "not started")] = missing
+    return states
 
 
-def _funds() -> list[Event]:
-    return [
-        FundsDeposited(
-            account_id=f"XS:000{i}",
-            amount=PositiveMoney(amount=Decimal("10000.00"), currency="AUD"),
-            reference=f"BANK-{i}",
-        )
-        for i in range(1, 4)
-    ]
-
-
-def _orders() -> list[Event]:
-    return [
-        OrderPlaced(
-            order_id="ORD-1",
-            account_id="XS:0001",
-            login_id=USERS[0][0],
-            instrument="XS01.XSX",
-            side=OrderSide.BUY,
-            order_type=OrderType.LIMIT,
-            quantity=100,
-            limit_price=Decimal("12.50"),
-        ),
-        OrderPlaced(
-            order_id="ORD-2",
-            account_id="XS:0002",
-            login_id=USERS[1][0],
-            instrument="XS02.XSX",
-            side=OrderSide.BUY,
-            order_type=OrderType.MARKET,
-            quantity=50,
-            lifetime=OrderLifetime.IMMEDIATE_OR_CANCEL,
-        ),
-    ]
+def demo_scenario(operators: int, users: int, accounts: int) -> Scenario:
+    return build_scenario(operators=operators, users=users, accounts=accounts, seed=2026)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -157,13 +159,17 @@ def test_tail_of_an_unknown_topic_says_so_and_creates_nothing(xbus: XbusCli) -> 
     assert "nonexistent" not in listed.stdout
 
 
-def test_demo_publishes_the_scenario_and_reads_it_back(xbus: XbusCli) -> None:
-    result = xbus("demo")
-    assert result.code == 0, result.stderr
-    assert "15 events published and read back" in result.stdout
-    for topic in ("xosp.users", "xosp.accounts", "xosp.operators", "xosp.exchanges", "xosp.orders"):
-        assert topic in result.stdout
+def test_demo_provisions_every_flow_and_a_second_run_changes_nothing(xbus: XbusCli) -> None:
+    env = {"XBUS_DB_SCHEMA_PREFIX": f"d{uuid.uuid4().hex[:8]}_", "XBUS_LOG_LEVEL": "warning"}
+    result = xbus("demo", "--operators", "3", "--users", "60", "--accounts", "25", env=env, timeout=300)
+    assert result.code == 0, result.stderr[-3000:]
+    assert "88 of 88 flows completed" in result.stdout
+    assert "2 manual Prodigy steps answered; 0 dead letters" in result.stdout
+    for kind, count in (("user", 60), ("operator", 3), ("account", 25)):
+        assert re.search(rf"{kind}\s+│\s+{count}\s+│\s+0\s+│\s+0", result.stdout), result.stdout
     assert "InitProducerIdRequest" not in result.stderr
+    again = xbus("demo", "--operators", "3", "--users", "60", "--accounts", "25", env=env, timeout=300)
+    assert again.code == 0 and "88 of 88 flows completed" in again.stdout, again.stderr[-3000:]
 
 
 def test_an_unreachable_broker_names_the_setting_to_check(xbus: XbusCli) -> None:

@@ -1,49 +1,54 @@
-"""`xbus demo`: start the stack, apply topics, publish the sample scenario, show what landed where."""
+"""`xbus demo`: provision operators, users and trading accounts through every service; show how each flow ended."""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from producers import Published, Publisher
 from xbus.cli.common import err, out, run, settings
-from xbus.demo import demo_events
+from xbus.demo import DemoOutcome, demo_scenario, run_demo
 from xbus.errors import XbusError
-from xbus.platform import apply_catalogue, connect, load_catalogue, topic_reader
-from xbus.reader import read_topic, topic_partitions
+from xbus.platform import connect
+
+OPERATORS = typer.Option(3, min=1, max=100, help="System operators to register (every other one uses Prodigy).")
+USERS = typer.Option(500, min=1, max=100_000, help="Users to create.")
+ACCOUNTS = typer.Option(200, min=0, max=100_000, help="Trading accounts to open, each with 1-3 of the users.")
 
 
-def demo() -> None:
-    """Run the sample scenario on the embedded stack (or the configured Kafka)."""
-    run(_demo())
+def demo(operators: int = OPERATORS, users: int = USERS, accounts: int = ACCOUNTS) -> None:
+    """Run the provisioning scenario on the embedded stack (or the configured Kafka and PostgreSQL)."""
+    run(_demo(operators, users, accounts))
 
 
-async def _demo() -> None:
+async def _demo(operators: int, users: int, accounts: int) -> None:
     config = settings()
     endpoints = await connect(config)
     err.print(f"kafka {endpoints.kafka_bootstrap}, postgres {endpoints.database_url}")
-    report = await apply_catalogue(config, endpoints.kafka_bootstrap)
-    err.print(f"topics: {len(report.created)} created, {len(report.existing)} already present")
-    async with Publisher(config, endpoints.kafka_bootstrap, load_catalogue(config)) as publisher:
-        results = await publisher.publish_many(demo_events())
-    failed = [r for r in results if not isinstance(r, Published)]
-    if failed:
-        raise XbusError(f"{len(failed)} demo events were not published: {failed[0]}")
-    published = [r for r in results if isinstance(r, Published)]
-    ids_by_topic: dict[str, set[str]] = defaultdict(set)
-    for result in published:
-        ids_by_topic[result.topic].add(result.event_id)
+    scenario = demo_scenario(operators, users, accounts)
+    with Progress(
+        TextColumn("flows ended"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+    ) as bar:
+        task = bar.add_task("flows", total=len(scenario.flow_ids()))
+        outcome = await run_demo(config, endpoints, scenario, lambda done, total: bar.update(task, completed=done))
+    out.print(_summary(outcome))
+    total = sum(outcome.flows.values())
+    completed = sum(n for (_, state), n in outcome.flows.items() if state == "completed")
+    dead = sum(outcome.dead_letters.values())
+    out.print(
+        f"{completed} of {total} flows completed in {outcome.seconds:.1f}s; {len(outcome.scenario.manual_actions)} "
+        f"manual Prodigy steps answered; {dead} dead letters."
+    )
+    user = outcome.scenario.users[0].event.aggregate_id
+    account = outcome.scenario.accounts[0].event.aggregate_id if outcome.scenario.accounts else None
+    out.print(f"Try: xbus status user {user}" + (f"   or: xbus status account {account}" if account else ""))
+    if completed != total or dead:
+        raise XbusError("the demo did not provision every flow cleanly: see the table above and `xbus dlq list`")
 
-    table = Table("topic", "events landed", "event types", title="What landed on each topic (read back from Kafka)")
-    async with topic_reader(config, endpoints.kafka_bootstrap) as (admin, consumer):
-        for topic, ids in sorted(ids_by_topic.items()):
-            types: Counter[str] = Counter()
-            async for event in read_topic(consumer, await topic_partitions(admin, topic), last=None):
-                if event.envelope is not None and event.envelope.id in ids:
-                    types[event.envelope.type] += 1
-            if sum(types.values()) != len(ids):
-                raise XbusError(f"{topic}: published {len(ids)} events but read back {sum(types.values())}")
-            table.add_row(topic, str(sum(types.values())), "\n".join(f"{t} x{n}" for t, n in sorted(types.items())))
-    out.print(table)
-    out.print(f"{len(published)} events published and read back. Try: xbus tail xosp.users --from-beginning")
+
+def _summary(outcome: DemoOutcome) -> Table:
+    table = Table("flow", "completed", "failed", "open", title="Provisioning flows, as the tracker saw them end")
+    for kind in sorted({kind for kind, _ in outcome.flows}):
+        counts = [str(outcome.flows.get((kind, state), 0)) for state in ("completed", "failed", "open")]
+        table.add_row(kind, *counts)
+    return table
