@@ -7,11 +7,7 @@ service's topics into an empty schema must rebuild its state exactly.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
@@ -21,55 +17,21 @@ from consumers.authorisation import queries as authorisation
 from consumers.oms import queries as oms
 from consumers.registry import queries as registry
 from consumers.runtime.checksum import state_checksum
-from consumers.runtime.discovery import find_services
-from consumers.runtime.runner import ServiceRunner
 from consumers.sessions import queries as sessions
 from producers import Published, Publisher
 from schemas.accounts import TradingAccountOpened
 from schemas.operators import OperatorRegistered
 from schemas.types import OperatorSystem
 from schemas.users import UserCreated
+from tests.support.all_services import SERVICES, eventually, running
 from xbus.platform import load_catalogue
 from xbus.scenario import Scenario, build_scenario
 from xbus.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-SERVICES = ("authentication", "authorisation", "sessions", "oms", "registry", "provisioning")
 #: The tracker is left out of the replay check: its stall timer reads the wall clock by design.
 REPLAYED = ("authentication", "authorisation", "sessions", "oms", "registry")
-
-
-@asynccontextmanager
-async def running(settings: Settings, names: tuple[str, ...]) -> AsyncIterator[dict[str, ServiceRunner]]:
-    services, catalogue = find_services(), load_catalogue(settings)
-    runners = {
-        name: ServiceRunner(
-            services[name], settings, catalogue, settings.kafka_bootstrap or "", settings.database_url or ""
-        )
-        for name in names
-    }
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(runner.run(stop)) for runner in runners.values()]
-    try:
-        yield runners
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks)
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]],
-    timeout: float,
-    what: str,
-    describe: Callable[[], Awaitable[str]] | None = None,
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            detail = await describe() if describe else ""
-            raise AssertionError(f"not reached in {timeout:.0f}s: {what}\n{detail}")
-        await asyncio.sleep(1)
 
 
 async def test_shuffled_scenario_provisions_every_flow_and_replays_to_the_same_state(
