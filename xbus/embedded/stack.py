@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -117,7 +118,7 @@ class EmbeddedStack:
             if not port_free(self.kafka_port):
                 raise StackError(f"port {self.kafka_port} (XBUS_EMBEDDED_KAFKA_PORT) is in use; pick another or 0")
             return self.kafka_port
-        if previous and port_free(previous):
+        if previous and _freed(previous, within=3.0):
             return previous
         return free_port()
 
@@ -132,3 +133,14 @@ class EmbeddedStack:
                 stopped.append("postgres")
             self.state_path.unlink(missing_ok=True)
         return stopped
+
+
+def _freed(port: int, within: float) -> bool:
+    """Whether ``port`` is free, or becomes free shortly: a broker killed a moment ago may still be
+    exiting, its listening socket not yet closed, and its clients reconnect only to that port."""
+    deadline = time.monotonic() + within
+    while not port_free(port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
