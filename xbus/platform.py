@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import structlog
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
@@ -83,6 +83,14 @@ async def plain_consumer(settings: Settings, bootstrap: str) -> AsyncIterator[AI
     consumer = AIOKafkaConsumer(**client_options(settings, bootstrap), group_id=None, enable_auto_commit=False)
     async with _started(consumer.start, consumer.stop, bootstrap):
         yield consumer
+
+
+@asynccontextmanager
+async def acks_all_producer(settings: Settings, bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    """A plain producer whose sends count only once every in-sync replica has the record."""
+    producer = AIOKafkaProducer(**client_options(settings, bootstrap), acks="all")
+    async with _started(producer.start, producer.stop, bootstrap):
+        yield producer
 
 
 @asynccontextmanager

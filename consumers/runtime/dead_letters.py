@@ -26,13 +26,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from consumers.runtime.records import headers_from_json
-from xbus.errors import BrokerUnavailable, XbusError
-from xbus.kafka import client_options
-from xbus.settings import Settings
+from xbus.errors import XbusError
 
 #: ``failed``: waiting for a redrive; ``redriven``: published again, not applied yet; ``applied``.
 Status = Literal["failed", "redriven", "applied"]
@@ -154,21 +151,6 @@ async def schema_connection(database_url: str, schema: str) -> AsyncIterator[asy
         yield connection
     finally:
         await connection.close()
-
-
-@asynccontextmanager
-async def redrive_producer(settings: Settings, bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    """A plain acks=all producer: a redriven record must be on every in-sync replica before it counts."""
-    producer = AIOKafkaProducer(**client_options(settings, bootstrap), acks="all")
-    try:
-        await producer.start()
-    except KafkaError as error:
-        await producer.stop()
-        raise BrokerUnavailable(f"Kafka at {bootstrap} did not answer ({error}); check XBUS_KAFKA_BOOTSTRAP") from None
-    try:
-        yield producer
-    finally:
-        await producer.stop()
 
 
 async def list_dead_letters(connection: asyncpg.Connection, ids: Sequence[str] | None = None) -> list[DeadLetter]:

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from consumers.runtime.records import StoredRecord, headers_from_json, headers_to_json
 from consumers.runtime.service import DomainError, Service
-from consumers.runtime.unit_of_work import DbConnection, UnitOfWork
+from consumers.runtime.unit_of_work import DbConnection, Recorded, UnitOfWork
 from schemas import Envelope, EnvelopeError, UnknownEventType, describe_validation_error, registry
 from schemas.envelope import format_time
 
@@ -161,14 +161,7 @@ class PartitionProcessor:
                         record.partition,
                         record.offset,
                     )
-                    for recorded in unit.recorded:
-                        await _insert_outbox(
-                            connection,
-                            self.routing.follow_up_topic,
-                            recorded.envelope.subject.encode(),
-                            recorded.event.model_dump_json().encode(),
-                            recorded.envelope.to_headers(),
-                        )
+                    await insert_follow_ups(connection, self.routing.follow_up_topic, unit.recorded)
                 return len(unit.recorded)
             except TRANSIENT_ERRORS:
                 raise
@@ -304,6 +297,18 @@ class PartitionProcessor:
 def outbox_channel(service: str) -> str:
     """The LISTEN/NOTIFY channel that wakes a service's outbox relay."""
     return f"xbus_outbox_{service}"
+
+
+async def insert_follow_ups(connection: DbConnection, topic: str, recorded: Sequence[Recorded]) -> None:
+    """Outbox rows for follow-up events a handler (or a timer) recorded, keyed by their subject."""
+    for follow_up in recorded:
+        await _insert_outbox(
+            connection,
+            topic,
+            follow_up.envelope.subject.encode(),
+            follow_up.event.model_dump_json().encode(),
+            follow_up.envelope.to_headers(),
+        )
 
 
 async def _insert_outbox(

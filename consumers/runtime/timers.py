@@ -32,8 +32,7 @@ from dataclasses import dataclass, field
 import asyncpg
 import structlog
 
-from consumers.runtime.processor import TRANSIENT_ERRORS, Routing, outbox_channel
-from consumers.runtime.records import headers_to_json
+from consumers.runtime.processor import TRANSIENT_ERRORS, Routing, insert_follow_ups, outbox_channel
 from consumers.runtime.service import Service
 from consumers.runtime.unit_of_work import Recorded, UnitOfWork
 from consumers.runtime.waits import sleep_unless
@@ -129,14 +128,7 @@ class TimerLoop:
                 settings=self.settings,
             )
             await timer.fn(unit)
-            for recorded in unit.recorded:
-                await connection.execute(
-                    "insert into xbus_outbox (topic, key, value, headers) values ($1, $2, $3, $4::jsonb)",
-                    self.routing.follow_up_topic,
-                    recorded.envelope.subject.encode(),
-                    recorded.event.model_dump_json().encode(),
-                    headers_to_json(recorded.envelope.to_headers()),
-                )
+            await insert_follow_ups(connection, self.routing.follow_up_topic, unit.recorded)
             if unit.recorded:
                 await connection.execute("select pg_notify($1, '')", outbox_channel(self.service.name))
         self.ticks += 1

@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from consumers.runtime.dead_letters import redrive, redrive_producer, schema_connection
+from consumers.runtime.dead_letters import redrive, schema_connection
 from consumers.runtime.runner import ServiceRunner
 from producers import Publisher
 from producers.partitioning import partition_for
@@ -29,7 +29,7 @@ from tests.conftest import CliResult, XbusCli
 from tests.integration.test_publisher import read_all
 from tests.support.refusing_service import REFUSING
 from xbus.kafka import client_options
-from xbus.platform import load_catalogue
+from xbus.platform import acks_all_producer, load_catalogue
 from xbus.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -376,7 +376,7 @@ async def test_redriven_event_read_before_its_redrive_returns_is_applied(service
         await schema.fix()
         async with (
             schema_connection(settings.database_url or "", schema.name) as connection,
-            redrive_producer(settings, settings.kafka_bootstrap or "") as producer,
+            acks_all_producer(settings, settings.kafka_bootstrap or "") as producer,
         ):
             report = await redrive(connection, _AckedAfterHandled(producer, runner), [failing.event_id])
         assert [entry.event_id for entry in report.redriven] == [failing.event_id]

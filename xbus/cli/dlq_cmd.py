@@ -12,7 +12,6 @@ from consumers.runtime.dead_letters import (
     DeadLetter,
     RedriveReport,
     list_dead_letters,
-    redrive_producer,
     schema_connection,
 )
 from consumers.runtime.dead_letters import redrive as redrive_entries
@@ -20,7 +19,7 @@ from consumers.runtime.discovery import resolve_services
 from consumers.runtime.service import Service
 from xbus.cli.common import out, run, settings
 from xbus.errors import XbusError
-from xbus.platform import connect
+from xbus.platform import acks_all_producer, connect
 
 app = typer.Typer(help="Events a service could not apply: list them, redrive them.", no_args_is_help=True)
 
@@ -95,7 +94,7 @@ def redrive(
         endpoints = await connect(settings())
         async with (
             schema_connection(endpoints.database_url, settings().db_schema(chosen.name)) as connection,
-            redrive_producer(settings(), endpoints.kafka_bootstrap) as producer,
+            acks_all_producer(settings(), endpoints.kafka_bootstrap) as producer,
         ):
             return await redrive_entries(connection, producer, None if everything else ids, force=force)
 
