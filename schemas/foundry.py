@@ -5,7 +5,24 @@ from __future__ import annotations
 from schemas.event import Event
 from schemas.oms import AccountState
 from schemas.provisioning import FlowId
-from schemas.types import Currency, InvestorId, Money, NonEmpty, OperatorId, RegistryFeature, TradingAccountId
+from typing import Annotated
+
+from pydantic import Field
+
+from schemas.types import (
+    Currency,
+    ExchangeCode,
+    InstrumentCode,
+    InvestorId,
+    Money,
+    NonEmpty,
+    OperatorId,
+    OrderId,
+    OrderSide,
+    PositiveDecimalString,
+    RegistryFeature,
+    TradingAccountId,
+)
 
 
 class RegistryOperatorRegistered(Event):
@@ -56,3 +73,35 @@ class RegistryAccountStateChanged(Event):
     account_id: TradingAccountId
     state: AccountState
     reason: NonEmpty | None = None
+
+
+class RegistrySettlementEnabled(Event):
+    """The registry settles the exchange's executions (step ``registry.settlement`` of an onboarding)."""
+
+    event_type = "xosp.registry_settlement.enabled.v1"
+    aggregate_field = "exchange"
+
+    flow_id: FlowId
+    exchange: ExchangeCode
+
+
+class SettlementApplied(Event):
+    """One fill booked in one transaction: cash and holding moved, nothing created or lost."""
+
+    event_type = "xosp.settlement.applied.v1"
+    aggregate_field = "account_id"
+
+    account_id: TradingAccountId
+    exchange: ExchangeCode
+    order_id: OrderId
+    venue_trade_id: NonEmpty
+    instrument: InstrumentCode
+    side: OrderSide
+    quantity: Annotated[int, Field(ge=1)]
+    price: PositiveDecimalString
+    #: Negative for a buy, positive for a sell.
+    cash_delta: Money
+    #: Positive for a buy, negative for a sell.
+    holding_delta: int
+    cash_balance: Money
+    holding_after: Annotated[int, Field(ge=0)]

@@ -22,7 +22,7 @@ from typing import Annotated
 from pydantic import Field
 
 from schemas.event import Event
-from schemas.types import LoginId, NonEmpty, OperatorId, OperatorSystem, TradingAccountId
+from schemas.types import ExchangeCode, LoginId, NonEmpty, OperatorId, OperatorSystem, TradingAccountId
 
 #: The id of the upstream event that started the flow.
 FlowId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^\S+$")]
@@ -92,6 +92,17 @@ class TradingAccountProvisioned(Event):
 
     flow_id: FlowId
     account_id: TradingAccountId
+    steps: tuple[StepName, ...]
+
+
+class ExchangeOnboarded(Event):
+    """The exchange's feed runs, its OMS adapter takes orders and, where asked, the registry settles it."""
+
+    event_type = "xosp.exchange.onboarded.v1"
+    aggregate_field = "flow_id"
+
+    flow_id: FlowId
+    exchange: ExchangeCode
     steps: tuple[StepName, ...]
 
 

@@ -21,6 +21,9 @@ from xbus.errors import CatalogueError
 from xbus.yamlfile import load_yaml
 
 UPSTREAM = "upstream"
+MARKET_DATA_TEMPLATE = "xosp.marketdata.{exchange}"
+#: Matches every exchange's market-data topic (the part after the prefix starts upper case).
+MARKET_DATA_TOPICS = r"xosp\.marketdata\.[A-Z0-9][A-Za-z0-9.]*"
 
 
 class TopicKind(StrEnum):
@@ -111,6 +114,14 @@ class Catalogue:
                 if other is not None and not (topic.kind == self.topic(other).kind == TopicKind.FOLLOW_UP):
                     raise self._error(topic.name, index, f"event type {type_name} is also carried by {other}")
                 routed[type_name] = topic.name
+        for template in self.templates:
+            for type_name in template.event_types:
+                if type_name in routed:
+                    raise CatalogueError(
+                        f"{self.path}: template {template.name!r}: event type {type_name} is also carried by "
+                        f"{routed[type_name]}"
+                    )
+                routed[type_name] = template.name
         missing = sorted(set(registry.types()) - set(routed))
         if missing:
             raise CatalogueError(f"{self.path}: no topic carries event type(s) {', '.join(missing)}")
@@ -150,6 +161,23 @@ class Catalogue:
             return self._by_type[type_name]
         except KeyError:
             raise UnknownEventType(type_name) from None
+
+    def template(self, name: str) -> TopicSpec:
+        for template in self.templates:
+            if template.name == name:
+                return template
+        raise CatalogueError(f"topic template {name!r} is not in {self.path}")
+
+    def market_data_topic(self, exchange: str) -> TopicSpec:
+        """The topic of one exchange's market data, made from the ``xosp.marketdata.{exchange}`` template.
+
+        Kafka topic names cannot hold brackets, so an environment tag becomes a last part of its
+        own: ``XSX[Demo]`` → ``xosp.marketdata.XSX.Demo``. Exchange codes are upper case, so no
+        exchange's topic can be the service's own ``xosp.marketdata.events`` or ``.dlq``.
+        """
+        part = exchange.replace("[", ".").replace("]", "")
+        template = self.template(MARKET_DATA_TEMPLATE)
+        return template.model_copy(update={"name": template.name.replace("{exchange}", part)})
 
     def dead_letter_topic(self, service: str) -> TopicSpec:
         for topic in self.topics:

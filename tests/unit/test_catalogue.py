@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 import schemas
-from xbus.catalogue import Catalogue, TopicKind
+from schemas.market_data import MARKET_DATA
+from xbus.catalogue import MARKET_DATA_TEMPLATE, Catalogue, TopicKind
 from xbus.errors import CatalogueError
 from xbus.settings import PROJECT_ROOT
 
@@ -33,12 +34,15 @@ def load_error(path: Path) -> str:
 
 def test_the_committed_catalogue_routes_every_event_type_and_gives_every_service_a_dead_letter_topic() -> None:
     catalogue = Catalogue.load(REAL, schemas.registry)
-    for type_name in schemas.registry.types():
+    market_data = set(catalogue.template(MARKET_DATA_TEMPLATE).event_types)
+    assert market_data == {model.event_type for model in MARKET_DATA}
+    for type_name in sorted(set(schemas.registry.types()) - market_data):
         kinds = {topic.kind for topic in catalogue.topics_for_type(type_name)}
         assert kinds in ({TopicKind.INPUT}, {TopicKind.FOLLOW_UP})
     assert catalogue.services() == [
         "authentication",
         "authorisation",
+        "gateway",
         "market_data",
         "oms",
         "provisioning",
@@ -103,7 +107,7 @@ def test_an_event_type_on_two_topics_is_ambiguous(tmp_path: Path) -> None:
 def test_step_reports_are_carried_by_every_service_follow_up_topic_but_have_no_single_topic() -> None:
     catalogue = Catalogue.load(REAL, schemas.registry)
     carriers = {topic.owner for topic in catalogue.topics_for_type("xosp.step.failed.v1")}
-    assert carriers == {"authentication", "authorisation", "sessions", "oms", "registry"}
+    assert carriers == {"authentication", "authorisation", "sessions", "oms", "registry", "market_data", "gateway"}
     with pytest.raises(CatalogueError, match="each service publishes it on its own follow-up topic"):
         catalogue.topic_for_type("xosp.step.failed.v1")
 
@@ -134,3 +138,11 @@ def test_retention_is_given_to_kafka_in_milliseconds() -> None:
         "cleanup.policy": "delete",
     }
     assert catalogue.topic("xosp.exchanges").broker_configs()["retention.ms"] == "-1"
+
+
+def test_an_exchange_with_an_environment_tag_gets_a_valid_market_data_topic() -> None:
+    catalogue = Catalogue.load(REAL, schemas.registry)
+    assert catalogue.market_data_topic("XSX").name == "xosp.marketdata.XSX"
+    tagged = catalogue.market_data_topic("XSX[Demo]")
+    assert tagged.name == "xosp.marketdata.XSX.Demo"
+    assert tagged.kind == TopicKind.MARKET_DATA and tagged.partitions == 12
