@@ -1,0 +1,169 @@
+"""Handlers of the gateway: exchanges from ``xosp.exchanges``, instructions from ``xosp.oms.events``.
+
+The gateway is the OMS's connection to the exchanges. For each exchange it runs the OMS adapter
+named in ``ExchangeAdded`` (found by entry point, xbus/exchanges/plugins.py) and reports it
+registered (step ``gateway.adapter``), or the step failed when no such adapter is installed.
+
+Instructions (``OrderRouted``, ``OrderCancelRouted``) are keyed by instrument, so one
+instrument's arrive on one partition in the order the OMS routed them. Each is handed to the
+adapter with the instrument's adapter state as last stored; the reports it returns become
+``ExecutionReported`` events and the new state is stored, all in the batch's transaction: a crash
+at any point applies the instruction once or not at all, and a replay into an empty schema
+rebuilds the same books and the same reports. An instruction for an exchange that is unknown or
+no longer active is answered with a rejection, never dropped: the OMS then releases what the
+order reserved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+
+from consumers.gateway import store
+from consumers.gateway.store import ExchangeState
+from consumers.runtime import DomainError, UnitOfWork
+from schemas import Event
+from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated
+from schemas.gateway import ExecutionKind, ExecutionReported, InstrumentPrice, OmsAdapterRegistered, OmsAdapterStopped
+from schemas.oms import OrderCancelRouted, OrderRouted
+from xbus.exchanges import ExecutionReport, OmsAdapter, PluginError, load_oms_adapter
+
+STEP_ADAPTER = "gateway.adapter"
+#: Reasons go into NonEmpty fields of at most this many characters.
+MAX_REASON = 200
+
+
+@cache
+def adapter(name: str) -> OmsAdapter:
+    """Adapters keep no state of their own between calls (it is handed to them), so one per name."""
+    return load_oms_adapter(name)
+
+
+async def exchange_added(event: Event, unit: UnitOfWork) -> None:
+    assert isinstance(event, ExchangeAdded)
+    try:
+        prices = adapter(event.oms_adapter).reference_prices(event)
+    except PluginError as error:
+        unit.step_failed(unit.flow_id, STEP_ADAPTER, str(error))
+        return
+    await store.put_exchange(unit, event)
+    unit.record(
+        OmsAdapterRegistered(
+            flow_id=unit.flow_id,
+            exchange=event.code,
+            adapter=event.oms_adapter,
+            reference_prices=tuple(
+                InstrumentPrice(instrument=instrument, price=price) for instrument, price in sorted(prices.items())
+            ),
+        )
+    )
+
+
+async def exchange_updated(event: Event, unit: UnitOfWork) -> None:
+    assert isinstance(event, ExchangeUpdated)
+    if event.oms_adapter is not None:
+        try:
+            adapter(event.oms_adapter)
+        except PluginError as error:
+            raise DomainError(f"exchange {event.code} cannot switch adapter: {error}") from None
+    if not await store.update_exchange(unit, event):
+        raise DomainError(
+            f"exchange {event.code} is unknown to the gateway (its ExchangeAdded was not applied here); "
+            "redrive this event once the exchange is added"
+        )
+
+
+async def exchange_suspended(event: Event, unit: UnitOfWork) -> None:
+    assert isinstance(event, ExchangeSuspended)
+    await _stop(unit, event.code, ExchangeState.SUSPENDED, f"suspended: {event.reason}")
+
+
+async def exchange_removed(event: Event, unit: UnitOfWork) -> None:
+    assert isinstance(event, ExchangeRemoved)
+    await _stop(unit, event.code, ExchangeState.REMOVED, f"removed: {event.reason or 'no reason given'}")
+
+
+async def _stop(unit: UnitOfWork, code: str, state: ExchangeState, reason: str) -> None:
+    reason = reason[:MAX_REASON]
+    exchange = await store.exchange(unit, code)
+    if exchange is not None and await store.stop_exchange(unit, code, state, reason, unit.cause.time):
+        unit.record(OmsAdapterStopped(flow_id=unit.flow_id, exchange=code, adapter=exchange.adapter, reason=reason))
+
+
+async def order_routed(event: Event, unit: UnitOfWork) -> None:
+    assert isinstance(event, OrderRouted)
+    exchange = await _active_exchange(unit, event.exchange)
+    if isinstance(exchange, str):
+        unit.record(_event(event, event.currency, event.settles_through_registry, _rejection(event, exchange)))
+        return
+    await unit.lock(f"instrument:{event.instrument}")
+    result = await adapter(exchange.adapter).submit(event, await store.adapter_state(unit, event.instrument))
+    await store.save_adapter_state(unit, event.instrument, event.exchange, result.state, unit.cause.time)
+    _report(unit, exchange, event, result.reports)
+
+
+async def order_cancel_routed(event: Event, unit: UnitOfWork) -> None:
+    assert isinstance(event, OrderCancelRouted)
+    exchange = await _active_exchange(unit, event.exchange)
+    if isinstance(exchange, str):
+        return  # the exchange takes nothing now; its open orders are not this platform's to end
+    await unit.lock(f"instrument:{event.instrument}")
+    result = await adapter(exchange.adapter).cancel(event, await store.adapter_state(unit, event.instrument))
+    await store.save_adapter_state(unit, event.instrument, event.exchange, result.state, unit.cause.time)
+    _report(unit, exchange, event, result.reports)
+
+
+async def _active_exchange(unit: UnitOfWork, code: str) -> store.Exchange | str:
+    """The exchange to route to, or why there is none."""
+    exchange = await store.exchange(unit, code)
+    if exchange is None:
+        return f"exchange {code} is not connected to the gateway"
+    if exchange.state is not ExchangeState.ACTIVE:
+        return f"exchange {code} takes no orders ({exchange.state_reason})"
+    return exchange
+
+
+def _rejection(order: OrderRouted, reason: str) -> ExecutionReport:
+    return ExecutionReport(
+        order_id=order.order_id,
+        account_id=order.account_id,
+        side=order.side,
+        kind=ExecutionKind.REJECTED,
+        cumulative_quantity=0,
+        leaves_quantity=0,
+        reason=reason[:MAX_REASON],
+    )
+
+
+def _report(
+    unit: UnitOfWork,
+    exchange: store.Exchange,
+    instruction: OrderRouted | OrderCancelRouted,
+    reports: Sequence[ExecutionReport],
+) -> None:
+    """Each report as an event: every order of one instrument, resting ones that traded included,
+    shares its market's currency and its exchange's settlement."""
+    currency = exchange.currency(instruction.instrument)
+    for report in reports:
+        unit.record(_event(instruction, currency, exchange.settles_through_registry, report))
+
+
+def _event(
+    instruction: OrderRouted | OrderCancelRouted, currency: str, settles: bool, report: ExecutionReport
+) -> ExecutionReported:
+    return ExecutionReported(
+        exchange=instruction.exchange,
+        order_id=report.order_id,
+        account_id=report.account_id,
+        instrument=instruction.instrument,
+        side=report.side,
+        kind=report.kind,
+        currency=currency,
+        settles_through_registry=settles,
+        fill_quantity=report.fill_quantity,
+        fill_price=report.fill_price,
+        venue_trade_id=report.venue_trade_id,
+        cumulative_quantity=report.cumulative_quantity,
+        leaves_quantity=report.leaves_quantity,
+        reason=report.reason,
+    )

@@ -1,0 +1,24 @@
+"""Wiring of the gateway: exchanges from ``xosp.exchanges``, the OMS's routed instructions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from consumers.gateway import handlers
+from consumers.runtime import Service
+from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated
+from schemas.oms import OrderCancelRouted, OrderRouted
+
+SERVICE = Service(
+    name="gateway",
+    handlers={
+        ExchangeAdded.event_type: handlers.exchange_added,
+        ExchangeUpdated.event_type: handlers.exchange_updated,
+        ExchangeSuspended.event_type: handlers.exchange_suspended,
+        ExchangeRemoved.event_type: handlers.exchange_removed,
+        OrderRouted.event_type: handlers.order_routed,
+        OrderCancelRouted.event_type: handlers.order_cancel_routed,
+    },
+    migrations=Path(__file__).parent / "sql",
+    description="Gateway: runs each exchange's OMS adapter; routed orders in, execution reports out.",
+)
