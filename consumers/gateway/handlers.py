@@ -29,6 +29,7 @@ from schemas.oms import OrderCancelRouted, OrderRouted
 from xbus.exchanges import ExecutionReport, OmsAdapter, PluginError, load_oms_adapter
 
 STEP_ADAPTER = "gateway.adapter"
+STEP_ADAPTER_STOP = "gateway.adapter_stop"
 #: Reasons go into NonEmpty fields of at most this many characters.
 MAX_REASON = 200
 
@@ -84,10 +85,15 @@ async def exchange_removed(event: Event, unit: UnitOfWork) -> None:
 
 
 async def _stop(unit: UnitOfWork, code: str, state: ExchangeState, reason: str) -> None:
+    """Stop the adapter and report it; stopping it again reports again, so every suspension or
+    removal flow closes its ``gateway.adapter_stop`` step."""
     reason = reason[:MAX_REASON]
     exchange = await store.exchange(unit, code)
-    if exchange is not None and await store.stop_exchange(unit, code, state, reason, unit.cause.time):
-        unit.record(OmsAdapterStopped(flow_id=unit.flow_id, exchange=code, adapter=exchange.adapter, reason=reason))
+    if exchange is None:
+        unit.step_failed(unit.flow_id, STEP_ADAPTER_STOP, f"exchange {code} is not connected to the gateway")
+        return
+    await store.stop_exchange(unit, code, state, reason, unit.cause.time)
+    unit.record(OmsAdapterStopped(flow_id=unit.flow_id, exchange=code, adapter=exchange.adapter, reason=reason))
 
 
 async def order_routed(event: Event, unit: UnitOfWork) -> None:

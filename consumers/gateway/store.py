@@ -74,16 +74,15 @@ async def update_exchange(unit: UnitOfWork, event: ExchangeUpdated) -> bool:
     return changed != "UPDATE 0"
 
 
-async def stop_exchange(unit: UnitOfWork, code: str, state: ExchangeState, reason: str, at: dt.datetime) -> bool:
-    """Stop taking instructions for the exchange; False if unknown or already in that state."""
-    changed = await unit.execute(
-        "update exchanges set state = $2, state_reason = $3, changed_at = $4 where code = $1 and state <> $2",
+async def stop_exchange(unit: UnitOfWork, code: str, state: ExchangeState, reason: str, at: dt.datetime) -> None:
+    """Stop taking instructions for the exchange (a removed one stays removed when suspended)."""
+    await unit.execute(
+        "update exchanges set state = $2, state_reason = $3, changed_at = $4 where code = $1 and state <> 'removed'",
         code,
         str(state),
         reason,
         at,
     )
-    return changed != "UPDATE 0"
 
 
 async def exchange(unit: UnitOfWork, code: str) -> Exchange | None:

@@ -1,4 +1,5 @@
-"""The table of docs/provisioning.md as code: what each flow expects, which report closes which step.
+"""The table of docs/provisioning.md (and the onboarding of docs/exchanges.md) as code: what each
+flow expects, which report closes which step.
 
 Pure functions of events, no SQL, so that the rules can be read (and changed) in one place
 while handlers.py does the bookkeeping and store.py the SQL.
@@ -23,16 +24,21 @@ from schemas.accounts import (
 )
 from schemas.authentication import LoginDisabled, LoginEnabled, LoginProvisioned
 from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted
+from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended
 from schemas.foundry import (
     CashMovementApplied,
     RegistryAccountOpened,
     RegistryAccountStateChanged,
     RegistryOperatorRegistered,
+    RegistrySettlementEnabled,
 )
+from schemas.gateway import OmsAdapterRegistered, OmsAdapterStopped
+from schemas.market_data import MarketDataFeedStarted, MarketDataFeedStopped
 from schemas.oms import OmsAccountProvisioned, OmsAccountStateChanged, OmsOperatorRegistered
 from schemas.operators import OperatorRegistered
 from schemas.provisioning import (
     ChangeApplied,
+    ExchangeOnboarded,
     FlowKind,
     OperatorProvisioned,
     TradingAccountProvisioned,
@@ -109,7 +115,13 @@ STARTERS: Mapping[str, FlowKind] = {
     TradingAccountClosed.event_type: FlowKind.ACCOUNT,
     FundsDeposited.event_type: FlowKind.ACCOUNT,
     FundsWithdrawn.event_type: FlowKind.ACCOUNT,
+    ExchangeAdded.event_type: FlowKind.EXCHANGE,
+    ExchangeSuspended.event_type: FlowKind.EXCHANGE,
+    ExchangeRemoved.event_type: FlowKind.EXCHANGE,
 }
+
+#: An exchange stops taking part the same way whether it is suspended or removed.
+_EXCHANGE_STOP_STEPS = ("market_data.feed_stop", "gateway.adapter_stop")
 
 _FIXED_STEPS: Mapping[str, tuple[str, ...]] = {
     UserDisabled.event_type: ("authentication.disable", "authorisation.revoke", "sessions.end"),
@@ -120,6 +132,8 @@ _FIXED_STEPS: Mapping[str, tuple[str, ...]] = {
     TradingAccountClosed.event_type: ("registry.account_state", "oms.account_state", "authorisation.revoke"),
     FundsDeposited.event_type: ("registry.cash",),
     FundsWithdrawn.event_type: ("registry.cash",),
+    ExchangeSuspended.event_type: _EXCHANGE_STOP_STEPS,
+    ExchangeRemoved.event_type: _EXCHANGE_STOP_STEPS,
 }
 
 _OPERATOR_STEPS: Mapping[OperatorSystem, str] = {
@@ -139,6 +153,9 @@ def plan(event: Event, *, session_policy: bool = False) -> FlowPlan:
         return FlowPlan(kind, event.login_id, ("authentication.enable", "authorisation.enable", *sessions))
     if isinstance(event, OperatorRegistered):
         return _operator_plan(event)
+    if isinstance(event, ExchangeAdded):
+        registry = ("registry.settlement",) if event.settles_through_registry else ()
+        return FlowPlan(kind, event.code, ("market_data.feed", "gateway.adapter", *registry))
     return FlowPlan(kind, event.aggregate_id, _FIXED_STEPS[event.event_type])
 
 
@@ -179,6 +196,11 @@ COMPLETES: Mapping[str, str] = {
     OmsAccountStateChanged.event_type: "oms.account_state",
     RegistryAccountStateChanged.event_type: "registry.account_state",
     CashMovementApplied.event_type: "registry.cash",
+    MarketDataFeedStarted.event_type: "market_data.feed",
+    OmsAdapterRegistered.event_type: "gateway.adapter",
+    RegistrySettlementEnabled.event_type: "registry.settlement",
+    MarketDataFeedStopped.event_type: "market_data.feed_stop",
+    OmsAdapterStopped.event_type: "gateway.adapter_stop",
 }
 
 
@@ -191,12 +213,18 @@ def step_of(report: Report, started_by: str) -> str | None:
     return COMPLETES.get(report.event_type)
 
 
+#: The event that completes an opening, by the event type that starts it, and its field naming the entity.
+_OPENED: Mapping[str, tuple[type[Event], str]] = {
+    UserCreated.event_type: (UserProvisioned, "login_id"),
+    OperatorRegistered.event_type: (OperatorProvisioned, "operator_id"),
+    TradingAccountOpened.event_type: (TradingAccountProvisioned, "account_id"),
+    ExchangeAdded.event_type: (ExchangeOnboarded, "exchange"),
+}
+
+
 def outcome(flow_id: str, kind: FlowKind, entity_id: str, started_by: str, steps: tuple[str, ...]) -> Event:
     """The event that says a flow is complete: the opening's own, ``ChangeApplied`` for a change."""
-    if started_by == UserCreated.event_type:
-        return UserProvisioned(flow_id=flow_id, login_id=entity_id, steps=steps)
-    if started_by == OperatorRegistered.event_type:
-        return OperatorProvisioned(flow_id=flow_id, operator_id=entity_id, steps=steps)
-    if started_by == TradingAccountOpened.event_type:
-        return TradingAccountProvisioned(flow_id=flow_id, account_id=entity_id, steps=steps)
+    if started_by in _OPENED:
+        completed, entity_field = _OPENED[started_by]
+        return completed.model_validate({"flow_id": flow_id, entity_field: entity_id, "steps": steps})
     return ChangeApplied(flow_id=flow_id, kind=kind, entity_id=entity_id, change=started_by, steps=steps)

@@ -9,14 +9,21 @@ replay rebuilds the same tables.
 Suspended accounts take deposits (money already sent by the bank has to land somewhere, and
 refusing it would bounce a real transfer) but refuse withdrawals (suspension freezes what
 leaves the account). Closed accounts refuse both.
+
+Fills of exchanges that settle through the registry (``ExecutionReported``) are facts, not
+requests: they are booked, or, when they cannot be, dead-lettered for a person
+(:func:`execution_reported` says which and why). The arithmetic of both is in ``ledger.py``.
 """
 
 from __future__ import annotations
 
-from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow, localcontext
+from decimal import Decimal
+
+import structlog
 
 from consumers.registry import store
-from consumers.runtime import UnitOfWork
+from consumers.registry.ledger import CashRefused, Unbookable, apply_cash_movement, money, settle, show
+from consumers.runtime import DomainError, UnitOfWork
 from schemas import Event
 from schemas.accounts import (
     FundsDeposited,
@@ -26,16 +33,20 @@ from schemas.accounts import (
     TradingAccountOpened,
     TradingAccountSuspended,
 )
+from schemas.exchanges import ExchangeAdded, ExchangeUpdated
 from schemas.foundry import (
     CashMovementApplied,
     RegistryAccountOpened,
     RegistryAccountStateChanged,
     RegistryOperatorRegistered,
+    RegistrySettlementEnabled,
+    SettlementApplied,
 )
+from schemas.gateway import ExecutionKind, ExecutionReported
 from schemas.oms import AccountState
 from schemas.operators import OperatorDeregistered, OperatorRegistered
 from schemas.provisioning import FlowKind, ProvisioningFailed
-from schemas.types import Money, OperatorSystem
+from schemas.types import OperatorSystem
 
 STEP_OPERATOR = "registry.operator"
 STEP_ACCOUNT = "registry.account"
@@ -48,61 +59,7 @@ STEP_COMPENSATION = "registry.compensation"
 _STATE_REASON_LENGTH = 200
 _STEP_REASON_LENGTH = 2000
 
-
-# Cash arithmetic: pure, so it can be checked on its own
-
-
-class CashRefused(Exception):
-    """A cash movement the registry does not book; ``reason`` says why, for the step report."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-#: The ledger stores numeric(36, 8): eight decimal places, 28 digits before the point.
-CASH_QUANTUM = Decimal("0.00000001")
-CASH_LIMIT = Decimal(10) ** 28
-#: Enough digits for any sum of two ledger amounts; a rounding would raise instead of losing cents.
-_EXACT = Context(prec=40, traps=[Inexact, InvalidOperation, Overflow])
-#: For comparing and showing amounts: wide enough for anything the ledger holds, rounding allowed.
-_WIDE = Context(prec=60)
-_CENTS = Decimal("0.01")
-
-
-def apply_cash_movement(balance: Decimal, delta: Decimal, currency: str) -> Decimal:
-    """Settled cash after ``delta`` (positive for a deposit): exact, never below zero.
-
-    Raises :class:`CashRefused` for a withdrawal beyond ``balance``, an amount finer than the
-    ledger's eight decimal places, or a balance the ledger cannot hold.
-    """
-    if abs(delta) >= CASH_LIMIT:
-        raise CashRefused(f"amount {show(abs(delta))} {currency} is more than the registry can book")
-    if delta.quantize(CASH_QUANTUM, context=_WIDE) != delta:
-        raise CashRefused(
-            f"amount {format(abs(delta), 'f')} {currency} has more than 8 decimal places; "
-            "the registry books cash to 0.00000001"
-        )
-    with localcontext(_EXACT):
-        after = balance + delta
-    if after < 0:
-        raise CashRefused(f"withdrawal of {show(-delta)} {currency} exceeds settled cash {show(balance)} {currency}")
-    if after >= CASH_LIMIT:
-        raise CashRefused(f"a balance of {show(after)} {currency} is more than the registry can hold")
-    return after
-
-
-def show(amount: Decimal) -> str:
-    """An amount as people write money: cents at least, no trailing zeros beyond them."""
-    try:
-        cents = amount.quantize(_CENTS, context=_WIDE)
-    except InvalidOperation:  # too many digits to show in cents: show it as it is
-        return format(amount, "f")
-    return format(cents if cents == amount else amount.normalize(_WIDE), "f")
-
-
-def money(amount: Decimal, currency: str) -> Money:
-    return Money(amount=Decimal(show(amount)), currency=currency)
+log = structlog.get_logger("xbus.registry")
 
 
 # Operators
@@ -328,6 +285,149 @@ async def _move_cash(unit: UnitOfWork, account_id: str, delta: Decimal, currency
             delta=money(delta, currency),
             balance=money(after, currency),
             reference=reference,
+        )
+    )
+
+
+# Exchanges and settlement
+
+
+async def exchange_added(event: Event, unit: UnitOfWork) -> None:
+    """Settle the exchange's fills here when it asks to, and say so (step ``registry.settlement``).
+
+    An exchange that does not settle through the registry is remembered as such, and nothing is
+    reported: its onboarding does not expect the step.
+    """
+    assert isinstance(event, ExchangeAdded)
+    await store.put_exchange(unit, event.code, event.settles_through_registry, unit.flow_id, unit.cause.time)
+    if event.settles_through_registry:
+        unit.record(RegistrySettlementEnabled(flow_id=unit.flow_id, exchange=event.code))
+
+
+async def exchange_updated(event: Event, unit: UnitOfWork) -> None:
+    """Keep the flag an update sets; say that settlement is enabled only when it turns on."""
+    assert isinstance(event, ExchangeUpdated)
+    if event.settles_through_registry is None:
+        return  # a partial update that leaves settlement as it is
+    settled_before = await store.exchange_settles(unit, event.code)
+    await store.put_exchange(unit, event.code, event.settles_through_registry, unit.flow_id, unit.cause.time)
+    if event.settles_through_registry and not settled_before:
+        unit.record(RegistrySettlementEnabled(flow_id=unit.flow_id, exchange=event.code))
+
+
+async def execution_reported(event: Event, unit: UnitOfWork) -> None:
+    """Book a fill of an exchange that settles through the registry: cash, holding and the
+    settlement ledger, in this one transaction.
+
+    Only fills move anything, and only those whose report says the exchange settles here (the
+    gateway stamps each report with its exchange's flag, so the registry needs no order between
+    ``xosp.exchanges`` and ``xosp.gateway.events``). A fill is known by (exchange, venue trade id,
+    order id): the same fill under another event id changes nothing and reports nothing.
+
+    A fill is a fact, not a request: the exchange has executed it, so it cannot be refused like
+    a withdrawal (a ``StepFailed`` would tell a tracker that follows no flow of it, and leave the
+    registry disagreeing with the exchange without anyone asked to act). A buy beyond settled
+    cash is booked and takes cash below zero: it happens only when a withdrawal raced an open
+    buy (docs/exchanges.md), and it is logged as a warning naming the account. A fill that cannot
+    be booked raises :class:`DomainError`: dead-lettered with its reason, and the account's later
+    events are parked behind it until a person has fixed the cause and redriven it, so that
+    nothing is booked out of order meanwhile. That is the case of:
+
+    - a sell beyond the holding (holdings never go negative): the OMS let through a sell the
+      account did not hold, which has to be put right with the exchange;
+    - an account the registry does not know: with settlement on, the OMS accepts a buy only
+      against cash the registry booked and a sell only against holdings bought before, so the
+      registry has opened every account that can trade; a fill for another names the wrong one;
+    - a closed account: the registry closes only an account that holds nothing, and every other
+      service closes it after that, so nobody could trade, withdraw or close out what the fill
+      would leave there (a buy left open when a withdrawal emptied the account before it closed).
+
+    A suspended account is settled: suspension stops new orders and withdrawals, not the fills
+    of orders the exchange already has.
+    """
+    assert isinstance(event, ExecutionReported)
+    if event.kind is not ExecutionKind.FILLED or not event.settles_through_registry:
+        return
+    assert event.fill_price is not None and event.venue_trade_id is not None, "the model requires them on a fill"
+    fill = (
+        f"fill {event.venue_trade_id} of order {event.order_id} on {event.exchange} ({event.side.value} "
+        f"{event.fill_quantity} {event.instrument} at {format(event.fill_price, 'f')} {event.currency})"
+    )
+    await store.lock_account(unit, event.account_id)
+    if await store.settled_already(unit, event.exchange, event.venue_trade_id, event.order_id):
+        return
+    account = await store.find_account(unit, event.account_id)
+    if account is None:
+        raise DomainError(
+            f"{fill} names account {event.account_id}, which the registry has never opened; find out with the "
+            "exchange whose fill it is (the account's later events wait behind this one)"
+        )
+    if account.state == AccountState.CLOSED:
+        raise DomainError(
+            f"{fill} is for account {event.account_id}, which was closed in the registry while the order was open; "
+            "settle the fill by hand with the investor and the exchange (the account's later events wait behind "
+            "this one)"
+        )
+    cash = await store.settled_cash(unit, event.account_id, event.currency)
+    holding = await store.holding(unit, event.account_id, event.instrument)
+    try:
+        settled = settle(
+            event.side,
+            event.fill_quantity,
+            event.fill_price,
+            cash=cash,
+            holding=holding,
+            currency=event.currency,
+            instrument=event.instrument,
+        )
+    except Unbookable as refused:
+        raise DomainError(
+            f"{fill} for account {event.account_id} cannot be settled: {refused.reason}; the OMS should not have "
+            "accepted the order. Put the account right with the exchange, then redrive this event with `xbus dlq "
+            "redrive registry` (the account's later events wait behind it)"
+        ) from None
+    if settled.overdraws:
+        log.warning(
+            "a buy fill took settled cash below zero (a withdrawal raced an open buy); the account owes the difference",
+            account_id=event.account_id,
+            currency=event.currency,
+            settled_cash=show(settled.cash_after),
+            fill=fill,
+        )
+    await store.book_settlement(
+        unit,
+        store.SettlementRow(
+            exchange=event.exchange,
+            venue_trade_id=event.venue_trade_id,
+            order_id=event.order_id,
+            account_id=event.account_id,
+            instrument=event.instrument,
+            side=event.side.value,
+            quantity=event.fill_quantity,
+            price=event.fill_price,
+            currency=event.currency,
+            cash_delta=settled.cash_delta,
+            cash_after=settled.cash_after,
+            holding_delta=settled.holding_delta,
+            holding_after=settled.holding_after,
+        ),
+        unit.cause.id,
+        unit.cause.time,
+    )
+    unit.record(
+        SettlementApplied(
+            account_id=event.account_id,
+            exchange=event.exchange,
+            order_id=event.order_id,
+            venue_trade_id=event.venue_trade_id,
+            instrument=event.instrument,
+            side=event.side,
+            quantity=event.fill_quantity,
+            price=event.fill_price,
+            cash_delta=money(settled.cash_delta, event.currency),
+            holding_delta=settled.holding_delta,
+            cash_balance=money(settled.cash_after, event.currency),
+            holding_after=settled.holding_after,
         )
     )
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from consumers.runtime.unit_of_work import DbConnection
 from schemas.oms import AccountState
-from schemas.types import InvestorType, RegistryFeature
+from schemas.types import InvestorType, OrderSide, RegistryFeature
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,8 @@ async def account(connection: DbConnection, account_id: str) -> AccountView | No
 async def cash(connection: DbConnection, account_id: str) -> dict[str, Decimal]:
     """Settled cash per currency (zero balances included: the default currency always shows).
 
+    Below zero only where a buy fill was settled beyond it (a withdrawal raced an open buy).
+
     Empty for an account the registry does not know.
     """
     rows = await connection.fetch(
@@ -153,3 +155,54 @@ async def cash_movements(connection: DbConnection, account_id: str) -> list[Cash
         account_id,
     )
     return [CashMovementView(**dict(row)) for row in rows]
+
+
+@dataclass(frozen=True)
+class SettlementView:
+    """One fill booked: what it moved, and the cash and holding it left."""
+
+    exchange: str
+    venue_trade_id: str
+    order_id: str
+    #: The ExecutionReported booked.
+    event_id: str
+    instrument: str
+    side: OrderSide
+    quantity: int
+    price: Decimal
+    currency: str
+    cash_delta: Decimal
+    cash_after: Decimal
+    holding_delta: int
+    holding_after: int
+    settled_at: dt.datetime
+
+
+async def settlements(connection: DbConnection, account_id: str) -> list[SettlementView]:
+    """The fills settled on the account, in the order they were booked."""
+    rows = await connection.fetch(
+        """
+        select exchange, venue_trade_id, order_id, event_id, instrument, side, quantity, price, currency,
+               cash_delta, cash_after, holding_delta, holding_after, settled_at
+        from settlements where account_id = $1 order by seq
+        """,
+        account_id,
+    )
+    return [SettlementView(**{**dict(row), "side": OrderSide(row["side"])}) for row in rows]
+
+
+@dataclass(frozen=True)
+class ExchangeView:
+    code: str
+    settles_through_registry: bool
+    #: The flow of the ExchangeAdded or ExchangeUpdated that last set the flag.
+    flow_id: str
+    changed_at: dt.datetime
+
+
+async def exchange(connection: DbConnection, code: str) -> ExchangeView | None:
+    """Whether the registry settles the exchange's fills; None for an exchange it has not been told of."""
+    row = await connection.fetchrow(
+        "select code, settles_through_registry, flow_id, changed_at from exchanges where code = $1", code
+    )
+    return ExchangeView(**dict(row)) if row is not None else None

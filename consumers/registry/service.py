@@ -1,4 +1,8 @@
-"""Wiring of the registry: the event types it handles (and so the topics it reads) and its SQL."""
+"""Wiring of the registry: the event types it handles (and so the topics it reads) and its SQL.
+
+It reads ``xosp.operators``, ``xosp.accounts``, ``xosp.exchanges``, ``xosp.provisioning.events``
+(compensation) and ``xosp.gateway.events`` (fills to settle).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ from schemas.accounts import (
     TradingAccountOpened,
     TradingAccountSuspended,
 )
+from schemas.exchanges import ExchangeAdded, ExchangeUpdated
+from schemas.gateway import ExecutionReported
 from schemas.operators import OperatorDeregistered, OperatorRegistered
 from schemas.provisioning import ProvisioningFailed
 
@@ -27,7 +33,13 @@ SERVICE = Service(
         FundsDeposited.event_type: handlers.funds_deposited,
         FundsWithdrawn.event_type: handlers.funds_withdrawn,
         ProvisioningFailed.event_type: handlers.provisioning_failed,
+        ExchangeAdded.event_type: handlers.exchange_added,
+        ExchangeUpdated.event_type: handlers.exchange_updated,
+        ExecutionReported.event_type: handlers.execution_reported,
     },
     migrations=Path(__file__).parent / "sql",
-    description="Foundry Registry: operators, investors, trading accounts, settled cash and holdings.",
+    description=(
+        "Foundry Registry: operators, investors, trading accounts, settled cash and holdings; "
+        "settles the fills of exchanges that settle through it."
+    ),
 )

@@ -194,15 +194,7 @@ async def book_cash_movement(
     at: dt.datetime,
 ) -> None:
     """Set the new balance and write the movement to the ledger, together."""
-    await unit.execute(
-        """
-        insert into cash (account_id, currency, settled) values ($1, $2, $3)
-        on conflict (account_id, currency) do update set settled = excluded.settled
-        """,
-        account_id,
-        currency,
-        balance,
-    )
+    await _set_cash(unit, account_id, currency, balance)
     await unit.execute(
         """
         insert into cash_movements (flow_id, account_id, currency, delta, balance_after, reference, applied_at)
@@ -215,6 +207,18 @@ async def book_cash_movement(
         balance,
         reference,
         at,
+    )
+
+
+async def _set_cash(unit: UnitOfWork, account_id: str, currency: str, balance: Decimal) -> None:
+    await unit.execute(
+        """
+        insert into cash (account_id, currency, settled) values ($1, $2, $3)
+        on conflict (account_id, currency) do update set settled = excluded.settled
+        """,
+        account_id,
+        currency,
+        balance,
     )
 
 
@@ -267,4 +271,102 @@ def _account(row: asyncpg.Record) -> StoredAccount:
         investor_id=row["investor_id"],
         state=AccountState(row["state"]),
         opening_flow_id=row["opening_flow_id"],
+    )
+
+
+# Exchanges and settlement
+
+
+async def put_exchange(unit: UnitOfWork, code: str, settles: bool, flow_id: str, at: dt.datetime) -> None:
+    """Whether the registry settles the exchange's fills, as the latest ExchangeAdded or ExchangeUpdated says."""
+    await unit.execute(
+        """
+        insert into exchanges (code, settles_through_registry, flow_id, changed_at) values ($1, $2, $3, $4)
+        on conflict (code) do update set
+            settles_through_registry = excluded.settles_through_registry, flow_id = excluded.flow_id,
+            changed_at = excluded.changed_at
+        """,
+        code,
+        settles,
+        flow_id,
+        at,
+    )
+
+
+async def exchange_settles(unit: UnitOfWork, code: str) -> bool | None:
+    """Whether the registry settles the exchange; None for an exchange it has not been told of."""
+    value = await unit.fetchval("select settles_through_registry from exchanges where code = $1", code)
+    return None if value is None else bool(value)
+
+
+async def holding(unit: UnitOfWork, account_id: str, instrument: str) -> int:
+    """Quantity held; zero for an instrument the account has never held."""
+    value = await unit.fetchval(
+        "select quantity from holdings where account_id = $1 and instrument = $2", account_id, instrument
+    )
+    return int(value) if value is not None else 0
+
+
+async def settled_already(unit: UnitOfWork, exchange: str, venue_trade_id: str, order_id: str) -> bool:
+    return bool(
+        await unit.fetchval(
+            "select 1 from settlements where exchange = $1 and venue_trade_id = $2 and order_id = $3",
+            exchange,
+            venue_trade_id,
+            order_id,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class SettlementRow:
+    exchange: str
+    venue_trade_id: str
+    order_id: str
+    account_id: str
+    instrument: str
+    side: str
+    quantity: int
+    price: Decimal
+    currency: str
+    cash_delta: Decimal
+    cash_after: Decimal
+    holding_delta: int
+    holding_after: int
+
+
+async def book_settlement(unit: UnitOfWork, row: SettlementRow, event_id: str, at: dt.datetime) -> None:
+    """Set the new cash balance and holding and write the fill to the settlement ledger, together."""
+    await _set_cash(unit, row.account_id, row.currency, row.cash_after)
+    await unit.execute(
+        """
+        insert into holdings (account_id, instrument, quantity) values ($1, $2, $3)
+        on conflict (account_id, instrument) do update set quantity = excluded.quantity
+        """,
+        row.account_id,
+        row.instrument,
+        row.holding_after,
+    )
+    await unit.execute(
+        """
+        insert into settlements (exchange, venue_trade_id, order_id, event_id, account_id, instrument, side,
+                                 quantity, price, currency, cash_delta, cash_after, holding_delta, holding_after,
+                                 settled_at)
+        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+        """,
+        row.exchange,
+        row.venue_trade_id,
+        row.order_id,
+        event_id,
+        row.account_id,
+        row.instrument,
+        row.side,
+        row.quantity,
+        row.price,
+        row.currency,
+        row.cash_delta,
+        row.cash_after,
+        row.holding_delta,
+        row.holding_after,
+        at,
     )

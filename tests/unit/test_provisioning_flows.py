@@ -8,8 +8,12 @@ from consumers.provisioning.flows import COMPLETES, STARTERS, Report, StepState,
 from consumers.provisioning.service import SERVICE
 from schemas.accounts import TradingAccountClosed
 from schemas.authorisation import PermissionsGranted
+from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, Market, TradingHours
+from schemas.foundry import RegistrySettlementEnabled
+from schemas.gateway import OmsAdapterRegistered, OmsAdapterStopped
+from schemas.market_data import MarketDataFeedStarted, MarketDataFeedStopped
 from schemas.operators import OperatorRegistered
-from schemas.provisioning import ChangeApplied, FlowKind, UserProvisioned
+from schemas.provisioning import ChangeApplied, ExchangeOnboarded, FlowKind, UserProvisioned
 from schemas.types import OperatorSystem
 from schemas.users import UserCreated, UserDisabled, UserEnabled
 
@@ -48,3 +52,45 @@ def test_openings_have_their_own_outcome_and_changes_share_one() -> None:
     assert isinstance(outcome("f", FlowKind.USER, "u1", UserCreated.event_type, ("a.b",)), UserProvisioned)
     change = outcome("f", FlowKind.USER, "u1", UserDisabled.event_type, ("a.b",))
     assert isinstance(change, ChangeApplied) and change.change == UserDisabled.event_type
+
+
+def exchange(settles: bool) -> ExchangeAdded:
+    market = Market(
+        code="XSX",
+        currency="AUD",
+        time_zone="Australia/Sydney",
+        trading_hours=TradingHours(open=dt.time(10), close=dt.time(16)),
+    )
+    return ExchangeAdded(
+        code="XSX",
+        name="XOSP Stock Exchange",
+        markets=(market,),
+        market_data_plugin="prodigy",
+        oms_adapter="prodigy",
+        settles_through_registry=settles,
+    )
+
+
+def test_exchange_onboarding_expects_the_registry_only_when_it_settles_there() -> None:
+    settled = plan(exchange(settles=True))
+    assert (settled.kind, settled.entity_id) == (FlowKind.EXCHANGE, "XSX")
+    assert settled.steps == ("market_data.feed", "gateway.adapter", "registry.settlement")
+    assert plan(exchange(settles=False)).steps == ("market_data.feed", "gateway.adapter")
+    reports = (MarketDataFeedStarted, OmsAdapterRegistered, RegistrySettlementEnabled)
+    assert [step_of(report(t.event_type), ExchangeAdded.event_type) for t in reports] == list(settled.steps)
+
+
+def test_suspending_or_removing_an_exchange_stops_its_feed_and_adapter() -> None:
+    for change in (ExchangeSuspended(code="XSX", reason="halted"), ExchangeRemoved(code="XSX")):
+        stopping = plan(change)
+        assert (stopping.kind, stopping.entity_id) == (FlowKind.EXCHANGE, "XSX")
+        assert stopping.steps == ("market_data.feed_stop", "gateway.adapter_stop")
+        stops = [step_of(report(t.event_type), change.event_type) for t in (MarketDataFeedStopped, OmsAdapterStopped)]
+        assert stops == list(stopping.steps)
+
+
+def test_an_onboarded_exchange_has_its_own_outcome() -> None:
+    done = outcome("f", FlowKind.EXCHANGE, "XSX", ExchangeAdded.event_type, ("gateway.adapter",))
+    assert done == ExchangeOnboarded(flow_id="f", exchange="XSX", steps=("gateway.adapter",))
+    change = outcome("f", FlowKind.EXCHANGE, "XSX", ExchangeSuspended.event_type, ("gateway.adapter_stop",))
+    assert isinstance(change, ChangeApplied) and change.kind == FlowKind.EXCHANGE

@@ -36,6 +36,7 @@ class EntityKind(StrEnum):
     USER = "user"
     OPERATOR = "operator"
     ACCOUNT = "account"
+    EXCHANGE = "exchange"
 
 
 class NoFlows(XbusError):
@@ -44,9 +45,13 @@ class NoFlows(XbusError):
 
 def status(
     kind: EntityKind = typer.Argument(
-        ..., metavar="KIND", help="user (login id), operator (operator id) or account (OWNER:ACCOUNT)."
+        ...,
+        metavar="KIND",
+        help="user (login id), operator (operator id), account (OWNER:ACCOUNT) or exchange (exchange code).",
     ),
-    entity_id: str = typer.Argument(..., metavar="ID", help="The login, operator or trading account id."),
+    entity_id: str = typer.Argument(
+        ..., metavar="ID", help="The login, operator or trading account id, or the exchange code."
+    ),
     as_json: bool = typer.Option(False, "--json", help="The flows as one JSON document."),
 ) -> None:
     """Every provisioning flow of a user, operator or account, with each step's state, time and reason."""
