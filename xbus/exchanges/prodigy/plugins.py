@@ -1,0 +1,97 @@
+"""Prodigy's two plugins, as the entry points ``prodigy`` of ``xosp_bus.market_data`` and ``xosp_bus.oms_adapters``."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from decimal import Decimal
+
+from schemas.exchanges import ExchangeAdded
+from schemas.oms import OrderCancelRouted, OrderRouted
+from xbus.errors import XbusError
+from xbus.exchanges.plugins import AdapterResult, AdapterState, ExecutionReport, MarketData
+from xbus.exchanges.prodigy.book import Book
+from xbus.exchanges.prodigy.market_maker import open_book, requote
+from xbus.exchanges.prodigy.pricing import instruments, reference_price
+from xbus.exchanges.prodigy.simulation import simulate
+
+#: Paced feeds sleep about this many times a second, however high the rate.
+_SLEEPS_PER_SECOND = 50
+#: An unpaced feed still lets other tasks run after this many events.
+_UNPACED_BATCH = 1_000
+
+
+class BookMismatch(XbusError):
+    """The gateway passed the state of another instrument's book: its per-instrument states are mixed up."""
+
+
+class ProdigyMarketData:
+    """The simulated public feed of an exchange (see :mod:`xbus.exchanges.prodigy.simulation`).
+
+    ``rate`` is events per second for the whole feed (None: as fast as the consumer takes them);
+    ``limit`` ends the feed after that many events, closing every instrument (None: until closed).
+    """
+
+    def __init__(self, *, rate: float | None = 50.0, limit: int | None = None) -> None:
+        if rate is not None and rate <= 0:
+            raise ValueError(f"rate must be a positive number of events per second or None, not {rate}")
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be a number of events (0 or more) or None, not {limit}")
+        self.rate = rate
+        self.limit = limit
+
+    def feed(self, exchange: ExchangeAdded) -> AsyncGenerator[MarketData, None]:
+        return self._paced(simulate(exchange, _wall_clock, self.limit))
+
+    async def _paced(self, events: Iterator[MarketData]) -> AsyncGenerator[MarketData, None]:
+        """Yield ``events`` at the rate, sleeping once a batch rather than once an event."""
+        rate = self.rate
+        batch = _UNPACED_BATCH if rate is None else max(1, int(rate / _SLEEPS_PER_SECOND))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for sent, event in enumerate(events, start=1):
+            yield event
+            if sent % batch == 0:
+                due = 0.0 if rate is None else started + sent / rate - loop.time()
+                await asyncio.sleep(max(0.0, due))
+
+
+class ProdigyOmsAdapter:
+    """Orders into Prodigy's books: one :class:`~xbus.exchanges.prodigy.book.Book` per instrument, as its state."""
+
+    def reference_prices(self, exchange: ExchangeAdded) -> Mapping[str, Decimal]:
+        return {instrument: reference_price(exchange.code, instrument) for instrument in instruments(exchange)}
+
+    async def submit(self, order: OrderRouted, state: AdapterState | None) -> AdapterResult:
+        return _apply(order.exchange, order.instrument, state, lambda book: book.submit(order))
+
+    async def cancel(self, cancel: OrderCancelRouted, state: AdapterState | None) -> AdapterResult:
+        return _apply(
+            cancel.exchange,
+            cancel.instrument,
+            state,
+            lambda book: book.cancel(cancel.order_id, cancel.account_id, cancel.reason),
+        )
+
+
+def _apply(
+    exchange: str,
+    instrument: str,
+    state: AdapterState | None,
+    instruction: Callable[[Book], list[ExecutionReport]],
+) -> AdapterResult:
+    """One instruction on the instrument's book (opened the first time), then the market maker's turn."""
+    book = open_book(exchange, instrument) if state is None else Book.from_state(state)
+    if book.instrument != instrument:
+        raise BookMismatch(
+            f"the book of {book.instrument} was passed for an instruction on {instrument}: "
+            "the gateway must keep one adapter state per instrument"
+        )
+    reports = instruction(book)
+    requote(book)
+    return AdapterResult(reports=tuple(reports), state=book.to_state())
+
+
+def _wall_clock() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
