@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from schemas.event import Event
-from schemas.oms import AccountState
-from schemas.provisioning import FlowId
 from typing import Annotated
 
 from pydantic import Field
 
+from schemas.event import Event
+from schemas.oms import AccountState
+from schemas.provisioning import FlowId
 from schemas.types import (
     Currency,
     ExchangeCode,

@@ -26,6 +26,12 @@ MARKET_DATA_TEMPLATE = "xosp.marketdata.{exchange}"
 MARKET_DATA_TOPICS = r"xosp\.marketdata\.[A-Z0-9][A-Za-z0-9.]*"
 
 
+def market_data_topic_name(exchange: str) -> str:
+    """``xosp.marketdata.<exchange>``, with an environment tag as a last part of its own (see
+    :meth:`Catalogue.market_data_topic`); without the deployment's topic prefix."""
+    return MARKET_DATA_TEMPLATE.replace("{exchange}", exchange.replace("[", ".").replace("]", ""))
+
+
 class TopicKind(StrEnum):
     INPUT = "input"
     FOLLOW_UP = "follow-up"
@@ -175,9 +181,7 @@ class Catalogue:
         own: ``XSX[Demo]`` → ``xosp.marketdata.XSX.Demo``. Exchange codes are upper case, so no
         exchange's topic can be the service's own ``xosp.marketdata.events`` or ``.dlq``.
         """
-        part = exchange.replace("[", ".").replace("]", "")
-        template = self.template(MARKET_DATA_TEMPLATE)
-        return template.model_copy(update={"name": template.name.replace("{exchange}", part)})
+        return self.template(MARKET_DATA_TEMPLATE).model_copy(update={"name": market_data_topic_name(exchange)})
 
     def dead_letter_topic(self, service: str) -> TopicSpec:
         for topic in self.topics:

@@ -1,5 +1,5 @@
-"""The Order Management System's provisioning side: operators registered through its Identity
-function and trading-account metadata (currency, allowed exchanges, vetting limits, state).
-
-Orders, and funds when registry settlement is off, join it with the exchanges work.
+"""The Order Management System: operators registered through its Identity function, trading-account
+metadata (currency, allowed exchanges, vetting limits, state), and orders: vetted, routed to the
+exchange's adapter through the gateway, followed through their execution reports, with the cash
+and holdings positions they draw on (docs/exchanges.md).
 """

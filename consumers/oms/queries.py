@@ -10,10 +10,16 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
+from consumers.oms.order_store import order_from_row
+from consumers.oms.orders import Order
+from consumers.oms.positions import CashPosition, HoldingPosition
+from consumers.oms.store import limits_from_row
 from consumers.runtime.unit_of_work import DbConnection
 from schemas.accounts import VettingLimits
 from schemas.oms import AccountState
-from schemas.types import OmsFeature, PositiveMoney
+from schemas.types import OmsFeature
+
+__all__ = ["Account", "CashPosition", "HoldingPosition", "Operator", "Order", "Positions"]
 
 
 @dataclass(frozen=True)
@@ -72,11 +78,6 @@ async def account(connection: DbConnection, account_id: str) -> Account | None:
     row = await connection.fetchrow("select * from accounts where account_id = $1", account_id)
     if row is None:
         return None
-    max_order_value = (
-        PositiveMoney(amount=row["max_order_value"], currency=row["max_order_value_currency"])
-        if row["max_order_value"] is not None
-        else None
-    )
     return Account(
         account_id=row["account_id"],
         owner=row["owner"],
@@ -86,11 +87,53 @@ async def account(connection: DbConnection, account_id: str) -> Account | None:
         categories=tuple(row["categories"]),
         attributes=json.loads(row["attributes"]),
         allowed_exchanges=tuple(row["allowed_exchanges"]),
-        vetting=VettingLimits(max_order_value=max_order_value, max_order_quantity=row["max_order_quantity"]),
+        vetting=limits_from_row(row),
         state=AccountState(row["state"]),
         state_reason=row["state_reason"],
         state_flow_id=row["state_flow_id"],
         opened_by_flow=row["opened_by_flow"],
         opened_at=row["opened_at"],
         changed_at=row["changed_at"],
+    )
+
+
+@dataclass(frozen=True)
+class Positions:
+    """An account's cash per currency and holdings per instrument, with what open orders reserve."""
+
+    account_id: str
+    cash: tuple[CashPosition, ...]
+    holdings: tuple[HoldingPosition, ...]
+
+    def cash_in(self, currency: str) -> CashPosition:
+        """The cash position in ``currency``: zero if the account never had any."""
+        return next((cash for cash in self.cash if cash.currency == currency), CashPosition(currency))
+
+    def holding_of(self, instrument: str) -> HoldingPosition:
+        """The holding of ``instrument``: none if the account never held it."""
+        return next(
+            (holding for holding in self.holdings if holding.instrument == instrument), HoldingPosition(instrument)
+        )
+
+
+async def order(connection: DbConnection, order_id: str) -> Order | None:
+    """The order: its state, what it still reserves, its fills so far and how it ended; None if
+    never placed. An order vetting rejected is kept too, with its code and reason (but not the
+    rejection of a repeated id, which belongs to the first order placed under it)."""
+    row = await connection.fetchrow("select * from orders where order_id = $1", order_id)
+    return None if row is None else order_from_row(row)
+
+
+async def positions(connection: DbConnection, account_id: str) -> Positions:
+    """The account's positions as the OMS vets against them (nothing if it never had any)."""
+    cash = await connection.fetch(
+        "select currency, booked, reserved from cash where account_id = $1 order by currency", account_id
+    )
+    holdings = await connection.fetch(
+        "select instrument, quantity, held_back from holdings where account_id = $1 order by instrument", account_id
+    )
+    return Positions(
+        account_id=account_id,
+        cash=tuple(CashPosition(row["currency"], row["booked"], row["reserved"]) for row in cash),
+        holdings=tuple(HoldingPosition(row["instrument"], row["quantity"], row["held_back"]) for row in holdings),
     )

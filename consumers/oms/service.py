@@ -1,8 +1,15 @@
-"""Wiring of the OMS service: operators, accounts, the registry's closures and failed openings.
+"""Wiring of the OMS service: provisioning (operators, accounts, the registry's closures, failed
+openings) and the order flow (docs/exchanges.md).
+
+For orders it reads ``xosp.orders`` (orders placed, cancels), ``xosp.exchanges`` (exchanges and
+their instruments), the gateway's adapters and execution reports, Resource Authorisation's
+account access and the registry's cash movements; it emits ``OrderAccepted``, ``OrderRejected``,
+``OrderRouted``, ``OrderCancelRouted``, ``OrderCancelRejected`` and ``OrderCompleted``.
 
 ``TradingAccountClosed`` is deliberately not handled: the OMS closes on the registry's
-``RegistryAccountStateChanged(closed)`` (docs/provisioning.md). Funds are not handled either:
-with registry settlement on (the default) they are the registry's.
+``RegistryAccountStateChanged(closed)`` (docs/provisioning.md). Nor are ``FundsDeposited`` and
+``FundsWithdrawn``: funds are the registry's, and the OMS books its ``CashMovementApplied``.
+``OrderAmendRequested`` is not handled yet (docs/exchanges.md).
 """
 
 from __future__ import annotations
@@ -12,8 +19,12 @@ from pathlib import Path
 from consumers.oms import handlers
 from consumers.runtime import Service
 from schemas.accounts import TradingAccountOpened, TradingAccountSuspended, TradingAccountUpdated
-from schemas.foundry import RegistryAccountStateChanged
+from schemas.authorisation import AccessRevoked, AccountAccessGranted
+from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated
+from schemas.foundry import CashMovementApplied, RegistryAccountStateChanged
+from schemas.gateway import ExecutionReported, OmsAdapterRegistered, OmsAdapterStopped
 from schemas.operators import OperatorDeregistered, OperatorRegistered
+from schemas.orders import OrderCancelRequested, OrderPlaced
 from schemas.provisioning import ProvisioningFailed
 
 SERVICE = Service(
@@ -26,7 +37,22 @@ SERVICE = Service(
         TradingAccountSuspended.event_type: handlers.account_suspended,
         RegistryAccountStateChanged.event_type: handlers.registry_account_state_changed,
         ProvisioningFailed.event_type: handlers.provisioning_failed,
+        ExchangeAdded.event_type: handlers.exchange_added,
+        ExchangeUpdated.event_type: handlers.exchange_updated,
+        ExchangeSuspended.event_type: handlers.exchange_suspended,
+        ExchangeRemoved.event_type: handlers.exchange_removed,
+        OmsAdapterRegistered.event_type: handlers.adapter_registered,
+        OmsAdapterStopped.event_type: handlers.adapter_stopped,
+        ExecutionReported.event_type: handlers.execution_reported,
+        AccountAccessGranted.event_type: handlers.account_access_granted,
+        AccessRevoked.event_type: handlers.access_revoked,
+        CashMovementApplied.event_type: handlers.cash_movement_applied,
+        OrderPlaced.event_type: handlers.order_placed,
+        OrderCancelRequested.event_type: handlers.order_cancel_requested,
     },
     migrations=Path(__file__).parent / "sql",
-    description="OMS: operators through its Identity function; trading-account metadata, vetting and state.",
+    description=(
+        "OMS: operators through its Identity function; trading-account metadata, vetting and state; "
+        "orders vetted, routed and completed; cash and holdings positions."
+    ),
 )

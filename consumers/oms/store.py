@@ -1,16 +1,23 @@
-"""The SQL of the OMS service, run in the handler's unit of work (its schema is the search path)."""
+"""The SQL of operators, trading accounts and logins' rights on them, run in the handler's unit of
+work (the service's schema is the search path)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+import asyncpg
+
+from consumers.oms.vetting import Account
 from consumers.runtime import UnitOfWork
-from schemas.accounts import TradingAccountOpened, TradingAccountUpdated, VettingLimits
+from schemas.accounts import AccountLogin, TradingAccountOpened, TradingAccountUpdated, VettingLimits
+from schemas.authorisation import AccessRevoked, RevokedScope
 from schemas.oms import AccountState
 from schemas.operators import OperatorRegistered
+from schemas.types import AccountRight, PositiveMoney
 
 
 class ClosureCause(StrEnum):
@@ -178,3 +185,76 @@ async def take_pending_closures(unit: UnitOfWork, account_id: str) -> list[Pendi
         account_id,
     )
     return [PendingClosure(row["flow_id"], ClosureCause(row["cause"]), row["reason"]) for row in rows]
+
+
+async def vetting_account(unit: UnitOfWork, account_id: str) -> Account | None:
+    """The account as vetting needs it: state, allowed exchanges and limits."""
+    row = await unit.fetchrow(
+        """
+        select state, state_reason, allowed_exchanges, max_order_value, max_order_value_currency, max_order_quantity
+        from accounts where account_id = $1
+        """,
+        account_id,
+    )
+    if row is None:
+        return None
+    return Account(
+        account_id=account_id,
+        state=AccountState(row["state"]),
+        state_reason=row["state_reason"],
+        allowed_exchanges=tuple(row["allowed_exchanges"]),
+        limits=limits_from_row(row),
+    )
+
+
+def limits_from_row(row: asyncpg.Record) -> VettingLimits:
+    """The vetting limits of an ``accounts`` row."""
+    max_order_value = (
+        PositiveMoney(amount=row["max_order_value"], currency=row["max_order_value_currency"])
+        if row["max_order_value"] is not None
+        else None
+    )
+    return VettingLimits(max_order_value=max_order_value, max_order_quantity=row["max_order_quantity"])
+
+
+# --- logins' rights per account -----------------------------------------------------------------
+
+
+async def grant_rights(unit: UnitOfWork, account_id: str, logins: Sequence[AccountLogin], flow_id: str) -> None:
+    """Each login's rights on the account become those granted (as Resource Authorisation replaces them)."""
+    for login in logins:
+        await unit.execute(
+            """
+            insert into account_rights (account_id, login_id, rights, granted_by_flow) values ($1, $2, $3, $4)
+            on conflict (account_id, login_id) do update set
+                rights = excluded.rights, granted_by_flow = excluded.granted_by_flow
+            """,
+            account_id,
+            login.login_id,
+            [str(right) for right in login.rights],
+            flow_id,
+        )
+
+
+async def revoke_rights(unit: UnitOfWork, revoked: AccessRevoked) -> None:
+    """Scope ``login``: every right of the login; ``account_login``: the logins' rights on the
+    account; ``account``: every login's rights on the account."""
+    if revoked.scope is RevokedScope.LOGIN:
+        await unit.execute("delete from account_rights where login_id = $1", revoked.subject_id)
+        return
+    account_id = revoked.account_id or revoked.subject_id
+    if revoked.scope is RevokedScope.ACCOUNT_LOGIN:
+        await unit.execute(
+            "delete from account_rights where account_id = $1 and login_id = any($2::text[])",
+            account_id,
+            list(revoked.login_ids),
+        )
+        return
+    await unit.execute("delete from account_rights where account_id = $1", account_id)
+
+
+async def rights(unit: UnitOfWork, account_id: str, login_id: str) -> frozenset[AccountRight]:
+    granted = await unit.fetchval(
+        "select rights from account_rights where account_id = $1 and login_id = $2", account_id, login_id
+    )
+    return frozenset(AccountRight(right) for right in granted or ())

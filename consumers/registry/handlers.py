@@ -22,7 +22,7 @@ from decimal import Decimal
 import structlog
 
 from consumers.registry import store
-from consumers.registry.ledger import CashRefused, Unbookable, apply_cash_movement, money, settle, show
+from consumers.registry.ledger import CashRefused, Unbookable, apply_cash_movement, settle
 from consumers.runtime import DomainError, UnitOfWork
 from schemas import Event
 from schemas.accounts import (
@@ -43,6 +43,7 @@ from schemas.foundry import (
     SettlementApplied,
 )
 from schemas.gateway import ExecutionKind, ExecutionReported
+from schemas.money import money, show
 from schemas.oms import AccountState
 from schemas.operators import OperatorDeregistered, OperatorRegistered
 from schemas.provisioning import FlowKind, ProvisioningFailed

@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow, localcontext
 
-from schemas.types import Money, OrderSide
+from schemas.money import show
+from schemas.types import OrderSide
 
 
 class CashRefused(Exception):
@@ -44,7 +45,6 @@ HOLDING_LIMIT = 2**63 - 1
 _EXACT = Context(prec=40, traps=[Inexact, InvalidOperation, Overflow])
 #: For comparing and showing amounts: wide enough for anything the ledger holds, rounding allowed.
 _WIDE = Context(prec=60)
-_CENTS = Decimal("0.01")
 
 
 # Cash
@@ -82,19 +82,6 @@ def apply_cash_movement(balance: Decimal, delta: Decimal, currency: str) -> Deci
     if delta < 0 and after < 0:
         raise CashRefused(f"withdrawal of {show(-delta)} {currency} exceeds settled cash {show(balance)} {currency}")
     return after
-
-
-def show(amount: Decimal) -> str:
-    """An amount as people write money: cents at least, no trailing zeros beyond them."""
-    try:
-        cents = amount.quantize(_CENTS, context=_WIDE)
-    except InvalidOperation:  # too many digits to show in cents: show it as it is
-        return format(amount, "f")
-    return format(cents if cents == amount else amount.normalize(_WIDE), "f")
-
-
-def money(amount: Decimal, currency: str) -> Money:
-    return Money(amount=Decimal(show(amount)), currency=currency)
 
 
 # Settlement

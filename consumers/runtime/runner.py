@@ -9,7 +9,8 @@ records polled for a partition no longer assigned are dropped, never processed. 
 PostgreSQL or Kafka are retried with backoff, the batch as a whole, so nothing is skipped or
 reordered; anything else is a bug in the runtime and stops the runner. A watchdog beside the
 loop reports partitions that have lag and commit nothing (stuck but alive); the service's timers
-(timers.py) tick beside it too.
+(timers.py) tick beside it too, and its background tasks (``Service.background``) run beside it
+until the runner stops.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from consumers.runtime.migrations import load_migrations, migrate
 from consumers.runtime.processor import TRANSIENT_ERRORS, BatchOutcome, PartitionProcessor, Routing
 from consumers.runtime.records import StoredRecord
 from consumers.runtime.relay import OutboxRelay
-from consumers.runtime.service import Service
+from consumers.runtime.service import BackgroundContext, Service
 from consumers.runtime.timers import TimerLoop
 from consumers.runtime.watchdog import ServiceHealth, Watchdog
 from xbus.catalogue import Catalogue
@@ -74,6 +75,7 @@ class ServiceRunner:
             dead_letter_topic=settings.topic(service.dead_letter_topic(catalogue)),
             source=f"xbus/{service.name}",
         )
+        self.routing = routing
         self.processor = PartitionProcessor(service, routing)
         self.relay = OutboxRelay(service.name, settings, bootstrap, database_url)
         self.stats = RunnerStats()
@@ -81,6 +83,7 @@ class ServiceRunner:
         self.timers = TimerLoop(service, settings, routing)
         self._committed: dict[TopicPartition, int] = {}
         self._bootstrap = bootstrap
+        self._catalogue = catalogue
         self._database_url = database_url
         self._max_records = max_records
         self._workers: dict[TopicPartition, asyncio.Task[None]] = {}
@@ -123,6 +126,7 @@ class ServiceRunner:
         timers = self.timers.start(pool, stop)
         for timer in timers:
             timer.add_done_callback(lambda done: self._fail_on_error(done, stop))
+        background = self._start_background(pool, stop)
         log.info(
             "service started",
             service=self.service.name,
@@ -145,7 +149,7 @@ class ServiceRunner:
             stop.set()
             await self._finish_or_abandon()
             await consumer.stop()  # leaves the group: its partitions move at once
-            await asyncio.gather(relay, watchdog, *timers, return_exceptions=True)
+            await asyncio.gather(relay, watchdog, *timers, *background, return_exceptions=True)
             await pool.close()
             log.info(
                 "service stopped",
@@ -198,6 +202,26 @@ class ServiceRunner:
         if self._workers.get(tp) is worker:
             del self._workers[tp]
         self._fail_on_error(worker, stop)
+
+    def _start_background(self, pool: asyncpg.Pool, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+        context = BackgroundContext(
+            self.service, self.settings, self._catalogue, self._bootstrap, self._database_url, pool, self.routing, stop
+        )
+        tasks: list[asyncio.Task[None]] = []
+        for run in self.service.background:
+            name = f"background-{self.service.name}-{getattr(run, '__name__', type(run).__name__)}"
+            task = asyncio.create_task(run(context), name=name)
+            task.add_done_callback(lambda done: self._fail_unless_stopping(done, stop))
+            tasks.append(task)
+        return tasks
+
+    def _fail_unless_stopping(self, task: asyncio.Task[None], stop: asyncio.Event) -> None:
+        """A background task that returned while the service still runs has stopped doing its job."""
+        if not task.cancelled() and task.exception() is None and not stop.is_set() and self._failure is None:
+            self._failure = RuntimeError(f"{task.get_name()} returned before the service was asked to stop")
+            log.error("background task ended; stopping", service=self.service.name, task=task.get_name())
+            stop.set()
+        self._fail_on_error(task, stop)
 
     def _fail_on_error(self, task: asyncio.Task[None], stop: asyncio.Event) -> None:
         """A background task that died of an unexpected error stops the runner, which then raises it:

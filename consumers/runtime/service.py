@@ -4,23 +4,36 @@ Everything else is derived so that nothing can drift: the consumer group is ``xb
 topics it reads are the ones topics.yaml routes its handled event types to, its PostgreSQL
 schema is its name, and its follow-up and dead-letter topics are the ones topics.yaml gives
 its name as owner.
+
+Work that is neither a handler nor a timer (a feed that publishes what an exchange sends, a
+projection of a high-rate topic: anything that runs for as long as the service does) is a
+*background task*: an async function of a :class:`BackgroundContext` that returns once the
+context's ``stop`` is set. The runner starts it beside the consumer and stops the service if it
+fails or ends before it is asked to stop, so a service missing a part of itself never looks
+healthy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from schemas import Event
 from xbus.catalogue import Catalogue, TopicKind
 
 if TYPE_CHECKING:
+    import asyncpg
+
+    from consumers.runtime.processor import Routing
     from consumers.runtime.timers import Timer
     from consumers.runtime.unit_of_work import UnitOfWork
+    from xbus.settings import Settings
 
 Handler = Callable[[Event, "UnitOfWork"], Awaitable[None]]
+BackgroundTask = Callable[["BackgroundContext"], Coroutine[Any, Any, None]]
 
 
 class DomainError(Exception):
@@ -40,6 +53,8 @@ class Service:
     exclusive_batches: bool = False
     #: Periodic work no event triggers (consumers/runtime/timers.py), run beside the consumer.
     timers: tuple[Timer, ...] = ()
+    #: Long-running work beside the consumer, each until ``context.stop`` is set (see the module doc).
+    background: tuple[BackgroundTask, ...] = ()
     description: str = field(default="", compare=False)
 
     @property
@@ -57,3 +72,20 @@ class Service:
 
     def dead_letter_topic(self, catalogue: Catalogue) -> str:
         return catalogue.dead_letter_topic(self.name).name
+
+
+@dataclass(frozen=True)
+class BackgroundContext:
+    """What the runner lends a background task: where everything is, and when to stop."""
+
+    service: Service
+    settings: Settings
+    catalogue: Catalogue
+    bootstrap: str
+    database_url: str
+    #: The service's pool (``search_path`` is its schema), shared with the consumer's batches.
+    pool: asyncpg.Pool
+    #: The service's follow-up and dead-letter topics (physical names) and its CloudEvents source.
+    routing: Routing
+    #: Set when the service stops: the task finishes what it is doing and returns.
+    stop: asyncio.Event

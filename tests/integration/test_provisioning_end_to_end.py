@@ -64,9 +64,8 @@ async def test_shuffled_scenario_provisions_every_flow_and_replays_to_the_same_s
         )
         async with running(replay, REPLAYED):
             for name in REPLAYED:
-                expected = await connection.fetchval(f"select count(*) from {settings.db_schema(name)}.xbus_inbox")
                 await eventually(
-                    lambda name=name, expected=expected: _inbox_at(connection, replay.db_schema(name), expected),
+                    lambda name=name: _inbox_covers(connection, settings.db_schema(name), replay.db_schema(name)),
                     120,
                     f"{name} replayed",
                 )
@@ -101,9 +100,22 @@ async def _open_steps(connection: asyncpg.Connection, schema: str) -> str:
     )
 
 
-async def _inbox_at(connection: asyncpg.Connection, schema: str, expected: int) -> bool:
-    exists = await connection.fetchval("select to_regclass($1)", f"{schema}.xbus_inbox")
-    return bool(exists) and await connection.fetchval(f"select count(*) from {schema}.xbus_inbox") == expected
+async def _inbox_covers(connection: asyncpg.Connection, original: str, replay: str) -> bool:
+    """Whether the replay has applied every event the original run applied.
+
+    Not a count: the replayed services publish follow-ups of their own onto the same topics, and
+    a follow-up whose id depends on the order two topics were read in (authorisation's grant of a
+    pending association) comes out under a new id that the replayed OMS applies as well; the
+    state is the same, which the checksums then show.
+    """
+    if not await connection.fetchval("select to_regclass($1)", f"{replay}.xbus_inbox"):
+        return False
+    return bool(
+        await connection.fetchval(
+            f"select not exists (select event_id from {original}.xbus_inbox"
+            f" except select event_id from {replay}.xbus_inbox)"
+        )
+    )
 
 
 async def _assert_flows(connection: asyncpg.Connection, schema: str, scenario: Scenario) -> None:

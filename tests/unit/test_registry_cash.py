@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.registry.ledger import CashRefused, apply_cash_movement, show
+from consumers.registry.ledger import CashRefused, apply_cash_movement
+from schemas.money import show
 
 #: Amounts as upstream banking sends them: positive, up to 18 digits before the point and 8 after.
 amounts = st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal("999999999999999999.99999999"), places=8)

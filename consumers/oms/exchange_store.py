@@ -1,0 +1,197 @@
+"""The SQL of the OMS's view of exchanges: their instruments, the gateway's adapters, last prices."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from decimal import Decimal
+
+from consumers.oms.vetting import Exchange, ExchangeState, Instrument
+from consumers.runtime import UnitOfWork
+from schemas.exchanges import ExchangeAdded, ExchangeUpdated, Market
+from schemas.gateway import InstrumentPrice, OmsAdapterRegistered, OmsAdapterStopped
+
+
+async def add_exchange(unit: UnitOfWork, event: ExchangeAdded, at: dt.datetime) -> None:
+    """List the exchange and its instruments; an exchange added again (after removal) is listed anew."""
+    await unit.execute(
+        """
+        insert into exchanges (code, name, adapter, settles_through_registry, state, changed_at)
+        values ($1, $2, $3, $4, 'listed', $5)
+        on conflict (code) do update set
+            name = excluded.name, adapter = excluded.adapter,
+            settles_through_registry = excluded.settles_through_registry,
+            state = 'listed', state_reason = null, changed_at = excluded.changed_at
+        """,
+        event.code,
+        event.name,
+        event.oms_adapter,
+        event.settles_through_registry,
+        at,
+    )
+    await replace_instruments(unit, event.code, event.markets)
+
+
+async def update_exchange(unit: UnitOfWork, event: ExchangeUpdated, at: dt.datetime) -> bool:
+    """Change the fields the event carries; False for an exchange the OMS does not have."""
+    changed = await unit.execute(
+        """
+        update exchanges set
+            name = coalesce($2, name),
+            adapter = coalesce($3, adapter),
+            settles_through_registry = coalesce($4, settles_through_registry),
+            changed_at = $5
+        where code = $1
+        """,
+        event.code,
+        event.name,
+        event.oms_adapter,
+        event.settles_through_registry,
+        at,
+    )
+    if changed == "UPDATE 0":
+        return False
+    if event.markets is not None:
+        await replace_instruments(unit, event.code, event.markets)
+    return True
+
+
+async def set_state(unit: UnitOfWork, code: str, state: ExchangeState, reason: str | None, at: dt.datetime) -> bool:
+    """False for an exchange the OMS does not have."""
+    changed = await unit.execute(
+        "update exchanges set state = $2, state_reason = $3, changed_at = $4 where code = $1",
+        code,
+        str(state),
+        reason,
+        at,
+    )
+    return changed != "UPDATE 0"
+
+
+async def markets_of_others(unit: UnitOfWork, code: str, markets: Sequence[Market]) -> dict[str, str]:
+    """Of ``markets``, those another exchange lists, with that exchange's code."""
+    rows = await unit.fetch(
+        "select distinct market, exchange from instruments where market = any($1::text[]) and exchange <> $2",
+        [market.code for market in markets],
+        code,
+    )
+    return {row["market"]: row["exchange"] for row in rows}
+
+
+async def replace_instruments(unit: UnitOfWork, code: str, markets: Sequence[Market]) -> None:
+    """The exchange's instruments become exactly those of ``markets``."""
+    listed = [
+        (f"{symbol.code}.{market.code}", market.code, market.currency)
+        for market in markets
+        for symbol in market.symbols
+    ]
+    await unit.execute("delete from instruments where exchange = $1", code)
+    await unit.execute(
+        """
+        insert into instruments (instrument, exchange, market, currency)
+        select instrument, $1, market, currency
+        from unnest($2::text[], $3::text[], $4::text[]) as listed (instrument, market, currency)
+        """,
+        code,
+        [instrument for instrument, _, _ in listed],
+        [market for _, market, _ in listed],
+        [currency for _, _, currency in listed],
+    )
+
+
+async def register_adapter(unit: UnitOfWork, event: OmsAdapterRegistered, at: dt.datetime) -> None:
+    await unit.execute(
+        """
+        insert into adapters (exchange, adapter, running, changed_at) values ($1, $2, true, $3)
+        on conflict (exchange) do update set
+            adapter = excluded.adapter, running = true, stopped_reason = null, changed_at = excluded.changed_at
+        """,
+        event.exchange,
+        event.adapter,
+        at,
+    )
+    await set_reference_prices(unit, event.reference_prices, at)
+
+
+async def stop_adapter(unit: UnitOfWork, event: OmsAdapterStopped, at: dt.datetime) -> None:
+    await unit.execute(
+        """
+        insert into adapters (exchange, adapter, running, stopped_reason, changed_at) values ($1, $2, false, $3, $4)
+        on conflict (exchange) do update set
+            adapter = excluded.adapter, running = false, stopped_reason = excluded.stopped_reason,
+            changed_at = excluded.changed_at
+        """,
+        event.exchange,
+        event.adapter,
+        event.reason,
+        at,
+    )
+
+
+async def set_reference_prices(unit: UnitOfWork, prices: Sequence[InstrumentPrice], at: dt.datetime) -> None:
+    """Reference prices become last prices only where none is known yet: a fill's price is newer."""
+    await unit.execute(
+        """
+        insert into last_prices (instrument, price, source, changed_at)
+        select instrument, price, 'reference', $3 from unnest($1::text[], $2::numeric[]) as p(instrument, price)
+        on conflict (instrument) do nothing
+        """,
+        [price.instrument for price in prices],
+        [price.price for price in prices],
+        at,
+    )
+
+
+async def set_last_price(
+    unit: UnitOfWork, instrument: str, price: Decimal, venue_trade_id: str, at: dt.datetime
+) -> None:
+    """The fill's price is the instrument's last price, unless a later fill has set it already
+    (later: a later report time, then a greater venue trade id)."""
+    await unit.execute(
+        """
+        insert into last_prices as p (instrument, price, source, venue_trade_id, changed_at)
+        values ($1, $2, 'fill', $3, $4)
+        on conflict (instrument) do update set
+            price = excluded.price, source = 'fill', venue_trade_id = excluded.venue_trade_id,
+            changed_at = excluded.changed_at
+        where p.source = 'reference'
+           or (excluded.changed_at, excluded.venue_trade_id) > (p.changed_at, p.venue_trade_id)
+        """,
+        instrument,
+        price,
+        venue_trade_id,
+        at,
+    )
+
+
+async def listing(unit: UnitOfWork, instrument: str) -> tuple[Instrument, Exchange] | None:
+    """The instrument and its exchange, as vetting needs them; None if no exchange lists it."""
+    row = await unit.fetchrow(
+        """
+        select i.instrument, i.exchange, i.currency, p.price as last_price,
+               e.state, e.state_reason, e.adapter, e.settles_through_registry,
+               coalesce(a.running, false) as adapter_running, a.stopped_reason
+        from instruments i
+        join exchanges e on e.code = i.exchange
+        left join adapters a on a.exchange = i.exchange
+        left join last_prices p on p.instrument = i.instrument
+        where i.instrument = $1
+        """,
+        instrument,
+    )
+    if row is None:
+        return None
+    return (
+        Instrument(
+            code=row["instrument"], exchange=row["exchange"], currency=row["currency"], last_price=row["last_price"]
+        ),
+        Exchange(
+            code=row["exchange"],
+            state=ExchangeState(row["state"]),
+            state_reason=row["state_reason"],
+            adapter=row["adapter"],
+            settles_through_registry=row["settles_through_registry"],
+            adapter_running=row["adapter_running"],
+            adapter_stopped_reason=row["stopped_reason"],
+        ),
+    )
