@@ -54,10 +54,11 @@ def build_trading(
     prices: Mapping[str, Decimal],
     orders: int,
     *,
-    deposit: Decimal = Decimal("20000"),
+    deposit: Decimal | None = Decimal("20000"),
     seed: int = 7,
 ) -> TradingScenario:
-    """``orders`` orders over ``accounts`` on the instruments of ``prices`` (reference prices).
+    """``orders`` orders over ``accounts`` on the instruments of ``prices`` (reference prices),
+    after a deposit of ``deposit`` into each account (none when None).
 
     Limit prices fall within ±8 % of the reference (so most pass the ±10 % band while the last
     price wanders); one order in twenty comes from a login without the trade right.
@@ -78,6 +79,7 @@ def build_trading(
             event_id=event_id(),
         )
         for n, account in enumerate(accounts)
+        if deposit is not None
     )
     instruments = sorted(prices)
     placed: list[Outgoing] = []
