@@ -1,50 +1,90 @@
-"""The demo: the platform guide's provisioning operations as events, through every service at once.
+"""The demo: the platform guide's operations as events, through every service at once.
 
 It starts every installed service in this process, publishes the seeded scenario (operators,
-users, trading accounts) in shuffled order, answers the Prodigy operators' manual step as a
-person would, and waits until the tracker has seen every flow end. Event ids come from the seed,
-so running the demo again publishes the same events, which the services' inboxes skip: it is
-safe to repeat, and the second run ends at once with the same summary.
+users, trading accounts, the Prodigy exchange XSX with two markets, a deposit into every
+account) in shuffled order, answers the Prodigy operators' manual step as a person would, and
+waits until the tracker has seen every flow end. Then it trades: orders from the accounts'
+logins, and a cancel of every order that may rest, until each order is over; and it holds the
+OMS's books against the registry's. Event ids come from the seed, so running the demo again
+publishes the same events, which the services' inboxes skip: it is safe to repeat, and the
+second run ends at once with the same summary.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 import asyncpg
 
+from consumers.oms import queries as oms
+from consumers.registry import queries as registry
 from consumers.runtime.discovery import find_services
 from consumers.runtime.runner import ServiceRunner
-from producers import Published, Publisher
+from producers import Outgoing, Published, Publisher
+from schemas.accounts import TradingAccountOpened
 from xbus.errors import XbusError
+from xbus.exchanges import load_oms_adapter
 from xbus.platform import Endpoints, apply_catalogue, load_catalogue
-from xbus.scenario import Scenario, build_scenario
+from xbus.scenario import EXCHANGE, Scenario, build_scenario
 from xbus.settings import Settings
+from xbus.trading import TradingAccount, TradingScenario, build_trading, prodigy_exchange
 
 TRACKER = "provisioning"
+SEED = 2026
+_DEPOSIT = Decimal("20000")
+#: Orders are final once filled, cancelled, expired or rejected (a code); anything else is open.
+FINAL = ("filled", "cancelled", "expired")
+#: (what ended, how many, of how many) → shown as progress.
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class DemoScenario:
+    provisioning: Scenario
+    exchange: Outgoing
+    trading: TradingScenario
+
+    def flow_ids(self) -> dict[str, str]:
+        """Every flow the demo starts: provisioning, the exchange, the deposits."""
+        flows = self.provisioning.flow_ids()
+        for outgoing in (self.exchange, *self.trading.deposits):
+            flows[outgoing.event_id or ""] = outgoing.event.aggregate_id
+        return flows
 
 
 @dataclass(frozen=True)
 class DemoOutcome:
-    scenario: Scenario
+    scenario: DemoScenario
     #: (kind, state) → number of flows.
     flows: Counter[tuple[str, str]]
+    #: outcome, or rejection code → number of orders.
+    orders: Counter[str]
+    #: The OMS's and the registry's cash per currency and holdings per instrument, over all accounts.
+    oms_books: tuple[dict[str, Decimal], dict[str, int]]
+    registry_books: tuple[dict[str, Decimal], dict[str, int]]
     dead_letters: dict[str, int]
     seconds: float
+
+    @property
+    def orders_open(self) -> int:
+        return sum(n for how, n in self.orders.items() if how not in FINAL and "." not in how)
 
 
 async def run_demo(
     settings: Settings,
     endpoints: Endpoints,
-    scenario: Scenario,
-    progress: Callable[[int, int], None],
+    scenario: DemoScenario,
+    progress: Progress,
     timeout: float = 600.0,
 ) -> DemoOutcome:
-    """Publish ``scenario`` with every service running; report each flow's end as the tracker saw it."""
+    """Publish ``scenario`` with every service running; report each flow's end as the tracker saw
+    it, and each order's as the OMS did."""
     await apply_catalogue(settings, endpoints.kafka_bootstrap)
     catalogue = load_catalogue(settings)
     runners = [
@@ -57,21 +97,44 @@ async def run_demo(
     stop = asyncio.Event()
     tasks = [asyncio.create_task(runner.run(stop)) for runner in runners]
     connection = await asyncpg.connect(endpoints.database_url)
+    deadline = time.monotonic() + timeout
+
+    async def until(what: str, count: Callable[[], Awaitable[int]], total: int) -> None:
+        while (done := await count()) < total:
+            progress(what, done, total)
+            if time.monotonic() > deadline or any(task.done() for task in tasks):
+                return
+            await asyncio.sleep(0.5)
+        progress(what, done, total)
+
     try:
         async with Publisher(settings, endpoints.kafka_bootstrap, catalogue) as publisher:
-            results = await publisher.publish_many(scenario.shuffled(seed=1))
-        failed = [r for r in results if not isinstance(r, Published)]
-        if failed:
-            raise XbusError(f"{len(failed)} demo events were not published: {failed[0]}")
-        flow_ids = list(scenario.flow_ids())
-        tracker = settings.db_schema(TRACKER)
-        deadline = time.monotonic() + timeout
-        while (ended := await _ended(connection, tracker, flow_ids)) < len(flow_ids):
-            progress(ended, len(flow_ids))
-            if time.monotonic() > deadline or any(task.done() for task in tasks):
-                break
-            await asyncio.sleep(0.5)
-        progress(ended, len(flow_ids))
+            await _publish(
+                publisher,
+                [*scenario.provisioning.shuffled(seed=1), scenario.exchange, *scenario.trading.deposits],
+            )
+            flow_ids = list(scenario.flow_ids())
+            tracker = settings.db_schema(TRACKER)
+            await until("flows ended", lambda: _ended(connection, tracker, flow_ids), len(flow_ids))
+            async with _search_path(connection, settings.db_schema("oms")):
+                accounts = [outgoing.event.aggregate_id for outgoing in scenario.trading.deposits]
+                await until(
+                    "accounts ready to trade",
+                    lambda: oms.tradable_accounts(connection, accounts),
+                    len(accounts),
+                )
+                await _publish(publisher, [*scenario.trading.orders, *scenario.trading.cancels])
+                order_ids = scenario.trading.order_ids()
+
+                async def over() -> int:
+                    outcomes = await oms.order_outcomes(connection, order_ids)
+                    return sum(n for how, n in outcomes.items() if how in FINAL or "." in how)
+
+                await until("orders over", over, len(order_ids))
+                orders = await oms.order_outcomes(connection, order_ids)
+                oms_books = await oms.books(connection)
+            async with _search_path(connection, settings.db_schema("registry")):
+                registry_books = await registry.books(connection)
         flows = await _flow_states(connection, tracker, flow_ids)
         dead = {
             runner.service.name: int(
@@ -83,7 +146,27 @@ async def run_demo(
         stop.set()
         await asyncio.gather(*tasks)
         await connection.close()
-    return DemoOutcome(scenario, flows, dead, time.monotonic() - started)
+    return DemoOutcome(scenario, flows, orders, oms_books, registry_books, dead, time.monotonic() - started)
+
+
+async def _publish(publisher: Publisher, events: list[Outgoing]) -> None:
+    results = await publisher.publish_many(events)
+    failed = [r for r in results if not isinstance(r, Published)]
+    if failed:
+        raise XbusError(f"{len(failed)} demo events were not published: {failed[0]}")
+
+
+class _search_path:
+    """Point ``connection`` at one service's schema for its queries.py, and back afterwards."""
+
+    def __init__(self, connection: asyncpg.Connection, schema: str) -> None:
+        self._connection, self._schema = connection, schema
+
+    async def __aenter__(self) -> None:
+        await self._connection.execute(f'set search_path to "{self._schema}"')
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._connection.execute("reset search_path")
 
 
 async def _ended(connection: asyncpg.Connection, schema: str, flow_ids: list[str]) -> int:
@@ -107,5 +190,18 @@ async def _flow_states(connection: asyncpg.Connection, schema: str, flow_ids: li
     return states
 
 
-def demo_scenario(operators: int, users: int, accounts: int) -> Scenario:
-    return build_scenario(operators=operators, users=users, accounts=accounts, seed=2026)
+def demo_scenario(operators: int, users: int, accounts: int, orders: int) -> DemoScenario:
+    """The seeded scenario, XSX (two markets of four symbols, on Prodigy) and ``orders`` orders
+    spread over the accounts, each funded with 20,000 AUD first."""
+    provisioning = build_scenario(operators=operators, users=users, accounts=accounts, seed=SEED)
+    exchange = prodigy_exchange(EXCHANGE, markets=2, symbols=4)
+    opened = [o.event for o in provisioning.accounts if isinstance(o.event, TradingAccountOpened)]
+    trading = build_trading(
+        [TradingAccount(a.account_id, tuple(login.login_id for login in a.logins)) for a in opened],
+        dict(load_oms_adapter(exchange.oms_adapter).reference_prices(exchange)),
+        orders if opened else 0,
+        deposit=_DEPOSIT,
+        seed=SEED,
+    )
+    exchange_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"xosp-bus/demo/{SEED}/{EXCHANGE}"))
+    return DemoScenario(provisioning, Outgoing(exchange, event_id=exchange_id), trading)

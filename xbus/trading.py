@@ -9,6 +9,7 @@ the cancels at the end leave no order open: every order reaches a final state.
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import uuid
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from producers import Outgoing
 from schemas.accounts import FundsDeposited
+from schemas.exchanges import ExchangeAdded, Market, Symbol, TradingHours
 from schemas.orders import OrderCancelRequested, OrderPlaced
 from schemas.types import OrderLifetime, OrderSide, OrderType, PositiveMoney
 
@@ -119,3 +121,40 @@ def build_trading(
         if isinstance(order.event, OrderPlaced) and order.event.lifetime in _RESTING
     )
     return TradingScenario(deposits, tuple(placed), cancels)
+
+
+def prodigy_exchange(
+    code: str,
+    *,
+    markets: int = 2,
+    symbols: int = 3,
+    currency: str = "AUD",
+    settles_through_registry: bool = True,
+    plugin: str = "prodigy",
+    adapter: str = "prodigy",
+) -> ExchangeAdded:
+    """``code`` with markets ``code``, ``codeB``, ... each listing ``XS01``, ``XS02``, ..."""
+    return ExchangeAdded(
+        code=code,
+        name=f"Prodigy test exchange {code}",
+        markets=tuple(
+            Market(
+                code=code + ("" if index == 0 else chr(ord("A") + index)),
+                currency=currency,
+                time_zone="Australia/Sydney",
+                trading_hours=TradingHours(open=dt.time(10, 0), close=dt.time(16, 0)),
+                symbols=tuple(
+                    Symbol(code=f"XS{n:02d}", name=f"Test company {n}", currency=currency, cfi_code="ESVUFR")
+                    for n in range(1, symbols + 1)
+                ),
+            )
+            for index in range(markets)
+        ),
+        market_data_plugin=plugin,
+        oms_adapter=adapter,
+        settles_through_registry=settles_through_registry,
+    )
+
+
+def instruments(exchange: ExchangeAdded) -> list[str]:
+    return [f"{symbol.code}.{market.code}" for market in exchange.markets for symbol in market.symbols]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 from dataclasses import dataclass
+from decimal import Decimal
 
 from consumers.oms.order_store import order_from_row
 from consumers.oms.orders import Order
@@ -137,3 +139,40 @@ async def positions(connection: DbConnection, account_id: str) -> Positions:
         cash=tuple(CashPosition(row["currency"], row["booked"], row["reserved"]) for row in cash),
         holdings=tuple(HoldingPosition(row["instrument"], row["quantity"], row["held_back"]) for row in holdings),
     )
+
+
+async def order_outcomes(connection: DbConnection, order_ids: list[str]) -> Counter[str]:
+    """How the orders ended, counted: ``filled``, ``cancelled``, ``expired``, the rejection code of
+    a rejected one, or the state of one not over yet (``routed``, ``partially_filled``, ...)."""
+    rows = await connection.fetch(
+        "select coalesce(rejection_code, outcome, state) as how, count(*) as n from orders "
+        "where order_id = any($1::text[]) group by 1",
+        order_ids,
+    )
+    return Counter({row["how"]: row["n"] for row in rows})
+
+
+async def tradable_accounts(connection: DbConnection, account_ids: list[str]) -> int:
+    """How many of the accounts have cash booked (a deposit has arrived) and a login with the trade
+    right: what a front end waits for before it lets orders through."""
+    return int(
+        await connection.fetchval(
+            """
+            select count(*) from unnest($1::text[]) as wanted (account_id)
+            where exists (select 1 from cash c where c.account_id = wanted.account_id)
+              and exists (select 1 from account_rights r where r.account_id = wanted.account_id
+                          and 'trade' = any(r.rights))
+            """,
+            account_ids,
+        )
+    )
+
+
+async def books(connection: DbConnection) -> tuple[dict[str, Decimal], dict[str, int]]:
+    """Booked cash per currency and holdings per instrument, summed over every account: to hold
+    against the registry's (``consumers.registry.queries.books``)."""
+    cash = await connection.fetch("select currency, sum(booked) as total from cash group by 1")
+    holdings = await connection.fetch(
+        "select instrument, sum(quantity) as total from holdings group by 1 having sum(quantity) <> 0"
+    )
+    return {r["currency"]: r["total"] for r in cash}, {r["instrument"]: int(r["total"]) for r in holdings}

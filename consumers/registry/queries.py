@@ -135,6 +135,15 @@ async def holdings(connection: DbConnection, account_id: str) -> dict[str, int]:
     return {row["instrument"]: row["quantity"] for row in rows}
 
 
+async def books(connection: DbConnection) -> tuple[dict[str, Decimal], dict[str, int]]:
+    """Settled cash per currency and holdings per instrument, summed over every account."""
+    cash = await connection.fetch("select currency, sum(settled) as total from cash group by 1")
+    holdings = await connection.fetch(
+        "select instrument, sum(quantity) as total from holdings group by 1 having sum(quantity) <> 0"
+    )
+    return {r["currency"]: r["total"] for r in cash}, {r["instrument"]: int(r["total"]) for r in holdings}
+
+
 @dataclass(frozen=True)
 class CashMovementView:
     flow_id: str

@@ -29,10 +29,10 @@ def tail_json(xbus: XbusCli, topic: str) -> list[dict]:
 def test_topics_apply_twice_changes_nothing_the_second_time(xbus: XbusCli) -> None:
     first = xbus("topics", "apply")
     assert first.code == 0, first.stderr
-    assert "19 created, 0 already present" in first.stdout
+    assert "21 created, 0 already present" in first.stdout
     second = xbus("topics", "apply")
     assert second.code == 0, second.stderr
-    assert "0 created, 19 already present" in second.stdout
+    assert "0 created, 21 already present" in second.stdout
     assert "drift" not in second.stderr
 
 
@@ -44,7 +44,7 @@ def test_topics_apply_reports_a_partition_count_that_differs(xbus: XbusCli, tmp_
     result = xbus("topics", "apply", env={"XBUS_TOPICS_FILE": str(changed)})
     assert result.code == 3
     assert "xosp.operators: partitions is 3, topics.yaml says 5" in result.stderr
-    assert "0 created, 19 already present" in result.stdout
+    assert "0 created, 21 already present" in result.stdout
 
 
 def test_topics_list_shows_partitions_and_end_offsets(xbus: XbusCli) -> None:
@@ -159,17 +159,20 @@ def test_tail_of_an_unknown_topic_says_so_and_creates_nothing(xbus: XbusCli) -> 
     assert "nonexistent" not in listed.stdout
 
 
-def test_demo_provisions_every_flow_and_a_second_run_changes_nothing(xbus: XbusCli) -> None:
+def test_demo_provisions_every_flow_trades_and_a_second_run_changes_nothing(xbus: XbusCli) -> None:
     env = {"XBUS_DB_SCHEMA_PREFIX": f"d{uuid.uuid4().hex[:8]}_", "XBUS_LOG_LEVEL": "warning"}
-    result = xbus("demo", "--operators", "3", "--users", "60", "--accounts", "25", env=env, timeout=300)
+    args = ("demo", "--operators", "3", "--users", "60", "--accounts", "25", "--orders", "300")
+    result = xbus(*args, env=env, timeout=300)
     assert result.code == 0, result.stderr[-3000:]
-    assert "88 of 88 flows completed" in result.stdout
-    assert "2 manual Prodigy steps answered; 0 dead letters" in result.stdout
-    for kind, count in (("user", 60), ("operator", 3), ("account", 25)):
+    # 60 users, 3 operators, 25 openings and 25 deposits, the exchange
+    assert "114 of 114 flows completed and 300 of 300 orders over" in result.stdout
+    assert "2 manual Prodigy steps answered; 0 dead letters; the OMS's books equal the registry's" in result.stdout
+    for kind, count in (("user", 60), ("operator", 3), ("account", 50), ("exchange", 1)):
         assert re.search(rf"{kind}\s+│\s+{count}\s+│\s+0\s+│\s+0", result.stdout), result.stdout
+    assert re.search(r"filled\s+│\s+[1-9]", result.stdout), result.stdout
     assert "InitProducerIdRequest" not in result.stderr
-    again = xbus("demo", "--operators", "3", "--users", "60", "--accounts", "25", env=env, timeout=300)
-    assert again.code == 0 and "88 of 88 flows completed" in again.stdout, again.stderr[-3000:]
+    again = xbus(*args, env=env, timeout=300)
+    assert again.code == 0 and "114 of 114 flows completed and 300 of 300" in again.stdout, again.stderr[-3000:]
 
 
 def test_an_unreachable_broker_names_the_setting_to_check(xbus: XbusCli) -> None:

@@ -17,8 +17,9 @@ from schemas.oms import OrderCancelRouted, OrderRouted
 from schemas.provisioning import StepFailed
 from schemas.types import OrderLifetime, OrderSide, OrderType
 from tests.conftest import Stack
-from tests.support.exchanges import instruments, new_exchange_code, prodigy_exchange
+from tests.support.exchanges import new_exchange_code
 from tests.support.service_under_test import ServiceUnderTest, module_settings
+from xbus.trading import instruments, prodigy_exchange
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 

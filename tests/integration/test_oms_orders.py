@@ -45,8 +45,9 @@ from schemas.oms import (
 from schemas.orders import OrderCancelRequested, OrderPlaced
 from schemas.types import AccountRight, InvestorType, Money, OrderLifetime, OrderSide, OrderType, PositiveMoney
 from tests.conftest import Stack
-from tests.support.exchanges import new_exchange_code, prodigy_exchange
+from tests.support.exchanges import new_exchange_code
 from tests.support.service_under_test import Handled, ServiceUnderTest, module_settings
+from xbus.trading import prodigy_exchange
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 

@@ -34,14 +34,13 @@ from schemas.types import AccountRight, InvestorType, OrderLifetime, OrderSide, 
 from schemas.users import UserCreated
 from tests.conftest import Stack
 from tests.support.all_services import SERVICES, eventually, running
-from tests.support.exchanges import instruments, prodigy_exchange
 from tests.support.service_under_test import module_settings
 from xbus.exchanges import load_oms_adapter
 from xbus.platform import load_catalogue, topic_reader
 from xbus.reader import read_topic, topic_partitions
 from xbus.scenario import build_scenario
 from xbus.settings import Settings
-from xbus.trading import CENT, TradingAccount, build_trading
+from xbus.trading import CENT, TradingAccount, build_trading, instruments, prodigy_exchange
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
