@@ -108,20 +108,12 @@ class RejectionCode(StrEnum):
     EXCHANGE_REJECTED = "Exchange.Rejected"
 
 
-class OrderAccepted(Event):
-    """The order passed vetting and is on its way to the exchange.
-
-    ``reserved`` is the cash held back for a buy (quantity times the limit price, or times the
-    protection price of a market order); it is not available to other orders until fills use it
-    or the order ends.
-    """
-
-    event_type = "xosp.order.accepted.v1"
-    aggregate_field = "account_id"
+class OrderTerms(Event):
+    """What an accepted order asks of the exchange: shared by ``OrderAccepted`` and ``OrderRouted``
+    (a base without an event type of its own)."""
 
     order_id: OrderId
     account_id: TradingAccountId
-    login_id: LoginId
     exchange: ExchangeCode
     instrument: InstrumentCode
     side: OrderSide
@@ -132,6 +124,20 @@ class OrderAccepted(Event):
     protection_price: PositiveDecimalString | None = None
     lifetime: OrderLifetime
     expiry_date: dt.date | None = None
+
+
+class OrderAccepted(OrderTerms):
+    """The order passed vetting and is on its way to the exchange.
+
+    ``reserved`` is the cash held back for a buy (quantity times the limit price, or times the
+    protection price of a market order); it is not available to other orders until fills use it
+    or the order ends.
+    """
+
+    event_type = "xosp.order.accepted.v1"
+    aggregate_field = "account_id"
+
+    login_id: LoginId
     reserved: Money | None = None
 
 
@@ -147,24 +153,13 @@ class OrderRejected(Event):
     reason: Reason
 
 
-class OrderRouted(Event):
+class OrderRouted(OrderTerms):
     """The instruction the OMS sends the exchange's adapter through the gateway (key: instrument)."""
 
     event_type = "xosp.order.routed.v1"
     aggregate_field = "instrument"
 
-    order_id: OrderId
-    account_id: TradingAccountId
-    exchange: ExchangeCode
     adapter: Label
-    instrument: InstrumentCode
-    side: OrderSide
-    order_type: OrderType
-    quantity: Annotated[int, Field(ge=1, le=10**12)]
-    limit_price: PositiveDecimalString | None = None
-    protection_price: PositiveDecimalString | None = None
-    lifetime: OrderLifetime
-    expiry_date: dt.date | None = None
     currency: Currency
     settles_through_registry: bool
 

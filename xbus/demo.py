@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from schemas.accounts import TradingAccountOpened
 from xbus.errors import XbusError
 from xbus.exchanges import load_oms_adapter
 from xbus.platform import Endpoints, apply_catalogue, load_catalogue
-from xbus.scenario import EXCHANGE, Scenario, build_scenario
+from xbus.scenario import EXCHANGE, Scenario, build_scenario, seeded
 from xbus.settings import Settings
 from xbus.trading import TradingAccount, TradingScenario, build_trading, prodigy_exchange
 
@@ -203,5 +202,4 @@ def demo_scenario(operators: int, users: int, accounts: int, orders: int) -> Dem
         deposit=_DEPOSIT,
         seed=SEED,
     )
-    exchange_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"xosp-bus/demo/{SEED}/{EXCHANGE}"))
-    return DemoScenario(provisioning, Outgoing(exchange, event_id=exchange_id), trading)
+    return DemoScenario(provisioning, seeded(exchange, SEED), trading)

@@ -1,7 +1,8 @@
 """A provisioning scenario of any size: operators, users and trading accounts, published in shuffled order.
 
 The end-to-end test and `xbus demo` run it. It is seeded, so the same seed gives the same facts
-and the same event ids (flow ids are event ids, so a run can be checked against what it expects),
+and the same event ids, made from the seed and each event's content (flow ids are event ids, so a
+run can be checked against what it expects),
 and it is shuffled across topics, because the bus must not need the order an operator would
 follow by hand: an account may arrive before the logins it names.
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from producers import Outgoing
+from schemas import Event
 from schemas.accounts import AccountLogin, Investor, TradingAccountOpened, VettingLimits
 from schemas.operators import ManualActionCompleted, OperatorRegistered
 from schemas.types import (
@@ -58,25 +60,22 @@ class Scenario:
 def build_scenario(operators: int, users: int, accounts: int, seed: int = 7) -> Scenario:
     """``accounts`` trading accounts with 1-3 logins each among ``users``; every third user has a session policy."""
     chance = random.Random(seed)
-    ids = _Ids(seed)
-    user_events = tuple(Outgoing(_user(i, chance), event_id=ids.next()) for i in range(users))
+    user_events = tuple(seeded(_user(i, chance), seed) for i in range(users))
     logins = [outgoing.event.aggregate_id for outgoing in user_events]
-    operator_events = tuple(
-        Outgoing(_operator(i, logins[i % len(logins)]), event_id=ids.next()) for i in range(operators)
-    )
+    operator_events = tuple(seeded(_operator(i, logins[i % len(logins)]), seed) for i in range(operators))
     account_events = tuple(
-        Outgoing(_account(i, chance.sample(logins, chance.randint(1, min(3, len(logins))))), event_id=ids.next())
+        seeded(_account(i, chance.sample(logins, chance.randint(1, min(3, len(logins))))), seed)
         for i in range(accounts)
     )
     manual = tuple(
-        Outgoing(
+        seeded(
             ManualActionCompleted(
                 operator_id=outgoing.event.aggregate_id,
                 flow_id=outgoing.event_id or "",
                 step=PRODIGY_STEP,
                 done_by="prodigy-admin",
             ),
-            event_id=ids.next(),
+            seed,
         )
         for outgoing in operator_events
         if isinstance(outgoing.event, OperatorRegistered) and OperatorSystem.PRODIGY in outgoing.event.systems
@@ -84,14 +83,15 @@ def build_scenario(operators: int, users: int, accounts: int, seed: int = 7) -> 
     return Scenario(operator_events, user_events, account_events, manual)
 
 
-class _Ids:
-    """Event ids from the seed: a rerun publishes the same ids (and so the same flow ids)."""
+def seeded(event: Event, seed: int) -> Outgoing:
+    """``event`` with an id made from the seed and its content: the same event gets the same id in
+    every run (so a rerun is skipped by the inboxes), and two different events never share one,
+    even in runs of other sizes on the same topics."""
+    content = f"{seed}/{event.event_type}/{event.model_dump_json()}"
+    return Outgoing(event, event_id=str(uuid.uuid5(_SCENARIO_IDS, content)))
 
-    def __init__(self, seed: int) -> None:
-        self._random = random.Random(seed * 7919 + 1)
 
-    def next(self) -> str:
-        return str(uuid.UUID(int=self._random.getrandbits(128), version=4))
+_SCENARIO_IDS = uuid.UUID("3d1c5e2a-8f4b-4a6e-9b0d-2c7e1f5a9d44")
 
 
 def _user(index: int, chance: random.Random) -> UserCreated:

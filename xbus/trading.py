@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -21,6 +20,7 @@ from schemas.accounts import FundsDeposited
 from schemas.exchanges import ExchangeAdded, Market, Symbol, TradingHours
 from schemas.orders import OrderCancelRequested, OrderPlaced
 from schemas.types import OrderLifetime, OrderSide, OrderType, PositiveMoney
+from xbus.scenario import seeded
 
 CENT = Decimal("0.01")
 _LIFETIMES = (
@@ -66,19 +66,14 @@ def build_trading(
     price wanders); one order in twenty comes from a login without the trade right.
     """
     chance = random.Random(seed)
-    ids = random.Random(seed * 104729 + 3)
-
-    def event_id() -> str:
-        return str(uuid.UUID(int=ids.getrandbits(128), version=4))
-
     deposits = tuple(
-        Outgoing(
+        seeded(
             FundsDeposited(
                 account_id=account.account_id,
                 amount=PositiveMoney(amount=deposit, currency=account.currency),
                 reference=f"bank-{seed}-{n}",
             ),
-            event_id=event_id(),
+            seed,
         )
         for n, account in enumerate(accounts)
         if deposit is not None
@@ -92,7 +87,7 @@ def build_trading(
         market = chance.random() < 0.3
         price = (prices[instrument] * Decimal(1 + chance.uniform(-0.08, 0.08))).quantize(CENT, ROUND_HALF_UP)
         placed.append(
-            Outgoing(
+            seeded(
                 OrderPlaced(
                     order_id=f"ord-{seed}-{n:06d}",
                     account_id=account.account_id,
@@ -104,18 +99,18 @@ def build_trading(
                     limit_price=None if market else max(price, CENT),
                     lifetime=chance.choice(_LIFETIMES),
                 ),
-                event_id=event_id(),
+                seed,
             )
         )
     cancels = tuple(
-        Outgoing(
+        seeded(
             OrderCancelRequested(
                 order_id=order.event.order_id,
                 account_id=order.event.account_id,
                 login_id=order.event.login_id,
                 reason="end of the scenario",
             ),
-            event_id=event_id(),
+            seed,
         )
         for order in placed
         if isinstance(order.event, OrderPlaced) and order.event.lifetime in _RESTING

@@ -50,6 +50,7 @@ from schemas.oms import (
     OrderCompleted,
     OrderRejected,
     OrderRouted,
+    OrderTerms,
 )
 from schemas.operators import OperatorDeregistered, OperatorRegistered
 from schemas.orders import OrderCancelRequested, OrderPlaced
@@ -364,37 +365,25 @@ async def order_placed(event: Event, unit: UnitOfWork) -> None:
         await order_store.move_cash(unit, event.account_id, instrument.currency, reserved=decision.reserved_cash)
     else:
         await order_store.move_holding(unit, event.account_id, instrument.code, held_back=decision.held_back)
-    unit.record(
-        OrderAccepted(
-            order_id=event.order_id,
-            account_id=event.account_id,
-            login_id=event.login_id,
-            exchange=exchange.code,
-            instrument=instrument.code,
-            side=event.side,
-            order_type=event.order_type,
-            quantity=event.quantity,
-            limit_price=event.limit_price,
-            protection_price=decision.protection_price,
-            lifetime=event.lifetime,
-            expiry_date=event.expiry_date,
-            reserved=money(decision.reserved_cash, instrument.currency) if event.side is OrderSide.BUY else None,
-        )
-    )
+    terms = OrderTerms(
+        order_id=event.order_id,
+        account_id=event.account_id,
+        exchange=exchange.code,
+        instrument=instrument.code,
+        side=event.side,
+        order_type=event.order_type,
+        quantity=event.quantity,
+        limit_price=event.limit_price,
+        protection_price=decision.protection_price,
+        lifetime=event.lifetime,
+        expiry_date=event.expiry_date,
+    ).model_dump()
+    reserved = money(decision.reserved_cash, instrument.currency) if event.side is OrderSide.BUY else None
+    unit.record(OrderAccepted(**terms, login_id=event.login_id, reserved=reserved))
     unit.record(
         OrderRouted(
-            order_id=event.order_id,
-            account_id=event.account_id,
-            exchange=exchange.code,
+            **terms,
             adapter=exchange.adapter,
-            instrument=instrument.code,
-            side=event.side,
-            order_type=event.order_type,
-            quantity=event.quantity,
-            limit_price=event.limit_price,
-            protection_price=decision.protection_price,
-            lifetime=event.lifetime,
-            expiry_date=event.expiry_date,
             currency=instrument.currency,
             settles_through_registry=exchange.settles_through_registry,
         )
