@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from consumers.oms import handlers
-from consumers.runtime import Service
+from consumers.runtime import Service, keys_locked_as
 from schemas.accounts import TradingAccountOpened, TradingAccountSuspended, TradingAccountUpdated
 from schemas.authorisation import AccessRevoked, AccountAccessGranted
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated
@@ -29,6 +29,8 @@ from schemas.provisioning import ProvisioningFailed
 
 SERVICE = Service(
     name="oms",
+    # most of what it reads is keyed by trading account, and its handlers lock the account
+    batch_locks=keys_locked_as("account"),
     handlers={
         OperatorRegistered.event_type: handlers.operator_registered,
         OperatorDeregistered.event_type: handlers.operator_deregistered,

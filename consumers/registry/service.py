@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from consumers.registry import handlers
-from consumers.runtime import Service
+from consumers.runtime import Service, keys_locked_as
 from schemas.accounts import (
     FundsDeposited,
     FundsWithdrawn,
@@ -24,6 +24,8 @@ from schemas.provisioning import ProvisioningFailed
 
 SERVICE = Service(
     name="registry",
+    # most of what it reads is keyed by trading account, and its handlers lock the account
+    batch_locks=keys_locked_as("account"),
     handlers={
         OperatorRegistered.event_type: handlers.operator_registered,
         OperatorDeregistered.event_type: handlers.operator_deregistered,

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from consumers.runtime.records import StoredRecord, headers_from_json, headers_to_json
 from consumers.runtime.service import DomainError, Service
-from consumers.runtime.unit_of_work import DbConnection, Recorded, UnitOfWork
+from consumers.runtime.unit_of_work import DbConnection, Recorded, UnitOfWork, hold_locks
 from schemas import Envelope, EnvelopeError, UnknownEventType, describe_validation_error, registry
 from schemas.envelope import format_time
 
@@ -72,7 +72,7 @@ class Routing:
     source: str
 
 
-class _Refused(Exception):
+class Refusal(Exception):
     """A record that cannot be applied; carries what the dead-letter headers say."""
 
     def __init__(self, error_type: str, message: str, attempts: int = 1) -> None:
@@ -96,6 +96,9 @@ class PartitionProcessor:
                 await connection.execute(
                     "select pg_advisory_xact_lock(hashtextextended($1, 0))", f"xbus-batches:{self.service.name}"
                 )
+            if self.service.batch_locks is not None:
+                keys = {record.key.decode(errors="replace") for record in records if record.key is not None}
+                await hold_locks(connection, self.service.name, map(self.service.batch_locks, keys))
             for record in records:
                 await self._one(connection, record, outcome)
             if outcome.follow_ups or outcome.dead_lettered:
@@ -107,7 +110,7 @@ class PartitionProcessor:
             envelope = Envelope.from_headers(record.headers)
         except EnvelopeError as error:
             await self._dead_letter(
-                connection, record, _record_id(record), _Refused("EnvelopeError", str(error)), outcome
+                connection, record, record_id(record), Refusal("EnvelopeError", str(error)), outcome
             )
             return
         if envelope.type not in self.service.handlers:
@@ -134,7 +137,7 @@ class PartitionProcessor:
     ) -> bool:
         try:
             follow_ups = await self._apply(connection, record, envelope)
-        except _Refused as refused:
+        except Refusal as refused:
             await self._dead_letter(connection, record, envelope.id, refused, outcome)
             return False
         outcome.applied += 1
@@ -145,9 +148,9 @@ class PartitionProcessor:
         try:
             event = registry.parse(envelope.type, record.value or b"")
         except UnknownEventType as error:
-            raise _Refused("UnknownEventType", str(error)) from None
+            raise Refusal("UnknownEventType", str(error)) from None
         except ValidationError as error:
-            raise _Refused("ValidationError", describe_validation_error(error)) from None
+            raise Refusal("ValidationError", describe_validation_error(error)) from None
         handler = self.service.handlers[envelope.type]
         for attempt in range(1, self.service.max_attempts + 1):
             unit = UnitOfWork(connection, envelope, self.routing.source, self.service.name)
@@ -166,10 +169,10 @@ class PartitionProcessor:
             except TRANSIENT_ERRORS:
                 raise
             except DomainError as error:
-                raise _Refused(type(error).__name__, str(error) or type(error).__name__) from None
+                raise Refusal(type(error).__name__, str(error) or type(error).__name__) from None
             except Exception as error:  # a handler bug: retried, then dead-lettered with its type
                 if attempt == self.service.max_attempts:
-                    raise _Refused(type(error).__name__, str(error) or repr(error), attempts=attempt) from None
+                    raise Refusal(type(error).__name__, str(error) or repr(error), attempts=attempt) from None
                 log.warning(
                     "handler failed; retrying",
                     service=self.service.name,
@@ -185,65 +188,12 @@ class PartitionProcessor:
         connection: DbConnection,
         record: StoredRecord,
         event_id: str,
-        refused: _Refused,
+        refused: Refusal,
         outcome: BatchOutcome,
     ) -> None:
-        key = record.key.decode(errors="replace") if record.key is not None else None
-        now = dt.datetime.now(dt.UTC)
-        await connection.execute(
-            """
-            insert into xbus_dead_letters (event_id, key, topic, partition, "offset", value, headers,
-                                           error_type, error_message, attempts, failed_at)
-            values ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11)
-            on conflict (event_id) do update set
-                error_type = excluded.error_type, error_message = excluded.error_message,
-                attempts = xbus_dead_letters.attempts + excluded.attempts, failed_at = excluded.failed_at,
-                redriven_at = null
-            """,
-            event_id,
-            key,
-            record.topic,
-            record.partition,
-            record.offset,
-            record.value,
-            headers_to_json(record.headers),
-            refused.error_type,
-            refused.message,
-            refused.attempts,
-            now,
-        )
-        if key is not None:
-            # The first failure keeps the block: a record without an envelope is dead-lettered
-            # even while its key is blocked, and must not take the block from the event it waits on.
-            await connection.execute(
-                "insert into xbus_blocked_keys (key, blocked_by) values ($1, $2) on conflict (key) do nothing",
-                key,
-                event_id,
-            )
-        dlq_headers = [
-            *record.headers,
-            ("xbus_dlq_topic", record.topic.encode()),
-            ("xbus_dlq_partition", str(record.partition).encode()),
-            ("xbus_dlq_offset", str(record.offset).encode()),
-            ("xbus_dlq_error_type", refused.error_type.encode()),
-            ("xbus_dlq_error_message", refused.message[:2000].encode()),
-            ("xbus_dlq_attempts", str(refused.attempts).encode()),
-            ("xbus_dlq_time", format_time(now).encode()),
-            ("xbus_dlq_service", self.service.name.encode()),
-        ]
-        await _insert_outbox(connection, self.routing.dead_letter_topic, record.key, record.value, dlq_headers)
+        await dead_letter(connection, self.service.name, self.routing, record, event_id, refused)
         outcome.dead_lettered += 1
         outcome.dead_letter_ids.append(event_id)
-        log.warning(
-            "event dead-lettered",
-            service=self.service.name,
-            event_id=event_id,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            error_type=refused.error_type,
-            error=refused.message,
-        )
 
     async def _park(
         self,
@@ -294,6 +244,78 @@ class PartitionProcessor:
                 return
 
 
+async def dead_letter(
+    connection: DbConnection,
+    service: str,
+    routing: Routing,
+    record: StoredRecord,
+    event_id: str,
+    refused: Refusal,
+    *,
+    block_key: bool = True,
+) -> None:
+    """Dead-letter ``record`` in the caller's transaction: an entry in ``xbus_dead_letters`` (what
+    ``xbus dlq list`` shows and redrive reads) and an outbox row for the dead-letter topic, with the
+    reason in ``xbus_dlq_*`` headers. With ``block_key`` its key is blocked, so that the processor
+    parks the key's later events; a consumer that does not apply events in key order (a projection
+    of latest states) leaves it unblocked.
+    """
+    key = record.key.decode(errors="replace") if record.key is not None else None
+    now = dt.datetime.now(dt.UTC)
+    await connection.execute(
+        """
+        insert into xbus_dead_letters (event_id, key, topic, partition, "offset", value, headers,
+                                       error_type, error_message, attempts, failed_at)
+        values ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11)
+        on conflict (event_id) do update set
+            error_type = excluded.error_type, error_message = excluded.error_message,
+            attempts = xbus_dead_letters.attempts + excluded.attempts, failed_at = excluded.failed_at,
+            redriven_at = null
+        """,
+        event_id,
+        key,
+        record.topic,
+        record.partition,
+        record.offset,
+        record.value,
+        headers_to_json(record.headers),
+        refused.error_type,
+        refused.message,
+        refused.attempts,
+        now,
+    )
+    if key is not None and block_key:
+        # The first failure keeps the block: a record without an envelope is dead-lettered
+        # even while its key is blocked, and must not take the block from the event it waits on.
+        await connection.execute(
+            "insert into xbus_blocked_keys (key, blocked_by) values ($1, $2) on conflict (key) do nothing",
+            key,
+            event_id,
+        )
+    dlq_headers = [
+        *record.headers,
+        ("xbus_dlq_topic", record.topic.encode()),
+        ("xbus_dlq_partition", str(record.partition).encode()),
+        ("xbus_dlq_offset", str(record.offset).encode()),
+        ("xbus_dlq_error_type", refused.error_type.encode()),
+        ("xbus_dlq_error_message", refused.message[:2000].encode()),
+        ("xbus_dlq_attempts", str(refused.attempts).encode()),
+        ("xbus_dlq_time", format_time(now).encode()),
+        ("xbus_dlq_service", service.encode()),
+    ]
+    await _insert_outbox(connection, routing.dead_letter_topic, record.key, record.value, dlq_headers)
+    log.warning(
+        "event dead-lettered",
+        service=service,
+        event_id=event_id,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        error_type=refused.error_type,
+        error=refused.message,
+    )
+
+
 def outbox_channel(service: str) -> str:
     """The LISTEN/NOTIFY channel that wakes a service's outbox relay."""
     return f"xbus_outbox_{service}"
@@ -327,6 +349,6 @@ async def _insert_outbox(
     )
 
 
-def _record_id(record: StoredRecord) -> str:
+def record_id(record: StoredRecord) -> str:
     """An id for a record without a usable envelope: where it sits is what identifies it."""
     return f"{record.topic}/{record.partition}/{record.offset}"

@@ -42,14 +42,7 @@ from pydantic import ValidationError
 
 from consumers.runtime.committer import GroupCommitter
 from consumers.runtime.migrations import Migration, migrate
-from consumers.runtime.processor import (
-    TRANSIENT_ERRORS,
-    BatchOutcome,
-    PartitionProcessor,
-    _record_id,
-    _Refused,
-    outbox_channel,
-)
+from consumers.runtime.processor import TRANSIENT_ERRORS, Refusal, dead_letter, outbox_channel, record_id
 from consumers.runtime.records import StoredRecord
 from consumers.runtime.service import BackgroundContext
 from consumers.runtime.unit_of_work import DbConnection
@@ -135,8 +128,6 @@ class ProjectionRunner(Generic[State]):
         self.applied = 0
         self.dead_lettered = 0
         self._models = {model.event_type: model for model in projection.events}
-        # The processor's dead-lettering, so that these entries list and redrive like any other.
-        self._dead_letters = PartitionProcessor(context.service, context.routing)
         # One task per partition with a batch under way (the partition is paused meanwhile, so
         # that its batches apply in order while the others' fetching and parsing go on).
         self._workers: dict[TopicPartition, asyncio.Task[None]] = {}
@@ -294,24 +285,34 @@ class ProjectionRunner(Generic[State]):
         self.dead_lettered += refused
         return last + 1
 
-    def _parse(self, record: ConsumerRecord[bytes, bytes]) -> Event | tuple[str, _Refused] | None:
+    def _parse(self, record: ConsumerRecord[bytes, bytes]) -> Event | tuple[str, Refusal] | None:
         """The record's event; or the id to dead-letter it under and why; or None for a type not folded."""
         try:
             envelope = Envelope.from_headers(record.headers)
         except EnvelopeError as error:
-            return _record_id(_stored(record)), _Refused("EnvelopeError", str(error))
+            return record_id(_stored(record)), Refusal("EnvelopeError", str(error))
         model = self._models.get(envelope.type)
         if model is None:
             return None
         try:
             return model.model_validate_json(record.value or b"")
         except ValidationError as error:
-            return envelope.id, _Refused("ValidationError", describe_validation_error(error))
+            return envelope.id, Refusal("ValidationError", describe_validation_error(error))
 
     async def _dead_letter(
-        self, connection: DbConnection, record: ConsumerRecord[bytes, bytes], event_id: str, refusal: _Refused
+        self, connection: DbConnection, record: ConsumerRecord[bytes, bytes], event_id: str, refusal: Refusal
     ) -> None:
-        await self._dead_letters._dead_letter(connection, _stored(record), event_id, refusal, BatchOutcome())
+        # The processor's dead-lettering, so that these entries list and redrive like any other;
+        # the key is not blocked: a projection folds latest states, it parks nothing behind it.
+        await dead_letter(
+            connection,
+            self.context.service.name,
+            self.context.routing,
+            _stored(record),
+            event_id,
+            refusal,
+            block_key=False,
+        )
 
 
 def _stored(record: ConsumerRecord[bytes, bytes]) -> StoredRecord:

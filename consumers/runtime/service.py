@@ -40,6 +40,13 @@ class DomainError(Exception):
     """A handler's refusal of an event (unknown account, rule broken): dead-lettered, not retried."""
 
 
+def keys_locked_as(entity: str) -> Callable[[str], str]:
+    """``Service.batch_locks`` for a service whose records are mostly keyed by ``entity`` ids and
+    whose handlers ``unit.lock(f"{entity}:{id}")`` (a key of another kind locks a name no handler
+    takes: harmless)."""
+    return lambda key: f"{entity}:{key}"
+
+
 @dataclass(frozen=True)
 class Service:
     name: str
@@ -51,6 +58,11 @@ class Service:
     #: batch's transaction), for a service whose invariants span partitions and topics; it gives up
     #: concurrency between partitions, so prefer ``UnitOfWork.lock`` on the entities involved.
     exclusive_batches: bool = False
+    #: The ``UnitOfWork.lock`` name of a record key (``lambda key: f"account:{key}"``): each batch
+    #: takes the locks of all its records' keys first, in sorted order, before any handler runs.
+    #: Without it, handlers lock as they go, in event order, and two batches touching the same
+    #: entities in another order deadlock (retried, but at a cost) when the service locks across topics.
+    batch_locks: Callable[[str], str] | None = None
     #: Periodic work no event triggers (consumers/runtime/timers.py), run beside the consumer.
     timers: tuple[Timer, ...] = ()
     #: Long-running work beside the consumer, each until ``context.stop`` is set (see the module doc).

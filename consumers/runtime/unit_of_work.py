@@ -10,6 +10,7 @@ topic rebuilds the very same follow-ups (no wall clock, no random ids).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -23,6 +24,13 @@ from schemas.provisioning import StepFailed, StepWaiting
 DbConnection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 
 _FOLLOW_UP_IDS = uuid.UUID("6f0a7c1e-3b2d-4f5e-9a8b-7c6d5e4f3a2b")
+
+
+async def hold_locks(connection: DbConnection, service: str, names: Iterable[str]) -> None:
+    """Take ``service``'s advisory locks ``names`` until the transaction ends, in sorted order (two
+    transactions taking overlapping sets in sorted order cannot deadlock on them)."""
+    for name in sorted(set(names)):
+        await connection.execute("select pg_advisory_xact_lock(hashtextextended($1, 0))", f"{service}:{name}")
 
 
 @dataclass(frozen=True)
@@ -80,10 +88,7 @@ class UnitOfWork:
         them; the second sees what the first committed. Names are taken in sorted order, and a
         deadlock between two batches is retried like any serialization failure.
         """
-        for name in sorted(set(names)):
-            await self.connection.execute(
-                "select pg_advisory_xact_lock(hashtextextended($1, 0))", f"{self.service}:{name}"
-            )
+        await hold_locks(self.connection, self.service, names)
 
     async def execute(self, query: str, *args: Any) -> str:
         return str(await self.connection.execute(query, *args))

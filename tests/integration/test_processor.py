@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -9,6 +10,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from consumers.runtime import UnitOfWork, keys_locked_as
 from consumers.runtime.migrations import load_migrations, migrate
 from consumers.runtime.processor import PartitionProcessor, Routing
 from consumers.runtime.records import StoredRecord, headers_from_json
@@ -185,3 +187,28 @@ async def test_migrations_apply_once_and_are_recorded(connection: asyncpg.Connec
         assert await migrate(other, schema, load_migrations(LOGINS.migrations)) == []
     finally:
         await other.close()
+
+
+async def test_batch_locks_hold_every_key_of_the_batch_before_the_first_handler_runs(
+    connection: asyncpg.Connection,
+) -> None:
+    """Two batches that touch the same entities in another order must not deadlock: with
+    ``batch_locks`` each batch holds all its keys' locks (taken in sorted order) before any
+    handler runs, so the first handler already sees the last record's lock held."""
+    seen: list[set[int]] = []
+
+    async def held(event: Event, unit: UnitOfWork) -> None:
+        rows = await unit.fetch(
+            "select objid from pg_locks where locktype = 'advisory' and pid = pg_backend_pid() and granted"
+        )
+        seen.append({row["objid"] for row in rows})
+
+    service = dataclasses.replace(LOGINS, handlers={UserCreated.event_type: held}, batch_locks=keys_locked_as("login"))
+    log = Log()
+    await PartitionProcessor(service, ROUTING).process(connection, [log(created("zed")), log(created("amy"))])
+
+    expected = set()
+    for name in ("login:amy", "login:zed"):
+        lock = await connection.fetchval("select hashtextextended($1, 0)", f"{service.name}:{name}")
+        expected.add(lock & 0xFFFFFFFF)  # pg_locks shows a bigint key's low half as objid
+    assert len(seen) == 2 and expected <= seen[0]
