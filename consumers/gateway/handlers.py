@@ -12,6 +12,9 @@ at any point applies the instruction once or not at all, and a replay into an em
 rebuilds the same books and the same reports. An instruction for an exchange that is unknown or
 no longer active is answered with a rejection, never dropped: the OMS then releases what the
 order reserved.
+
+The gateway also keeps each market's close, and ends its trading day there with the adapter's
+``end_of_day`` (a timer: :mod:`consumers.gateway.closing`).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ async def exchange_added(event: Event, unit: UnitOfWork) -> None:
         unit.step_failed(unit.flow_id, STEP_ADAPTER, str(error))
         return
     await store.put_exchange(unit, event)
+    await store.put_markets(unit, event.code, event.markets, unit.cause.time)
     unit.record(
         OmsAdapterRegistered(
             flow_id=unit.flow_id,
@@ -72,6 +76,8 @@ async def exchange_updated(event: Event, unit: UnitOfWork) -> None:
             f"exchange {event.code} is unknown to the gateway (its ExchangeAdded was not applied here); "
             "redrive this event once the exchange is added"
         )
+    if event.markets is not None:
+        await store.put_markets(unit, event.code, event.markets, unit.cause.time)
 
 
 async def exchange_suspended(event: Event, unit: UnitOfWork) -> None:
@@ -100,12 +106,13 @@ async def order_routed(event: Event, unit: UnitOfWork) -> None:
     assert isinstance(event, OrderRouted)
     exchange = await _active_exchange(unit, event.exchange)
     if isinstance(exchange, str):
-        unit.record(_event(event, event.currency, event.settles_through_registry, _rejection(event, exchange)))
+        rejection = _rejection(event, exchange)
+        unit.record(_event(event.exchange, event.instrument, event.currency, event.settles_through_registry, rejection))
         return
     await unit.lock(f"instrument:{event.instrument}")
     result = await adapter(exchange.adapter).submit(event, await store.adapter_state(unit, event.instrument))
     await store.save_adapter_state(unit, event.instrument, event.exchange, result.state, unit.cause.time)
-    _report(unit, exchange, event, result.reports)
+    _report(unit, exchange, event.instrument, result.reports)
 
 
 async def order_cancel_routed(event: Event, unit: UnitOfWork) -> None:
@@ -116,7 +123,7 @@ async def order_cancel_routed(event: Event, unit: UnitOfWork) -> None:
     await unit.lock(f"instrument:{event.instrument}")
     result = await adapter(exchange.adapter).cancel(event, await store.adapter_state(unit, event.instrument))
     await store.save_adapter_state(unit, event.instrument, event.exchange, result.state, unit.cause.time)
-    _report(unit, exchange, event, result.reports)
+    _report(unit, exchange, event.instrument, result.reports)
 
 
 async def _active_exchange(unit: UnitOfWork, code: str) -> store.Exchange | str:
@@ -141,27 +148,24 @@ def _rejection(order: OrderRouted, reason: str) -> ExecutionReport:
     )
 
 
-def _report(
-    unit: UnitOfWork,
-    exchange: store.Exchange,
-    instruction: OrderRouted | OrderCancelRouted,
-    reports: Sequence[ExecutionReport],
-) -> None:
-    """Each report as an event: every order of one instrument, resting ones that traded included,
-    shares its market's currency and its exchange's settlement."""
-    currency = exchange.currency(instruction.instrument)
+def _report(unit: UnitOfWork, exchange: store.Exchange, instrument: str, reports: Sequence[ExecutionReport]) -> None:
     for report in reports:
-        unit.record(_event(instruction, currency, exchange.settles_through_registry, report))
+        unit.record(report_event(exchange, instrument, report))
 
 
-def _event(
-    instruction: OrderRouted | OrderCancelRouted, currency: str, settles: bool, report: ExecutionReport
-) -> ExecutionReported:
+def report_event(exchange: store.Exchange, instrument: str, report: ExecutionReport) -> ExecutionReported:
+    """An adapter's report on an order of ``instrument`` as an event: every order of one
+    instrument, resting ones that traded included, shares its market's currency and its
+    exchange's settlement."""
+    return _event(exchange.code, instrument, exchange.currency(instrument), exchange.settles_through_registry, report)
+
+
+def _event(exchange: str, instrument: str, currency: str, settles: bool, report: ExecutionReport) -> ExecutionReported:
     return ExecutionReported(
-        exchange=instruction.exchange,
+        exchange=exchange,
         order_id=report.order_id,
         account_id=report.account_id,
-        instrument=instruction.instrument,
+        instrument=instrument,
         side=report.side,
         kind=report.kind,
         currency=currency,

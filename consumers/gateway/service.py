@@ -1,10 +1,11 @@
-"""Wiring of the gateway: exchanges from ``xosp.exchanges``, the OMS's routed instructions."""
+"""Wiring of the gateway: exchanges from ``xosp.exchanges``, the OMS's routed instructions, and
+the markets' closes (a timer)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from consumers.gateway import handlers
+from consumers.gateway import closing, handlers
 from consumers.runtime import Service
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated
 from schemas.oms import OrderCancelRouted, OrderRouted
@@ -20,5 +21,9 @@ SERVICE = Service(
         OrderCancelRouted.event_type: handlers.order_cancel_routed,
     },
     migrations=Path(__file__).parent / "sql",
-    description="Gateway: runs each exchange's OMS adapter; routed orders in, execution reports out.",
+    timers=(closing.END_OF_DAY,),
+    description=(
+        "Gateway: runs each exchange's OMS adapter; routed orders in, execution reports out; "
+        "DAY orders expired at each market's close."
+    ),
 )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from consumers.gateway.trading_days import last_closed
 from consumers.runtime import UnitOfWork
 from schemas.exchanges import ExchangeAdded, ExchangeUpdated, Market
 
@@ -31,6 +32,18 @@ class Exchange:
     def currency(self, instrument: str) -> str:
         """The currency of ``CODE.MARKET``: its market's (the OMS routes only listed instruments)."""
         return self.market_currencies[instrument.split(".", 1)[1]]
+
+
+@dataclass(frozen=True)
+class MarketClose:
+    """A market of an active exchange, and how far the gateway has ended its trading days."""
+
+    exchange: str
+    market: str
+    time_zone: str
+    close: dt.time
+    #: The latest trading date whose close the gateway has handled: its DAY orders are over.
+    ended_through: dt.date
 
 
 def market_currencies(markets: Sequence[Market]) -> str:
@@ -116,4 +129,69 @@ async def save_adapter_state(unit: UnitOfWork, instrument: str, exchange: str, s
         exchange,
         json.dumps(state, sort_keys=True, separators=(",", ":")),
         at,
+    )
+
+
+async def put_markets(unit: UnitOfWork, exchange: str, markets: Sequence[Market], at: dt.datetime) -> None:
+    """Keep the exchange's markets and their closes as the event lists them (a market it no
+    longer lists is forgotten).
+
+    What a user expects of a DAY order on a market new to the gateway: placed during the day the
+    exchange is added, it expires at that day's close; placed after that close, the day's
+    session being over, it is for the next trading day and expires at the next close, as any
+    order placed after a close does. So a new market starts with its days ended through the last
+    close before ``at`` (the event's time, not the clock: a replay sets the same). A market known
+    already keeps how far its days are ended: adding its exchange again or moving its close
+    never ends a day twice.
+    """
+    for market in markets:
+        # the market's wall-clock time: an offset given with it is its time zone's business
+        close = market.trading_hours.close.replace(tzinfo=None)
+        await unit.execute(
+            """
+            insert into markets (exchange, market, time_zone, close, ended_through) values ($1, $2, $3, $4, $5)
+            on conflict (exchange, market) do update set time_zone = excluded.time_zone, close = excluded.close
+            """,
+            exchange,
+            market.code,
+            market.time_zone,
+            close,
+            last_closed(at, market.time_zone, close),
+        )
+    await unit.execute(
+        "delete from markets where exchange = $1 and market <> all($2::text[])",
+        exchange,
+        [market.code for market in markets],
+    )
+
+
+async def markets_of_active_exchanges(unit: UnitOfWork) -> list[MarketClose]:
+    rows = await unit.fetch(
+        """
+        select m.exchange, m.market, m.time_zone, m.close, m.ended_through
+        from markets m join exchanges e on e.code = m.exchange
+        where e.state = 'active'
+        order by m.exchange, m.market
+        """
+    )
+    return [MarketClose(**dict(row)) for row in rows]
+
+
+async def instruments_with_state(unit: UnitOfWork, market: MarketClose) -> list[str]:
+    """The market's instruments (``CODE.MARKET``) the adapter holds a state of, in code order."""
+    rows = await unit.fetch(
+        "select instrument from adapter_states where exchange = $1 and split_part(instrument, '.', 2) = $2"
+        " order by instrument",
+        market.exchange,
+        market.market,
+    )
+    return [row["instrument"] for row in rows]
+
+
+async def end_day(unit: UnitOfWork, market: MarketClose, trading_date: dt.date) -> None:
+    await unit.execute(
+        "update markets set ended_through = $3 where exchange = $1 and market = $2",
+        market.exchange,
+        market.market,
+        trading_date,
     )

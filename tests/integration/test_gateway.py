@@ -1,17 +1,26 @@
 """The gateway on the real stack: adapters registered per exchange, routed orders turned into
-execution reports by Prodigy's adapter, its book kept between instructions, and refusals."""
+execution reports by Prodigy's adapter, its book kept between instructions, refusals, and DAY
+orders expired at their market's close by the gateway's timer."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 
 import pytest
 import pytest_asyncio
 
+from consumers.gateway import closing
 from consumers.gateway.service import SERVICE
-from schemas.exchanges import ExchangeAdded, ExchangeSuspended
+from consumers.gateway.trading_days import last_closed
+from schemas import registry
+from schemas.exchanges import ExchangeAdded, ExchangeSuspended, TradingHours
 from schemas.gateway import ExecutionKind, ExecutionReported, OmsAdapterRegistered, OmsAdapterStopped
 from schemas.oms import OrderCancelRouted, OrderRouted
 from schemas.provisioning import StepFailed
@@ -19,14 +28,23 @@ from schemas.types import OrderLifetime, OrderSide, OrderType
 from tests.conftest import Stack
 from tests.support.exchanges import new_exchange_code
 from tests.support.service_under_test import ServiceUnderTest, module_settings
+from xbus.exchanges.prodigy.book import Book
+from xbus.exchanges.prodigy.market_maker import open_book
+from xbus.platform import topic_reader
+from xbus.reader import read_topic, topic_partitions
 from xbus.trading import instruments, prodigy_exchange
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
+#: The gateway with its timers ticking every 0.2 s rather than every few seconds.
+TICKING = dataclasses.replace(
+    SERVICE, timers=tuple(dataclasses.replace(timer, interval_seconds=0.2) for timer in SERVICE.timers)
+)
+
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def gateway(stack: Stack) -> AsyncIterator[ServiceUnderTest]:
-    async with ServiceUnderTest(SERVICE, await module_settings(stack)) as service:
+    async with ServiceUnderTest(TICKING, await module_settings(stack)) as service:
         yield service
 
 
@@ -61,7 +79,7 @@ def routed(
     )
 
 
-def reports(follow_ups: list[object]) -> list[ExecutionReported]:
+def reports(follow_ups: Sequence[object]) -> list[ExecutionReported]:
     assert all(isinstance(event, ExecutionReported) for event in follow_ups), follow_ups
     return [event for event in follow_ups if isinstance(event, ExecutionReported)]
 
@@ -100,9 +118,8 @@ async def test_a_marketable_order_is_acknowledged_then_filled_in_the_markets_cur
     assert sum(fill.fill_quantity for fill in fills) == 5
     assert got[-1].is_final and got[-1].cumulative_quantity == 5
     assert {fill.currency for fill in fills} == {"USD"}
-    assert all(
-        fill.fill_price is not None and fill.fill_price <= order.limit_price for fill in fills if fill.fill_price
-    )
+    assert order.limit_price is not None
+    assert all(fill.fill_price is not None and fill.fill_price <= order.limit_price for fill in fills)
     assert len({fill.venue_trade_id for fill in fills}) == len(fills)
 
 
@@ -153,3 +170,126 @@ async def test_an_order_for_a_suspended_exchange_is_rejected_with_the_reason(gat
     [rejected] = reports((await gateway.handle(order)).follow_ups)
     assert (rejected.kind, rejected.order_id, rejected.leaves_quantity) == (ExecutionKind.REJECTED, order.order_id, 0)
     assert rejected.reason is not None and "systems check" in rejected.reason
+
+
+def around_noon(now: dt.datetime) -> str:
+    """A time zone (a fixed offset: no daylight saving) in which ``now`` is between 12:00 and 13:00."""
+    offset = 12 - now.astimezone(dt.UTC).hour
+    return f"Etc/GMT{-offset:+d}"  # the IANA sign is reversed: Etc/GMT-10 is UTC+10
+
+
+def closing_at(exchange: ExchangeAdded, time_zone: str, *closes: int) -> ExchangeAdded:
+    """``exchange`` with its markets closing at these hours, in order, in ``time_zone``."""
+    markets = tuple(
+        market.model_copy(
+            update={"time_zone": time_zone, "trading_hours": TradingHours(open=dt.time(7), close=dt.time(close))}
+        )
+        for market, close in zip(exchange.markets, closes, strict=True)
+    )
+    return exchange.model_copy(update={"markets": markets})
+
+
+async def expired(gateway: ServiceUnderTest, exchange: ExchangeAdded) -> list[ExecutionReported]:
+    """The exchange's EXPIRED reports on the gateway's follow-up topic so far, by order id."""
+    settings = gateway.settings
+    async with topic_reader(settings, settings.kafka_bootstrap or "") as (admin, consumer):
+        partitions = await topic_partitions(admin, settings.topic(gateway.follow_up_topic))
+        reads = [read async for read in read_topic(consumer, partitions, idle_ms=50)]
+    events = [registry.parse(read.envelope.type, read.data) for read in reads if read.envelope is not None]
+    found = [
+        event
+        for event in events
+        if isinstance(event, ExecutionReported)
+        and event.exchange == exchange.code
+        and event.kind is ExecutionKind.EXPIRED
+    ]
+    return sorted(found, key=lambda report: report.order_id)
+
+
+async def expired_once(gateway: ServiceUnderTest, exchange: ExchangeAdded, count: int) -> list[ExecutionReported]:
+    """Wait for ``count`` EXPIRED reports of the exchange, then for two more ticks: still ``count``."""
+    deadline = time.monotonic() + gateway.timeout
+    while len(reports := await expired(gateway, exchange)) < count:
+        assert time.monotonic() < deadline, f"{len(reports)} of {count} orders expired in {gateway.timeout} s"
+        await asyncio.sleep(0.1)
+    assert len(reports) == count, reports
+    timers = gateway.runner.timers
+    ticks = timers.ticks
+    while timers.ticks < ticks + 2:
+        assert time.monotonic() < deadline, "the gateway's timer stopped ticking"
+        await asyncio.sleep(0.1)
+    assert await gateway.db.fetchval("select count(*) from xbus_outbox where sent_at is null") == 0
+    again = await expired(gateway, exchange)
+    assert again == reports, "a later tick of the same trading day expired orders again"
+    return reports
+
+
+async def resting_orders(gateway: ServiceUnderTest, instrument: str) -> set[str | None]:
+    state = await gateway.db.fetchval("select state from adapter_states where instrument = $1", instrument)
+    return {order.order_id for _, order in Book.from_state(json.loads(state)).resting() if not order.is_market_maker}
+
+
+async def test_day_orders_expire_at_their_markets_close_and_good_till_cancel_ones_stay(
+    gateway: ServiceUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    # Around noon in the markets' time zone, the first market closed at 09:00, before the exchange
+    # was added; the second closes at 15:00.
+    exchange = closing_at(prodigy_exchange(new_exchange_code()), around_noon(now), 9, 15)
+    prices = await added(gateway, exchange)
+    closed_before, closing_later = instruments(exchange)[0], instruments(exchange)[3]
+
+    def below(instrument: str) -> Decimal:
+        return (prices[instrument] * Decimal("0.8")).quantize(Decimal("0.01"))
+
+    day = routed(exchange, closing_later, OrderSide.BUY, 7, below(closing_later), OrderLifetime.DAY)
+    good_till_cancel = routed(exchange, closing_later, OrderSide.BUY, 5, below(closing_later))
+    # a DAY buy at the best ask for more than the market maker offers there: filled in part, it rests
+    best_ask = open_book(exchange.code, closing_later).asks[0]
+    partly_filled = routed(
+        exchange, closing_later, OrderSide.BUY, best_ask.quantity + 30, best_ask.price, OrderLifetime.DAY
+    )
+    # placed after its market's close, a DAY order is for the next trading day
+    next_day = routed(exchange, closed_before, OrderSide.BUY, 4, below(closed_before), OrderLifetime.DAY)
+    placed = reports((await gateway.handle(day, good_till_cancel, partly_filled, next_day)).follow_ups)
+    assert sum(report.fill_quantity for report in placed) == best_ask.quantity
+    assert await expired_once(gateway, exchange, 0) == []  # neither close has passed since they were placed
+
+    monkeypatch.setattr(closing, "clock", lambda unit: now + dt.timedelta(hours=4))  # 16:xx there
+    ended = await expired_once(gateway, exchange, 2)
+    assert sorted((report.order_id, report.cumulative_quantity, report.leaves_quantity) for report in ended) == sorted(
+        [(day.order_id, 0, 0), (partly_filled.order_id, best_ask.quantity, 0)]
+    )
+    assert {(report.account_id, report.instrument, report.side, report.currency) for report in ended} == {
+        (day.account_id, closing_later, OrderSide.BUY, "AUD"),
+        (partly_filled.account_id, closing_later, OrderSide.BUY, "AUD"),
+    }
+    assert await resting_orders(gateway, closing_later) == {good_till_cancel.order_id}
+    assert await resting_orders(gateway, closed_before) == {next_day.order_id}
+    # the day over, a DAY order placed now is for the next trading day too
+    late = routed(exchange, closing_later, OrderSide.BUY, 3, below(closing_later), OrderLifetime.DAY)
+    await gateway.handle(late)
+    assert await expired_once(gateway, exchange, 2) == ended
+
+    monkeypatch.setattr(closing, "clock", lambda unit: now + dt.timedelta(hours=25))  # 13:xx the next day
+    [ended_next_day] = [report for report in await expired_once(gateway, exchange, 3) if report not in ended]
+    assert (ended_next_day.order_id, ended_next_day.cumulative_quantity) == (next_day.order_id, 0)
+    assert await resting_orders(gateway, closed_before) == set()
+    assert await resting_orders(gateway, closing_later) == {good_till_cancel.order_id, late.order_id}
+
+
+@pytest.mark.parametrize(
+    ("now", "trading_date"),
+    [
+        ("2026-01-14T04:59:59+00:00", "2026-01-13"),  # 15:59:59 in Sydney's summer (UTC+11)
+        ("2026-01-14T05:00:00+00:00", "2026-01-14"),  # 16:00
+        ("2026-04-05T05:59:59+00:00", "2026-04-04"),  # 15:59:59 on the day daylight saving ends (UTC+10)
+        ("2026-04-05T06:00:00+00:00", "2026-04-05"),
+        ("2026-04-05T13:59:59+00:00", "2026-04-05"),  # 23:59:59: the day's close is the last
+        ("2026-04-05T14:00:00+00:00", "2026-04-05"),  # midnight: a new day whose close is ahead
+    ],
+)
+async def test_a_markets_day_ends_at_its_close_on_its_own_wall_clock(now: str, trading_date: str) -> None:
+    # (a coroutine only because every test of this module runs on its event loop)
+    closed = last_closed(dt.datetime.fromisoformat(now), "Australia/Sydney", dt.time(16))
+    assert closed == dt.date.fromisoformat(trading_date)

@@ -1,4 +1,5 @@
-"""Prodigy's OMS adapter: reference prices, and properties of random instruction streams on one instrument.
+"""Prodigy's OMS adapter: reference prices, properties of random instruction streams on one
+instrument, and the end of the day after them.
 
 Every stream runs through the adapter as the gateway runs it: the state of one instruction is
 the input of the next, starting from None (a book seeded by the market maker).
@@ -27,11 +28,11 @@ from schemas.oms import OrderCancelRouted, OrderRouted
 from schemas.types import OrderLifetime, OrderSide, OrderType
 from tests.unit.test_prodigy_book import routed
 from tests.unit.test_prodigy_feed import exchange
-from xbus.exchanges.plugins import ExecutionReport
+from xbus.exchanges.plugins import AdapterResult, ExecutionReport
 from xbus.exchanges.prodigy import ProdigyOmsAdapter
 from xbus.exchanges.prodigy.book import Book, RestingOrder
 from xbus.exchanges.prodigy.market_maker import open_book
-from xbus.exchanges.prodigy.plugins import BookMismatch
+from xbus.exchanges.prodigy.plugins import BookMismatch, NoBook
 from xbus.exchanges.prodigy.pricing import DEPTH, from_ticks, level_spacing, reference_price, to_ticks
 
 Instruction = OrderRouted | OrderCancelRouted
@@ -363,3 +364,66 @@ async def test_another_instruments_state_is_refused() -> None:
     opened = await adapter.submit(routed("b1", OrderSide.BUY, 1, limit_price="1.00", instrument="XS01.XSX"), None)
     with pytest.raises(BookMismatch, match=r"the book of XS01\.XSX was passed for an instruction on XS02\.XSX"):
         await adapter.submit(routed("b2", OrderSide.BUY, 1, limit_price="1.00", instrument="XS02.XSX"), opened.state)
+
+
+def closed(instrument: str, state: Mapping[str, Any] | None) -> AdapterResult:
+    """The adapter's end of the day for ``instrument``, as the gateway's timer calls it."""
+    return asyncio.run(adapter.end_of_day(instrument, state))
+
+
+@given(streams())
+def test_the_end_of_the_day_expires_exactly_the_resting_day_orders_with_what_they_filled(
+    stream: list[Instruction],
+) -> None:
+    instrument = stream[0].instrument
+    state = replay(stream)[-1].state
+    before = resting(state)
+    result = closed(instrument, state)
+
+    day = {key: order for key, order in before.items() if order.lifetime is OrderLifetime.DAY}
+    assert len(result.reports) == len(day)
+    assert {
+        (report.order_id, report.account_id): (report.kind, report.cumulative_quantity, report.leaves_quantity)
+        for report in result.reports
+    } == {key: (ExecutionKind.EXPIRED, order.filled, 0) for key, order in day.items()}
+    for report in result.reports:
+        ExecutionReported(
+            **asdict(report), exchange="XSX", instrument=instrument, currency="AUD", settles_through_registry=True
+        )
+    assert resting(result.state) == {key: order for key, order in before.items() if key not in day}
+    book = Book.from_state(result.state)
+    assert book.best_bid is not None and book.best_ask is not None and book.best_bid < book.best_ask
+
+    again = closed(instrument, result.state)
+    assert again.reports == () and again.state == result.state
+
+
+@given(streams())
+def test_the_end_of_the_day_gives_byte_identical_outcomes_from_a_state_stored_as_json(
+    stream: list[Instruction],
+) -> None:
+    instrument = stream[0].instrument
+    state = replay(stream)[-1].state
+
+    def outcome(result: AdapterResult) -> str:
+        return json.dumps([asdict(report) for report in result.reports], default=str) + json.dumps(result.state)
+
+    direct = outcome(closed(instrument, state))
+    assert outcome(closed(instrument, json.loads(json.dumps(state)))) == direct
+    assert outcome(closed(instrument, state)) == direct
+
+
+async def test_a_book_without_day_orders_is_left_as_it_was_at_the_end_of_the_day() -> None:
+    opened = await adapter.submit(
+        routed("b1", OrderSide.BUY, 1, limit_price="1.00", lifetime=OrderLifetime.GOOD_TILL_CANCEL), None
+    )
+    result = await adapter.end_of_day("XS01.XSX", opened.state)
+    assert result.reports == () and result.state == opened.state
+
+
+async def test_the_end_of_the_day_of_an_instrument_without_a_book_or_with_anothers_is_refused() -> None:
+    with pytest.raises(NoBook, match=r"XS01\.XSX has had no instruction"):
+        await adapter.end_of_day("XS01.XSX", None)
+    opened = await adapter.submit(routed("b1", OrderSide.BUY, 1, limit_price="1.00", instrument="XS01.XSX"), None)
+    with pytest.raises(BookMismatch, match=r"the book of XS01\.XSX was passed for an instruction on XS02\.XSX"):
+        await adapter.end_of_day("XS02.XSX", opened.state)

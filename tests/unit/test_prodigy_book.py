@@ -307,3 +307,51 @@ def test_the_market_maker_never_quotes_through_a_platform_order_resting_beyond_i
     assert own_side[0].order_id == "p1" and own_side[0].price == beyond
     assert len(other_side) == DEPTH and all(order.is_market_maker for order in other_side)
     assert book.best_bid is not None and book.best_ask is not None and book.best_bid < book.best_ask
+
+
+def test_the_end_of_the_day_expires_day_orders_with_what_they_filled_and_keeps_the_rest() -> None:
+    book = with_asks(("10.01", 100), ("10.50", 100))
+    book.submit(routed("b1", OrderSide.BUY, 300, limit_price="10.02"))  # fills 100, rests 200
+    book.submit(routed("b2", OrderSide.BUY, 50, limit_price="9.00", lifetime=OrderLifetime.GOOD_TILL_CANCEL))
+    book.submit(routed("s1", OrderSide.SELL, 40, limit_price="10.40", account_id=SELLER))
+    reports = book.end_of_day()
+    assert [
+        (
+            report.order_id,
+            report.account_id,
+            report.side,
+            report.kind,
+            report.cumulative_quantity,
+            report.leaves_quantity,
+        )
+        for report in reports
+    ] == [
+        ("b1", BUYER, OrderSide.BUY, ExecutionKind.EXPIRED, 100, 0),
+        ("s1", SELLER, OrderSide.SELL, ExecutionKind.EXPIRED, 0, 0),
+    ]
+    assert [report.reason for report in reports] == [
+        "day order: the market closed with 200 of 300 unfilled",
+        "day order: the market closed with 40 of 40 unfilled",
+    ]
+    assert resting_ids(book) == ["b2", None]  # the good-till-cancel buy and the market maker's ask
+    assert book.end_of_day() == []
+
+
+def test_a_day_order_rests_in_the_state_with_its_lifetime_and_expires_after_a_round_trip() -> None:
+    book = empty_book()
+    book.submit(routed("b1", OrderSide.BUY, 10, limit_price="9.00"))
+    book.submit(routed("b2", OrderSide.BUY, 10, limit_price="9.00", lifetime=OrderLifetime.GOOD_TILL_CANCEL))
+    state = json.loads(json.dumps(book.to_state()))
+    assert [order["lifetime"] for order in state["bids"]] == ["DAY", "GOOD_TILL_CANCEL"]
+    [expired] = Book.from_state(state).end_of_day()
+    assert expired.order_id == "b1"
+
+
+def test_a_book_stored_before_lifetimes_were_kept_rests_its_orders_until_cancelled() -> None:
+    book = empty_book()
+    book.submit(routed("b1", OrderSide.BUY, 10, limit_price="9.00"))
+    state = book.to_state()
+    for order in state["bids"]:
+        del order["lifetime"]
+    old = Book.from_state(state)
+    assert old.end_of_day() == [] and resting_ids(old) == ["b1"]

@@ -27,6 +27,14 @@ kept in production (a deterministic state machine over a sequenced journal of in
 it suits an adapter of a real exchange too: its state then holds what it needs to resume a
 session (sequence numbers, the venue's order ids), and it must treat ``order_id`` as the client
 order id the exchange deduplicates on.
+
+**The close** of each market is told to the adapter too: once a market's trading day has
+ended (``ExchangeAdded`` gives its ``trading_hours.close`` in its ``time_zone``), the gateway
+calls ``end_of_day`` once per instrument of the market that it holds a state of, and the
+adapter ends what does not outlive the day (``DAY`` orders, reported ``EXPIRED``), in the same
+transaction as the state, as for an instruction. The adapter reads no clock to know that the
+day is over: the close is the gateway's to tell, once per market and trading day. An adapter
+of a real exchange, which expires orders itself, returns there the expiries the exchange sent.
 """
 
 from __future__ import annotations
@@ -100,6 +108,11 @@ class OmsAdapter(Protocol):
         """Cancel what is left of an order; a cancel of an order no longer open reports nothing."""
         ...
 
+    async def end_of_day(self, instrument: str, state: AdapterState | None) -> AdapterResult:
+        """The market has closed: end what does not outlive the day (``DAY`` orders, reported
+        ``EXPIRED``); ``state`` is the instrument's as last stored."""
+        ...
+
 
 def load_market_data_plugin(name: str) -> MarketDataPlugin:
     plugin = _load(MARKET_DATA_GROUP, name)
@@ -111,7 +124,7 @@ def load_market_data_plugin(name: str) -> MarketDataPlugin:
 def load_oms_adapter(name: str) -> OmsAdapter:
     adapter = _load(OMS_ADAPTER_GROUP, name)
     if not isinstance(adapter, OmsAdapter):
-        raise PluginError(f"OMS adapter {name!r} lacks reference_prices, submit or cancel")
+        raise PluginError(f"OMS adapter {name!r} lacks reference_prices, submit, cancel or end_of_day")
     return adapter
 
 

@@ -4,8 +4,9 @@ What is simulated
     *Orders* (:class:`ProdigyOmsAdapter`): one order book per instrument
     (:mod:`~xbus.exchanges.prodigy.book`) matching LIMIT and MARKET orders (MARKET_TO_LIMIT taken
     as MARKET) by price-time priority, with partial fills; DAY and GOOD_TILL_CANCEL remainders
-    rest, IMMEDIATE_OR_CANCEL and FILL_OR_KILL ones are cancelled, and a market order never
-    trades beyond its protection price nor rests. STOP, STOP_LIMIT, GOOD_TILL_DATE and SHORTSELL
+    rest (a DAY one expires when the gateway tells the book that its market has closed),
+    IMMEDIATE_OR_CANCEL and FILL_OR_KILL ones are cancelled, and a market order never trades
+    beyond its protection price nor rests. STOP, STOP_LIMIT, GOOD_TILL_DATE and SHORTSELL
     are rejected. A market maker (:mod:`~xbus.exchanges.prodigy.market_maker`) quotes a few
     levels a side, first around the instrument's reference price, then, after every
     instruction, afresh around the last trade price, so an order always finds liquidity. It has
@@ -19,9 +20,10 @@ What is simulated
 How it stays deterministic
     Reference prices and quote sizes are SHA-256 digests of the exchange and instrument codes
     (:mod:`~xbus.exchanges.prodigy.pricing`), never Python's salted ``hash()``. The book reads
-    no clock and draws no random numbers: its state is JSON the gateway stores with the reports,
-    and the same instructions in the same order give byte-identical reports and states, which is
-    how a replay rebuilds the same book. The feed draws from ``random.Random`` seeded with the
+    no clock (the close of its market comes from the gateway, like an instruction) and draws no
+    random numbers: its state is JSON the gateway stores with the reports, and the same
+    instructions (closes included) in the same order give byte-identical reports and states,
+    which is how a replay rebuilds the same book. The feed draws from ``random.Random`` seeded with the
     exchange code, so the same exchange gives the same events; only their ``at`` is the wall
     clock, because the feed is live.
 

@@ -6,8 +6,10 @@ instruction says (no clock, no randomness), so the same instructions rebuild the
 Prices are compared as Decimals; each side is a list in priority order (best price first, then
 arrival), which is also the order the state lists them in.
 
-Orders of the platform carry their account; the market maker's orders carry none and get no
-reports (see :mod:`xbus.exchanges.prodigy.market_maker`).
+Orders of the platform carry their account and lifetime; the market maker's orders carry no
+account and get no reports (see :mod:`xbus.exchanges.prodigy.market_maker`). The book keeps no
+clock: a ``DAY`` order rests until :meth:`Book.end_of_day`, which the gateway calls once the
+market has closed, as it hands the book an instruction.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from schemas.types import OrderLifetime, OrderSide, OrderType
 from xbus.exchanges.plugins import ExecutionReport
 from xbus.exchanges.prodigy.pricing import TICK, on_tick
 
-#: Lifetimes that leave a limit order's remainder in the book. Prodigy keeps no clock, so a DAY
-#: order rests until cancelled, like GOOD_TILL_CANCEL.
+#: Lifetimes that leave a limit order's remainder in the book: a DAY one until the market's close
+#: (Book.end_of_day), a GOOD_TILL_CANCEL one until cancelled.
 _RESTING_LIFETIMES = frozenset({OrderLifetime.DAY, OrderLifetime.GOOD_TILL_CANCEL})
 _SUPPORTED_LIFETIMES = _RESTING_LIFETIMES | {OrderLifetime.IMMEDIATE_OR_CANCEL, OrderLifetime.FILL_OR_KILL}
 #: MARKET_TO_LIMIT is taken as MARKET, as the OMS takes it.
@@ -42,6 +44,8 @@ class RestingOrder:
     filled: int
     #: Time priority: the book's arrival counter when the order was placed.
     arrival: int
+    #: DAY or GOOD_TILL_CANCEL (the market maker's quotes: GOOD_TILL_CANCEL, as it requotes them itself).
+    lifetime: OrderLifetime = OrderLifetime.GOOD_TILL_CANCEL
 
     @property
     def leaves(self) -> int:
@@ -59,6 +63,7 @@ class RestingOrder:
             "quantity": self.quantity,
             "filled": self.filled,
             "arrival": self.arrival,
+            "lifetime": str(self.lifetime),
         }
 
     @classmethod
@@ -70,6 +75,8 @@ class RestingOrder:
             quantity=state["quantity"],
             filled=state["filled"],
             arrival=state["arrival"],
+            # books stored before Prodigy kept lifetimes rested every order until cancelled
+            lifetime=OrderLifetime(state.get("lifetime", OrderLifetime.GOOD_TILL_CANCEL)),
         )
 
 
@@ -149,10 +156,12 @@ class Book:
         price: Decimal,
         quantity: int,
         filled: int = 0,
+        *,
+        lifetime: OrderLifetime = OrderLifetime.GOOD_TILL_CANCEL,
     ) -> None:
         """Put an order in the book behind every order already at its price."""
         self.arrivals += 1
-        order = RestingOrder(order_id, account_id, price, quantity, filled, arrival=self.arrivals)
+        order = RestingOrder(order_id, account_id, price, quantity, filled, arrival=self.arrivals, lifetime=lifetime)
         bisect.insort(self.side(side), order, key=_priority(side))
 
     def withdraw_market_maker(self) -> None:
@@ -178,7 +187,9 @@ class Book:
         if not unfilled:
             return reports
         if not is_market and order.lifetime in _RESTING_LIFETIMES:
-            self.rest(order.side, order.order_id, order.account_id, bound, order.quantity, filled)
+            self.rest(
+                order.side, order.order_id, order.account_id, bound, order.quantity, filled, lifetime=order.lifetime
+            )
             return reports
         if is_market:
             reason = f"market order: {unfilled} left unfilled within its protection price {bound}"
@@ -191,18 +202,24 @@ class Book:
         for side, resting in self.resting():
             if resting.order_id == order_id and resting.account_id == account_id:
                 self.side(side).remove(resting)
-                return [
-                    ExecutionReport(
-                        order_id=order_id,
-                        account_id=account_id,
-                        side=side,
-                        kind=ExecutionKind.CANCELLED,
-                        cumulative_quantity=resting.filled,
-                        leaves_quantity=0,
-                        reason=reason or "cancelled on request",
-                    )
-                ]
+                return [_ended(side, resting, ExecutionKind.CANCELLED, reason or "cancelled on request")]
         return []
+
+    def end_of_day(self) -> list[ExecutionReport]:
+        """The market has closed: take out every DAY order, reported EXPIRED with what it filled,
+        bids then asks in priority order; GOOD_TILL_CANCEL orders and the market maker's stay."""
+        expired = [(side, resting) for side, resting in self.resting() if resting.lifetime is OrderLifetime.DAY]
+        for side, resting in expired:
+            self.side(side).remove(resting)
+        return [
+            _ended(
+                side,
+                resting,
+                ExecutionKind.EXPIRED,
+                f"day order: the market closed with {resting.leaves} of {resting.quantity} unfilled",
+            )
+            for side, resting in expired
+        ]
 
     def _refusal(self, order: OrderRouted) -> str | None:
         if order.side is OrderSide.SHORTSELL:
@@ -289,6 +306,20 @@ def _report(
         fill_quantity=quantity,
         fill_price=price,
         venue_trade_id=trade_id,
+        reason=reason,
+    )
+
+
+def _ended(side: OrderSide, resting: RestingOrder, kind: ExecutionKind, reason: str) -> ExecutionReport:
+    """The last report of a platform order taken out of the book with what it had filled."""
+    assert resting.order_id is not None and resting.account_id is not None  # a platform order
+    return ExecutionReport(
+        order_id=resting.order_id,
+        account_id=resting.account_id,
+        side=side,
+        kind=kind,
+        cumulative_quantity=resting.filled,
+        leaves_quantity=0,
         reason=reason,
     )
 

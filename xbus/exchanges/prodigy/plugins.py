@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from decimal import Decimal
 
 from schemas.exchanges import ExchangeAdded
@@ -24,6 +24,10 @@ _UNPACED_BATCH = 1_000
 
 class BookMismatch(XbusError):
     """The gateway passed the state of another instrument's book: its per-instrument states are mixed up."""
+
+
+class NoBook(XbusError):
+    """The gateway ended the day of an instrument it holds no book of: it should skip such instruments."""
 
 
 class ProdigyMarketData:
@@ -64,31 +68,44 @@ class ProdigyOmsAdapter:
         return {instrument: reference_price(exchange.code, instrument) for instrument in instruments(exchange)}
 
     async def submit(self, order: OrderRouted, state: AdapterState | None) -> AdapterResult:
-        return _apply(order.exchange, order.instrument, state, lambda book: book.submit(order))
+        book = _opened(order.exchange, order.instrument, state)
+        return _result(book, book.submit(order))
 
     async def cancel(self, cancel: OrderCancelRouted, state: AdapterState | None) -> AdapterResult:
-        return _apply(
-            cancel.exchange,
-            cancel.instrument,
-            state,
-            lambda book: book.cancel(cancel.order_id, cancel.account_id, cancel.reason),
-        )
+        book = _opened(cancel.exchange, cancel.instrument, state)
+        return _result(book, book.cancel(cancel.order_id, cancel.account_id, cancel.reason))
+
+    async def end_of_day(self, instrument: str, state: AdapterState | None) -> AdapterResult:
+        """Expire the book's DAY orders, then the market maker requotes (its quotes were held back
+        from them); a book with none is left exactly as it was, so the gateway need not store it."""
+        if state is None:
+            raise NoBook(
+                f"{instrument} has had no instruction, so Prodigy has no book of it to close: "
+                "the gateway calls end_of_day only for instruments it holds a state of"
+            )
+        book = _book(instrument, state)
+        expired = book.end_of_day()
+        return _result(book, expired) if expired else AdapterResult(reports=(), state=state)
 
 
-def _apply(
-    exchange: str,
-    instrument: str,
-    state: AdapterState | None,
-    instruction: Callable[[Book], list[ExecutionReport]],
-) -> AdapterResult:
-    """One instruction on the instrument's book (opened the first time), then the market maker's turn."""
-    book = open_book(exchange, instrument) if state is None else Book.from_state(state)
+def _opened(exchange: str, instrument: str, state: AdapterState | None) -> Book:
+    """The instrument's book, opened on ``exchange`` for its first instruction."""
+    return open_book(exchange, instrument) if state is None else _book(instrument, state)
+
+
+def _book(instrument: str, state: AdapterState) -> Book:
+    """The instrument's book as ``state`` holds it."""
+    book = Book.from_state(state)
     if book.instrument != instrument:
         raise BookMismatch(
             f"the book of {book.instrument} was passed for an instruction on {instrument}: "
             "the gateway must keep one adapter state per instrument"
         )
-    reports = instruction(book)
+    return book
+
+
+def _result(book: Book, reports: list[ExecutionReport]) -> AdapterResult:
+    """An instruction's reports, after the market maker's turn."""
     requote(book)
     return AdapterResult(reports=tuple(reports), state=book.to_state())
 
