@@ -122,13 +122,15 @@ def prodigy_exchange(
     code: str,
     *,
     markets: int = 2,
-    symbols: int = 3,
+    symbols: int | Sequence[str] = 3,
     currency: str = "AUD",
     settles_through_registry: bool = True,
     plugin: str = "prodigy",
     adapter: str = "prodigy",
 ) -> ExchangeAdded:
-    """``code`` with markets ``code``, ``codeB``, ... each listing ``XS01``, ``XS02``, ..."""
+    """``code`` with markets ``code``, ``codeB``, ... each listing ``symbols``: those codes, or that
+    many named ``XS01``, ``XS02``, ..."""
+    codes = [f"XS{n:02d}" for n in range(1, symbols + 1)] if isinstance(symbols, int) else list(symbols)
     return ExchangeAdded(
         code=code,
         name=f"Prodigy test exchange {code}",
@@ -139,8 +141,8 @@ def prodigy_exchange(
                 time_zone="Australia/Sydney",
                 trading_hours=TradingHours(open=dt.time(10, 0), close=dt.time(16, 0)),
                 symbols=tuple(
-                    Symbol(code=f"XS{n:02d}", name=f"Test company {n}", currency=currency, cfi_code="ESVUFR")
-                    for n in range(1, symbols + 1)
+                    Symbol(code=symbol, name=f"Company {symbol}", currency=currency, cfi_code="ESVUFR")
+                    for symbol in codes
                 ),
             )
             for index in range(markets)

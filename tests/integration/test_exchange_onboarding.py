@@ -8,8 +8,6 @@ its own flow's events.
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,15 +15,17 @@ import pytest
 import pytest_asyncio
 
 from producers import Outgoing
-from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, Market, TradingHours
+from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended
 from schemas.foundry import RegistrySettlementEnabled
 from schemas.gateway import OmsAdapterRegistered, OmsAdapterStopped
 from schemas.market_data import MarketDataFeedStarted, MarketDataFeedStopped
 from schemas.provisioning import ChangeApplied, ExchangeOnboarded, ProvisioningFailed, StepFailed
 from tests.conftest import Stack
 from tests.integration.test_runtime import eventually
+from tests.support.exchanges import new_exchange_code
 from tests.support.service_under_test import module_settings
 from tests.support.tracker import Tracker, new_id, running_tracker, state, steps
+from xbus.trading import prodigy_exchange
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
@@ -41,25 +41,11 @@ async def tracker(stack: Stack) -> AsyncIterator[Tracker]:
 @pytest.fixture
 def code() -> str:
     """An exchange code of this test's own."""
-    return f"X{uuid.uuid4().hex[:8].upper()}"
+    return new_exchange_code()
 
 
 def added(code: str, settles: bool = True) -> ExchangeAdded:
-    return ExchangeAdded(
-        code=code,
-        name=f"Exchange {code}",
-        markets=(
-            Market(
-                code=code,
-                currency="AUD",
-                time_zone="Australia/Sydney",
-                trading_hours=TradingHours(open=dt.time(10), close=dt.time(16)),
-            ),
-        ),
-        market_data_plugin="prodigy",
-        oms_adapter="prodigy",
-        settles_through_registry=settles,
-    )
+    return prodigy_exchange(code, markets=1, symbols=0, settles_through_registry=settles)
 
 
 def feed_started(flow_id: str, code: str) -> MarketDataFeedStarted:

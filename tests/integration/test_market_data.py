@@ -34,7 +34,7 @@ from consumers.runtime.service import BackgroundContext, BackgroundTask
 from consumers.runtime.unit_of_work import DbConnection
 from producers import Outgoing, Published, Publisher
 from schemas import Envelope, Event, registry
-from schemas.exchanges import ExchangeAdded, ExchangeSuspended, ExchangeUpdated, Market, Symbol, TradingHours
+from schemas.exchanges import ExchangeAdded, ExchangeSuspended, ExchangeUpdated
 from schemas.market_data import (
     MARKET_DATA,
     MarketDataFeedStarted,
@@ -56,6 +56,7 @@ from xbus.offsets import log_end_offsets
 from xbus.platform import acks_all_producer, load_catalogue, topic_reader
 from xbus.reader import topic_partitions
 from xbus.settings import Settings
+from xbus.trading import prodigy_exchange
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
@@ -75,21 +76,7 @@ def code() -> str:
 
 
 def exchange(code: str, plugin: str = "prodigy", symbols: Sequence[str] = ("BHP", "RIO", "CBA")) -> ExchangeAdded:
-    return ExchangeAdded(
-        code=code,
-        name=f"Exchange {code}",
-        markets=(
-            Market(
-                code=code,
-                currency="AUD",
-                time_zone="Australia/Sydney",
-                trading_hours=TradingHours(open=dt.time(10), close=dt.time(16)),
-                symbols=tuple(Symbol(code=s, name=s, currency="AUD", cfi_code="ESVUFR") for s in symbols),
-            ),
-        ),
-        market_data_plugin=plugin,
-        oms_adapter="prodigy",
-    )
+    return prodigy_exchange(code, markets=1, symbols=symbols, plugin=plugin)
 
 
 def trade(code: str, instrument: str, seq: int, price: str, quantity: int) -> MarketTradeReported:

@@ -7,7 +7,6 @@ that dead-letters a fill never sends another event of that account: its key is b
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -18,13 +17,15 @@ import pytest_asyncio
 from consumers.registry import queries
 from consumers.registry.service import SERVICE
 from schemas.accounts import FundsDeposited, FundsWithdrawn, Investor, TradingAccountOpened
-from schemas.exchanges import ExchangeAdded, ExchangeUpdated, Market, Symbol, TradingHours
+from schemas.exchanges import ExchangeAdded, ExchangeUpdated
 from schemas.foundry import CashMovementApplied, RegistrySettlementEnabled, SettlementApplied
 from schemas.gateway import ExecutionKind, ExecutionReported
 from schemas.provisioning import StepFailed
 from schemas.types import InvestorType, Money, OrderSide, PositiveMoney
 from tests.conftest import Stack
+from tests.support.exchanges import new_exchange_code
 from tests.support.service_under_test import ServiceUnderTest, module_settings
+from xbus.trading import prodigy_exchange
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
@@ -35,27 +36,8 @@ async def registry(stack: Stack) -> AsyncIterator[ServiceUnderTest]:
         yield service
 
 
-def new_exchange() -> str:
-    return f"X{uuid.uuid4().hex[:8].upper()}"
-
-
 def exchange_added(code: str, settles: bool = True) -> ExchangeAdded:
-    return ExchangeAdded(
-        code=code,
-        name=f"Exchange {code}",
-        markets=(
-            Market(
-                code=code,
-                currency="AUD",
-                time_zone="Australia/Sydney",
-                trading_hours=TradingHours(open=dt.time(10), close=dt.time(16)),
-                symbols=(Symbol(code="XS01", name="XS One", currency="AUD", cfi_code="ESVUFR"),),
-            ),
-        ),
-        market_data_plugin="prodigy",
-        oms_adapter="prodigy",
-        settles_through_registry=settles,
-    )
+    return prodigy_exchange(code, markets=1, symbols=1, settles_through_registry=settles)
 
 
 def report(
@@ -137,7 +119,7 @@ def aud(amount: str) -> Money:
 
 
 async def test_exchange_that_settles_here_enables_settlement(registry: ServiceUnderTest) -> None:
-    code = new_exchange()
+    code = new_exchange_code()
     added = await registry.handle(exchange_added(code))
 
     assert added.follow_ups == [RegistrySettlementEnabled(flow_id=added.flow_id, exchange=code)]
@@ -148,7 +130,7 @@ async def test_exchange_that_settles_here_enables_settlement(registry: ServiceUn
 async def test_exchange_that_does_not_settle_here_reports_nothing_until_an_update_turns_it_on(
     registry: ServiceUnderTest,
 ) -> None:
-    code = new_exchange()
+    code = new_exchange_code()
     assert (await registry.handle(exchange_added(code, settles=False))).follow_ups == []
     assert (await registry.handle(ExchangeUpdated(code=code, name="Renamed"))).follow_ups == []
 
@@ -165,7 +147,7 @@ async def test_exchange_that_does_not_settle_here_reports_nothing_until_an_updat
 
 
 async def test_buy_and_sell_fills_move_cash_and_holdings(registry: ServiceUnderTest) -> None:
-    code = new_exchange()
+    code = new_exchange_code()
     account_id = await funded_account(registry, "1000.00")
 
     bought = await registry.handle(buy(account_id, code, 10, "12.50", "T1"))
@@ -203,7 +185,7 @@ async def test_buy_and_sell_fills_move_cash_and_holdings(registry: ServiceUnderT
 
 
 async def test_partial_fills_of_one_order_each_settle(registry: ServiceUnderTest) -> None:
-    code = new_exchange()
+    code = new_exchange_code()
     account_id = await funded_account(registry, "500")
     first = report(account_id, code, "O-1", OrderSide.BUY, quantity=3, price="10", trade="T1", cumulative=3, leaves=7)
     second = report(account_id, code, "O-1", OrderSide.BUY, quantity=7, price="10.5", trade="T2", cumulative=10)
@@ -215,7 +197,7 @@ async def test_partial_fills_of_one_order_each_settle(registry: ServiceUnderTest
 
 
 async def test_redelivered_fill_changes_nothing(registry: ServiceUnderTest) -> None:
-    code = new_exchange()
+    code = new_exchange_code()
     account_id = await funded_account(registry, "500")
     fill = buy(account_id, code, 2, "100", "T1")
     await registry.handle(fill)
@@ -228,7 +210,7 @@ async def test_redelivered_fill_changes_nothing(registry: ServiceUnderTest) -> N
 
 
 async def test_fills_of_an_exchange_that_does_not_settle_here_change_nothing(registry: ServiceUnderTest) -> None:
-    code = new_exchange()
+    code = new_exchange_code()
     account_id = await funded_account(registry, "500")
     fill = report(
         account_id, code, "O-1", OrderSide.BUY, quantity=2, price="100", trade="T1", cumulative=2, settles=False
@@ -240,7 +222,7 @@ async def test_fills_of_an_exchange_that_does_not_settle_here_change_nothing(reg
 
 
 async def test_reports_other_than_fills_change_nothing(registry: ServiceUnderTest) -> None:
-    code = new_exchange()
+    code = new_exchange_code()
     account_id = await funded_account(registry, "500")
     acknowledged = report(account_id, code, "O-1", OrderSide.BUY, ExecutionKind.ACKNOWLEDGED, leaves=5)
     cancelled = report(account_id, code, "O-1", OrderSide.BUY, ExecutionKind.CANCELLED)
@@ -251,7 +233,7 @@ async def test_reports_other_than_fills_change_nothing(registry: ServiceUnderTes
 
 
 async def test_sell_beyond_holdings_is_dead_lettered_and_nothing_is_booked(registry: ServiceUnderTest) -> None:
-    code = new_exchange()
+    code = new_exchange_code()
     account_id = await funded_account(registry, "500")
     await registry.handle(buy(account_id, code, 3, "10", "T1"))
 
@@ -269,7 +251,7 @@ async def test_sell_beyond_holdings_is_dead_lettered_and_nothing_is_booked(regis
 
 async def test_fill_for_an_unknown_account_is_dead_lettered(registry: ServiceUnderTest) -> None:
     account_id = f"XS:{uuid.uuid4().hex[:12]}"
-    handled = await registry.handle(buy(account_id, new_exchange(), 1, "10", "T1"))
+    handled = await registry.handle(buy(account_id, new_exchange_code(), 1, "10", "T1"))
 
     [event_id] = handled.event_ids
     assert await registry.dead_lettered(event_id)
@@ -280,7 +262,7 @@ async def test_fill_for_an_unknown_account_is_dead_lettered(registry: ServiceUnd
 async def test_buy_beyond_settled_cash_is_booked_below_zero_and_refuses_withdrawals(
     registry: ServiceUnderTest,
 ) -> None:
-    code = new_exchange()
+    code = new_exchange_code()
     account_id = await funded_account(registry, "100")
 
     bought = await registry.handle(buy(account_id, code, 3, "50", "T1"))
