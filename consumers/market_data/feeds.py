@@ -83,6 +83,29 @@ async def supervise_feeds(context: BackgroundContext) -> None:
 class _Running:
     revision: int
     task: asyncio.Task[None]
+    #: time.monotonic() when it started
+    started: float
+
+
+@dataclass
+class RestartBackoff:
+    """When a failed feed may start again: after 1 s, then twice as long after each failure in a
+    row, up to ``ceiling``; a feed that ran ``ceiling`` seconds before failing starts afresh. A
+    plugin that fails at once (a dead upstream) is then retried every minute, not every second."""
+
+    ceiling: float = 60.0
+    _failures: int = 0
+    _not_before: float = 0.0
+
+    def failed(self, now: float, ran_for: float) -> None:
+        self._failures = 1 if ran_for >= self.ceiling else self._failures + 1
+        self._not_before = now + min(self.ceiling, 2.0 ** (self._failures - 1))
+
+    def may_start(self, now: float) -> bool:
+        return now >= self._not_before
+
+    def seconds_left(self, now: float) -> float:
+        return max(0.0, self._not_before - now)
 
 
 class FeedSupervisor:
@@ -91,6 +114,7 @@ class FeedSupervisor:
         self.schema = context.settings.db_schema(context.service.name)
         self._poll_seconds = poll_seconds
         self._running: dict[str, _Running] = {}
+        self._backoff: dict[str, RestartBackoff] = {}
         self._last_session = 0
 
     def _new_session(self) -> int:
@@ -118,9 +142,10 @@ class FeedSupervisor:
             if feed is None or feed.revision != running.revision or failed:
                 await self._stop(exchange)
         for exchange, feed in by_exchange.items():
-            if exchange not in self._running:
+            backoff = self._backoff.setdefault(exchange, RestartBackoff())
+            if exchange not in self._running and backoff.may_start(time.monotonic()):
                 task = asyncio.create_task(self._feed(feed), name=f"feed-{exchange}")
-                self._running[exchange] = _Running(feed.revision, task)
+                self._running[exchange] = _Running(feed.revision, task, time.monotonic())
 
     async def _stop(self, exchange: str) -> None:
         running = self._running.pop(exchange)
@@ -130,7 +155,15 @@ class FeedSupervisor:
         except asyncio.CancelledError:
             pass
         except Exception as error:  # a plugin's or the broker's failure: logged, and started again
-            log.error("market-data feed failed; it starts again", exchange=exchange, error=repr(error))
+            now = time.monotonic()
+            backoff = self._backoff.setdefault(exchange, RestartBackoff())
+            backoff.failed(now, ran_for=now - running.started)
+            log.error(
+                "market-data feed failed; it starts again",
+                exchange=exchange,
+                error=repr(error),
+                retry_in=round(backoff.seconds_left(now), 1),
+            )
 
     async def _feed(self, feed: store.Feed) -> None:
         """Wait for the exchange's lock, then publish its plugin's market data until cancelled."""

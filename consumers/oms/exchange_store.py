@@ -142,25 +142,21 @@ async def set_reference_prices(unit: UnitOfWork, prices: Sequence[InstrumentPric
     )
 
 
-async def set_last_price(
+async def add_fill_price(
     unit: UnitOfWork, instrument: str, price: Decimal, venue_trade_id: str, at: dt.datetime
 ) -> None:
-    """The fill's price is the instrument's last price, unless a later fill has set it already
-    (later: a later report time, then a greater venue trade id)."""
+    """Keep the fill's price; the instrument's last price is its latest one (``listing``). An
+    insert, not an update of one row per instrument: fills of every partition add rows side by
+    side instead of queueing on the same row."""
     await unit.execute(
         """
-        insert into last_prices as p (instrument, price, source, venue_trade_id, changed_at)
-        values ($1, $2, 'fill', $3, $4)
-        on conflict (instrument) do update set
-            price = excluded.price, source = 'fill', venue_trade_id = excluded.venue_trade_id,
-            changed_at = excluded.changed_at
-        where p.source = 'reference'
-           or (excluded.changed_at, excluded.venue_trade_id) > (p.changed_at, p.venue_trade_id)
+        insert into fill_prices (instrument, changed_at, venue_trade_id, price) values ($1, $2, $3, $4)
+        on conflict do nothing
         """,
         instrument,
-        price,
-        venue_trade_id,
         at,
+        venue_trade_id,
+        price,
     )
 
 
@@ -168,7 +164,12 @@ async def listing(unit: UnitOfWork, instrument: str) -> tuple[Instrument, Exchan
     """The instrument and its exchange, as vetting needs them; None if no exchange lists it."""
     row = await unit.fetchrow(
         """
-        select i.instrument, i.exchange, i.currency, p.price as last_price,
+        select i.instrument, i.exchange, i.currency,
+               coalesce(
+                   (select f.price from fill_prices f where f.instrument = i.instrument
+                    order by f.changed_at desc, f.venue_trade_id desc limit 1),
+                   p.price
+               ) as last_price,
                e.state, e.state_reason, e.adapter, e.settles_through_registry,
                coalesce(a.running, false) as adapter_running, a.stopped_reason
         from instruments i

@@ -278,7 +278,7 @@ async def _book_fill(unit: UnitOfWork, order: Order, report: ExecutionReported, 
     await order_store.move_holding(
         unit, order.account_id, order.instrument, quantity=booking.quantity, held_back=-booking.held_back_released
     )
-    await exchange_store.set_last_price(unit, order.instrument, report.fill_price, report.venue_trade_id, at)
+    await exchange_store.add_fill_price(unit, order.instrument, report.fill_price, report.venue_trade_id, at)
 
 
 async def _complete(unit: UnitOfWork, report: ExecutionReported, at: dt.datetime) -> None:

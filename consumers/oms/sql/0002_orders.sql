@@ -34,7 +34,8 @@ create table adapters (
     changed_at timestamptz not null
 );
 
--- Last price per instrument: the adapter's reference price until a fill sets it. Keyed by the
+-- Last price per instrument: the adapter's reference price until a fill sets it (since 0003,
+-- fills go to fill_prices and only reference prices are kept here). Keyed by the
 -- instrument alone, for the same reason as adapters. Fills of different accounts come on
 -- different partitions, in no order between them: the latest fill is the one with the latest
 -- (report time, venue trade id), whatever the order the OMS applied them in, so that a replay
