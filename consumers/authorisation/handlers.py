@@ -16,7 +16,7 @@ from consumers.authorisation.permissions import permissions_for, shorten
 from consumers.runtime import DomainError, UnitOfWork
 from schemas import Event
 from schemas.accounts import AccountLogin, AccountLoginLinked, AccountLoginUnlinked, TradingAccountOpened
-from schemas.authorisation import AccessRevoked, PermissionsGranted, RevokedScope
+from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted, RevokedScope
 from schemas.foundry import RegistryAccountStateChanged
 from schemas.oms import AccountState
 from schemas.provisioning import FlowKind, ProvisioningFailed
@@ -84,8 +84,12 @@ async def user_enabled(event: Event, unit: UnitOfWork) -> None:
     if await _refused(unit, event.login_id, ENABLE_STEP):
         return
     await store.set_login_status(unit, event.login_id, "active", unit.cause.time)
-    await store.restore_login(unit, event.login_id)
+    restored = await store.restore_login(unit, event.login_id)
     await _report_permissions(unit, event.login_id)
+    # Services that keep account access themselves (the OMS's trade rights) learn it from these:
+    # the disable revoked it with an AccessRevoked, the enable gives it back the same way it was given.
+    for account_id, login in restored:
+        unit.record(AccountAccessGranted(flow_id=unit.flow_id, account_id=account_id, logins=(login,)))
 
 
 async def user_deleted(event: Event, unit: UnitOfWork) -> None:

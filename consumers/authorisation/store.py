@@ -123,13 +123,21 @@ async def revoke_login(unit: UnitOfWork, login_id: str, at: dt.datetime) -> None
     )
 
 
-async def restore_login(unit: UnitOfWork, login_id: str) -> None:
-    """Undo :func:`revoke_login`; access taken away by an unlink or a close stays revoked."""
+async def restore_login(unit: UnitOfWork, login_id: str) -> list[tuple[str, AccountLogin]]:
+    """Undo :func:`revoke_login`; access taken away by an unlink or a close stays revoked.
+
+    Returns the account associations given back, as (account id, the login with its rights).
+    """
     await unit.execute("update permissions set revoked_at = null where login_id = $1", login_id)
-    await unit.execute(
-        "update account_access set revoked_by = null, revoked_at = null where login_id = $1 and revoked_by = 'login'",
+    rows = await unit.fetch(
+        "update account_access set revoked_by = null, revoked_at = null where login_id = $1 and revoked_by = 'login' "
+        "returning account_id, rights",
         login_id,
     )
+    return [
+        (row["account_id"], AccountLogin(login_id=login_id, rights=tuple(row["rights"])))
+        for row in sorted(rows, key=lambda row: row["account_id"])
+    ]
 
 
 async def unknown_logins(unit: UnitOfWork, login_ids: Sequence[str]) -> list[str]:

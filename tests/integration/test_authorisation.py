@@ -240,7 +240,8 @@ async def test_disabled_user_loses_every_permission_and_account_access(authorisa
 
     enabled = await authorisation.handle(UserEnabled(login_id=login))
     assert enabled.follow_ups == [
-        PermissionsGranted(flow_id=enabled.flow_id, login_id=login, permissions=tuple(everything))
+        PermissionsGranted(flow_id=enabled.flow_id, login_id=login, permissions=tuple(everything)),
+        AccountAccessGranted(flow_id=enabled.flow_id, account_id=account, logins=(access(login, VIEW, TRADE),)),
     ]
     [restored] = await queries.account_access(authorisation.db, account)
     assert restored.active

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -31,7 +31,7 @@ from schemas.accounts import AccountLogin, Investor, TradingAccountOpened, Tradi
 from schemas.gateway import ExecutionKind, ExecutionReported
 from schemas.orders import OrderCancelRequested, OrderPlaced
 from schemas.types import AccountRight, InvestorType, OrderLifetime, OrderSide, OrderType, Role
-from schemas.users import UserCreated
+from schemas.users import UserCreated, UserDisabled, UserEnabled
 from tests.conftest import Stack
 from tests.support.all_services import SERVICES, eventually, running
 from tests.support.service_under_test import module_settings
@@ -376,13 +376,9 @@ async def _outcomes(bus: Bus, order_ids: list[str]) -> Counter[str]:
 
 async def _outcomes_on(bus: Bus, order_ids: list[str], on: list[str]) -> str:
     """How the orders on some instruments ended: what to read when none of them traded."""
-    rows = await bus.db.fetch(
-        f"select coalesce(rejection_code, outcome, state) as how, count(*) as n from {bus.schema('oms')}.orders "
-        "where order_id = any($1::text[]) and instrument = any($2::text[]) group by 1",
-        order_ids,
-        on,
-    )
-    return "orders on " + ", ".join(on) + ": " + ", ".join(f"{row['how']}={row['n']}" for row in rows)
+    async with _search_path(bus, "oms") as connection:
+        outcomes = await oms.order_outcomes(connection, order_ids)
+    return "orders on " + ", ".join(on) + ": " + ", ".join(f"{how}={n}" for how, n in sorted(outcomes.items()))
 
 
 async def _rejection_codes(bus: Bus, order_ids: list[str]) -> Counter[str]:
@@ -420,3 +416,47 @@ class _search_path:
 
     async def __aexit__(self, *exc: object) -> None:
         await self._connection.close()
+
+
+async def test_a_disabled_login_cannot_trade_and_trades_again_once_enabled(bus: Bus) -> None:
+    account = (await _property_accounts(bus))[0]
+    login, instrument = account.logins[0], instruments(FIRST)[0]
+    run = uuid.uuid4().hex[:8]
+
+    async def trade(n: int) -> str:
+        order = OrderPlaced(
+            order_id=f"d-{run}-{n}",
+            account_id=account.account_id,
+            login_id=login,
+            instrument=instrument,
+            side=OrderSide.BUY,
+            order_type=OrderType.MARKET,
+            quantity=1,
+            lifetime=OrderLifetime.IMMEDIATE_OR_CANCEL,
+        )
+        await bus.publish([order])
+        await _all_final(bus, [order.order_id])
+        async with _search_path(bus, "oms") as connection:
+            [how] = await oms.order_outcomes(connection, [order.order_id])
+        return str(how)
+
+    async def may_trade() -> bool:
+        return bool(
+            await bus.db.fetchval(
+                f"select count(*) from {bus.schema('oms')}.account_rights "
+                "where account_id = $1 and login_id = $2 and 'trade' = any(rights)",
+                account.account_id,
+                login,
+            )
+        )
+
+    await bus.publish([UserDisabled(login_id=login, reason="on leave")])
+    await eventually(lambda: _not(may_trade), 60, "the OMS took the trade right away")
+    assert await trade(1) == "Login.NoTradeRight"
+    await bus.publish([UserEnabled(login_id=login)])
+    await eventually(may_trade, 60, "the OMS gave the trade right back")
+    assert await trade(2) in {"filled", "cancelled"}  # accepted: no rejection code
+
+
+async def _not(check: Callable[[], Awaitable[bool]]) -> bool:
+    return not await check()
