@@ -23,6 +23,7 @@ import asyncpg
 
 from consumers.oms import queries as oms
 from consumers.registry import queries as registry
+from consumers.runtime.dead_letters import schema_connection
 from consumers.runtime.discovery import find_services
 from consumers.runtime.runner import ServiceRunner
 from producers import Outgoing, Published, Publisher
@@ -37,8 +38,6 @@ from xbus.trading import TradingAccount, TradingScenario, build_trading, prodigy
 TRACKER = "provisioning"
 SEED = 2026
 _DEPOSIT = Decimal("20000")
-#: Orders are final once filled, cancelled, expired or rejected (a code); anything else is open.
-FINAL = ("filled", "cancelled", "expired")
 #: (what ended, how many, of how many) → shown as progress.
 Progress = Callable[[str, int, int], None]
 
@@ -62,17 +61,15 @@ class DemoOutcome:
     scenario: DemoScenario
     #: (kind, state) → number of flows.
     flows: Counter[tuple[str, str]]
-    #: outcome, or rejection code → number of orders.
+    #: outcome, or rejection code (or the state of one still open) → number of orders.
     orders: Counter[str]
+    #: How many orders are over (completed or rejected).
+    orders_over: int
     #: The OMS's and the registry's cash per currency and holdings per instrument, over all accounts.
     oms_books: tuple[dict[str, Decimal], dict[str, int]]
     registry_books: tuple[dict[str, Decimal], dict[str, int]]
     dead_letters: dict[str, int]
     seconds: float
-
-    @property
-    def orders_open(self) -> int:
-        return sum(n for how, n in self.orders.items() if how not in FINAL and "." not in how)
 
 
 async def run_demo(
@@ -115,25 +112,22 @@ async def run_demo(
             flow_ids = list(scenario.flow_ids())
             tracker = settings.db_schema(TRACKER)
             await until("flows ended", lambda: _ended(connection, tracker, flow_ids), len(flow_ids))
-            async with _search_path(connection, settings.db_schema("oms")):
+            database = endpoints.database_url
+            async with schema_connection(database, settings.db_schema("oms")) as orders_db:
                 accounts = [outgoing.event.aggregate_id for outgoing in scenario.trading.deposits]
                 await until(
                     "accounts ready to trade",
-                    lambda: oms.tradable_accounts(connection, accounts),
+                    lambda: oms.tradable_accounts(orders_db, accounts),
                     len(accounts),
                 )
                 await _publish(publisher, [*scenario.trading.orders, *scenario.trading.cancels])
                 order_ids = scenario.trading.order_ids()
-
-                async def over() -> int:
-                    outcomes = await oms.order_outcomes(connection, order_ids)
-                    return sum(n for how, n in outcomes.items() if how in FINAL or "." in how)
-
-                await until("orders over", over, len(order_ids))
-                orders = await oms.order_outcomes(connection, order_ids)
-                oms_books = await oms.books(connection)
-            async with _search_path(connection, settings.db_schema("registry")):
-                registry_books = await registry.books(connection)
+                await until("orders over", lambda: oms.orders_over(orders_db, order_ids), len(order_ids))
+                orders = await oms.order_outcomes(orders_db, order_ids)
+                over = await oms.orders_over(orders_db, order_ids)
+                oms_books = await oms.books(orders_db)
+            async with schema_connection(database, settings.db_schema("registry")) as registry_db:
+                registry_books = await registry.books(registry_db)
         flows = await _flow_states(connection, tracker, flow_ids)
         dead = {
             runner.service.name: int(
@@ -145,7 +139,7 @@ async def run_demo(
         stop.set()
         await asyncio.gather(*tasks)
         await connection.close()
-    return DemoOutcome(scenario, flows, orders, oms_books, registry_books, dead, time.monotonic() - started)
+    return DemoOutcome(scenario, flows, orders, over, oms_books, registry_books, dead, time.monotonic() - started)
 
 
 async def _publish(publisher: Publisher, events: list[Outgoing]) -> None:
@@ -153,19 +147,6 @@ async def _publish(publisher: Publisher, events: list[Outgoing]) -> None:
     failed = [r for r in results if not isinstance(r, Published)]
     if failed:
         raise XbusError(f"{len(failed)} demo events were not published: {failed[0]}")
-
-
-class _search_path:
-    """Point ``connection`` at one service's schema for its queries.py, and back afterwards."""
-
-    def __init__(self, connection: asyncpg.Connection, schema: str) -> None:
-        self._connection, self._schema = connection, schema
-
-    async def __aenter__(self) -> None:
-        await self._connection.execute(f'set search_path to "{self._schema}"')
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._connection.execute("reset search_path")
 
 
 async def _ended(connection: asyncpg.Connection, schema: str, flow_ids: list[str]) -> int:

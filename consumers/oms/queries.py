@@ -152,18 +152,30 @@ async def order_outcomes(connection: DbConnection, order_ids: list[str]) -> Coun
     return Counter({row["how"]: row["n"] for row in rows})
 
 
-async def tradable_accounts(connection: DbConnection, account_ids: list[str]) -> int:
-    """How many of the accounts have cash booked (a deposit has arrived) and a login with the trade
-    right: what a front end waits for before it lets orders through."""
+async def orders_over(connection: DbConnection, order_ids: list[str]) -> int:
+    """How many of the orders are over: completed (filled, cancelled, expired) or rejected."""
+    return int(
+        await connection.fetchval(
+            "select count(*) from orders where order_id = any($1::text[]) and state in ('completed', 'rejected')",
+            order_ids,
+        )
+    )
+
+
+async def tradable_accounts(connection: DbConnection, account_ids: list[str], cash: Decimal = Decimal(0)) -> int:
+    """How many of the accounts have at least ``cash`` booked (with the default, any: a deposit has
+    arrived) and a login with the trade right: what a front end waits for before it lets orders
+    through."""
     return int(
         await connection.fetchval(
             """
             select count(*) from unnest($1::text[]) as wanted (account_id)
-            where exists (select 1 from cash c where c.account_id = wanted.account_id)
+            where exists (select 1 from cash c where c.account_id = wanted.account_id and c.booked >= $2)
               and exists (select 1 from account_rights r where r.account_id = wanted.account_id
                           and 'trade' = any(r.rights))
             """,
             account_ids,
+            cash,
         )
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 from consumers.market_data import queries as market_data
 from consumers.oms import queries as oms
 from consumers.registry import queries as registry
+from consumers.runtime.dead_letters import schema_connection
 from consumers.runtime.runner import ServiceRunner
 from producers import Outgoing, Published, Publisher
 from schemas import Event
@@ -68,6 +70,10 @@ class Bus:
         failed = [result for result in results if not isinstance(result, Published)]
         assert not failed, failed[:3]
 
+    def connected(self, service: str) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        """A connection on ``service``'s schema: what its queries.py takes."""
+        return schema_connection(self.settings.database_url or "", self.schema(service))
+
     async def flow_completed(self, entity_id: str) -> bool:
         if not await self.db.fetchval("select to_regclass($1)", f"{self.schema('provisioning')}.flows"):
             return False  # the tracker has not migrated yet
@@ -88,6 +94,7 @@ async def bus(stack: Stack) -> AsyncIterator[Bus]:
         running(settings, TRADING) as runners,
     ):
         bus = Bus(settings, publisher, db, runners)
+        await eventually(lambda: _migrated(bus), 60, "every service migrated")
         await bus.publish([FIRST])
         await eventually(lambda: bus.flow_completed(FIRST.code), 60, "XSX onboarded")
         yield bus
@@ -136,14 +143,14 @@ async def test_thousands_of_orders_end_in_a_final_state_and_settle_to_what_the_e
     assert {"Login.NoTradeRight", "Exchange.NotAllowed"} <= set(codes), codes
 
     cash, holdings = _implied(executions, {account.account_id for account in accounts})
-    async with _search_path(bus, "registry") as connection:
+    async with bus.connected("registry") as connection:
         for account in accounts:
             assert await registry.cash(connection, account.account_id) == {
                 "AUD": DEPOSIT + TOP_UP + cash[account.account_id]
             }
             held = {i: q for (a, i), q in holdings.items() if a == account.account_id and q != 0}
             assert await registry.holdings(connection, account.account_id) == held
-    async with _search_path(bus, "oms") as connection:
+    async with bus.connected("oms") as connection:
         for account in accounts:
             positions = await oms.positions(connection, account.account_id)
             aud = positions.cash_in("AUD")
@@ -157,7 +164,7 @@ async def test_thousands_of_orders_end_in_a_final_state_and_settle_to_what_the_e
     traded_second = {e.instrument for e in executions if e.exchange == SECOND.code and e.kind is ExecutionKind.FILLED}
     assert traded_second, await _outcomes_on(bus, later.order_ids(), instruments(SECOND))
 
-    async with _search_path(bus, "market_data") as connection:
+    async with bus.connected("market_data") as connection:
         await eventually(
             lambda: _has_state(connection, [*instruments(FIRST), *instruments(SECOND)]), 60, "market data of both"
         )
@@ -279,45 +286,38 @@ async def _property_accounts(bus: Bus) -> list[TradingAccount]:
 async def _ready_to_trade(bus: Bus, accounts: list[TradingAccount], cash: Decimal) -> None:
     """Wait until the OMS knows every account's trading login and has at least ``cash`` booked."""
     ids = [account.account_id for account in accounts]
-    oms_schema = bus.schema("oms")
-
-    async def ready() -> bool:
-        if not await bus.db.fetchval("select to_regclass($1)", f"{oms_schema}.cash"):
-            return False
-        funded = await bus.db.fetchval(
-            f"select count(*) from {oms_schema}.cash where account_id = any($1::text[]) and booked >= $2",
-            ids,
-            cash,
+    async with bus.connected("oms") as connection:
+        await eventually(
+            lambda: _all_of(oms.tradable_accounts(connection, ids, cash), len(ids)),
+            180,
+            "accounts opened, funded and tradable in the OMS",
         )
-        traders = await bus.db.fetchval(
-            f"select count(*) from {oms_schema}.account_rights where account_id = any($1::text[]) "
-            "and 'trade' = any(rights)",
-            ids,
-        )
-        return funded == len(ids) and traders >= len(ids)
-
-    await eventually(ready, 180, "accounts opened, funded and tradable in the OMS")
 
 
 async def _all_final(bus: Bus, order_ids: list[str]) -> None:
-    oms_schema = bus.schema("oms")
+    async with bus.connected("oms") as connection:
 
-    async def final() -> bool:
-        done = await bus.db.fetchval(
-            f"select count(*) from {oms_schema}.orders where order_id = any($1::text[]) "
-            "and state in ('completed', 'rejected')",
-            order_ids,
+        async def open_orders() -> str:
+            outcomes = await oms.order_outcomes(connection, order_ids)
+            return ", ".join(f"{how}={n}" for how, n in sorted(outcomes.items()))
+
+        await eventually(
+            lambda: _all_of(oms.orders_over(connection, order_ids), len(order_ids)),
+            300,
+            f"{len(order_ids)} orders in a final state",
+            open_orders,
         )
-        return done == len(order_ids)
 
-    async def open_orders() -> str:
-        rows = await bus.db.fetch(
-            f"select state, count(*) as n from {oms_schema}.orders where order_id = any($1::text[]) group by state",
-            order_ids,
-        )
-        return ", ".join(f"{row['state']}={row['n']}" for row in rows)
 
-    await eventually(final, 300, f"{len(order_ids)} orders in a final state", open_orders)
+async def _migrated(bus: Bus) -> bool:
+    for service in TRADING:
+        if not await bus.db.fetchval("select to_regclass($1)", f"{bus.schema(service)}.xbus_dead_letters"):
+            return False
+    return True
+
+
+async def _all_of(count: Awaitable[int], total: int) -> bool:
+    return await count == total
 
 
 async def _settled_orders(bus: Bus, order_ids: list[str], fills: int) -> bool:
@@ -376,7 +376,7 @@ async def _outcomes(bus: Bus, order_ids: list[str]) -> Counter[str]:
 
 async def _outcomes_on(bus: Bus, order_ids: list[str], on: list[str]) -> str:
     """How the orders on some instruments ended: what to read when none of them traded."""
-    async with _search_path(bus, "oms") as connection:
+    async with bus.connected("oms") as connection:
         outcomes = await oms.order_outcomes(connection, order_ids)
     return "orders on " + ", ".join(on) + ": " + ", ".join(f"{how}={n}" for how, n in sorted(outcomes.items()))
 
@@ -391,7 +391,7 @@ async def _rejection_codes(bus: Bus, order_ids: list[str]) -> Counter[str]:
 
 
 async def _registry_state(bus: Bus, account_id: str) -> tuple[Decimal, dict[str, int]]:
-    async with _search_path(bus, "registry") as connection:
+    async with bus.connected("registry") as connection:
         cash = await registry.cash(connection, account_id)
         return cash.get("AUD", Decimal(0)), await registry.holdings(connection, account_id)
 
@@ -401,21 +401,6 @@ async def _has_state(connection: asyncpg.Connection, wanted: list[str]) -> bool:
         if await market_data.instrument_state(connection, instrument) is None:
             return False
     return True
-
-
-class _search_path:
-    """A connection whose search_path is one service's schema: what its queries.py takes."""
-
-    def __init__(self, bus: Bus, service: str) -> None:
-        self._bus, self._service = bus, service
-
-    async def __aenter__(self) -> asyncpg.Connection:
-        self._connection = await asyncpg.connect(self._bus.settings.database_url or "")
-        await self._connection.execute(f'set search_path to "{self._bus.schema(self._service)}"')
-        return self._connection
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._connection.close()
 
 
 async def test_a_disabled_login_cannot_trade_and_trades_again_once_enabled(bus: Bus) -> None:
@@ -436,7 +421,7 @@ async def test_a_disabled_login_cannot_trade_and_trades_again_once_enabled(bus: 
         )
         await bus.publish([order])
         await _all_final(bus, [order.order_id])
-        async with _search_path(bus, "oms") as connection:
+        async with bus.connected("oms") as connection:
             [how] = await oms.order_outcomes(connection, [order.order_id])
         return str(how)
 

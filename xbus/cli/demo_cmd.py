@@ -46,7 +46,7 @@ async def _demo(operators: int, users: int, accounts: int, orders: int) -> None:
     dead = sum(outcome.dead_letters.values())
     agree = outcome.oms_books == outcome.registry_books
     out.print(
-        f"{completed} of {total} flows completed and {sum(outcome.orders.values()) - outcome.orders_open} of "
+        f"{completed} of {total} flows completed and {outcome.orders_over} of "
         f"{len(scenario.trading.orders)} orders over in {outcome.seconds:.1f}s; "
         f"{len(scenario.provisioning.manual_actions)} manual Prodigy steps answered; {dead} dead letters; "
         f"the OMS's books {'equal' if agree else 'DIFFER FROM'} the registry's."
@@ -59,7 +59,7 @@ async def _demo(operators: int, users: int, accounts: int, orders: int) -> None:
         + f"   or: xbus status exchange {scenario.exchange.event.aggregate_id}"
     )
     placed = len(scenario.trading.orders)
-    if completed != total or dead or outcome.orders_open or sum(outcome.orders.values()) != placed or not agree:
+    if completed != total or dead or outcome.orders_over != placed or not agree:
         raise XbusError("the demo did not run cleanly: see the tables above and `xbus dlq list`")
 
 
