@@ -26,6 +26,7 @@ the final one) is a fault upstream and is dead-lettered; a fill reported twice i
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from consumers.oms import exchange_store, order_store, store, vetting
 from consumers.oms.orders import OUTCOMES, Order, cancel_refusal, report_problem, state_after
@@ -50,7 +51,6 @@ from schemas.oms import (
     OrderCompleted,
     OrderRejected,
     OrderRouted,
-    OrderTerms,
 )
 from schemas.operators import OperatorDeregistered, OperatorRegistered
 from schemas.orders import OrderCancelRequested, OrderPlaced
@@ -365,7 +365,8 @@ async def order_placed(event: Event, unit: UnitOfWork) -> None:
         await order_store.move_cash(unit, event.account_id, instrument.currency, reserved=decision.reserved_cash)
     else:
         await order_store.move_holding(unit, event.account_id, instrument.code, held_back=decision.held_back)
-    terms = OrderTerms(
+    # what OrderAccepted and OrderRouted both carry (their base, OrderTerms)
+    terms: dict[str, Any] = dict(
         order_id=event.order_id,
         account_id=event.account_id,
         exchange=exchange.code,
@@ -377,7 +378,7 @@ async def order_placed(event: Event, unit: UnitOfWork) -> None:
         protection_price=decision.protection_price,
         lifetime=event.lifetime,
         expiry_date=event.expiry_date,
-    ).model_dump()
+    )
     reserved = money(decision.reserved_cash, instrument.currency) if event.side is OrderSide.BUY else None
     unit.record(OrderAccepted(**terms, login_id=event.login_id, reserved=reserved))
     unit.record(
