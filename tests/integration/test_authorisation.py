@@ -239,9 +239,10 @@ async def test_disabled_user_loses_every_permission_and_account_access(authorisa
     assert (revoked.revoked_by, revoked.active) == ("login", False)
 
     enabled = await authorisation.handle(UserEnabled(login_id=login))
-    assert enabled.follow_ups == [
-        PermissionsGranted(flow_id=enabled.flow_id, login_id=login, permissions=tuple(everything)),
+    # keyed by login and by account: on two partitions, read back in either order
+    assert sorted(enabled.follow_ups, key=lambda event: event.event_type) == [
         AccountAccessGranted(flow_id=enabled.flow_id, account_id=account, logins=(access(login, VIEW, TRADE),)),
+        PermissionsGranted(flow_id=enabled.flow_id, login_id=login, permissions=tuple(everything)),
     ]
     [restored] = await queries.account_access(authorisation.db, account)
     assert restored.active
