@@ -26,6 +26,7 @@ import structlog
 from pydantic import ValidationError
 
 from consumers.runtime.records import StoredRecord, headers_from_json, headers_to_json
+from consumers.runtime.replay_marks import ReplayMarks, clear_passed_mark, read_replay_marks
 from consumers.runtime.service import DomainError, Service
 from consumers.runtime.unit_of_work import DbConnection, Recorded, UnitOfWork, hold_locks
 from schemas import Envelope, EnvelopeError, UnknownEventType, describe_validation_error, registry
@@ -99,13 +100,18 @@ class PartitionProcessor:
             if self.service.batch_locks is not None:
                 keys = {record.key.decode(errors="replace") for record in records if record.key is not None}
                 await hold_locks(connection, self.service.name, map(self.service.batch_locks, keys))
+            marks = await read_replay_marks(connection)
             for record in records:
-                await self._one(connection, record, outcome)
+                await self._one(connection, record, outcome, marks)
+            if (records[0].topic, records[0].partition) in marks:
+                await clear_passed_mark(connection, records[0].topic, records[0].partition, records[-1].offset + 1)
             if outcome.follow_ups or outcome.dead_lettered:
                 await connection.execute("select pg_notify($1, '')", outbox_channel(self.service.name))
         return outcome
 
-    async def _one(self, connection: DbConnection, record: StoredRecord, outcome: BatchOutcome) -> None:
+    async def _one(
+        self, connection: DbConnection, record: StoredRecord, outcome: BatchOutcome, marks: ReplayMarks
+    ) -> None:
         try:
             envelope = Envelope.from_headers(record.headers)
         except EnvelopeError as error:
@@ -128,15 +134,20 @@ class PartitionProcessor:
         if blocker is not None and blocker != envelope.id:
             await self._park(connection, record, envelope.id, key, outcome)
             return
-        if await self._apply_or_dead_letter(connection, record, envelope, outcome) and blocker is not None:
+        if await self._apply_or_dead_letter(connection, record, envelope, outcome, marks) and blocker is not None:
             await connection.execute("delete from xbus_blocked_keys where key = $1", key)
-            await self._release_parked(connection, key, outcome)
+            await self._release_parked(connection, key, outcome, marks)
 
     async def _apply_or_dead_letter(
-        self, connection: DbConnection, record: StoredRecord, envelope: Envelope, outcome: BatchOutcome
+        self,
+        connection: DbConnection,
+        record: StoredRecord,
+        envelope: Envelope,
+        outcome: BatchOutcome,
+        marks: ReplayMarks,
     ) -> bool:
         try:
-            follow_ups = await self._apply(connection, record, envelope)
+            follow_ups = await self._apply(connection, record, envelope, replayed=_replayed(record, marks))
         except Refusal as refused:
             await self._dead_letter(connection, record, envelope.id, refused, outcome)
             return False
@@ -144,7 +155,9 @@ class PartitionProcessor:
         outcome.follow_ups += follow_ups
         return True
 
-    async def _apply(self, connection: DbConnection, record: StoredRecord, envelope: Envelope) -> int:
+    async def _apply(
+        self, connection: DbConnection, record: StoredRecord, envelope: Envelope, *, replayed: bool
+    ) -> int:
         try:
             event = registry.parse(envelope.type, record.value or b"")
         except UnknownEventType as error:
@@ -153,7 +166,7 @@ class PartitionProcessor:
             raise Refusal("ValidationError", describe_validation_error(error)) from None
         handler = self.service.handlers[envelope.type]
         for attempt in range(1, self.service.max_attempts + 1):
-            unit = UnitOfWork(connection, envelope, self.routing.source, self.service.name)
+            unit = UnitOfWork(connection, envelope, self.routing.source, self.service.name, replayed=replayed)
             try:
                 async with connection.transaction():  # a savepoint: a refusal undoes only this event
                     await handler(event, unit)
@@ -218,7 +231,9 @@ class PartitionProcessor:
         )
         outcome.parked += 1
 
-    async def _release_parked(self, connection: DbConnection, key: str | None, outcome: BatchOutcome) -> None:
+    async def _release_parked(
+        self, connection: DbConnection, key: str | None, outcome: BatchOutcome, marks: ReplayMarks
+    ) -> None:
         """Apply the events parked behind ``key``'s blocker, in arrival order, until one fails."""
         rows = await connection.fetch(
             'select seq, event_id, topic, partition, "offset", value, headers::text as headers '
@@ -238,7 +253,8 @@ class PartitionProcessor:
             outcome.released += 1
             if await connection.fetchval("select 1 from xbus_inbox where event_id = $1", row["event_id"]):
                 continue
-            if not await self._apply_or_dead_letter(connection, record, Envelope.from_headers(record.headers), outcome):
+            envelope = Envelope.from_headers(record.headers)
+            if not await self._apply_or_dead_letter(connection, record, envelope, outcome, marks):
                 remaining = [r["event_id"] for r in rows if r["seq"] > row["seq"]]
                 log.info("release stopped at a failing event", key=key, still_parked=len(remaining))
                 return
@@ -347,6 +363,11 @@ async def _insert_outbox(
         value,
         headers_to_json(headers),
     )
+
+
+def _replayed(record: StoredRecord, marks: ReplayMarks) -> bool:
+    until = marks.get((record.topic, record.partition))
+    return until is not None and record.offset < until
 
 
 def record_id(record: StoredRecord) -> str:

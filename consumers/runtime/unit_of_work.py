@@ -47,6 +47,10 @@ class UnitOfWork:
     source: str
     #: The service handling the event: step reports name it.
     service: str
+    #: The event was read before and is read again after a replay or rebuild (replay_marks.py):
+    #: the state change must happen again, but anything done outside the service's own tables
+    #: (a mail, a call to a third party) was done the first time and must not be repeated.
+    replayed: bool = False
     recorded: list[Recorded] = field(default_factory=list)
 
     @property

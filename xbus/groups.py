@@ -1,0 +1,144 @@
+"""Consumer groups seen from outside: who is in them, what they committed, and moving their offsets.
+
+Lag, replay and rebuild all look at a group without joining it (joining would take partitions
+from the running members). What works on both Apache Kafka and the embedded broker
+(EMBEDDED_BROKER.md):
+
+- members come from DescribeGroups; the embedded broker reports member ids but empty client ids,
+  hosts and assignments, so "which partition has which member" is known only on Kafka;
+- committed offsets come from OffsetFetch *with the partitions named* (the embedded broker
+  cannot encode the answer to "all partitions");
+- offsets are moved by an OffsetCommit with no generation (what ``kafka-consumer-groups
+  --reset-offsets`` does), which both accept only while the group has no members. The embedded
+  broker does not keep commit metadata, so nothing may rely on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.protocol.group import MemberAssignment
+from aiokafka.structs import OffsetAndMetadata
+
+from xbus.errors import XbusError
+from xbus.kafka import client_options
+from xbus.settings import Settings
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    member_id: str
+    client_id: str
+    host: str
+    #: Empty when the broker does not report assignments (the embedded broker never does).
+    assignment: tuple[TopicPartition, ...] = ()
+
+    def __str__(self) -> str:
+        where = f"{self.client_id}@{self.host}" if self.client_id or self.host else "client unknown"
+        return f"{self.member_id} ({where})"
+
+
+@dataclass(frozen=True)
+class GroupDescription:
+    group: str
+    #: The broker's state of the group: Stable, Empty, PreparingRebalance, Dead...
+    state: str
+    members: tuple[GroupMember, ...] = field(default_factory=tuple)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.members)
+
+    @property
+    def assignment_known(self) -> bool:
+        return any(member.assignment for member in self.members)
+
+    def owner(self, tp: TopicPartition) -> GroupMember | None:
+        return next((member for member in self.members if tp in member.assignment), None)
+
+
+class GroupActive(XbusError):
+    """A group's offsets cannot be moved (or its state rebuilt) while members consume it."""
+
+    def __init__(self, description: GroupDescription) -> None:
+        members = ", ".join(map(str, description.members))
+        super().__init__(
+            f"group {description.group} has {len(description.members)} active member(s): {members}; "
+            "stop them first (a group's offsets can only be moved while it is empty)"
+        )
+        self.description = description
+
+
+async def list_groups(admin: AIOKafkaAdminClient) -> list[str]:
+    return sorted(group for group, *_ in await admin.list_consumer_groups())
+
+
+async def describe_groups(admin: AIOKafkaAdminClient, groups: Sequence[str]) -> dict[str, GroupDescription]:
+    """One DescribeGroups per coordinator (one request for all groups on a one-broker cluster)."""
+    if not groups:
+        return {}
+    by_coordinator: dict[int, list[str]] = {}
+    coordinators = await asyncio.gather(*(admin.find_coordinator(group) for group in groups))
+    for group, node in zip(groups, coordinators, strict=True):
+        by_coordinator.setdefault(node, []).append(group)
+    responses = await asyncio.gather(
+        *(admin.describe_consumer_groups(members, group_coordinator_id=node) for node, members in by_coordinator.items())
+    )
+    described: dict[str, GroupDescription] = {}
+    for response_list in responses:
+        for response in response_list:
+            for error_code, group, state, _protocol_type, _protocol, members, *_ in response.groups:
+                if error_code:
+                    raise XbusError(f"the broker could not describe group {group} (error code {error_code})")
+                described[group] = GroupDescription(group, state, tuple(_member(*m[:5]) for m in members))
+    return described
+
+
+async def describe_group(admin: AIOKafkaAdminClient, group: str) -> GroupDescription:
+    return (await describe_groups(admin, [group]))[group]
+
+
+async def require_inactive(admin: AIOKafkaAdminClient, group: str) -> GroupDescription:
+    """The group's description, or :class:`GroupActive` naming its members."""
+    description = await describe_group(admin, group)
+    if description.active:
+        raise GroupActive(description)
+    return description
+
+
+async def committed_offsets(
+    admin: AIOKafkaAdminClient, group: str, partitions: Iterable[TopicPartition], coordinator: int | None = None
+) -> dict[TopicPartition, int | None]:
+    """The group's committed offset (the next to read) per partition, ``None`` where it has none."""
+    asked = sorted(set(partitions))
+    if not asked:
+        return {}
+    answer = await admin.list_consumer_group_offsets(group, group_coordinator_id=coordinator, partitions=asked)
+    return {tp: (answer[tp].offset if tp in answer and answer[tp].offset >= 0 else None) for tp in asked}
+
+
+async def commit_offsets(
+    settings: Settings, bootstrap: str, group: str, offsets: Mapping[TopicPartition, int]
+) -> None:
+    """Set ``group``'s committed offsets without joining it (the caller made sure it has no members)."""
+    if not offsets:
+        return
+    consumer = AIOKafkaConsumer(**client_options(settings, bootstrap), group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(list(offsets))  # a manual assignment joins nothing: the commit carries no generation
+        await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in offsets.items()})
+    finally:
+        await consumer.stop()
+
+
+def _member(member_id: str, client_id: str, host: str, _metadata: bytes, assignment: bytes) -> GroupMember:
+    partitions: tuple[TopicPartition, ...] = ()
+    if assignment:
+        decoded = MemberAssignment.decode(assignment)
+        partitions = tuple(sorted(TopicPartition(topic, p) for topic, ps in decoded.assignment for p in ps))
+    return GroupMember(member_id, client_id, host, partitions)
