@@ -136,6 +136,46 @@ async def commit_offsets(
         await consumer.stop()
 
 
+async def partitions_of_topics(admin: AIOKafkaAdminClient, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of ``topics`` that exist (an unknown one is left out: asking the embedded
+    broker about it by name would create it)."""
+    present = set(await admin.list_topics())
+    wanted = sorted(set(topics) & present)
+    if not wanted:
+        return []
+    described = await admin.describe_topics(wanted)
+    return sorted(TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"])
+
+
+async def topics_under(admin: AIOKafkaAdminClient, prefix: str) -> list[str]:
+    """Topic names starting with ``prefix``, Kafka's internal ones left out."""
+    return sorted(t for t in await admin.list_topics() if t.startswith(prefix) and not t.startswith("__"))
+
+
+async def group_partitions(
+    admin: AIOKafkaAdminClient,
+    description: GroupDescription,
+    candidates: Sequence[TopicPartition],
+    declared: Iterable[TopicPartition] = (),
+) -> dict[TopicPartition, int | None]:
+    """The partitions ``description``'s group reads, with its committed offsets: those among
+    ``candidates`` it has committed on, those its members are assigned (where the broker says),
+    and ``declared`` ones (the topics of an xbus service) even before its first commit there.
+
+    Kafka could answer "every partition the group committed on" by itself; the embedded broker
+    cannot (EMBEDDED_BROKER.md), so the caller names the candidates (usually every partition of
+    the topics in question) and the answer keeps those with an offset.
+    """
+    assigned = {tp for member in description.members for tp in member.assignment}
+    declared_set = set(declared)
+    offsets = await committed_offsets(admin, description.group, {*candidates, *assigned, *declared_set})
+    return {
+        tp: offset
+        for tp, offset in offsets.items()
+        if offset is not None or tp in assigned or tp in declared_set
+    }
+
+
 def _member(member_id: str, client_id: str, host: str, _metadata: bytes, assignment: bytes) -> GroupMember:
     partitions: tuple[TopicPartition, ...] = ()
     if assignment:

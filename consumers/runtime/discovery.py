@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Iterable
 
 import consumers
 from consumers.runtime.service import Service
 from xbus.errors import XbusError
+from xbus.settings import Settings
 
 
 def find_services() -> dict[str, Service]:
@@ -25,6 +27,12 @@ def find_services() -> dict[str, Service]:
             continue
         services[service.name] = service
     return services
+
+
+def services_by_group(settings: Settings, extra: Iterable[Service] = ()) -> dict[str, Service]:
+    """Installed services (and ``extra`` ones) by their physical consumer group id: how lag,
+    replay and rebuild tell that a group is an xbus service's, whose topics and schema are known."""
+    return {settings.group(service.group_id): service for service in [*find_services().values(), *extra]}
 
 
 def resolve_services(names: list[str], *, everything: bool) -> list[Service]:
