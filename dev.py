@@ -7,6 +7,7 @@ Usage: ``python3 dev.py demo`` or ``python3 dev.py test [pytest args...]``.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -16,6 +17,9 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".xosp-bus-installed"
+#: The browser the lag page is tested in (tests/integration/test_lag_page.py): Debian's package, because
+#: Playwright's own browser download needs a host this project cannot count on reaching.
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 def ensure_venv() -> None:
@@ -35,11 +39,32 @@ def ensure_venv() -> None:
     STAMP.touch()
 
 
+def ensure_browser() -> None:
+    """Install Debian's chromium when it is missing and apt-get and root make that possible."""
+    if CHROMIUM.exists():
+        return
+    apt = shutil.which("apt-get")
+    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        print(f"{CHROMIUM} is missing; installing it needs apt-get and root: the lag page test will fail", flush=True)
+        return
+    print(f"{CHROMIUM} is missing: installing Debian's chromium with apt-get (for the lag page test)", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = [apt, "install", "-y", "-q", "--no-install-recommends", "chromium"]
+    if subprocess.run(install, env=env).returncode != 0:
+        print("apt-get install failed: updating the package lists and trying again", flush=True)
+        subprocess.run([apt, "update", "-q"], env=env)
+        subprocess.run(install, env=env)
+    if not CHROMIUM.exists():
+        print(f"could not install chromium ({CHROMIUM} is still missing): the lag page test will fail", flush=True)
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"demo", "test"}:
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
         return 2
     ensure_venv()
+    if argv[0] == "test":
+        ensure_browser()
     command, rest = argv[0], argv[1:]
     commands = {"demo": [str(BIN / "xbus"), "demo"], "test": [str(BIN / "python"), "-m", "pytest"]}
     args = [*commands[command], *rest]

@@ -4,8 +4,9 @@ Lag, replay and rebuild all look at a group without joining it (joining would ta
 from the running members). What works on both Apache Kafka and the embedded broker
 (EMBEDDED_BROKER.md):
 
-- members come from DescribeGroups; the embedded broker reports member ids but empty client ids,
-  hosts and assignments, so "which partition has which member" is known only on Kafka;
+- members come from DescribeGroups, one group per request; the embedded broker reports member
+  ids but empty client ids, hosts and assignments, so "which partition has which member" is
+  known only on Kafka;
 - committed offsets come from OffsetFetch *with the partitions named* (the embedded broker
   cannot encode the answer to "all partitions");
 - offsets are moved by an OffsetCommit with no generation (what ``kafka-consumer-groups
@@ -19,14 +20,18 @@ import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.protocol.group import MemberAssignment
+from aiokafka.errors import KafkaError
+from aiokafka.protocol.group import LeaveGroupRequest, MemberAssignment
 from aiokafka.structs import OffsetAndMetadata
 
 from xbus.errors import XbusError
 from xbus.kafka import client_options
 from xbus.settings import Settings
+
+log = structlog.get_logger("xbus.groups")
 
 
 @dataclass(frozen=True)
@@ -78,28 +83,23 @@ async def list_groups(admin: AIOKafkaAdminClient) -> list[str]:
 
 
 async def describe_groups(admin: AIOKafkaAdminClient, groups: Sequence[str]) -> dict[str, GroupDescription]:
-    """One DescribeGroups per coordinator (one request for all groups on a one-broker cluster)."""
-    if not groups:
-        return {}
-    by_coordinator: dict[int, list[str]] = {}
-    coordinators = await asyncio.gather(*(admin.find_coordinator(group) for group in groups))
-    for group, node in zip(groups, coordinators, strict=True):
-        by_coordinator.setdefault(node, []).append(group)
-    responses = await asyncio.gather(
-        *(admin.describe_consumer_groups(members, group_coordinator_id=node) for node, members in by_coordinator.items())
-    )
-    described: dict[str, GroupDescription] = {}
-    for response_list in responses:
-        for response in response_list:
-            for error_code, group, state, _protocol_type, _protocol, members, *_ in response.groups:
-                if error_code:
-                    raise XbusError(f"the broker could not describe group {group} (error code {error_code})")
-                described[group] = GroupDescription(group, state, tuple(_member(*m[:5]) for m in members))
-    return described
+    """Each group described by a DescribeGroups of its own, all at once: the embedded broker
+    answers a request naming several groups with error -1 and no name for every group after the
+    first (measured), and on Kafka the requests to one coordinator go out together anyway."""
+    described = await asyncio.gather(*(_describe_one(admin, group) for group in groups))
+    return {description.group: description for description in described}
+
+
+async def _describe_one(admin: AIOKafkaAdminClient, group: str) -> GroupDescription:
+    [response] = await admin.describe_consumer_groups([group], group_coordinator_id=await admin.find_coordinator(group))
+    [(error_code, _group, state, _protocol_type, _protocol, members, *_)] = response.groups
+    if error_code:
+        raise XbusError(f"the broker could not describe group {group} (error code {error_code})")
+    return GroupDescription(group, state, tuple(_member(*m[:5]) for m in members))
 
 
 async def describe_group(admin: AIOKafkaAdminClient, group: str) -> GroupDescription:
-    return (await describe_groups(admin, [group]))[group]
+    return await _describe_one(admin, group)
 
 
 async def require_inactive(admin: AIOKafkaAdminClient, group: str) -> GroupDescription:
@@ -121,9 +121,7 @@ async def committed_offsets(
     return {tp: (answer[tp].offset if tp in answer and answer[tp].offset >= 0 else None) for tp in asked}
 
 
-async def commit_offsets(
-    settings: Settings, bootstrap: str, group: str, offsets: Mapping[TopicPartition, int]
-) -> None:
+async def commit_offsets(settings: Settings, bootstrap: str, group: str, offsets: Mapping[TopicPartition, int]) -> None:
     """Set ``group``'s committed offsets without joining it (the caller made sure it has no members)."""
     if not offsets:
         return
@@ -169,11 +167,44 @@ async def group_partitions(
     assigned = {tp for member in description.members for tp in member.assignment}
     declared_set = set(declared)
     offsets = await committed_offsets(admin, description.group, {*candidates, *assigned, *declared_set})
-    return {
-        tp: offset
-        for tp, offset in offsets.items()
-        if offset is not None or tp in assigned or tp in declared_set
-    }
+    return {tp: offset for tp, offset in offsets.items() if offset is not None or tp in assigned or tp in declared_set}
+
+
+@dataclass(frozen=True)
+class FirstGeneration:
+    """A member that joined its group in generation 0 (see :func:`first_generation`)."""
+
+    group: str
+    member_id: str
+
+
+def first_generation(consumer: AIOKafkaConsumer) -> FirstGeneration | None:
+    """The consumer's membership if aiokafka will not leave the group by itself on ``stop()``.
+
+    aiokafka sends LeaveGroup only from generation 1 on (Kafka numbers a new group's first
+    generation 1). The embedded broker numbers it 0, and a member stopped there stays listed
+    until another member joins (measured: 40 s and counting with a 3 s session timeout), so the
+    group looks active and replay or rebuild refuse it. Ask before ``stop()``, which forgets the
+    membership, and pass the answer to :func:`leave_group` after it.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)  # aiokafka keeps the membership here
+    if coordinator is None or coordinator.generation != 0 or not coordinator.member_id:
+        return None
+    return FirstGeneration(coordinator.group_id, coordinator.member_id)
+
+
+async def leave_group(settings: Settings, bootstrap: str, membership: FirstGeneration) -> None:
+    """Send the LeaveGroup aiokafka skipped. Best effort, as aiokafka's own: if it fails, the
+    member is removed when its session expires or the next member joins."""
+    admin = AIOKafkaAdminClient(**client_options(settings, bootstrap))
+    try:
+        await admin.start()
+        node = await admin.find_coordinator(membership.group)
+        await admin._send_request(LeaveGroupRequest(membership.group, membership.member_id), node)
+    except KafkaError as error:
+        log.info("leaving the group failed; the member expires later", group=membership.group, error=repr(error))
+    finally:
+        await admin.close()
 
 
 def _member(member_id: str, client_id: str, host: str, _metadata: bytes, assignment: bytes) -> GroupMember:

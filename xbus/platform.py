@@ -78,9 +78,20 @@ async def admin_client(settings: Settings, bootstrap: str) -> AsyncIterator[AIOK
 
 
 @asynccontextmanager
-async def plain_consumer(settings: Settings, bootstrap: str) -> AsyncIterator[AIOKafkaConsumer]:
-    """A consumer with no group: reads by assignment, commits nothing, disturbs no one."""
-    consumer = AIOKafkaConsumer(**client_options(settings, bootstrap), group_id=None, enable_auto_commit=False)
+async def plain_consumer(
+    settings: Settings, bootstrap: str, *, fetch_max_wait_ms: int = 500
+) -> AsyncIterator[AIOKafkaConsumer]:
+    """A consumer with no group: reads by assignment, commits nothing, disturbs no one.
+
+    A fetch at a partition's end is answered only when ``fetch_max_wait_ms`` runs out; a reader
+    that fetches at ends on purpose (lag: the high watermark is in the answer) passes the
+    services' short wait instead of aiokafka's 500 ms."""
+    consumer = AIOKafkaConsumer(
+        **client_options(settings, bootstrap),
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=fetch_max_wait_ms,
+    )
     async with _started(consumer.start, consumer.stop, bootstrap):
         yield consumer
 

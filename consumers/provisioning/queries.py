@@ -133,3 +133,12 @@ def _table(schema: str | None, name: str) -> str:
 
 def _time(value: dt.datetime | None) -> str | None:
     return None if value is None else format_time(value)
+
+
+async def oldest_open_flows(db: Queryable, *, schema: str | None = None) -> dict[FlowKind, dt.datetime]:
+    """When the oldest open flow of each kind started (kinds with no open flow are left out):
+    the provisioning tracker's business lag (uses the ``flows_open`` index)."""
+    rows = await db.fetch(
+        f"select kind, min(started_at) as started_at from {_table(schema, 'flows')} where state = 'open' group by kind"
+    )
+    return {FlowKind(row["kind"]): row["started_at"] for row in rows}

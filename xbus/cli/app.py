@@ -9,7 +9,10 @@ import typer
 from xbus.cli import dlq_cmd, schemas_cmd, stack_cmd, status_cmd, topics_cmd
 from xbus.cli.common import err
 from xbus.cli.demo_cmd import demo
+from xbus.cli.lag_cmd import lag
+from xbus.cli.monitor_cmd import monitor
 from xbus.cli.publish_cmd import publish
+from xbus.cli.replay_cmd import replay
 from xbus.cli.run_cmd import db, run_services
 from xbus.cli.tail_cmd import tail
 from xbus.errors import XbusError
@@ -29,8 +32,11 @@ app.add_typer(dlq_cmd.app, name="dlq")
 app.command()(publish)
 app.command()(tail)
 app.command()(demo)
+app.command("monitor")(monitor)
 app.command("run")(run_services)
 app.command("status")(status_cmd.status)
+app.command("lag")(lag)
+app.command("replay")(replay)
 
 
 def main() -> None:

@@ -1,0 +1,158 @@
+"""Consumer groups seen from outside (xbus/groups.py) on the real broker: members, committed
+offsets, offsets moved without joining, and which partitions a group reads."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from producers import Published, Publisher
+from schemas.users import UserCreated
+from xbus.groups import (
+    GroupActive,
+    commit_offsets,
+    committed_offsets,
+    describe_group,
+    first_generation,
+    group_partitions,
+    leave_group,
+    partitions_of_topics,
+    require_inactive,
+)
+from xbus.kafka import client_options
+from xbus.platform import admin_client, load_catalogue
+from xbus.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def users(count: int) -> list[UserCreated]:
+    logins = [str(uuid.uuid4()) for _ in range(count)]
+    return [UserCreated(login_id=x, username=x, email=f"{x}@example.com", display_name=x) for x in logins]
+
+
+async def publish(settings: Settings, events: Sequence[UserCreated]) -> list[Published]:
+    async with Publisher(settings, settings.kafka_bootstrap or "", load_catalogue(settings)) as publisher:
+        results = await publisher.publish_many(events)
+    published = [result for result in results if isinstance(result, Published)]
+    assert len(published) == len(events), results
+    return published
+
+
+@asynccontextmanager
+async def joined(settings: Settings, group: str, topics: Sequence[str]) -> AsyncIterator[AIOKafkaConsumer]:
+    """A member of ``group`` subscribed to ``topics``, inside once it has its assignment. A short
+    session: the embedded broker makes a joining member wait half of it, and keeps a member
+    stopped in its first generation until it expires (EMBEDDED_BROKER.md)."""
+    consumer = AIOKafkaConsumer(
+        *topics,
+        **client_options(settings, settings.kafka_bootstrap or ""),
+        group_id=group,
+        enable_auto_commit=False,
+        session_timeout_ms=3000,
+        heartbeat_interval_ms=1000,
+    )
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not consumer.assignment():
+            assert time.monotonic() < deadline, f"no assignment in {group} within 30 s"
+            await consumer.getmany(timeout_ms=200)
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+def partitions(settings: Settings, topic: str, count: int) -> list[TopicPartition]:
+    return [TopicPartition(settings.topic(topic), p) for p in range(count)]
+
+
+async def test_offsets_committed_without_joining_are_read_back(topics: Settings) -> None:
+    settings = topics
+    group = settings.group(f"g-{uuid.uuid4().hex[:6]}")
+    published = await publish(settings, users(30))
+    used = sorted({TopicPartition(p.topic, p.partition) for p in published})
+    chosen = {used[0]: 1, used[1]: 0}
+    await commit_offsets(settings, settings.kafka_bootstrap or "", group, chosen)
+
+    async with admin_client(settings, settings.kafka_bootstrap or "") as admin:
+        read = await committed_offsets(admin, group, partitions(settings, "xosp.users", 12))
+        description = await require_inactive(admin, group)  # nobody joined: the group is empty
+
+    assert read == {tp: chosen.get(tp) for tp in partitions(settings, "xosp.users", 12)}
+    assert not description.active
+
+
+async def test_an_active_group_names_its_member_and_is_refused(topics: Settings) -> None:
+    settings = topics
+    group = settings.group(f"g-{uuid.uuid4().hex[:6]}")
+    operators = settings.topic("xosp.operators")
+    async with (
+        joined(settings, group, [operators]) as consumer,
+        admin_client(settings, settings.kafka_bootstrap or "") as admin,
+    ):
+        description = await describe_group(admin, group)
+        with pytest.raises(GroupActive) as refused:
+            await require_inactive(admin, group)
+        reads = await group_partitions(admin, description, candidates=[])
+        assignment = consumer.assignment()
+
+    [member] = description.members
+    assert member.member_id
+    assert member.member_id in str(refused.value)
+    assert f"group {group} has 1 active member(s)" in str(refused.value)
+    # the member has committed nothing: it reads the partitions it is assigned, where the broker says
+    # which (Apache Kafka does; the embedded broker reports no assignments)
+    assert reads == ({tp: None for tp in assignment} if description.assignment_known else {})
+
+
+async def test_a_group_reads_what_it_committed_on_and_what_its_service_declares(topics: Settings) -> None:
+    settings = topics
+    group = settings.group(f"g-{uuid.uuid4().hex[:6]}")
+    published = await publish(settings, users(5))
+    committed_on = TopicPartition(published[0].topic, published[0].partition)
+    await commit_offsets(settings, settings.kafka_bootstrap or "", group, {committed_on: 1})
+
+    async with admin_client(settings, settings.kafka_bootstrap or "") as admin:
+        accounts = await partitions_of_topics(admin, [settings.topic("xosp.accounts")])
+        candidates = await partitions_of_topics(admin, [settings.topic("xosp.users"), settings.topic("xosp.accounts")])
+        description = await describe_group(admin, group)
+        reads = await group_partitions(admin, description, candidates, declared=accounts)
+
+    assert accounts
+    assert reads == {committed_on: 1, **{tp: None for tp in accounts}}
+
+
+async def test_committed_offsets_of_an_unknown_group_are_none(topics: Settings) -> None:
+    settings = topics
+    async with admin_client(settings, settings.kafka_bootstrap or "") as admin:
+        asked = partitions(settings, "xosp.users", 3)
+        read = await committed_offsets(admin, settings.group("never-seen"), asked)
+        description = await describe_group(admin, settings.group("never-seen"))
+    assert read == dict.fromkeys(asked)
+    assert not description.active
+
+
+async def test_a_member_stopped_in_its_first_generation_leaves_the_group(topics: Settings) -> None:
+    """aiokafka leaves only from generation 1; the embedded broker's first generation is 0, and
+    without first_generation/leave_group such a member stays listed until another one joins."""
+    settings = topics
+    bootstrap = settings.kafka_bootstrap or ""
+    group = settings.group(f"g-{uuid.uuid4().hex[:6]}")
+    async with joined(settings, group, [settings.topic("xosp.users")]) as consumer:
+        membership = first_generation(consumer)
+    if membership is not None:  # the embedded broker: aiokafka's stop() left nothing
+        async with admin_client(settings, bootstrap) as admin:
+            assert (await describe_group(admin, group)).active
+        await leave_group(settings, bootstrap, membership)
+    async with admin_client(settings, bootstrap) as admin:
+        deadline = time.monotonic() + 5  # far below the 40 s and more such a member stayed
+        while (description := await describe_group(admin, group)).active:
+            assert time.monotonic() < deadline, f"still a member: {description.members}"
+            await asyncio.sleep(0.2)

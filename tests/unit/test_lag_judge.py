@@ -1,0 +1,167 @@
+"""The status rules of `xbus lag`, judged over a sliding window of samples (README, "Status rules")."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiokafka import TopicPartition
+from hypothesis import given
+from hypothesis import strategies as st
+
+from xbus.groups import GroupMember
+from xbus.lag.judge import LagJudge, Thresholds
+from xbus.lag.model import GroupLag, LagSample, PartitionLag, Status
+
+TOPIC = "t.xosp.users"
+MEMBER = GroupMember("member-1", "", "")
+
+
+def lag_of(committed: int | None, end: int, partition: int = 0, lag_seconds: float | None = None) -> PartitionLag:
+    lag = max(end - (committed or 0), 0)
+    seconds = (1.0 if lag else 0.0) if lag_seconds is None else lag_seconds
+    return PartitionLag(TOPIC, partition, committed, 0, end, lag, seconds, None, None)
+
+
+def sample(
+    at: float, *partitions: PartitionLag, members: tuple[GroupMember, ...] = (MEMBER,), group: str = "g"
+) -> LagSample:
+    return LagSample(at, (GroupLag(group, "Stable" if members else "Empty", members, partitions),))
+
+
+def judged(
+    offsets: Sequence[tuple[int | None, int]],
+    members: tuple[GroupMember, ...] = (MEMBER,),
+    window: int = 10,
+    thresholds: Thresholds = Thresholds(),
+) -> tuple[Status, str]:
+    """Status and reason of one partition after samples of (committed, end), one a second."""
+    judge = LagJudge(window, thresholds)
+    for at, (committed, end) in enumerate(offsets):
+        [report] = judge.judge(sample(at, lag_of(committed, end), members=members))
+    [partition] = report.partitions
+    return partition.status, partition.reason
+
+
+def test_a_committed_offset_going_back_is_rewind_even_when_caught_up() -> None:
+    status, reason = judged([(50, 50), (0, 50), (50, 50)])
+    assert status is Status.REWIND
+    assert "from 50 to 0" in reason
+
+
+def test_lag_zero_once_in_the_window_is_ok_whatever_else_happened() -> None:
+    assert judged([(10, 10), (10, 20), (10, 30)])[0] is Status.OK
+
+
+def test_a_single_sample_is_not_judged_yet() -> None:
+    assert judged([(0, 100)]) == (Status.OK, "one sample: not judged yet")
+
+
+def test_lag_and_no_commit_across_the_window_and_no_member_is_stop() -> None:
+    status, reason = judged([(5, 10), (5, 12), (5, 15)], members=())
+    assert status is Status.STOP
+    assert "no member" in reason
+
+
+def test_lag_and_no_commit_while_a_member_holds_the_partition_is_stall() -> None:
+    owner = GroupMember("m", "c", "h", (TopicPartition(TOPIC, 0),))
+    assert judged([(5, 10), (5, 10), (5, 10)], members=(owner,))[0] is Status.STALL
+
+
+def test_members_that_the_broker_says_hold_other_partitions_do_not_make_a_stall() -> None:
+    elsewhere = GroupMember("m", "c", "h", (TopicPartition(TOPIC, 1),))
+    assert judged([(5, 10), (5, 10), (5, 10)], members=(elsewhere,))[0] is Status.STOP
+
+
+def test_members_without_reported_assignments_count_as_holding_it() -> None:
+    """The embedded broker never reports assignments: a member may hold it, so it is alive but stuck."""
+    assert judged([(None, 10), (None, 10)], members=(MEMBER,))[0] is Status.STALL
+
+
+def test_offsets_moving_while_lag_grows_is_warn() -> None:
+    status, reason = judged([(0, 10), (5, 20), (8, 30)])
+    assert status is Status.WARN
+    assert "10 to 22" in reason
+
+
+def test_lag_that_grows_then_falls_within_the_window_is_ok() -> None:
+    assert judged([(0, 10), (5, 20), (18, 25)])[0] is Status.OK
+
+
+def test_thresholds_turn_an_ok_partition_into_warn_naming_the_threshold() -> None:
+    status, reason = judged([(0, 100), (50, 120)], thresholds=Thresholds(warn_lag=50))
+    assert status is Status.WARN
+    assert "50 messages" in reason
+    judge = LagJudge(10, Thresholds(warn_seconds=30))
+    [report] = judge.judge(sample(0, lag_of(0, 10, lag_seconds=45.0)))
+    assert report.partitions[0].status is Status.WARN
+    assert "30s" in report.partitions[0].reason
+
+
+def test_thresholds_do_not_hide_a_worse_status() -> None:
+    assert judged([(5, 10), (5, 10)], members=(), thresholds=Thresholds(warn_lag=1))[0] is Status.STOP
+
+
+def test_a_group_is_as_bad_as_its_worst_partition_and_ok_without_partitions() -> None:
+    judge = LagJudge(3)
+    for at in range(3):
+        [report] = judge.judge(sample(at, lag_of(10, 10, 0), lag_of(3, 10 + at, 1), members=()))
+    assert [p.status for p in report.partitions] == [Status.OK, Status.STOP]
+    assert report.status is Status.STOP
+    [empty] = LagJudge().judge(sample(0))
+    assert empty.status is Status.OK
+
+
+def test_the_window_slides_old_samples_out() -> None:
+    """Caught up long ago no longer counts: once the window holds only stuck samples, it is STOP."""
+    offsets = [(10, 10), (10, 12), (10, 14), (10, 16)]
+    assert judged(offsets, members=(), window=4)[0] is Status.OK
+    assert judged(offsets, members=(), window=3)[0] is Status.STOP
+
+
+def test_a_partition_that_leaves_the_sample_is_forgotten() -> None:
+    judge = LagJudge(5)
+    judge.judge(sample(0, lag_of(50, 50)))
+    judge.judge(sample(1))
+    [report] = judge.judge(sample(2, lag_of(0, 50)))  # not a rewind: its history is gone
+    assert report.partitions[0].reason == "one sample: not judged yet"
+
+
+def test_time_to_loss_is_reported_for_lagging_partitions_with_retention() -> None:
+    judge = LagJudge(3, retention_margin_seconds=600)
+    retained = PartitionLag(TOPIC, 0, 0, 0, 10, 10, 100.0, None, 1_000_000)
+    [report] = judge.judge(sample(0, retained))
+    assert report.partitions[0].time_to_loss_seconds == 900
+    assert not report.partitions[0].retention_at_risk
+    older = PartitionLag(TOPIC, 0, 0, 0, 10, 10, 500.0, None, 1_000_000)
+    [report] = judge.judge(sample(1, older))
+    assert report.partitions[0].time_to_loss_seconds == 500
+    assert report.partitions[0].retention_at_risk
+
+
+offset_runs = st.lists(st.tuples(st.integers(0, 50), st.integers(0, 50)), min_size=1, max_size=12)
+
+
+@given(offset_runs, st.integers(0, 12), st.booleans())
+def test_a_window_with_a_caught_up_sample_and_no_rewind_is_always_ok(
+    pairs: list[tuple[int, int]], where: int, alive: bool
+) -> None:
+    committed = sorted(c for c, _ in pairs)
+    runs = [(c, c + lag) for c, (_, lag) in zip(committed, pairs, strict=True)]
+    at = where % (len(runs) + 1)
+    position = committed[min(at, len(runs) - 1)]
+    runs.insert(at, (position, position))
+    assert judged(runs, members=(MEMBER,) if alive else ())[0] is Status.OK
+
+
+@given(offset_runs, st.booleans())
+def test_a_backward_commit_anywhere_in_the_window_is_rewind(offsets: list[tuple[int, int]], alive: bool) -> None:
+    runs = [*offsets, (offsets[-1][0] + 1, 60), (offsets[-1][0], 60)]
+    assert judged(runs, members=(MEMBER,) if alive else ())[0] is Status.REWIND
+
+
+@given(st.integers(1, 100), st.lists(st.integers(0, 100), min_size=1, max_size=9))
+def test_a_stuck_commit_with_lag_is_stop_or_stall_by_membership(committed: int, growth: list[int]) -> None:
+    ends = [committed + 1 + sum(growth[: i + 1]) for i in range(len(growth))]
+    runs = [(committed, committed + 1), *((committed, end) for end in ends)]
+    assert judged(runs, members=())[0] is Status.STOP
+    assert judged(runs, members=(MEMBER,))[0] is Status.STALL

@@ -1,0 +1,69 @@
+"""Finding the offset of a point in time from the records' own timestamps.
+
+The embedded broker's ``offsets_for_times`` matches the time it stored each batch and answers 0
+for a future time (EMBEDDED_BROKER.md), so we read: a binary search per partition, all
+partitions at once. It assumes timestamps within a partition never go backwards, which holds
+for our producers (CreateTime stamped as each record is appended); with out-of-order timestamps
+the answer is an offset where they cross the time, not necessarily the first one at or after it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from xbus.errors import BrokerUnavailable
+
+#: Reads, per partition, the first record at or after an offset: its (offset, timestamp ms), or
+#: None when there is none before the log end.
+FirstRecords = Callable[[Mapping[TopicPartition, int]], Awaitable[dict[TopicPartition, tuple[int, int] | None]]]
+
+
+async def offsets_at_time(
+    first_records: FirstRecords, bounds: Mapping[TopicPartition, tuple[int, int]], at_ms: int
+) -> dict[TopicPartition, int]:
+    """Per partition, the first offset in ``[start, end)`` whose record's timestamp is at or after
+    ``at_ms``: ``end`` when every record is older (nothing to re-read), ``start`` when none is.
+
+    A binary search over all partitions at once: each round reads one record per partition still
+    searched, so the rounds are log2 of the longest partition, whatever the number of partitions.
+    """
+    ranges = {tp: [start, end] for tp, (start, end) in bounds.items()}
+    while searching := {tp: (lo + hi) // 2 for tp, (lo, hi) in ranges.items() if lo < hi}:
+        read = await first_records(searching)
+        for tp, probe in searching.items():
+            record = read.get(tp)
+            lo_hi = ranges[tp]
+            if record is None or record[0] >= lo_hi[1] or record[1] >= at_ms:
+                lo_hi[1] = probe  # the answer is at or before the probe (records between do not exist)
+            else:
+                lo_hi[0] = record[0] + 1  # every record up to this one is older than at_ms
+    return {tp: lo for tp, (lo, _) in ranges.items()}
+
+
+def consumer_first_records(
+    consumer: AIOKafkaConsumer, log_end: Mapping[TopicPartition, int], timeout: float = 10.0
+) -> FirstRecords:
+    """:data:`FirstRecords` by seeking a group-less ``consumer`` (assigned to the partitions)."""
+
+    async def read(probes: Mapping[TopicPartition, int]) -> dict[TopicPartition, tuple[int, int] | None]:
+        for tp, offset in probes.items():
+            consumer.seek(tp, offset)
+        found: dict[TopicPartition, tuple[int, int] | None] = {}
+        deadline = time.monotonic() + timeout
+        while pending := [tp for tp in probes if tp not in found]:
+            if time.monotonic() > deadline:
+                missing = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in pending)
+                raise BrokerUnavailable(f"no fetch answer within {timeout:.0f}s for {missing}")
+            batches = await consumer.getmany(*pending, timeout_ms=200)
+            for tp in pending:
+                records = batches.get(tp)
+                if records:
+                    found[tp] = (records[0].offset, records[0].timestamp)
+                elif await consumer.position(tp) >= log_end[tp]:
+                    found[tp] = None
+        return found
+
+    return read
