@@ -24,6 +24,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from aiokafka.protocol.admin import DeleteGroupsRequest
 from aiokafka.protocol.group import LeaveGroupRequest, MemberAssignment
 from aiokafka.structs import OffsetAndMetadata
 
@@ -170,6 +171,17 @@ async def group_partitions(
     return {tp: offset for tp, offset in offsets.items() if offset is not None or tp in assigned or tp in declared_set}
 
 
+async def delete_group(admin: AIOKafkaAdminClient, group: str) -> None:
+    """Delete an empty group and its committed offsets (a group left behind, such as a swapped-in
+    shadow's, would otherwise show in every lag report). aiokafka has no call for DeleteGroups;
+    both Kafka and the embedded broker answer the raw request."""
+    node = await admin.find_coordinator(group)
+    response = await admin._send_request(DeleteGroupsRequest([group]), node)
+    for name, error_code in response.results:
+        if error_code:
+            raise XbusError(f"the broker could not delete group {name} (error code {error_code})")
+
+
 @dataclass(frozen=True)
 class FirstGeneration:
     """A member that joined its group in generation 0 (see :func:`first_generation`)."""
@@ -205,6 +217,15 @@ async def leave_group(settings: Settings, bootstrap: str, membership: FirstGener
         log.info("leaving the group failed; the member expires later", group=membership.group, error=repr(error))
     finally:
         await admin.close()
+
+
+async def stop_and_leave(consumer: AIOKafkaConsumer, settings: Settings, bootstrap: str) -> None:
+    """``consumer.stop()``, and leave its group even from the embedded broker's generation 0, so
+    that its partitions move at once and the group looks empty to replay and rebuild."""
+    membership = first_generation(consumer)
+    await consumer.stop()
+    if membership is not None:
+        await leave_group(settings, bootstrap, membership)
 
 
 def _member(member_id: str, client_id: str, host: str, _metadata: bytes, assignment: bytes) -> GroupMember:

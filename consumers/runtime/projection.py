@@ -47,6 +47,7 @@ from consumers.runtime.records import StoredRecord
 from consumers.runtime.service import BackgroundContext
 from consumers.runtime.unit_of_work import DbConnection
 from schemas import Envelope, EnvelopeError, Event, describe_validation_error
+from xbus.groups import stop_and_leave
 from xbus.kafka import client_options
 
 log = structlog.get_logger("xbus.projection")
@@ -168,7 +169,7 @@ class ProjectionRunner(Generic[State]):
                         self._start_worker(consumer, committer, tp, records)
         finally:
             await self.finish(set(self._workers))
-            await consumer.stop()
+            await stop_and_leave(consumer, settings, self.context.bootstrap)
             log.info(
                 "projection stopped",
                 projection=self.projection.name,

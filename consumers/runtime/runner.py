@@ -10,7 +10,8 @@ PostgreSQL or Kafka are retried with backoff, the batch as a whole, so nothing i
 reordered; anything else is a bug in the runtime and stops the runner. A watchdog beside the
 loop reports partitions that have lag and commit nothing (stuck but alive); the service's timers
 (timers.py) tick beside it too, and its background tasks (``Service.background``) run beside it
-until the runner stops.
+until the runner stops. With ``consume_only`` (``xbus rebuild``) the runner applies its topics and
+nothing else: no outbox relay, no timers, no background tasks, so it publishes nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from consumers.runtime.service import BackgroundContext, Service
 from consumers.runtime.timers import TimerLoop
 from consumers.runtime.watchdog import ServiceHealth, Watchdog
 from xbus.catalogue import Catalogue
+from xbus.groups import stop_and_leave
 from xbus.kafka import client_options
 from xbus.settings import Settings
 
@@ -65,8 +67,11 @@ class ServiceRunner:
         database_url: str,
         *,
         max_records: int = 500,
+        consume_only: bool = False,
     ) -> None:
         self.service = service
+        #: Apply the service's topics only: its relay, timers and background tasks do not run.
+        self.consume_only = consume_only
         self.settings = settings
         self.schema = settings.db_schema(service.name)
         self.topics = [settings.topic(name) for name in service.topics(catalogue)]
@@ -115,18 +120,22 @@ class ServiceRunner:
             max_poll_records=self._max_records,
         )
         consumer.subscribe(self.topics, listener=_FinishBeforeRevoke(self))
-        relay = asyncio.create_task(self.relay.run(stop), name=f"relay-{self.service.name}")
-        relay.add_done_callback(lambda done: self._fail_on_error(done, stop))
+        companions: list[asyncio.Task[None]] = []
+        if not self.consume_only:
+            relay = asyncio.create_task(self.relay.run(stop), name=f"relay-{self.service.name}")
+            relay.add_done_callback(lambda done: self._fail_on_error(done, stop))
+            companions.append(relay)
         await consumer.start()
         committer = GroupCommitter(consumer)
         watchdog = asyncio.create_task(
             self.watchdog.run(consumer, self._committed, pool, stop), name=f"watchdog-{self.service.name}"
         )
         watchdog.add_done_callback(lambda done: self._fail_on_error(done, stop))
-        timers = self.timers.start(pool, stop)
-        for timer in timers:
-            timer.add_done_callback(lambda done: self._fail_on_error(done, stop))
-        background = self._start_background(pool, stop)
+        if not self.consume_only:
+            timers = self.timers.start(pool, stop)
+            for timer in timers:
+                timer.add_done_callback(lambda done: self._fail_on_error(done, stop))
+            companions += [*timers, *self._start_background(pool, stop)]
         log.info(
             "service started",
             service=self.service.name,
@@ -148,8 +157,8 @@ class ServiceRunner:
         finally:
             stop.set()
             await self._finish_or_abandon()
-            await consumer.stop()  # leaves the group: its partitions move at once
-            await asyncio.gather(relay, watchdog, *timers, *background, return_exceptions=True)
+            await stop_and_leave(consumer, self.settings, self._bootstrap)  # its partitions move at once
+            await asyncio.gather(watchdog, *companions, return_exceptions=True)
             await pool.close()
             log.info(
                 "service stopped",

@@ -12,6 +12,7 @@ from xbus.cli.demo_cmd import demo
 from xbus.cli.lag_cmd import lag
 from xbus.cli.monitor_cmd import monitor
 from xbus.cli.publish_cmd import publish
+from xbus.cli.rebuild_cmd import rebuild
 from xbus.cli.replay_cmd import replay
 from xbus.cli.run_cmd import db, run_services
 from xbus.cli.tail_cmd import tail
@@ -35,6 +36,7 @@ app.command()(demo)
 app.command("monitor")(monitor)
 app.command("run")(run_services)
 app.command("status")(status_cmd.status)
+app.command("rebuild")(rebuild)
 app.command("lag")(lag)
 app.command("replay")(replay)
 
