@@ -147,7 +147,12 @@ async def settled(url: str, groups: TwoGroups) -> dict[str, Any]:
 
     async def judged() -> bool:
         nonlocal report
-        report = await get_json(f"{url}v1/lag")
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.get(f"{url}v1/lag")
+        if response.status_code == 503:  # served before the first sample is taken
+            return False
+        response.raise_for_status()
+        report = response.json()
         statuses = {name: group["status"] for name, group in groups_by_name(report).items()}
         return statuses == {groups.running: "OK", groups.stopped: "STOP"}
 

@@ -21,8 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from xbus.cli.common import out, run, settings
-from xbus.durations import parse_duration_ms
-from xbus.errors import XbusError
+from xbus.cli.lag_options import lag_options
 from xbus.lag.model import GroupReport, LagReport, Status
 from xbus.lag.watch import LagOptions, LagWatcher
 from xbus.platform import connect
@@ -54,17 +53,14 @@ def lag(
 ) -> None:
     """Consumer lag per group and partition: offsets, lag in messages and seconds, owner, status,
     time to data loss, and the provisioning tracker's business lag."""
-    try:
-        margin = parse_duration_ms(retention_margin)
-    except ValueError as error:
-        raise XbusError(f"--retention-margin: {error}") from None
-    options = LagOptions(
-        groups=tuple(groups),
-        topics=tuple(settings().topic(topic) for topic in topics),
+    options = lag_options(
+        settings(),
+        groups=groups,
+        topics=topics,
         window=window,
         warn_lag=warn_lag,
         warn_seconds=warn_seconds,
-        retention_margin_seconds=float("inf") if margin < 0 else margin / 1000,
+        retention_margin=retention_margin,
     )
     if watch:
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how --watch ends

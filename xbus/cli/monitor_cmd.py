@@ -15,7 +15,7 @@ import typer
 import uvicorn
 
 from xbus.cli.common import out, run, settings
-from xbus.durations import parse_duration_ms
+from xbus.cli.lag_options import lag_options
 from xbus.errors import XbusError
 from xbus.lag.watch import LagOptions, LagWatcher
 from xbus.monitor import LagSampler, create_app
@@ -50,17 +50,14 @@ def monitor(
 ) -> None:
     """Sample consumer lag every --interval seconds and serve it until Ctrl-C or SIGTERM: the live page at /,
     Prometheus gauges at /metrics, the latest report at /v1/lag, the charts' history at /v1/lag/history."""
-    try:
-        margin = parse_duration_ms(retention_margin)
-    except ValueError as error:
-        raise XbusError(f"--retention-margin: {error}") from None
-    options = LagOptions(
-        groups=tuple(group),
-        topics=tuple(settings().topic(name) for name in topic),
+    options = lag_options(
+        settings(),
+        groups=group,
+        topics=topic,
         window=window,
         warn_lag=warn_lag,
         warn_seconds=warn_seconds,
-        retention_margin_seconds=float("inf") if margin < 0 else margin / 1000,
+        retention_margin=retention_margin,
     )
     listening = _bind(host, port)
     run(_serve(listening, options, interval))
