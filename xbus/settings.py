@@ -80,6 +80,18 @@ class Settings(BaseSettings):
     #: Port of a process's /metrics and /healthz endpoint (`xbus run`); 0 picks a free port.
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     metrics_host: str = Field(default="0.0.0.0", min_length=1)
+    #: `xbus serve`: where the HTTP API listens (0.0.0.0 to be reached from other hosts).
+    api_host: str = Field(default="127.0.0.1", min_length=1)
+    api_port: int = Field(default=8080, ge=0, le=65535)
+    #: Largest request body the API reads; a larger one is answered 413 without being read.
+    api_max_body_bytes: int = Field(default=1_048_576, ge=1_024, le=64 * 1_048_576)
+    #: Most events in one POST /v1/events/batch.
+    api_max_batch: int = Field(default=500, ge=1, le=10_000)
+    #: Requests per second each token may make (a token bucket of ``api_rate_burst``), per API process.
+    api_rate_per_second: float = Field(default=50.0, gt=0, le=1_000_000)
+    api_rate_burst: int = Field(default=100, ge=1, le=1_000_000)
+    #: How long a repeated event id or Idempotency-Key returns the first result instead of publishing again.
+    api_idempotency_window_seconds: float = Field(default=86_400.0, gt=0, le=30 * 86_400)
     log_format: LogFormat = LogFormat.AUTO
     log_level: str = "info"
 

@@ -14,16 +14,11 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from xbus.api.problems import problem
 from xbus.monitor.sampler import LagSampler
 
 #: The page: polls v1/lag and v1/lag/history every 2 s; no build step, nothing loaded from elsewhere.
 PAGE = "lag_page.html"
-
-
-def problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """An RFC 9457 problem document: what HTTP clients of the bus get instead of a bare error code."""
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 
 
 @cache

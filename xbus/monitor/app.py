@@ -13,7 +13,8 @@ from fastapi import FastAPI, Response
 from fastapi.responses import HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from xbus.monitor.api import lag_router, page_response, problem
+from xbus.api.problems import problem
+from xbus.monitor.api import lag_router, page_response
 from xbus.monitor.metrics import lag_registry
 from xbus.monitor.sampler import LagSampler
 

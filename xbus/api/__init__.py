@@ -1,0 +1,1 @@
+"""The HTTP side of the bus: `xbus serve` (publish over HTTP, status and lag queries, scoped tokens)."""
