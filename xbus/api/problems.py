@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 PROBLEM_JSON = "application/problem+json"
+JSON = "application/json"
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,26 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: _problem_response(status) for status in statuses}
 
 
+def problems_as_sent(document: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAPI document whose problem responses say what is sent: FastAPI puts a response model's
+    schema under ``application/json`` whatever the entry's ``content`` says, while a problem is sent
+    as ``application/problem+json``, with its response's status in ``status``."""
+    for path in document.get("paths", {}).values():
+        for operation in path.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if PROBLEM_JSON in content and JSON in content:
+                    model = content.pop(JSON)["schema"]
+                    sent = {"properties": {"status": {"const": int(status)}}}
+                    content[PROBLEM_JSON] = {"schema": {"allOf": [model, sent]}}
+    return document
+
+
 def _problem_response(status: int) -> dict[str, Any]:
-    return {"description": _DESCRIPTIONS.get(status, "problem"), "model": ProblemModel, "content": {PROBLEM_JSON: {}}}
+    response = {"description": _DESCRIPTIONS.get(status, "problem"), "model": ProblemModel, "content": {PROBLEM_JSON: {}}}
+    if status in _HEADERS:
+        response["headers"] = _HEADERS[status]
+    return response
 
 
 _DESCRIPTIONS = {
@@ -93,4 +112,17 @@ _DESCRIPTIONS = {
     422: "the request names a field with a problem",
     429: "rate limit reached; retry after the Retry-After seconds",
     503: "a dependency (broker, database, lag sampler) is not available",
+}
+
+_SECONDS = {"type": "integer", "minimum": 1}
+_RETRY_AFTER = {"description": "seconds to wait before retrying", "schema": _SECONDS}
+_CHALLENGE = {"description": "the Bearer challenge (RFC 6750)", "schema": {"type": "string", "pattern": "^Bearer"}}
+#: The headers each problem is sent with (the OpenAPI document declares them, so that they are checked).
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {**_CHALLENGE, "required": True}},
+    403: {"WWW-Authenticate": {**_CHALLENGE, "required": True}},
+    409: {"Retry-After": {**_RETRY_AFTER, "required": True}},
+    415: {"Accept-Post": {"description": "the media types the route takes", "schema": {"type": "string"}, "required": True}},
+    429: {"Retry-After": {**_RETRY_AFTER, "required": True}},
+    503: {"Retry-After": _RETRY_AFTER},
 }

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from xbus.cli import dlq_cmd, schemas_cmd, stack_cmd, status_cmd, topics_cmd
+from xbus.cli import dlq_cmd, schemas_cmd, stack_cmd, status_cmd, tokens_cmd, topics_cmd
 from xbus.cli.common import err
 from xbus.cli.demo_cmd import demo
 from xbus.cli.lag_cmd import lag
@@ -15,6 +15,7 @@ from xbus.cli.publish_cmd import publish
 from xbus.cli.rebuild_cmd import rebuild
 from xbus.cli.replay_cmd import replay
 from xbus.cli.run_cmd import db, run_services
+from xbus.cli.serve_cmd import serve
 from xbus.cli.tail_cmd import tail
 from xbus.errors import XbusError
 
@@ -30,6 +31,7 @@ app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(schemas_cmd.app, name="schemas")
 app.add_typer(db, name="db")
 app.add_typer(dlq_cmd.app, name="dlq")
+app.add_typer(tokens_cmd.app, name="tokens")
 app.command()(publish)
 app.command()(tail)
 app.command()(demo)
@@ -39,6 +41,7 @@ app.command("status")(status_cmd.status)
 app.command("rebuild")(rebuild)
 app.command("lag")(lag)
 app.command("replay")(replay)
+app.command("serve")(serve)
 
 
 def main() -> None:

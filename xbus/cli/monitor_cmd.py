@@ -1,22 +1,20 @@
 """`xbus monitor`: sample lag continuously and serve it (Prometheus /metrics, JSON, the live page).
 
-Binds its socket itself before serving, so that ``--port 0`` can print the port it got, and an
-address in use is one readable line instead of a uvicorn traceback.
+Served like `xbus serve` (xbus/api/server.py): the socket bound first, so that ``--port 0`` prints
+the port it got and an address in use is one readable line.
 """
 
 from __future__ import annotations
 
 import asyncio
-import signal
 import socket
 
 import structlog
 import typer
-import uvicorn
 
+from xbus.api.server import ApiServer, bind
 from xbus.cli.common import out, run, settings
 from xbus.cli.lag_options import lag_options
-from xbus.errors import XbusError
 from xbus.lag.watch import LagOptions, LagWatcher
 from xbus.monitor import LagSampler, create_app
 from xbus.platform import connect
@@ -25,10 +23,6 @@ log = structlog.get_logger("xbus.monitor")
 
 #: Next to the ports of Prometheus exporters of the Kafka world (kafka-lag-exporter's 8000 is too common).
 DEFAULT_PORT = 9470
-
-
-class MonitorPortUnavailable(XbusError):
-    exit_code = 2
 
 
 def monitor(
@@ -59,7 +53,7 @@ def monitor(
         warn_seconds=warn_seconds,
         retention_margin=retention_margin,
     )
-    listening = _bind(host, port)
+    listening = bind(host, port)
     run(_serve(listening, options, interval))
 
 
@@ -68,39 +62,17 @@ async def _serve(listening: socket.socket, options: LagOptions, interval: float)
     endpoints = await connect(settings())
     async with LagWatcher(settings(), endpoints, options) as watcher:
         sampler = LagSampler(watcher, interval)
-        config = uvicorn.Config(create_app(sampler), log_config=None, access_log=False, lifespan="off")
-        server = uvicorn.Server(config)
-
-        def shut_down() -> None:
-            stop.set()
-            server.should_exit = True
-
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            # uvicorn installs its own handlers while serving and sends the signal again once it has
-            # stopped; this one makes that second delivery (and any before serving) a clean stop.
-            loop.add_signal_handler(sig, shut_down)
+        server = ApiServer(create_app(sampler), listening)
+        server.stop_on_signals(also=stop.set)
         sampling = asyncio.create_task(sampler.run(stop))
-        host, port = listening.getsockname()[:2]
-        url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
-        log.info("monitor serving", url=url, interval=interval, window=options.window)
-        out.print(f"serving the lag page on {url} (/metrics, /v1/lag, /v1/lag/history); Ctrl-C stops", highlight=False)
         try:
-            await server.serve(sockets=[listening])
+            await server.start()
+            log.info("monitor serving", url=server.url, interval=interval, window=options.window)
+            out.print(
+                f"serving the lag page on {server.url} (/metrics, /v1/lag, /v1/lag/history); Ctrl-C stops",
+                highlight=False,
+            )
+            await server.wait()
         finally:
-            shut_down()
+            stop.set()
             await sampling
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listening = socket.socket(family, socket.SOCK_STREAM)
-    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        listening.bind((host, port))
-    except OSError as error:
-        listening.close()
-        raise MonitorPortUnavailable(
-            f"cannot listen on {host}:{port} ({error.strerror}); choose another --port, or 0 for any free one"
-        ) from None
-    return listening
