@@ -33,7 +33,10 @@ class PermissionsGranted(Event):
 
 
 class AccountAccessGranted(Event):
-    """Logins associated with a trading account, with their rights (step ``authorisation.access``)."""
+    """Logins given access to a trading account, with their rights (step ``authorisation.access``).
+
+    A login associated while it is disabled, or with a closed account, is not listed: it has no
+    access until it is enabled, when its access is announced by an event of its own."""
 
     event_type = "xosp.account_access.granted.v1"
     aggregate_field = "account_id"

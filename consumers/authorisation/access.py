@@ -37,9 +37,12 @@ async def request(unit: UnitOfWork, flow_id: str, account_id: str, logins: Seque
 
 
 async def grant(unit: UnitOfWork, flow_id: str, account_id: str, logins: Sequence[AccountLogin]) -> None:
-    for login in logins:
-        await store.grant(unit, account_id, login, flow_id, unit.cause.time)
-    unit.record(AccountAccessGranted(flow_id=flow_id, account_id=account_id, logins=tuple(logins)))
+    """Associate ``logins`` with the account, and announce the access now in force. A login
+    associated while disabled (or with a closed account) is on record but left out of the
+    ``AccountAccessGranted``: a reader such as the OMS must not give it rights. Its access is
+    announced when it is enabled (``user_enabled`` re-emits the associations it restores)."""
+    in_force = [login for login in logins if await store.grant(unit, account_id, login, flow_id, unit.cause.time)]
+    unit.record(AccountAccessGranted(flow_id=flow_id, account_id=account_id, logins=tuple(in_force)))
 
 
 async def apply_ready(unit: UnitOfWork, ready: Sequence[store.Pending]) -> None:

@@ -191,13 +191,14 @@ async def close_account(unit: UnitOfWork, account_id: str, flow_id: str, at: dt.
     )
 
 
-async def grant(unit: UnitOfWork, account_id: str, login: AccountLogin, flow_id: str, at: dt.datetime) -> None:
-    """Associate the login with the account (replacing an earlier association's rights).
+async def grant(unit: UnitOfWork, account_id: str, login: AccountLogin, flow_id: str, at: dt.datetime) -> bool:
+    """Associate the login with the account (replacing an earlier association's rights); return
+    whether the access is in force.
 
     The row is born revoked when the account is closed ('account') or the login is not active
     ('login'), so that the association is on record and a later enable restores it.
     """
-    await unit.execute(
+    revoked_by = await unit.fetchrow(
         """
         insert into account_access as x (account_id, login_id, rights, flow_id, granted_at, revoked_by, revoked_at)
         select a.account_id, l.login_id, $3::text[], $4, $5, r.revoked_by,
@@ -209,6 +210,7 @@ async def grant(unit: UnitOfWork, account_id: str, login: AccountLogin, flow_id:
         on conflict (account_id, login_id) do update
             set rights = excluded.rights, flow_id = excluded.flow_id, granted_at = excluded.granted_at,
                 revoked_by = excluded.revoked_by, revoked_at = excluded.revoked_at
+        returning x.revoked_by
         """,
         account_id,
         login.login_id,
@@ -216,6 +218,7 @@ async def grant(unit: UnitOfWork, account_id: str, login: AccountLogin, flow_id:
         flow_id,
         at,
     )
+    return revoked_by is not None and revoked_by["revoked_by"] is None
 
 
 async def revoke_account(unit: UnitOfWork, account_id: str, at: dt.datetime) -> list[str]:

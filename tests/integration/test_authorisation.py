@@ -248,6 +248,24 @@ async def test_disabled_user_loses_every_permission_and_account_access(authorisa
     assert restored.active
 
 
+async def test_a_login_associated_while_disabled_gets_access_only_when_enabled(
+    authorisation: ServiceUnderTest,
+) -> None:
+    """Announcing such an association as granted would give a disabled login trade rights in the OMS."""
+    login, account = new_login(), new_account()
+    await authorisation.handle(created(login), UserDisabled(login_id=login, reason="on leave"))
+
+    opening = await authorisation.handle(opened(account, access(login, VIEW, TRADE)))
+    assert opening.follow_ups == [AccountAccessGranted(flow_id=opening.flow_id, account_id=account, logins=())]
+    [on_record] = await queries.account_access(authorisation.db, account)
+    assert (on_record.revoked_by, on_record.active) == ("login", False)
+
+    enabled = await authorisation.handle(UserEnabled(login_id=login))
+    assert AccountAccessGranted(
+        flow_id=enabled.flow_id, account_id=account, logins=(access(login, VIEW, TRADE),)
+    ) in enabled.follow_ups
+
+
 async def test_disabling_an_unknown_login_fails_the_revoke_step(authorisation: ServiceUnderTest) -> None:
     handled = await authorisation.handle(UserDisabled(login_id=new_login(), reason="x"))
 
