@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import asyncpg
@@ -21,7 +23,9 @@ class ServiceProcess:
     """`xbus run` of a test service in a process of its own, killable."""
 
     def __init__(self, spec: str, settings: Settings, log: Path, metrics_port: int = 0) -> None:
-        self.spec, self.log = spec, log
+        self.spec, self.log, self.metrics_port = spec, log, metrics_port
+        #: Where this life of the process starts in its log (restarts append to the same file).
+        self._life_starts = 0
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("XBUS_")},
             "XBUS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
@@ -36,6 +40,7 @@ class ServiceProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        self._life_starts = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "xbus", "run", self.spec], env=self.env, cwd=ROOT, stdout=log, stderr=log
@@ -50,6 +55,34 @@ class ServiceProcess:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=30)
+
+    def assignment(self) -> set[str]:
+        """The partitions (``topic[partition]``) this life of the process holds, as its JSON log
+        says: its last "partitions assigned", or none after a "partitions revoked"."""
+        with self.log.open("rb") as log:
+            log.seek(self._life_starts)
+            lines = log.read().decode(errors="replace").splitlines(keepends=True)
+        held: set[str] = set()
+        for line in lines:
+            if not (line.startswith("{") and line.endswith("\n")):  # a line still being written is skipped
+                continue
+            entry = json.loads(line)
+            if entry.get("event") == "partitions assigned":
+                held = set(entry["partitions"])
+            elif entry.get("event") == "partitions revoked":
+                held = set()
+        return held
+
+    async def metrics(self) -> str:
+        """The process's Prometheus text (it needs a ``metrics_port`` of its own, not 0)."""
+        assert self.metrics_port, "give the process a metrics port to scrape"
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+        def get() -> str:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                return str(answer.read().decode())
+
+        return await asyncio.to_thread(get)
 
 
 async def scalar(settings: Settings, schema: str, query: str) -> int:
