@@ -20,6 +20,9 @@ STAMP = VENV / ".xosp-bus-installed"
 #: The browser the lag page is tested in (tests/integration/test_lag_page.py): Debian's package, because
 #: Playwright's own browser download needs a host this project cannot count on reaching.
 CHROMIUM = Path("/usr/bin/chromium")
+#: What checks docker-compose.yml without a Docker engine (tests/unit/test_compose_file.py): Debian's
+#: docker-compose package, `docker-compose config`.
+DOCKER_COMPOSE = Path("/usr/bin/docker-compose")
 
 
 def ensure_venv() -> None:
@@ -41,21 +44,31 @@ def ensure_venv() -> None:
 
 def ensure_browser() -> None:
     """Install Debian's chromium when it is missing and apt-get and root make that possible."""
-    if CHROMIUM.exists():
+    ensure_debian_package("chromium", CHROMIUM, "the lag page test")
+
+
+def ensure_compose() -> None:
+    """Install Debian's docker-compose when it is missing and apt-get and root make that possible."""
+    ensure_debian_package("docker-compose", DOCKER_COMPOSE, "the docker-compose.yml test")
+
+
+def ensure_debian_package(package: str, path: Path, needed_by: str) -> None:
+    """Install a Debian package when the file it provides is missing; say which test fails if it cannot be."""
+    if path.exists():
         return
     apt = shutil.which("apt-get")
     if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
-        print(f"{CHROMIUM} is missing; installing it needs apt-get and root: the lag page test will fail", flush=True)
+        print(f"{path} is missing; installing it needs apt-get and root: {needed_by} will fail", flush=True)
         return
-    print(f"{CHROMIUM} is missing: installing Debian's chromium with apt-get (for the lag page test)", flush=True)
+    print(f"{path} is missing: installing Debian's {package} with apt-get (for {needed_by})", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = [apt, "install", "-y", "-q", "--no-install-recommends", "chromium"]
+    install = [apt, "install", "-y", "-q", "--no-install-recommends", package]
     if subprocess.run(install, env=env).returncode != 0:
         print("apt-get install failed: updating the package lists and trying again", flush=True)
         subprocess.run([apt, "update", "-q"], env=env)
         subprocess.run(install, env=env)
-    if not CHROMIUM.exists():
-        print(f"could not install chromium ({CHROMIUM} is still missing): the lag page test will fail", flush=True)
+    if not path.exists():
+        print(f"could not install {package} ({path} is still missing): {needed_by} will fail", flush=True)
 
 
 def main(argv: list[str]) -> int:
@@ -65,6 +78,7 @@ def main(argv: list[str]) -> int:
     ensure_venv()
     if argv[0] == "test":
         ensure_browser()
+        ensure_compose()
     command, rest = argv[0], argv[1:]
     commands = {"demo": [str(BIN / "xbus"), "demo"], "test": [str(BIN / "python"), "-m", "pytest"]}
     args = [*commands[command], *rest]

@@ -1,38 +1,30 @@
 """The Publisher: the one way events get onto Kafka.
 
 It picks the topic from the catalogue, keys by aggregate id, wraps the event in the CloudEvents
-envelope and waits for acks=all. aiokafka's own default is acks=1, which loses acknowledged
-events when a leader fails; we never rely on it. The idempotent producer is used where the broker
-supports it; the embedded broker does not (InitProducerId fails), so we fall back to a plain
-acks=all producer with one warning: duplicates from retries are then absorbed by the consumers'
-inboxes, which is where exactly-once effects come from anyway.
+envelope and waits for acks=all, on an idempotent producer where the broker supports it
+(:func:`xbus.platform.start_producer`, which every producer of the bus starts through).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, NamedTuple, Self, cast
 
-import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import KafkaError
 
 from producers.partitioning import partition_for
 from schemas import Event
 from schemas.envelope import build_headers, format_time
 from schemas.ids import new_event_id
 from xbus.catalogue import Catalogue
-from xbus.errors import BrokerUnavailable, XbusError
-from xbus.kafka import client_options
+from xbus.errors import XbusError
+from xbus.platform import start_producer
 from xbus.settings import Settings
-
-log = structlog.get_logger("xbus.publisher")
 
 
 @dataclass(frozen=True)
@@ -80,10 +72,9 @@ class Publisher:
         max_request_size: int = 3 * 1024 * 1024,
     ) -> None:
         self._settings = settings
+        self._bootstrap = bootstrap
         self._catalogue = catalogue
         self._options = {
-            **client_options(settings, bootstrap),
-            "acks": "all",
             "linger_ms": linger_ms,
             "compression_type": compression_type,
             "max_request_size": max_request_size,
@@ -94,26 +85,7 @@ class Publisher:
         self.idempotent = False
 
     async def start(self) -> None:
-        producer = AIOKafkaProducer(**self._options, enable_idempotence=True)
-        try:
-            with _quiet("aiokafka.producer.sender"):
-                await producer.start()
-            self.idempotent = True
-        except KafkaConnectionError as error:
-            await producer.stop()
-            raise BrokerUnavailable(
-                f"Kafka at {self._options['bootstrap_servers']} did not answer ({error}); check XBUS_KAFKA_BOOTSTRAP"
-            ) from None
-        except KafkaError as error:
-            await producer.stop()
-            log.warning(
-                "broker refused the idempotent producer; publishing with plain acks=all "
-                "(consumer inboxes absorb retry duplicates)",
-                error=type(error).__name__,
-            )
-            producer = AIOKafkaProducer(**self._options)
-            await producer.start()
-        self._producer = producer
+        self._producer, self.idempotent = await start_producer(self._settings, self._bootstrap, **self._options)
 
     async def stop(self) -> None:
         if self._producer is not None:
@@ -273,18 +245,6 @@ class _Record(NamedTuple):
 
     def published(self, partition: int, offset: int) -> Published:
         return Published(self.event_id, self.event_type, self.topic, partition, offset, self.correlation_id)
-
-
-@contextmanager
-def _quiet(logger_name: str) -> Iterator[None]:
-    """Silence a library logger while probing: the refusal is expected and we log it ourselves."""
-    logger = logging.getLogger(logger_name)
-    previous = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
 
 
 def _describe(error: BaseException) -> str:

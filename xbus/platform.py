@@ -9,14 +9,16 @@ otherwise auto-create topics with 4 partitions).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 import schemas
 from xbus.catalogue import Catalogue
@@ -96,28 +98,94 @@ async def plain_consumer(
         yield consumer
 
 
+class StartedProducer(NamedTuple):
+    producer: AIOKafkaProducer
+    #: False where the broker refused the idempotent producer (the embedded one does).
+    idempotent: bool
+
+
+#: Bootstrap addresses whose broker refused the idempotent producer in this process: asking again
+#: would cost every later producer a failed request and the same warning.
+_REFUSED_IDEMPOTENCE: set[str] = set()
+
+
+async def start_producer(settings: Settings, bootstrap: str, **options: Any) -> StartedProducer:
+    """Start a producer whose sends count only once every in-sync replica has the record (acks=all).
+
+    Every producer the bus makes starts here, so none is left with aiokafka's default acks=1, which
+    loses acknowledged records when a leader fails. It is idempotent where the broker supports it
+    (Apache Kafka: a retried send is never written twice, and order holds within a partition). The
+    embedded broker refuses InitProducerId; there it is a plain acks=all producer, with one warning
+    per process: retry duplicates are then absorbed by the consumers' inboxes, which is where
+    exactly-once effects come from anyway. ``options`` are further aiokafka producer options.
+    """
+    options = {**client_options(settings, bootstrap), **options, "acks": "all"}
+    if bootstrap not in _REFUSED_IDEMPOTENCE:
+        producer = AIOKafkaProducer(**options, enable_idempotence=True)
+        try:
+            with _quiet("aiokafka.producer.sender"):
+                await producer.start()
+            return StartedProducer(producer, idempotent=True)
+        except KafkaConnectionError as error:
+            await producer.stop()
+            raise _unavailable(bootstrap, error) from None
+        except KafkaError as error:
+            await producer.stop()
+            _REFUSED_IDEMPOTENCE.add(bootstrap)
+            log.warning(
+                "broker refused the idempotent producer; publishing with plain acks=all "
+                "(consumer inboxes absorb retry duplicates)",
+                error=type(error).__name__,
+            )
+    producer = AIOKafkaProducer(**options)
+    await _start(producer.start, producer.stop, bootstrap)
+    return StartedProducer(producer, idempotent=False)
+
+
 @asynccontextmanager
-async def acks_all_producer(settings: Settings, bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    """A plain producer whose sends count only once every in-sync replica has the record."""
-    producer = AIOKafkaProducer(**client_options(settings, bootstrap), acks="all")
-    async with _started(producer.start, producer.stop, bootstrap):
+async def acks_all_producer(settings: Settings, bootstrap: str, **options: Any) -> AsyncIterator[AIOKafkaProducer]:
+    """:func:`start_producer` for the length of a block."""
+    producer = (await start_producer(settings, bootstrap, **options)).producer
+    try:
         yield producer
+    finally:
+        await producer.stop()
 
 
 @asynccontextmanager
 async def _started(
     start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]], bootstrap: str
 ) -> AsyncIterator[None]:
+    await _start(start, stop, bootstrap)
+    try:
+        yield
+    finally:
+        await stop()
+
+
+async def _start(start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]], bootstrap: str) -> None:
     """Start a client, turning "cannot connect" into an error that names the setting to check."""
     try:
         await start()
     except KafkaError as error:
         await stop()
-        raise BrokerUnavailable(f"Kafka at {bootstrap} did not answer ({error}); check XBUS_KAFKA_BOOTSTRAP") from None
+        raise _unavailable(bootstrap, error) from None
+
+
+def _unavailable(bootstrap: str, error: KafkaError) -> BrokerUnavailable:
+    return BrokerUnavailable(f"Kafka at {bootstrap} did not answer ({error}); check XBUS_KAFKA_BOOTSTRAP")
+
+
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Silence a library logger while probing: the refusal is expected and we log it ourselves."""
+    logger = logging.getLogger(logger_name)
+    previous = logger.level
+    logger.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
-        await stop()
+        logger.setLevel(previous)
 
 
 @asynccontextmanager

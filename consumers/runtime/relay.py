@@ -1,10 +1,11 @@
 """The outbox relay: publishes a service's outbox rows to Kafka after their transaction commits.
 
-Rows go out in id order and are marked sent only after the broker acknowledged them (acks=all),
-so a crash re-publishes at most the last batch; downstream inboxes make that exactly-once in
-effect. Only one relay per service publishes at a time (a PostgreSQL advisory lock): two relays
-taking turns could reorder a key's events. The others stand by and take over when the holder
-dies. It wakes on NOTIFY from the committing transaction, and polls as a fallback.
+Rows go out in id order and are marked sent only after the broker acknowledged them (acks=all,
+idempotent where the broker supports it: :func:`xbus.platform.start_producer`), so a crash
+re-publishes at most the last batch; downstream inboxes make that exactly-once in effect. Only
+one relay per service publishes at a time (a PostgreSQL advisory lock): two relays taking turns
+could reorder a key's events. The others stand by and take over when the holder dies. It wakes
+on NOTIFY from the committing transaction, and polls as a fallback.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from consumers.runtime import metrics
 from consumers.runtime.processor import TRANSIENT_ERRORS, outbox_channel
 from consumers.runtime.records import headers_from_json
 from consumers.runtime.waits import sleep_unless, wait_any
-from xbus.kafka import client_options
+from xbus.platform import acks_all_producer
 from xbus.settings import Settings
 
 log = structlog.get_logger("xbus.relay")
@@ -51,17 +52,13 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until ``stop`` is set; reconnects to PostgreSQL and Kafka as often as it must."""
-        producer = AIOKafkaProducer(**client_options(self._settings, self._bootstrap), acks="all", linger_ms=2)
-        await producer.start()
-        try:
+        async with acks_all_producer(self._settings, self._bootstrap, linger_ms=2) as producer:
             while not stop.is_set():
                 try:
                     await self._serve(producer, stop)
                 except (*TRANSIENT_ERRORS, KafkaError) as error:
                     log.warning("outbox relay interrupted; retrying", service=self.service, error=repr(error))
                     await sleep_unless(stop, self._poll_interval)
-        finally:
-            await producer.stop()
 
     async def _serve(self, producer: AIOKafkaProducer, stop: asyncio.Event) -> None:
         connection = await asyncpg.connect(self._database_url, server_settings={"search_path": self.schema})

@@ -1,0 +1,48 @@
+"""Every producer of the bus (publisher, outbox relay, redrive, market-data feeds) starts through
+xbus.platform.start_producer: acks=all always, idempotent where the broker supports it."""
+
+from __future__ import annotations
+
+import pytest
+from structlog.testing import capture_logs
+
+from xbus.embedded.processes import free_port
+from xbus.errors import BrokerUnavailable
+from xbus.platform import acks_all_producer, start_producer
+from xbus.settings import Settings, load_settings
+
+pytestmark = pytest.mark.integration
+
+REFUSAL = "broker refused the idempotent producer"
+
+
+def broker_is_embedded() -> bool:
+    """The session's broker is the embedded one unless XBUS_KAFKA_BOOTSTRAP names another (tests/conftest.py)."""
+    return load_settings().embedded_kafka
+
+
+async def test_a_producer_waits_for_every_in_sync_replica_and_is_idempotent_where_the_broker_allows(
+    topics: Settings,
+) -> None:
+    started = await start_producer(topics, topics.kafka_bootstrap or "")
+    try:
+        assert started.producer._sender._acks == -1  # acks=all
+        assert started.idempotent is not broker_is_embedded()
+        sent = await started.producer.send_and_wait(topics.topic("xosp.exchanges"), b"{}", key=b"XSX")
+        assert (sent.partition, sent.offset) == (0, 0)
+    finally:
+        await started.producer.stop()
+
+
+async def test_a_broker_that_refused_idempotence_is_not_asked_again(topics: Settings) -> None:
+    """One warning per process, not one per relay, redrive and feed."""
+    with capture_logs() as logs:
+        for _ in range(3):
+            async with acks_all_producer(topics, topics.kafka_bootstrap or "", linger_ms=2) as producer:
+                assert producer._sender._acks == -1
+    assert len([entry for entry in logs if REFUSAL in entry["event"]]) <= 1
+
+
+async def test_an_unreachable_broker_names_the_setting_to_check(settings: Settings) -> None:
+    with pytest.raises(BrokerUnavailable, match="XBUS_KAFKA_BOOTSTRAP"):
+        await start_producer(settings, f"127.0.0.1:{free_port()}")
