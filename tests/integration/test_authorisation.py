@@ -261,9 +261,10 @@ async def test_a_login_associated_while_disabled_gets_access_only_when_enabled(
     assert (on_record.revoked_by, on_record.active) == ("login", False)
 
     enabled = await authorisation.handle(UserEnabled(login_id=login))
-    assert AccountAccessGranted(
-        flow_id=enabled.flow_id, account_id=account, logins=(access(login, VIEW, TRADE),)
-    ) in enabled.follow_ups
+    assert (
+        AccountAccessGranted(flow_id=enabled.flow_id, account_id=account, logins=(access(login, VIEW, TRADE),))
+        in enabled.follow_ups
+    )
 
 
 async def test_disabling_an_unknown_login_fails_the_revoke_step(authorisation: ServiceUnderTest) -> None:
