@@ -16,7 +16,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 PROBLEM_JSON = "application/problem+json"
-JSON = "application/json"
 
 
 @dataclass(frozen=True)
@@ -80,25 +79,23 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def problems_as_sent(document: dict[str, Any]) -> dict[str, Any]:
-    """An OpenAPI document whose problem responses say what is sent: FastAPI puts a response model's
-    schema under ``application/json`` whatever the entry's ``content`` says, while a problem is sent
-    as ``application/problem+json``, with its response's status in ``status``."""
+    """An OpenAPI document whose problem responses say what is sent. FastAPI puts a response model's
+    schema under the route's media type (``application/json``, ``text/html`` for a page) whatever
+    the entry's ``content`` says; a problem is sent as ``application/problem+json`` only, with its
+    response's status in ``status``."""
     for path in document.get("paths", {}).values():
         for operation in path.values():
             for status, response in operation.get("responses", {}).items():
-                content = response.get("content", {})
-                if PROBLEM_JSON in content and JSON in content:
-                    model = content.pop(JSON)["schema"]
+                if PROBLEM_JSON in response.get("content", {}):
                     sent = {"properties": {"status": {"const": int(status)}}}
-                    content[PROBLEM_JSON] = {"schema": {"allOf": [model, sent]}}
+                    response["content"] = {PROBLEM_JSON: {"schema": {"allOf": [{"$ref": _PROBLEM_REF}, sent]}}}
     return document
 
 
 def _problem_response(status: int) -> dict[str, Any]:
-    response = {"description": _DESCRIPTIONS.get(status, "problem"), "model": ProblemModel, "content": {PROBLEM_JSON: {}}}
-    if status in _HEADERS:
-        response["headers"] = _HEADERS[status]
-    return response
+    description = _DESCRIPTIONS.get(status, "problem")
+    headers = {"headers": _HEADERS[status]} if status in _HEADERS else {}
+    return {"description": description, "model": ProblemModel, "content": {PROBLEM_JSON: {}}, **headers}
 
 
 _DESCRIPTIONS = {
@@ -114,7 +111,10 @@ _DESCRIPTIONS = {
     503: "a dependency (broker, database, lag sampler) is not available",
 }
 
+#: Where FastAPI puts ProblemModel's schema (the "model" of every problem response).
+_PROBLEM_REF = "#/components/schemas/ProblemModel"
 _SECONDS = {"type": "integer", "minimum": 1}
+_TEXT = {"type": "string"}
 _RETRY_AFTER = {"description": "seconds to wait before retrying", "schema": _SECONDS}
 _CHALLENGE = {"description": "the Bearer challenge (RFC 6750)", "schema": {"type": "string", "pattern": "^Bearer"}}
 #: The headers each problem is sent with (the OpenAPI document declares them, so that they are checked).
@@ -122,7 +122,7 @@ _HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {**_CHALLENGE, "required": True}},
     403: {"WWW-Authenticate": {**_CHALLENGE, "required": True}},
     409: {"Retry-After": {**_RETRY_AFTER, "required": True}},
-    415: {"Accept-Post": {"description": "the media types the route takes", "schema": {"type": "string"}, "required": True}},
+    415: {"Accept-Post": {"description": "the media types the route takes", "required": True, "schema": _TEXT}},
     429: {"Retry-After": {**_RETRY_AFTER, "required": True}},
     503: {"Retry-After": _RETRY_AFTER},
 }
