@@ -168,6 +168,16 @@ class Catalogue:
         except KeyError:
             raise UnknownEventType(type_name) from None
 
+    def carriers(self, type_name: str) -> list[str]:
+        """The names of the topics (or, for market data, the topic templates: one topic per
+        exchange) that carry ``type_name``: what `xbus schemas list` and the API show."""
+        if type_name in self._by_type:
+            return [topic.name for topic in self._by_type[type_name]]
+        templates = [template.name for template in self.templates if type_name in template.event_types]
+        if not templates:
+            raise UnknownEventType(type_name)
+        return templates
+
     def template(self, name: str) -> TopicSpec:
         for template in self.templates:
             if template.name == name:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import schemas
 from tests.conftest import XbusCli
 
 pytestmark = pytest.mark.integration
@@ -188,3 +189,11 @@ def test_an_unreachable_broker_names_the_setting_to_check(xbus: XbusCli) -> None
     assert result.code == 1
     assert "xbus: Kafka at 127.0.0.1:1 did not answer" in result.stderr
     assert "check XBUS_KAFKA_BOOTSTRAP" in result.stderr
+
+
+def test_schemas_list_shows_every_event_type_with_the_topics_that_carry_it(xbus: XbusCli) -> None:
+    listed = xbus("schemas", "list", env={"COLUMNS": "400"})
+    assert listed.code == 0, listed.stderr
+    for type_name in schemas.registry.types():
+        assert type_name in listed.stdout
+    assert "xosp.marketdata.{exchange}" in listed.stdout  # market data: one topic per exchange

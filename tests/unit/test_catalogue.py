@@ -53,6 +53,17 @@ def test_the_committed_catalogue_routes_every_event_type_and_gives_every_service
         assert catalogue.dead_letter_topic(service).name.endswith(".dlq")
 
 
+def test_every_event_type_has_carriers_topics_or_the_market_data_template() -> None:
+    catalogue = Catalogue.load(REAL, schemas.registry)
+    assert catalogue.carriers("xosp.user.created.v1") == ["xosp.users"]
+    assert catalogue.carriers(MARKET_DATA[0].event_type) == [MARKET_DATA_TEMPLATE]
+    assert len(catalogue.carriers("xosp.step.waiting.v1")) > 1  # every service's follow-up topic
+    for type_name in schemas.registry.types():
+        assert catalogue.carriers(type_name)
+    with pytest.raises(schemas.UnknownEventType):
+        catalogue.carriers("xosp.nothing.v1")
+
+
 def test_unknown_event_type_names_file_entry_and_type(tmp_path: Path) -> None:
     document = real_document()
     document["topics"][0]["event_types"].append("xosp.user.teleported.v1")

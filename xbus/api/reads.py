@@ -20,14 +20,13 @@ from pydantic import BaseModel, Field
 
 from consumers.provisioning.flows import FlowState, StepState
 from consumers.provisioning.queries import flows_of
-from schemas import UnknownEventType, registry
+from schemas import registry
 from schemas.export import event_schema
 from schemas.provisioning import FlowKind
 from xbus.api.problems import Problem, problem_responses
 from xbus.api.runtime import ApiRuntime
 from xbus.api.scopes import READ_LAG, READ_STATUS
 from xbus.api.tokens import ApiToken
-from xbus.catalogue import Catalogue
 from xbus.monitor import lag_registry, lag_router
 
 #: Seconds each dependency gets to answer a readiness check.
@@ -170,20 +169,13 @@ def _event_types(runtime: ApiRuntime) -> list[dict[str, Any]]:
         {
             "type": model.event_type,
             "model": model.__name__,
-            "topics": _topics(runtime.catalogue, model.event_type),
+            "topics": runtime.catalogue.carriers(model.event_type),
             "publishable": model.event_type in runtime.publishable,
             "key": model.aggregate_field,
             "schema": event_schema(model),
         }
         for model in registry.models()
     ]
-
-
-def _topics(catalogue: Catalogue, event_type: str) -> list[str]:
-    try:
-        return [topic.name for topic in catalogue.topics_for_type(event_type)]
-    except UnknownEventType:  # carried by a template's topics (market data: one topic per exchange)
-        return [template.name for template in catalogue.templates if event_type in template.event_types]
 
 
 async def _broker_down(runtime: ApiRuntime) -> str | None:

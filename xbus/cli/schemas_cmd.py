@@ -18,13 +18,12 @@ app = typer.Typer(
 
 @app.command("list")
 def list_() -> None:
-    """Every event type with its model, topic and key."""
+    """Every event type with its model, the topics that carry it and its key."""
     catalogue = load_catalogue(settings())
-    table = Table("type", "model", "topic", "key (aggregate id)")
+    table = Table("type", "model", "topics", "key (aggregate id)")
     for model in schemas.registry.models():
-        table.add_row(
-            model.event_type, model.__name__, catalogue.topic_for_type(model.event_type).name, model.aggregate_field
-        )
+        topics = ", ".join(catalogue.carriers(model.event_type))
+        table.add_row(model.event_type, model.__name__, topics, model.aggregate_field)
     out.print(table)
 
 
