@@ -9,7 +9,9 @@ lock, so each version runs exactly once.
 
 from __future__ import annotations
 
+import asyncio
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,3 +57,24 @@ async def migrate(connection: asyncpg.Connection, schema: str, migrations: list[
     finally:
         await connection.execute("select pg_advisory_unlock($1)", lock)
     return applied_now
+
+
+class MigrateOnce:
+    """Apply ``migrations`` to ``schema`` the first time a store needs its tables in this process:
+    for stores that are used, not run (the API's tokens and idempotency keys), so a process that
+    never touches them never creates them. Concurrent first callers wait for one run."""
+
+    def __init__(self, pool: asyncpg.Pool, schema: str, migrations: Sequence[Migration]) -> None:
+        self._pool = pool
+        self._schema = schema
+        self._migrations = list(migrations)
+        self._done = False
+        self._lock = asyncio.Lock()
+
+    async def __call__(self) -> None:
+        async with self._lock:
+            if self._done:
+                return
+            async with self._pool.acquire() as connection:
+                await migrate(connection, self._schema, self._migrations)
+            self._done = True

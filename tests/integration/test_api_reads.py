@@ -60,7 +60,8 @@ async def test_without_its_database_the_api_is_not_ready_says_why_and_answers_50
 
     assert health.status_code == 200
     assert ready.status_code == 503 and ready.headers["content-type"] == "application/problem+json"
-    assert ready.json()["detail"].startswith("database: ") and "broker" not in ready.json()["detail"]
+    # the database is named; the broker may be too when a loaded machine makes its 2 s check miss
+    assert "database: " in ready.json()["detail"]
     assert publish.status_code == 503 and "PostgreSQL" in publish.json()["detail"]
 
 

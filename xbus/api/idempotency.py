@@ -23,7 +23,6 @@ again) and expired rows are deleted by :meth:`IdempotencyStore.purge`, run on a 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import math
@@ -34,7 +33,7 @@ from typing import Any
 
 import asyncpg
 
-from consumers.runtime.migrations import Migration, migrate
+from consumers.runtime.migrations import MigrateOnce, Migration
 
 KEYS = Migration(
     "0001_idempotency_keys",
@@ -116,16 +115,7 @@ class IdempotencyStore:
         self._table = f'"{schema}".idempotency_keys'
         self.window_seconds = window_seconds
         self.takeover_seconds = takeover_seconds
-        self._migrated = False
-        self._migrating = asyncio.Lock()
-
-    async def migrate(self) -> None:
-        async with self._migrating:
-            if self._migrated:
-                return
-            async with self._pool.acquire() as connection:
-                await migrate(connection, self._schema, [KEYS])
-            self._migrated = True
+        self.migrate = MigrateOnce(pool, schema, [KEYS])
 
     async def claim(self, owner: uuid.UUID, keys: Sequence[tuple[str, str]]) -> list[Outcome]:
         """Claim each ``(key, fingerprint)`` for ``owner`` (the keys must differ); one outcome per key, in order.

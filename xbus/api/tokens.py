@@ -17,7 +17,6 @@ process, so that operators can find unused tokens without a write per request.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import re
@@ -30,7 +29,7 @@ from datetime import UTC, datetime
 import asyncpg
 import structlog
 
-from consumers.runtime.migrations import Migration, migrate
+from consumers.runtime.migrations import MigrateOnce, Migration
 from xbus.api.scopes import parse_scope
 from xbus.errors import XbusError
 
@@ -118,17 +117,7 @@ class TokenStore:
         self._cache_seconds = cache_seconds
         self._cache: dict[str, _Cached] = {}
         self._touched: dict[str, float] = {}
-        self._migrated = False
-        self._migrating = asyncio.Lock()
-
-    async def migrate(self) -> None:
-        """Create the schema and table if missing; later calls return at once."""
-        async with self._migrating:
-            if self._migrated:
-                return
-            async with self._pool.acquire() as connection:
-                await migrate(connection, self._schema, [TOKENS])
-            self._migrated = True
+        self.migrate = MigrateOnce(pool, schema, [TOKENS])
 
     async def create(self, name: str, scopes: Sequence[str], expires_at: datetime | None) -> tuple[ApiToken, str]:
         """A new token and its text, which is returned this once and can never be shown again."""
