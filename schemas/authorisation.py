@@ -30,6 +30,10 @@ class PermissionsGranted(Event):
     flow_id: FlowId
     login_id: LoginId
     permissions: tuple[Permission, ...]
+    #: Whether the login is active (not disabled). A reader that keeps its own view of logins (the
+    #: OMS's trade rights) needs it: a disabled login's update also reports its permissions, all
+    #: revoked. None in events written before this field existed.
+    login_active: bool | None = None
 
 
 class AccountAccessGranted(Event):

@@ -184,7 +184,10 @@ async def provisioning_failed(event: Event, unit: UnitOfWork) -> None:
 
 async def _report_permissions(unit: UnitOfWork, login_id: str) -> None:
     permissions = await store.effective_permissions(unit, login_id)
-    unit.record(PermissionsGranted(flow_id=unit.flow_id, login_id=login_id, permissions=permissions))
+    active = await store.login_status(unit, login_id) == "active"
+    unit.record(
+        PermissionsGranted(flow_id=unit.flow_id, login_id=login_id, permissions=permissions, login_active=active)
+    )
 
 
 def _report_login_revoked(unit: UnitOfWork, login_id: str, reason: str) -> None:

@@ -12,15 +12,16 @@ account not seen yet is kept and applied when the opening arrives, never dropped
 Orders (docs/exchanges.md): what vetting needs comes from ``xosp.exchanges`` (exchanges, their
 instruments and the adapter orders go to), the gateway's ``OmsAdapterRegistered`` /
 ``OmsAdapterStopped`` (whether the exchange takes orders; reference prices), Resource
-Authorisation's ``AccountAccessGranted`` / ``AccessRevoked`` (logins' rights per account) and the
-registry's ``CashMovementApplied`` (booked cash). ``OrderPlaced`` is vetted (``vetting.vet``) and
-either rejected or accepted and routed, keyed by instrument, to the exchange's adapter;
-``OrderCancelRequested`` is routed or rejected; each ``ExecutionReported`` moves the order's state
-and books its fills into the positions, and the final one completes the order and releases what
-it still reserves. Orders, cancels, reports and cash movements of one account come on different
-topics, applied concurrently: each takes the account's lock, so vetting sees positions no other
-transaction is changing. A report the OMS cannot apply (an order it never routed, a report after
-the final one) is a fault upstream and is dead-lettered; a fill reported twice is booked once.
+Authorisation's ``AccountAccessGranted`` / ``AccessRevoked`` / ``PermissionsGranted`` (logins'
+rights per account, and whether the login is disabled) and the registry's ``CashMovementApplied``
+(booked cash). ``OrderPlaced`` is vetted (``vetting.vet``) and either rejected or accepted and
+routed, keyed by instrument, to the exchange's adapter; ``OrderCancelRequested`` is routed or
+rejected; each ``ExecutionReported`` moves the order's state and books its fills into the
+positions, and the final one completes the order and releases what it still reserves. Orders,
+cancels, reports and cash movements of one account come on different topics, applied
+concurrently: each takes the account's lock, so vetting sees positions no other transaction is
+changing. A report the OMS cannot apply (an order it never routed, a report after the final one)
+is a fault upstream and is dead-lettered; a fill reported twice is booked once.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from consumers.oms.store import ClosureCause
 from consumers.runtime import DomainError, UnitOfWork
 from schemas import Event
 from schemas.accounts import TradingAccountOpened, TradingAccountSuspended, TradingAccountUpdated
-from schemas.authorisation import AccessRevoked, AccountAccessGranted
+from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated, Market
 from schemas.foundry import CashMovementApplied, RegistryAccountStateChanged
 from schemas.gateway import ExecutionKind, ExecutionReported, OmsAdapterRegistered, OmsAdapterStopped
@@ -304,17 +305,39 @@ async def _complete(unit: UnitOfWork, report: ExecutionReported, at: dt.datetime
 
 
 # --- xosp.authorisation.events ------------------------------------------------------------------
+#
+# Rights in force = granted (the account's partition: grants, unlinks, closes, in their order) and
+# the login not disabled (the login's partition: its disables and enables, in theirs). The two
+# partitions are read in no order between them, so neither handler looks at the other's table:
+# the end state is the same whichever was read first (docs/exchanges.md, "Trade rights").
 
 
 async def account_access_granted(event: Event, unit: UnitOfWork) -> None:
+    """Logins' rights on the account, recorded; a disabled login's are not in force until it is enabled."""
     assert isinstance(event, AccountAccessGranted)
     await store.grant_rights(unit, event.account_id, event.logins, event.flow_id)
 
 
 async def access_revoked(event: Event, unit: UnitOfWork) -> None:
-    """A disabled or deleted login, an unlinked login or a closed account: the rights are gone."""
+    """A disabled or deleted login (it is disabled here), an unlinked login or a closed account
+    (the rights are gone)."""
     assert isinstance(event, AccessRevoked)
     await store.revoke_rights(unit, event)
+
+
+async def permissions_granted(event: Event, unit: UnitOfWork) -> None:
+    """A login active in Resource Authorisation is enabled here: its granted rights come into force.
+
+    Authorisation also reports a disabled login's role or market update with ``PermissionsGranted``
+    (``login_active`` false): such an event must not enable it. Events written before
+    ``login_active`` existed carry None; for them, a login with permissions is active (a disabled
+    login's are always none), so one active with none at all is enabled by the next event that
+    names one (docs/exchanges.md, "Trade rights").
+    """
+    assert isinstance(event, PermissionsGranted)
+    active = bool(event.permissions) if event.login_active is None else event.login_active
+    if active:
+        await store.enable_login(unit, event.login_id)
 
 
 # --- xosp.registry.events -----------------------------------------------------------------------

@@ -3,8 +3,9 @@ openings) and the order flow (docs/exchanges.md).
 
 For orders it reads ``xosp.orders`` (orders placed, cancels), ``xosp.exchanges`` (exchanges and
 their instruments), the gateway's adapters and execution reports, Resource Authorisation's
-account access and the registry's cash movements; it emits ``OrderAccepted``, ``OrderRejected``,
-``OrderRouted``, ``OrderCancelRouted``, ``OrderCancelRejected`` and ``OrderCompleted``.
+account access and logins' disables and enables, and the registry's cash movements; it emits
+``OrderAccepted``, ``OrderRejected``, ``OrderRouted``, ``OrderCancelRouted``,
+``OrderCancelRejected`` and ``OrderCompleted``.
 
 ``TradingAccountClosed`` is deliberately not handled: the OMS closes on the registry's
 ``RegistryAccountStateChanged(closed)`` (docs/provisioning.md). Nor are ``FundsDeposited`` and
@@ -19,7 +20,7 @@ from pathlib import Path
 from consumers.oms import handlers
 from consumers.runtime import Service, keys_locked_as
 from schemas.accounts import TradingAccountOpened, TradingAccountSuspended, TradingAccountUpdated
-from schemas.authorisation import AccessRevoked, AccountAccessGranted
+from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated
 from schemas.foundry import CashMovementApplied, RegistryAccountStateChanged
 from schemas.gateway import ExecutionReported, OmsAdapterRegistered, OmsAdapterStopped
@@ -48,6 +49,7 @@ SERVICE = Service(
         ExecutionReported.event_type: handlers.execution_reported,
         AccountAccessGranted.event_type: handlers.account_access_granted,
         AccessRevoked.event_type: handlers.access_revoked,
+        PermissionsGranted.event_type: handlers.permissions_granted,
         CashMovementApplied.event_type: handlers.cash_movement_applied,
         OrderPlaced.event_type: handlers.order_placed,
         OrderCancelRequested.event_type: handlers.order_cancel_requested,

@@ -218,14 +218,18 @@ def limits_from_row(row: asyncpg.Record) -> VettingLimits:
 
 
 # --- logins' rights per account -----------------------------------------------------------------
+#
+# Two tables, each written from one partition only, and the view ``account_rights`` of the rights
+# in force (granted, and the login not disabled): migration 0004 and docs/exchanges.md.
 
 
 async def grant_rights(unit: UnitOfWork, account_id: str, logins: Sequence[AccountLogin], flow_id: str) -> None:
-    """Each login's rights on the account become those granted (as Resource Authorisation replaces them)."""
+    """Each login's rights on the account become those granted (as Resource Authorisation replaces
+    them); in force only while the login is not disabled."""
     for login in logins:
         await unit.execute(
             """
-            insert into account_rights (account_id, login_id, rights, granted_by_flow) values ($1, $2, $3, $4)
+            insert into granted_rights (account_id, login_id, rights, granted_by_flow) values ($1, $2, $3, $4)
             on conflict (account_id, login_id) do update set
                 rights = excluded.rights, granted_by_flow = excluded.granted_by_flow
             """,
@@ -237,23 +241,38 @@ async def grant_rights(unit: UnitOfWork, account_id: str, logins: Sequence[Accou
 
 
 async def revoke_rights(unit: UnitOfWork, revoked: AccessRevoked) -> None:
-    """Scope ``login``: every right of the login; ``account_login``: the logins' rights on the
-    account; ``account``: every login's rights on the account."""
+    """Scope ``login``: the login is disabled, and its rights, kept, stop being in force (an
+    account's grants come on another partition: deleting them here would not outlast a grant
+    read after the disable); ``account_login``: the logins' rights on the account go;
+    ``account``: every login's rights on the account go."""
     if revoked.scope is RevokedScope.LOGIN:
-        await unit.execute("delete from account_rights where login_id = $1", revoked.subject_id)
+        await unit.execute(
+            """
+            insert into disabled_logins (login_id, disabled_by_flow) values ($1, $2)
+            on conflict (login_id) do update set disabled_by_flow = excluded.disabled_by_flow
+            """,
+            revoked.subject_id,
+            revoked.flow_id,
+        )
         return
     account_id = revoked.account_id or revoked.subject_id
     if revoked.scope is RevokedScope.ACCOUNT_LOGIN:
         await unit.execute(
-            "delete from account_rights where account_id = $1 and login_id = any($2::text[])",
+            "delete from granted_rights where account_id = $1 and login_id = any($2::text[])",
             account_id,
             list(revoked.login_ids),
         )
         return
-    await unit.execute("delete from account_rights where account_id = $1", account_id)
+    await unit.execute("delete from granted_rights where account_id = $1", account_id)
+
+
+async def enable_login(unit: UnitOfWork, login_id: str) -> None:
+    """The login's granted rights are in force again."""
+    await unit.execute("delete from disabled_logins where login_id = $1", login_id)
 
 
 async def rights(unit: UnitOfWork, account_id: str, login_id: str) -> frozenset[AccountRight]:
+    """The login's rights in force on the account: none while the login is disabled."""
     granted = await unit.fetchval(
         "select rights from account_rights where account_id = $1 and login_id = $2", account_id, login_id
     )

@@ -110,7 +110,9 @@ async def test_created_user_is_granted_role_and_market_data_permissions(authoris
     handled = await authorisation.handle(created(login, (Role.MOTIF_USER,), ("XSX", "XSX[Demo]")))
 
     expected = ("market-data:XSX", "market-data:XSX[Demo]", "role:Motif:User")
-    assert handled.follow_ups == [PermissionsGranted(flow_id=handled.flow_id, login_id=login, permissions=expected)]
+    assert handled.follow_ups == [
+        PermissionsGranted(flow_id=handled.flow_id, login_id=login, permissions=expected, login_active=True)
+    ]
     assert await active_permissions(authorisation, login) == list(expected)
     stored = await queries.login(authorisation.db, login)
     assert stored is not None and (stored.status, stored.created_flow_id) == ("active", handled.flow_id)
@@ -135,7 +137,9 @@ async def test_updated_roles_and_markets_are_granted_again_untracked(authorisati
 
     handled = await authorisation.handle(UserUpdated(login_id=login, markets=("ASX", "XSX[Demo]")))
     expected = ("market-data:ASX", "market-data:XSX[Demo]", "role:Motif:User")
-    assert handled.follow_ups == [PermissionsGranted(flow_id=handled.flow_id, login_id=login, permissions=expected)]
+    assert handled.follow_ups == [
+        PermissionsGranted(flow_id=handled.flow_id, login_id=login, permissions=expected, login_active=True)
+    ]
     assert [grant.permission for grant in await queries.permissions(authorisation.db, login)] == list(expected)
 
     ignored = await authorisation.handle(UserUpdated(login_id=login, display_name="Renamed"))
@@ -174,7 +178,7 @@ async def test_account_naming_unknown_login_reports_waiting_then_grants(authoris
     arrival = await authorisation.handle(created(unknown))
     assert unordered(arrival.follow_ups) == [
         AccountAccessGranted(flow_id=opening.flow_id, account_id=account, logins=logins),
-        PermissionsGranted(flow_id=arrival.flow_id, login_id=unknown, permissions=()),
+        PermissionsGranted(flow_id=arrival.flow_id, login_id=unknown, permissions=(), login_active=True),
     ]
     granted = await queries.account_access(authorisation.db, account)
     assert {(a.login_id, a.rights, a.flow_id, a.active) for a in granted} == {
@@ -198,7 +202,10 @@ async def test_link_before_user_exists_is_applied_when_user_arrives(authorisatio
     assert unordered(arrival.follow_ups) == [
         AccountAccessGranted(flow_id=link.flow_id, account_id=account, logins=(access(login, VIEW, TRADE),)),
         PermissionsGranted(
-            flow_id=arrival.flow_id, login_id=login, permissions=("role:Motif:User", f"trade:{account}")
+            flow_id=arrival.flow_id,
+            login_id=login,
+            permissions=("role:Motif:User", f"trade:{account}"),
+            login_active=True,
         ),
     ]
     [granted] = await queries.login_access(authorisation.db, login)
@@ -242,7 +249,7 @@ async def test_disabled_user_loses_every_permission_and_account_access(authorisa
     # keyed by login and by account: on two partitions, read back in either order
     assert sorted(enabled.follow_ups, key=lambda event: event.event_type) == [
         AccountAccessGranted(flow_id=enabled.flow_id, account_id=account, logins=(access(login, VIEW, TRADE),)),
-        PermissionsGranted(flow_id=enabled.flow_id, login_id=login, permissions=tuple(everything)),
+        PermissionsGranted(flow_id=enabled.flow_id, login_id=login, permissions=tuple(everything), login_active=True),
     ]
     [restored] = await queries.account_access(authorisation.db, account)
     assert restored.active

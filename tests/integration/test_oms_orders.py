@@ -101,8 +101,9 @@ async def open_account(
     vetting: VettingLimits = VettingLimits(),
     allowed: tuple[str, ...] | None = None,
     listing: list[Event] | None = None,
+    login: str = LOGIN,
 ) -> str:
-    """An account allowed on ``venue``, LOGIN granted ``rights`` on it, ``cash`` AUD deposited; and
+    """An account allowed on ``venue``, ``login`` granted ``rights`` on it, ``cash`` AUD deposited; and
     ``venue`` listed by ``listing`` (its exchange and adapter unless told otherwise)."""
     account_id = f"XS:{uuid.uuid4().hex[:12]}"
     events: list[Event] = [
@@ -118,7 +119,7 @@ async def open_account(
             vetting=vetting,
         ),
         AccountAccessGranted(
-            flow_id=str(uuid.uuid4()), account_id=account_id, logins=(AccountLogin(login_id=LOGIN, rights=rights),)
+            flow_id=str(uuid.uuid4()), account_id=account_id, logins=(AccountLogin(login_id=login, rights=rights),)
         ),
     ]
     if cash is not None:
@@ -570,21 +571,24 @@ async def test_a_login_never_granted_the_trade_right_is_rejected(oms: ServiceUnd
 async def test_a_login_whose_trade_right_was_revoked_is_rejected(
     oms: ServiceUnderTest, venue: Venue, scope: RevokedScope
 ) -> None:
-    account_id = await open_account(oms, venue)
-    await accept(oms, order(account_id, venue.instrument, 10))
-    subject = LOGIN if scope is RevokedScope.LOGIN else account_id
+    login = f"login-{uuid.uuid4().hex[:8]}"  # a login disabled stays so: not the module's LOGIN
+    account_id = await open_account(oms, venue, login=login)
+    await accept(oms, order(account_id, venue.instrument, 10, login_id=login))
+    subject = login if scope is RevokedScope.LOGIN else account_id
     await oms.handle(
         AccessRevoked(
             flow_id=str(uuid.uuid4()),
             scope=scope,
             subject_id=subject,
-            login_ids=(LOGIN,),
+            login_ids=(login,),
             account_id=None if scope is RevokedScope.LOGIN else account_id,
             reason="login disabled",
         )
     )
 
-    assert await rejected_code(oms, order(account_id, venue.instrument, 10)) is RejectionCode.LOGIN_NO_TRADE_RIGHT
+    assert await rejected_code(oms, order(account_id, venue.instrument, 10, login_id=login)) is (
+        RejectionCode.LOGIN_NO_TRADE_RIGHT
+    )
 
 
 async def test_an_instrument_no_exchange_lists_is_unknown(oms: ServiceUnderTest, venue: Venue) -> None:

@@ -1,11 +1,9 @@
 """The scale-out test's scenario and what authorisation and the OMS must hold after it.
 
 Provisioning first (xbus/scenario.py: operators, users, accounts, shuffled across topics), then
-disables of some logins and closures of some accounts. The second part is published only once the
-first is applied: the OMS learns an association from authorisation's ``AccountAccessGranted``
-(keyed by account) and a disable from its ``AccessRevoked`` (keyed by login), two partitions read
-in no order, so a disable racing the grant it revokes leaves the OMS's rights depending on which
-partition was read first. Everything expected is computed here from the events, never written out.
+disables of some logins and closures of some accounts, published once the first part is applied
+(so that the expected inbox counts of each phase can be waited for). Everything expected is
+computed here from the events, never written out.
 """
 
 from __future__ import annotations
@@ -61,8 +59,9 @@ class ScaleOutScenario:
 
     def oms_applies(self, *, changes: bool) -> int:
         """OperatorRegistered, TradingAccountOpened, authorisation's AccountAccessGranted (one per
-        account); then AccessRevoked per disable and per closure, and the registry's closure."""
-        first = len(self.operators) + 2 * len(self.accounts)
+        account) and PermissionsGranted (one per login); then AccessRevoked per disable and per
+        closure, and the registry's closure."""
+        first = len(self.operators) + 2 * len(self.accounts) + len(self.users)
         return first + (len(self.disables) + 2 * len(self.closures) if changes else 0)
 
     def authorisation_emits(self) -> Counter[str]:
