@@ -8,7 +8,7 @@ Publisher in this process calling ``publish_many`` on the same batches with the 
 starting from the pydantic models. Both publish with acks=all to the same topic; rounds alternate
 and the median is reported. The server's rate limit is raised out of the way.
 
-Usage: python bench/http.py [--events N] [--batch B] [--clients C] [--rounds R]   (embedded stack by default)
+Usage: python bench/http_api.py [--events N] [--batch B] [--clients C] [--rounds R]   (embedded stack by default)
 """
 
 # ruff: noqa: E402 (the imports follow the sys.path fix below, which must run first)
