@@ -30,8 +30,8 @@ import structlog
 
 from consumers.market_data import queries, store
 from consumers.market_data.instruments import session_seq
-from consumers.runtime.processor import TRANSIENT_ERRORS
 from consumers.runtime.service import BackgroundContext
+from consumers.runtime.transient import TRANSIENT_ERRORS
 from consumers.runtime.waits import sleep_unless
 from producers import Outgoing, Publisher, PublishFailed
 from xbus.catalogue import Catalogue

@@ -42,9 +42,11 @@ from pydantic import ValidationError
 
 from consumers.runtime.committer import GroupCommitter
 from consumers.runtime.migrations import Migration, migrate
-from consumers.runtime.processor import TRANSIENT_ERRORS, Refusal, dead_letter, outbox_channel, record_id
+from consumers.runtime.outbox_rows import outbox_channel
+from consumers.runtime.processor import Refusal, dead_letter, record_id
 from consumers.runtime.records import StoredRecord
 from consumers.runtime.service import BackgroundContext
+from consumers.runtime.transient import TRANSIENT_ERRORS
 from consumers.runtime.unit_of_work import DbConnection
 from schemas import Envelope, EnvelopeError, Event, describe_validation_error
 from xbus.groups import stop_and_leave

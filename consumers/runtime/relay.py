@@ -20,8 +20,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from consumers.runtime import metrics
-from consumers.runtime.processor import TRANSIENT_ERRORS, outbox_channel
+from consumers.runtime.outbox_rows import outbox_channel
 from consumers.runtime.records import headers_from_json
+from consumers.runtime.transient import TRANSIENT_ERRORS
 from consumers.runtime.waits import sleep_unless, wait_any
 from xbus.platform import acks_all_producer
 from xbus.settings import Settings

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 from aiokafka import TopicPartition
 
+from consumers.runtime.records import StoredRecord
 from consumers.runtime.unit_of_work import DbConnection
 
 ReplayMarks = dict[tuple[str, int], int]
@@ -49,3 +50,9 @@ async def clear_passed_mark(connection: DbConnection, topic: str, partition: int
         partition,
         next_offset,
     )
+
+
+def is_replayed(record: StoredRecord, marks: ReplayMarks) -> bool:
+    """Whether ``record`` is read again after a replay: below its partition's mark."""
+    until = marks.get((record.topic, record.partition))
+    return until is not None and record.offset < until

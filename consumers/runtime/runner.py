@@ -29,11 +29,12 @@ from aiokafka.errors import KafkaError
 from consumers.runtime import metrics
 from consumers.runtime.committer import GroupCommitter
 from consumers.runtime.migrations import load_migrations, migrate
-from consumers.runtime.processor import TRANSIENT_ERRORS, BatchOutcome, PartitionProcessor, Routing
+from consumers.runtime.processor import BatchOutcome, PartitionProcessor, Routing
 from consumers.runtime.records import StoredRecord
 from consumers.runtime.relay import OutboxRelay
 from consumers.runtime.service import BackgroundContext, Service
 from consumers.runtime.timers import TimerLoop
+from consumers.runtime.transient import TRANSIENT_ERRORS
 from consumers.runtime.watchdog import ServiceHealth, Watchdog
 from xbus.catalogue import Catalogue
 from xbus.groups import stop_and_leave

@@ -32,8 +32,10 @@ from dataclasses import dataclass, field
 import asyncpg
 import structlog
 
-from consumers.runtime.processor import TRANSIENT_ERRORS, Routing, insert_follow_ups, outbox_channel
+from consumers.runtime.outbox_rows import insert_follow_ups, outbox_channel
+from consumers.runtime.processor import Routing
 from consumers.runtime.service import Service
+from consumers.runtime.transient import TRANSIENT_ERRORS
 from consumers.runtime.unit_of_work import Recorded, UnitOfWork
 from consumers.runtime.waits import sleep_unless
 from schemas import Envelope, Event

@@ -23,8 +23,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from consumers.runtime import metrics
-from consumers.runtime.processor import TRANSIENT_ERRORS
 from consumers.runtime.stall import PartitionHealth, PartitionState, StallWatch
+from consumers.runtime.transient import TRANSIENT_ERRORS
 from consumers.runtime.waits import sleep_unless
 from xbus.errors import BrokerUnavailable
 from xbus.offsets import log_end_offsets

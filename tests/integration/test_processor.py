@@ -212,3 +212,31 @@ async def test_batch_locks_hold_every_key_of_the_batch_before_the_first_handler_
         lock = await connection.fetchval("select hashtextextended($1, 0)", f"{service.name}:{name}")
         expected.add(lock & 0xFFFFFFFF)  # pg_locks shows a bigint key's low half as objid
     assert len(seen) == 2 and expected <= seen[0]
+
+
+async def test_a_clean_batch_takes_the_fast_path_with_the_same_effects(connection: asyncpg.Connection) -> None:
+    log, processor = Log(), PartitionProcessor(LOGINS, ROUTING)
+    batch = [log(created(f"u{n}")) for n in range(5)] + [log(UserDisabled(login_id="u0", reason="r"))]
+    outcome = await processor.process(connection, batch)
+    assert outcome.fast
+    assert (outcome.applied, outcome.follow_ups, outcome.duplicates) == (6, 5, 0)
+    assert (await logins(connection))["u0"] == ("u0", "disabled", 1)
+    assert await connection.fetchval("select count(*) from xbus_inbox") == 6
+    outbox = await connection.fetch("select key, headers::text as headers from xbus_outbox order by id")
+    assert [row["key"] for row in outbox] == [f"u{n}".encode() for n in range(5)]  # in the order recorded
+    again = await processor.process(connection, [*batch, log(created("u5"))])  # duplicates skipped at once
+    assert (again.fast, again.applied, again.duplicates) == (True, 1, 6)
+
+
+async def test_a_batch_with_a_refused_event_falls_back_and_nothing_of_the_fast_attempt_remains(
+    connection: asyncpg.Connection,
+) -> None:
+    log, processor = Log(), PartitionProcessor(LOGINS, ROUTING)
+    # u1 is created, then an update of a login nobody created is refused, then u2 is created
+    batch = [log(created("u1")), log(UserUpdated(login_id="ghost", display_name="G")), log(created("u2"))]
+    outcome = await processor.process(connection, batch)
+    assert not outcome.fast
+    assert (outcome.applied, outcome.dead_lettered) == (2, 1)
+    assert set(await logins(connection)) == {"u1", "u2"}  # each once: the rolled-back attempt left nothing
+    assert await connection.fetchval("select count(*) from xbus_inbox") == 2
+    assert await connection.fetchval("select count(*) from xbus_outbox where topic = 'auth.events'") == 2
