@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -19,7 +22,7 @@ from consumers.provisioning.service import SERVICE as TRACKER
 from consumers.runtime.migrations import load_migrations, migrate
 from producers import Published, Publisher
 from schemas.users import UserCreated
-from tests.conftest import Stack, XbusCli
+from tests.conftest import ROOT, Stack, XbusCli
 from tests.support.logins_service import LOGINS
 from tests.support.service_under_test import ServiceUnderTest, module_settings
 from xbus.groups import commit_offsets
@@ -193,3 +196,25 @@ async def test_xbus_lag_json_shows_the_groups(world: Settings, stack: Stack, xbu
     assert partition["committed"] == published.offset
     assert partition["lag"] == 1
     assert document["retention_enforced"] is not stack.endpoints.embedded_kafka
+
+
+async def test_xbus_lag_watch_refreshes_until_interrupted(world: Settings, xbus: XbusCli) -> None:
+    group = world.group(f"lagtest.watch.{uuid.uuid4().hex[:6]}")
+    [published] = await publish(world, user(f"watch-{uuid.uuid4().hex[:6]}"))
+    tp = TopicPartition(published.topic, published.partition)
+    await commit_offsets(world, world.kafka_bootstrap or "", group, {tp: published.offset})
+    env = {**xbus.env, "XBUS_TOPIC_PREFIX": world.topic_prefix, "XBUS_DB_SCHEMA_PREFIX": world.db_schema_prefix}
+    watching = subprocess.Popen(
+        [sys.executable, "-m", "xbus", "lag", "--watch", "--group", group, "--interval", "0.2", "--window", "2"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    await asyncio.sleep(12)  # start-up, then a refresh every 0.2 s: the status becomes STOP once judged
+    watching.send_signal(signal.SIGINT)  # how --watch ends
+    stdout, stderr = await asyncio.to_thread(watching.communicate, timeout=30)
+    assert watching.returncode == 0, stderr
+    assert group in stdout
+    assert "STOP" in stdout  # judged over more than one sample: it refreshed
