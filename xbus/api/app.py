@@ -37,7 +37,7 @@ log = structlog.get_logger("xbus.api")
 DESCRIPTION = """\
 Publish lifecycle events of the XOSP platform over HTTP, and read provisioning status and consumer lag.
 
-**Tokens.** Every route but `/healthz`, `/readyz` and these docs needs `Authorization: Bearer <token>`
+**Tokens.** Every route but `/healthz`, `/readyz`, the `/lag` page and these docs needs `Authorization: Bearer <token>`
 (`xbus tokens create`). Scopes: `publish:<event type pattern>` (per event), `read:status`, `read:lag`, `admin`.
 
 **Errors** are RFC 9457 problem documents (`application/problem+json`); a bad request names each field

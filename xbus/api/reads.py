@@ -28,6 +28,7 @@ from xbus.api.runtime import ApiRuntime
 from xbus.api.scopes import READ_LAG, READ_STATUS
 from xbus.api.tokens import ApiToken
 from xbus.monitor import lag_registry, lag_router
+from xbus.monitor.api import page_router
 
 #: Seconds each dependency gets to answer a readiness check.
 READY_TIMEOUT = 2.0
@@ -155,12 +156,15 @@ def reads_router(runtime: ApiRuntime) -> APIRouter:
 
 
 def mount_lag(app: FastAPI, runtime: ApiRuntime) -> None:
-    """The monitor's lag routes (/v1/lag, /v1/lag/history, the /lag page) behind ``read:lag``."""
+    """The monitor's lag routes (/v1/lag, /v1/lag/history) behind ``read:lag``, and its page, which
+    holds no data, open: a browser cannot send a header when it opens a page (the page sends the
+    token it is given in its address fragment, which never reaches a server or a log)."""
     app.include_router(
         lag_router(runtime.sampler),
         dependencies=[Depends(runtime.auth.needs(READ_LAG))],
         responses=problem_responses(401, 403, 429, 503),
     )
+    app.include_router(page_router())
 
 
 def _event_types(runtime: ApiRuntime) -> list[dict[str, Any]]:

@@ -126,7 +126,15 @@ def lag_router(sampler: LagSampler) -> APIRouter:
             "groups": {group: [point.to_json() for point in points] for group, points in sampler.history().items()},
         }
 
-    @router.get("/lag", response_class=HTMLResponse, summary="The live lag page")
+    return router
+
+
+def page_router() -> APIRouter:
+    """The page at /lag: static HTML that holds no data, so it needs no token even where the data
+    routes do (`xbus serve`); it sends the token given in its address (``/lag#token=...``)."""
+    router = APIRouter(tags=["lag"])
+
+    @router.get("/lag", response_class=HTMLResponse, summary="The live lag page (its data needs read:lag)")
     def page() -> HTMLResponse:
         return page_response()
 

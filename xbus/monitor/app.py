@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from xbus.api.problems import problem
-from xbus.monitor.api import lag_router, page_response
+from xbus.monitor.api import lag_router, page_response, page_router
 from xbus.monitor.metrics import lag_registry
 from xbus.monitor.sampler import LagSampler
 
@@ -26,6 +26,7 @@ def create_app(sampler: LagSampler) -> FastAPI:
         version="1",
     )
     app.include_router(lag_router(sampler))
+    app.include_router(page_router())
     registry = lag_registry(sampler)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
