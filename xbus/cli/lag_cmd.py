@@ -21,7 +21,14 @@ from rich.table import Table
 from rich.text import Text
 
 from xbus.cli.common import out, run, settings
-from xbus.cli.lag_options import lag_options
+from xbus.cli.lag_options import (
+    GROUP_OPTION,
+    RETENTION_MARGIN_OPTION,
+    TOPIC_OPTION,
+    WARN_LAG_OPTION,
+    WARN_SECONDS_OPTION,
+    lag_options,
+)
 from xbus.lag.model import GroupReport, LagReport, Status
 from xbus.lag.watch import LagOptions, LagWatcher
 from xbus.platform import connect
@@ -36,20 +43,16 @@ STATUS_STYLE = {
 
 
 def lag(
-    groups: list[str] = typer.Option([], "--group", "-g", help="A consumer group id as listed (repeatable)."),
-    topics: list[str] = typer.Option(
-        [], "--topic", "-t", help="Topic name from topics.yaml, XBUS_TOPIC_PREFIX is added (repeatable)."
-    ),
+    groups: list[str] = GROUP_OPTION,
+    topics: list[str] = TOPIC_OPTION,
     as_json: bool = typer.Option(False, "--json", help="The last report as one JSON document."),
     watch: bool = typer.Option(False, "--watch", "-w", help="Refresh every --interval until Ctrl-C."),
     interval: float = typer.Option(1.0, "--interval", min=0.05, help="Seconds between samples."),
     window: int = typer.Option(10, "--window", min=1, help="Samples per partition the status rules look at."),
     samples: int = typer.Option(3, "--samples", min=1, help="Samples taken before printing (one-shot form)."),
-    warn_lag: int | None = typer.Option(None, "--warn-lag", min=0, help="WARN above this many messages of lag."),
-    warn_seconds: float | None = typer.Option(None, "--warn-seconds", min=0, help="WARN above this time lag."),
-    retention_margin: str = typer.Option(
-        "1h", "--retention-margin", help="Flag partitions that lose data sooner than this (30m, 12h, 2d)."
-    ),
+    warn_lag: int | None = WARN_LAG_OPTION,
+    warn_seconds: float | None = WARN_SECONDS_OPTION,
+    retention_margin: str = RETENTION_MARGIN_OPTION,
 ) -> None:
     """Consumer lag per group and partition: offsets, lag in messages and seconds, owner, status,
     time to data loss, and the provisioning tracker's business lag."""

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import typer
+
 from xbus.durations import parse_duration_ms
 from xbus.errors import XbusError
 from xbus.lag.watch import LagOptions
 from xbus.settings import Settings
+
+GROUP_OPTION = typer.Option(
+    [], "--group", "-g", help="Only this consumer group id as listed (repeatable); default: every group."
+)
+TOPIC_OPTION = typer.Option(
+    [], "--topic", "-t", help="Only this topic from topics.yaml, XBUS_TOPIC_PREFIX is added (repeatable)."
+)
+WARN_LAG_OPTION = typer.Option(None, "--warn-lag", min=0, help="WARN a partition with more messages of lag than this.")
+WARN_SECONDS_OPTION = typer.Option(
+    None, "--warn-seconds", min=0, help="WARN a partition more seconds behind than this."
+)
+RETENTION_MARGIN_OPTION = typer.Option(
+    "1h", "--retention-margin", help="Flag a lagging partition that loses data sooner than this (30m, 12h, 2d)."
+)
 
 
 def lag_options(

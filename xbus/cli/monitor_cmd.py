@@ -14,7 +14,14 @@ import typer
 
 from xbus.api.server import ApiServer, bind
 from xbus.cli.common import out, run, settings
-from xbus.cli.lag_options import lag_options
+from xbus.cli.lag_options import (
+    GROUP_OPTION,
+    RETENTION_MARGIN_OPTION,
+    TOPIC_OPTION,
+    WARN_LAG_OPTION,
+    WARN_SECONDS_OPTION,
+    lag_options,
+)
 from xbus.lag.watch import LagOptions, LagWatcher
 from xbus.monitor import LagSampler, create_app
 from xbus.platform import connect
@@ -30,17 +37,11 @@ def monitor(
     port: int = typer.Option(DEFAULT_PORT, min=0, max=65535, help="Port to listen on; 0 picks a free one (printed)."),
     interval: float = typer.Option(5.0, min=0.1, help="Seconds between two lag samples."),
     window: int = typer.Option(10, min=2, help="Samples each partition's status is judged over."),
-    group: list[str] = typer.Option(
-        [], "--group", "-g", help="Only this consumer group id as listed (repeatable); default: every group."
-    ),
-    topic: list[str] = typer.Option(
-        [], "--topic", "-t", help="Only this topic from topics.yaml, XBUS_TOPIC_PREFIX is added (repeatable)."
-    ),
-    warn_lag: int | None = typer.Option(None, min=0, help="WARN a partition with more messages of lag than this."),
-    warn_seconds: float | None = typer.Option(None, min=0, help="WARN a partition more seconds behind than this."),
-    retention_margin: str = typer.Option(
-        "1h", help="Flag a lagging partition that loses data sooner than this (30m, 12h, 2d)."
-    ),
+    group: list[str] = GROUP_OPTION,
+    topic: list[str] = TOPIC_OPTION,
+    warn_lag: int | None = WARN_LAG_OPTION,
+    warn_seconds: float | None = WARN_SECONDS_OPTION,
+    retention_margin: str = RETENTION_MARGIN_OPTION,
 ) -> None:
     """Sample consumer lag every --interval seconds and serve it until Ctrl-C or SIGTERM: the live page at /,
     Prometheus gauges at /metrics, the latest report at /v1/lag, the charts' history at /v1/lag/history."""

@@ -25,17 +25,14 @@ wait, so we loop until every partition has one).
 from __future__ import annotations
 
 import asyncio
-import bisect
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from consumers.runtime.discovery import services_by_group
-from xbus.errors import BrokerUnavailable
 from xbus.groups import (
     GroupDescription,
     describe_group,
@@ -45,92 +42,9 @@ from xbus.groups import (
     topics_under,
 )
 from xbus.lag.model import GroupLag, LagSample, PartitionLag
+from xbus.offsets import LogView, read_log
 from xbus.platform import load_catalogue
 from xbus.settings import Settings
-
-#: How long one sample may wait for the fetches it needs before the broker is declared unavailable.
-FETCH_TIMEOUT_SECONDS = 10.0
-#: One getmany's wait: short, so a partition answered quickly moves on to its next needed offset.
-POLL_MS = 50
-
-
-@dataclass(frozen=True)
-class LogView:
-    """What the fetches found per partition: its true end, and the timestamp (ms) of the first
-    record at or after each offset asked for (below the end)."""
-
-    ends: dict[TopicPartition, int]
-    timestamps: dict[TopicPartition, dict[int, int]]
-
-
-@dataclass
-class _Reading:
-    """One partition being read: where the current run of records started, what is still needed."""
-
-    position: int
-    pending: list[int]
-    end: int | None = None
-    found: dict[int, int] = field(default_factory=dict)
-
-    @property
-    def done(self) -> bool:
-        return self.end is not None and not self.pending
-
-
-async def read_log(
-    consumer: AIOKafkaConsumer,
-    starts: Mapping[TopicPartition, int],
-    wanted: Mapping[TopicPartition, Iterable[int]],
-    timeout: float = FETCH_TIMEOUT_SECONDS,
-) -> LogView:
-    """True log ends of ``starts``' partitions and the first record's timestamp at or after each
-    offset of ``wanted`` (offsets at or past the end need nothing). ``consumer`` has no group and
-    is left assigned to the partitions."""
-    partitions = sorted(starts)
-    if not partitions:
-        return LogView({}, {})
-    reported = await consumer.end_offsets(partitions)
-    consumer.assign(partitions)
-    readings: dict[TopicPartition, _Reading] = {}
-    for tp in partitions:
-        pending = sorted({max(offset, starts[tp]) for offset in wanted.get(tp, ())})
-        first = max(starts[tp], min([*pending, reported[tp] - 1]))
-        readings[tp] = _Reading(first, pending)
-        consumer.seek(tp, first)
-    deadline = time.monotonic() + timeout
-    while active := [tp for tp, reading in readings.items() if not reading.done]:
-        if time.monotonic() > deadline:
-            missing = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in active)
-            raise BrokerUnavailable(f"no fetch answer within {timeout:.0f}s for {missing}")
-        batches = await consumer.getmany(*active, timeout_ms=POLL_MS)
-        for tp in active:
-            reading = readings[tp]
-            records = batches.get(tp, [])
-            if records:
-                _take(reading, [r.offset for r in records], [r.timestamp for r in records])
-            if reading.end is None and (highwater := consumer.highwater(tp)) is not None:
-                # the first answer's end is the sample's: records appended later are the next one's
-                reading.end = max(highwater, reported[tp])
-                reading.pending = [offset for offset in reading.pending if offset < reading.end]
-            if reading.done:
-                consumer.pause(tp)
-            elif reading.pending and reading.pending[0] > reading.position:
-                reading.position = reading.pending[0]
-                consumer.seek(tp, reading.position)
-        await asyncio.sleep(0)
-    return LogView(
-        {tp: reading.end or 0 for tp, reading in readings.items()},
-        {tp: reading.found for tp, reading in readings.items()},
-    )
-
-
-def _take(reading: _Reading, offsets: Sequence[int], timestamps: Sequence[int]) -> None:
-    """Records read on from ``reading.position`` answer every pending offset they reach."""
-    answered = [offset for offset in reading.pending if reading.position <= offset <= offsets[-1]]
-    for offset in answered:
-        reading.found[offset] = timestamps[bisect.bisect_left(offsets, offset)]
-    reading.pending = [offset for offset in reading.pending if offset not in reading.found]
-    reading.position = offsets[-1] + 1
 
 
 class LagCollector:
@@ -238,7 +152,8 @@ def _partition_lag(
     # records below the log start are gone: the first unconsumed record that exists is there
     first_unconsumed = start if committed is None else max(committed, start)
     lag = max(end - first_unconsumed, 0)
-    timestamp = view.timestamps[tp].get(first_unconsumed) if lag else None
+    first = view.firsts[tp].get(first_unconsumed) if lag else None
+    timestamp = None if first is None else first[1]
     owner = description.owner(tp)
     return PartitionLag(
         topic=tp.topic,

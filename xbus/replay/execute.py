@@ -135,7 +135,7 @@ async def _plan(
     found = None
     if at_ms is not None:
         bounds = {tp: (log_start[tp], log_end[tp]) for tp in partitions}
-        found = await offsets_at_time(consumer_first_records(consumer, log_end), bounds, at_ms)
+        found = await offsets_at_time(consumer_first_records(consumer), bounds, at_ms)
     return ReplayPlan(
         group=description.group,
         mode=mode,

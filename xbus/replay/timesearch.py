@@ -9,12 +9,11 @@ the answer is an offset where they cross the time, not necessarily the first one
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from xbus.errors import BrokerUnavailable
+from xbus.offsets import read_log
 
 #: Reads, per partition, the first record at or after an offset: its (offset, timestamp ms), or
 #: None when there is none before the log end.
@@ -43,27 +42,11 @@ async def offsets_at_time(
     return {tp: lo for tp, (lo, _) in ranges.items()}
 
 
-def consumer_first_records(
-    consumer: AIOKafkaConsumer, log_end: Mapping[TopicPartition, int], timeout: float = 10.0
-) -> FirstRecords:
-    """:data:`FirstRecords` by seeking a group-less ``consumer`` (assigned to the partitions)."""
+def consumer_first_records(consumer: AIOKafkaConsumer) -> FirstRecords:
+    """:data:`FirstRecords` read by a group-less ``consumer`` (xbus/offsets.py ``read_log``)."""
 
     async def read(probes: Mapping[TopicPartition, int]) -> dict[TopicPartition, tuple[int, int] | None]:
-        for tp, offset in probes.items():
-            consumer.seek(tp, offset)
-        found: dict[TopicPartition, tuple[int, int] | None] = {}
-        deadline = time.monotonic() + timeout
-        while pending := [tp for tp in probes if tp not in found]:
-            if time.monotonic() > deadline:
-                missing = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in pending)
-                raise BrokerUnavailable(f"no fetch answer within {timeout:.0f}s for {missing}")
-            batches = await consumer.getmany(*pending, timeout_ms=200)
-            for tp in pending:
-                records = batches.get(tp)
-                if records:
-                    found[tp] = (records[0].offset, records[0].timestamp)
-                elif await consumer.position(tp) >= log_end[tp]:
-                    found[tp] = None
-        return found
+        view = await read_log(consumer, probes, {tp: [offset] for tp, offset in probes.items()})
+        return {tp: view.firsts[tp].get(offset) for tp, offset in probes.items()}
 
     return read
