@@ -7,7 +7,6 @@ matrix is tested with the tokens themselves).
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from consumers.provisioning.service import SERVICE as TRACKER
 from schemas import registry
 from tests.conftest import ROOT, Stack
 from tests.support.api_under_test import ApiUnderTest, api_under_test
+from tests.support.service_process import process_env
 from tests.support.service_under_test import ServiceUnderTest, module_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -175,14 +175,7 @@ async def test_unknown_routes_and_methods_are_problem_documents(api: ApiUnderTes
 
 async def test_xbus_serve_prints_its_url_stops_on_sigterm_and_never_logs_a_token(api: ApiUnderTest) -> None:
     settings = api.settings
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("XBUS_")},
-        "XBUS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
-        "XBUS_DATABASE_URL": settings.database_url or "",
-        "XBUS_TOPIC_PREFIX": settings.topic_prefix,
-        "XBUS_DB_SCHEMA_PREFIX": settings.db_schema_prefix,
-        "XBUS_LOG_FORMAT": "json",
-    }
+    env = process_env(settings)
     headers = await api.token("read:lag")
     secret = headers["Authorization"].split()[1]
     process = subprocess.Popen(

@@ -8,7 +8,6 @@ was published). test_lag_page.py watches the same set-up in a browser.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from producers import Published, Publisher
 from schemas.users import UserCreated
 from tests.conftest import ROOT, Stack
 from tests.support.logins_service import LOGINS
+from tests.support.service_process import process_env
 from tests.support.service_under_test import ServiceUnderTest, module_settings
 from xbus.groups import commit_offsets, partitions_of_topics
 from xbus.lag.model import GroupReport, LagReport, PartitionLag, PartitionReport, Status
@@ -102,14 +102,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 60.0
 async def monitor_process(settings: Settings, log: Path, *args: str) -> AsyncIterator[str]:
     """`xbus monitor --port 0 ARGS` in a process of its own; yields the URL it prints. Stopped with
     SIGTERM, which must end it cleanly."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("XBUS_")},
-        "XBUS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
-        "XBUS_DATABASE_URL": settings.database_url or "",
-        "XBUS_TOPIC_PREFIX": settings.topic_prefix,
-        "XBUS_DB_SCHEMA_PREFIX": settings.db_schema_prefix,
-        "XBUS_LOG_FORMAT": "json",
-    }
+    env = process_env(settings)
     with log.open("ab") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "xbus", "monitor", "--port", "0", *args],

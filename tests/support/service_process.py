@@ -19,6 +19,19 @@ from xbus.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
+def process_env(settings: Settings) -> dict[str, str]:
+    """The environment of an `xbus` command in a process of its own on ``settings``' broker,
+    database, topics and schemas, with JSON logs; nothing from the caller's own XBUS_* settings."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("XBUS_")},
+        "XBUS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
+        "XBUS_DATABASE_URL": settings.database_url or "",
+        "XBUS_TOPIC_PREFIX": settings.topic_prefix,
+        "XBUS_DB_SCHEMA_PREFIX": settings.db_schema_prefix,
+        "XBUS_LOG_FORMAT": "json",
+    }
+
+
 class ServiceProcess:
     """`xbus run` of a test service in a process of its own, killable."""
 
@@ -27,12 +40,7 @@ class ServiceProcess:
         #: Where this life of the process starts in its log (restarts append to the same file).
         self._life_starts = 0
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("XBUS_")},
-            "XBUS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
-            "XBUS_DATABASE_URL": settings.database_url or "",
-            "XBUS_TOPIC_PREFIX": settings.topic_prefix,
-            "XBUS_DB_SCHEMA_PREFIX": settings.db_schema_prefix,
-            "XBUS_LOG_FORMAT": "json",
+            **process_env(settings),
             "XBUS_CONSUMER_SESSION_TIMEOUT_MS": "3000",
             "XBUS_CONSUMER_HEARTBEAT_INTERVAL_MS": "1000",
             "XBUS_METRICS_PORT": str(metrics_port),
