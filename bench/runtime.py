@@ -444,14 +444,15 @@ async def main(count: int, rounds: int, rate: int, seconds: float) -> None:
     # The runner's per-round start/stop lines would bury the figures; XBUS_LOG_LEVEL brings them back.
     configure_logging(base.log_format, base.log_level if "XBUS_LOG_LEVEL" in os.environ else "warning")
     endpoints = await connect(base)
-    print(json.dumps({"throughput": await throughput(base, endpoints, count, rounds)}), flush=True)
+    if rounds:
+        print(json.dumps({"throughput": await throughput(base, endpoints, count, rounds)}), flush=True)
     print(json.dumps({"latency": await latency(base, endpoints, rate, seconds)}), flush=True)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5, help="throughput rounds; 0 runs the latency part alone")
     parser.add_argument("--rate", type=int, default=1_000, help="events/s published in the latency run")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
     args = parser.parse_args()

@@ -183,49 +183,80 @@ async def delete_group(admin: AIOKafkaAdminClient, group: str) -> None:
 
 
 @dataclass(frozen=True)
-class FirstGeneration:
-    """A member that joined its group in generation 0 (see :func:`first_generation`)."""
+class Membership:
+    """A consumer's place in its group, as aiokafka keeps it (see :func:`membership`)."""
 
     group: str
     member_id: str
+    generation: int
 
 
-def first_generation(consumer: AIOKafkaConsumer) -> FirstGeneration | None:
-    """The consumer's membership if aiokafka will not leave the group by itself on ``stop()``.
-
-    aiokafka sends LeaveGroup only from generation 1 on (Kafka numbers a new group's first
-    generation 1). The embedded broker numbers it 0, and a member stopped there stays listed
-    until another member joins (measured: 40 s and counting with a 3 s session timeout), so the
-    group looks active and replay or rebuild refuse it. Ask before ``stop()``, which forgets the
-    membership, and pass the answer to :func:`leave_group` after it.
-    """
+def membership(consumer: AIOKafkaConsumer) -> Membership | None:
+    """The consumer's membership, read before ``stop()``, which forgets it; None before it joined."""
     coordinator = getattr(consumer, "_coordinator", None)  # aiokafka keeps the membership here
-    if coordinator is None or coordinator.generation != 0 or not coordinator.member_id:
+    if coordinator is None or not coordinator.member_id:
         return None
-    return FirstGeneration(coordinator.group_id, coordinator.member_id)
+    return Membership(coordinator.group_id, coordinator.member_id, coordinator.generation)
 
 
-async def leave_group(settings: Settings, bootstrap: str, membership: FirstGeneration) -> None:
-    """Send the LeaveGroup aiokafka skipped. Best effort, as aiokafka's own: if it fails, the
-    member is removed when its session expires or the next member joins."""
+async def leave_group(settings: Settings, bootstrap: str, member: Membership) -> None:
+    """Send a LeaveGroup for ``member`` from a client of its own. Best effort, as aiokafka's own,
+    and given a session timeout (a broker that answers nothing would hold it for the request
+    timeout): if it fails, the member is removed when its session expires or the next one joins."""
     admin = AIOKafkaAdminClient(**client_options(settings, bootstrap))
     try:
-        await admin.start()
-        node = await admin.find_coordinator(membership.group)
-        await admin._send_request(LeaveGroupRequest(membership.group, membership.member_id), node)
-    except KafkaError as error:
-        log.info("leaving the group failed; the member expires later", group=membership.group, error=repr(error))
+        async with asyncio.timeout(settings.consumer_session_timeout_ms / 1000):
+            await admin.start()
+            node = await admin.find_coordinator(member.group)
+            await admin._send_request(LeaveGroupRequest(member.group, member.member_id), node)
+    except (KafkaError, TimeoutError) as error:
+        log.info("leaving the group failed; the member expires later", group=member.group, error=repr(error))
     finally:
         await admin.close()
 
 
 async def stop_and_leave(consumer: AIOKafkaConsumer, settings: Settings, bootstrap: str) -> None:
-    """``consumer.stop()``, and leave its group even from the embedded broker's generation 0, so
-    that its partitions move at once and the group looks empty to replay and rebuild."""
-    membership = first_generation(consumer)
-    await consumer.stop()
-    if membership is not None:
-        await leave_group(settings, bootstrap, membership)
+    """``consumer.stop()`` and out of the group, so that its partitions move at once and the group
+    looks empty to replay and rebuild; in bounded time, so that SIGTERM always ends the process.
+
+    Two cases aiokafka's ``stop()`` does not cover:
+
+    - it sends LeaveGroup only from generation 1 on (Kafka numbers a new group's first
+      generation 1). The embedded broker numbers it 0, and a member stopped there stays listed
+      until another member joins (measured: 40 s and counting with a 3 s session timeout);
+    - it waits for a JoinGroup under way, which the broker holds until every member has rejoined
+      (on Kafka, up to the rebalance timeout: minutes). Seen when members stop one after the
+      other: each stop starts a rebalance the next one is caught in.
+
+    So the member leaves from a client of its own when it is in generation 0 or when ``stop()``
+    has not returned within a session timeout; the broker then drops the held join. If ``stop()``
+    still hangs (a broker that answers nothing holds it for the request timeout), it is
+    cancelled and the client's connections closed: a stop takes three session timeouts at most.
+    """
+    member = membership(consumer)
+    patience = settings.consumer_session_timeout_ms / 1000
+    stopping = asyncio.ensure_future(consumer.stop())
+    if await _settled(stopping, patience):
+        if member is not None and member.generation == 0:
+            await leave_group(settings, bootstrap, member)
+        return
+    log.warning("the consumer's stop is held; leaving the group from outside", group=member and member.group)
+    if member is not None:
+        await leave_group(settings, bootstrap, member)
+    if await _settled(stopping, patience):
+        return
+    log.warning("the consumer did not stop; closing its connections", group=member and member.group)
+    stopping.cancel()
+    await asyncio.gather(stopping, return_exceptions=True)
+    await consumer._client.close()  # what the rest of stop() would have done
+
+
+async def _settled(task: asyncio.Future[None], timeout: float) -> bool:
+    """Whether ``task`` ended within ``timeout`` (it is left running otherwise); its error is raised."""
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if done:
+        task.result()
+    return bool(done)
 
 
 def _member(member_id: str, client_id: str, host: str, _metadata: bytes, assignment: bytes) -> GroupMember:

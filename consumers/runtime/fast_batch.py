@@ -4,9 +4,10 @@ The record-by-record path (processor.py) costs about ten PostgreSQL round trips 
 lookups (inbox, dead letters, blocked keys), a savepoint and its release, the inbox row and one
 outbox row per follow-up, besides the handler's own statements. Almost every batch needs none of
 that care: its records are well-formed events of handled types, none was dead-lettered, no key
-is blocked and every handler succeeds at its first try. For such a batch this path looks all
-records up at once (``= any($1)``), runs the handlers one after the other without savepoints,
-and writes every inbox row and every follow-up in one statement each.
+is blocked and every handler succeeds at its first try. For such a batch this path looks up
+dead letters and blocked keys for all records at once (``= any($1)``), claims every inbox row in
+one statement (what it returns are the events to apply), runs the handlers one after the other
+without savepoints, and writes every follow-up in one statement.
 
 It runs inside a savepoint of the batch's transaction. At the first thing it does not handle (a
 record without an envelope, an unknown or invalid event, a dead-lettered id, a blocked key, an
@@ -71,18 +72,20 @@ async def apply_fast(
     keys = [record.key.decode(errors="replace") for record, _ in handled if record.key is not None]
     if len(set(ids)) != len(ids) or await connection.fetchval(_DEAD_OR_BLOCKED, ids, keys):
         raise Unusual
-    seen = {row["event_id"] for row in await connection.fetch(_SEEN, ids)}
-    fresh = [(record, envelope) for record, envelope in handled if envelope.id not in seen]
+    claimed = {
+        row["event_id"]
+        for row in await connection.fetch(
+            _CLAIM,
+            ids,
+            [record.topic for record, _ in handled],
+            [record.partition for record, _ in handled],
+            [record.offset for record, _ in handled],
+        )
+    }
+    fresh = [(record, envelope) for record, envelope in handled if envelope.id in claimed]
     recorded: list[Recorded] = []
     for record, envelope in fresh:
         recorded += await _handle(service, routing, connection, record, envelope, is_replayed(record, marks))
-    await connection.execute(
-        _INBOX,
-        [envelope.id for _, envelope in fresh],
-        [record.topic for record, _ in fresh],
-        [record.partition for record, _ in fresh],
-        [record.offset for record, _ in fresh],
-    )
     await insert_follow_ups(connection, routing.follow_up_topic, recorded)
     return FastOutcome(len(fresh), len(handled) - len(fresh), ignored, len(recorded))
 
@@ -109,13 +112,18 @@ async def _handle(
     return unit.recorded
 
 
-_SEEN = "select event_id from xbus_inbox where event_id = any($1::text[])"
 #: Any of the ids dead-lettered (a redelivery, or a redrive coming back) or any key blocked.
 _DEAD_OR_BLOCKED = """
 select exists (select 1 from xbus_dead_letters where event_id = any($1::text[]))
     or exists (select 1 from xbus_blocked_keys where key = any($2::text[]))
 """
-_INBOX = """
+#: The inbox rows, written before the handlers run: the ids it returns are the events to apply. An
+#: id already there is a duplicate; one another transaction has just written (the same event read
+#: on another partition, say) makes this statement wait for that transaction and then skip it, so
+#: two partitions never both apply an event, nor fail on the inbox's key.
+_CLAIM = """
 insert into xbus_inbox (event_id, topic, partition, "offset")
 select * from unnest($1::text[], $2::text[], $3::int[], $4::bigint[])
+on conflict (event_id) do nothing
+returning event_id
 """

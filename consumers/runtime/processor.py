@@ -1,9 +1,10 @@
 """One partition's batch of records, applied in one PostgreSQL transaction.
 
 Per record, in order: skip what this service does not handle; skip a duplicate (its event id is
-in the inbox); park it if its key is blocked by a dead-lettered event; otherwise parse it and
-run the handler inside a savepoint, then write the inbox row and the outbox rows of its
-follow-up events. A record that cannot be parsed, or whose handler refuses it, is rolled back
+in the inbox); park it if its key is blocked by a dead-lettered event; otherwise parse it and,
+inside a savepoint, claim its inbox row (an event another partition's transaction applied
+meanwhile is a duplicate too), run the handler and write the outbox rows of its follow-up
+events. A record that cannot be parsed, or whose handler refuses it, is rolled back
 to its savepoint and dead-lettered: an entry in ``xbus_dead_letters`` and an outbox row for the
 service's dead-letter topic, in the same transaction. Its key is blocked so that later events
 of the same aggregate are parked, not applied out of order; when the dead-lettered event comes
@@ -156,13 +157,18 @@ class PartitionProcessor:
         except Refusal as refused:
             await self._dead_letter(connection, record, envelope.id, refused, outcome)
             return False
+        if follow_ups is None:
+            outcome.duplicates += 1
+            return True
         outcome.applied += 1
         outcome.follow_ups += follow_ups
         return True
 
     async def _apply(
         self, connection: DbConnection, record: StoredRecord, envelope: Envelope, *, replayed: bool
-    ) -> int:
+    ) -> int | None:
+        """Apply one event in a savepoint; the number of follow-ups it recorded, or None when its
+        inbox row was already there (another partition's transaction applied it meanwhile)."""
         try:
             event = registry.parse(envelope.type, record.value or b"")
         except UnknownEventType as error:
@@ -174,14 +180,11 @@ class PartitionProcessor:
             unit = UnitOfWork(connection, envelope, self.routing.source, self.service.name, replayed=replayed)
             try:
                 async with connection.transaction():  # a savepoint: a refusal undoes only this event
+                    if not await connection.fetchval(
+                        _CLAIM, envelope.id, record.topic, record.partition, record.offset
+                    ):
+                        return None
                     await handler(event, unit)
-                    await connection.execute(
-                        'insert into xbus_inbox (event_id, topic, partition, "offset") values ($1, $2, $3, $4)',
-                        envelope.id,
-                        record.topic,
-                        record.partition,
-                        record.offset,
-                    )
                     await insert_follow_ups(connection, self.routing.follow_up_topic, unit.recorded)
                 return len(unit.recorded)
             except TRANSIENT_ERRORS:
@@ -340,3 +343,11 @@ async def dead_letter(
 def record_id(record: StoredRecord) -> str:
     """An id for a record without a usable envelope: where it sits is what identifies it."""
     return f"{record.topic}/{record.partition}/{record.offset}"
+
+
+#: The event's inbox row, claimed before its handler runs; see fast_batch._CLAIM.
+_CLAIM = """
+insert into xbus_inbox (event_id, topic, partition, "offset") values ($1, $2, $3, $4)
+on conflict (event_id) do nothing
+returning true
+"""

@@ -48,6 +48,7 @@ from consumers.runtime.records import StoredRecord
 from consumers.runtime.service import BackgroundContext
 from consumers.runtime.transient import TRANSIENT_ERRORS
 from consumers.runtime.unit_of_work import DbConnection
+from consumers.runtime.waits import unless_stopped
 from schemas import Envelope, EnvelopeError, Event, describe_validation_error
 from xbus.groups import stop_and_leave
 from xbus.kafka import client_options
@@ -160,8 +161,11 @@ class ProjectionRunner(Generic[State]):
         committer = GroupCommitter(consumer)
         log.info("projection started", projection=self.projection.name, group=self.group, pattern=self.pattern)
         try:
-            while not self.context.stop.is_set():
-                fetched = await consumer.getmany(timeout_ms=200, max_records=self.projection.max_records)
+            while (
+                fetched := await unless_stopped(
+                    self.context.stop, consumer.getmany(timeout_ms=200, max_records=self.projection.max_records)
+                )
+            ) is not None:
                 if self._failure is not None:
                     raise self._failure
                 assigned = consumer.assignment()

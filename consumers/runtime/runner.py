@@ -1,11 +1,17 @@
 """Runs one service: a consumer group member whose partitions are processed concurrently, each
 partition's batch in one PostgreSQL transaction, its offset committed only after that commits.
 
-Each partition with records gets a worker task for its batch and is paused until the batch is
-applied and its offset committed, so a partition's events stay in order while a slow partition
-holds back no other. Offsets of partitions that finish together go out in one commit
-(committer.py). Before partitions are given up in a rebalance, their workers finish and commit;
-records polled for a partition no longer assigned are dropped, never processed. Errors of
+The consumer keeps fetching while batches are applied: polled records join their partition's
+queue, and a worker per partition with records applies its queue a batch at a time (everything
+queued, up to ``max_records``), committing each batch's offset before it takes the next. So a
+partition's events stay in order, a slow partition holds back no other, and records that arrive
+during a batch are already here when it commits: pausing the partition instead would drop what
+the consumer had prefetched and wait a whole fetch for it again (the embedded broker holds a
+fetch for its full wait once data is absent; EMBEDDED_BROKER.md). A partition is paused only when
+its queue is full, and resumed when its worker takes the queue. Offsets of partitions that finish
+together go out in one commit (committer.py). Before partitions are given up in a rebalance,
+their queues are dropped and their workers finish the batch under way and commit; records polled
+for a partition no longer assigned are dropped, never processed. Errors of
 PostgreSQL or Kafka are retried with backoff, the batch as a whole, so nothing is skipped or
 reordered; anything else is a bug in the runtime and stops the runner. A watchdog beside the
 loop reports partitions that have lag and commit nothing (stuck but alive); the service's timers
@@ -18,8 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import structlog
@@ -35,6 +42,7 @@ from consumers.runtime.relay import OutboxRelay
 from consumers.runtime.service import BackgroundContext, Service
 from consumers.runtime.timers import TimerLoop
 from consumers.runtime.transient import TRANSIENT_ERRORS
+from consumers.runtime.waits import unless_stopped
 from consumers.runtime.watchdog import ServiceHealth, Watchdog
 from xbus.catalogue import Catalogue
 from xbus.groups import stop_and_leave
@@ -93,6 +101,8 @@ class ServiceRunner:
         self._database_url = database_url
         self._max_records = max_records
         self._workers: dict[TopicPartition, asyncio.Task[None]] = {}
+        #: Records polled and not yet taken by their partition's worker, in offset order.
+        self._queued: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
         self._failure: BaseException | None = None
 
     async def migrate(self) -> list[str]:
@@ -145,18 +155,24 @@ class ServiceRunner:
             schema=self.schema,
         )
         try:
-            while not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=200, max_records=self._max_records)
+            while (
+                batches := await unless_stopped(stop, consumer.getmany(timeout_ms=200, max_records=self._max_records))
+            ) is not None:
                 if self._failure is not None:
                     raise self._failure
                 assigned = consumer.assignment()
                 for tp, records in batches.items():
                     if records and tp in assigned:
-                        consumer.pause(tp)  # until this batch is applied and committed
                         self._committed.setdefault(tp, records[0].offset)  # where the group's offset put us
-                        self._start_worker(consumer, committer, pool, tp, records, stop)
+                        queue = self._queued.setdefault(tp, [])
+                        queue += records
+                        if len(queue) >= self._max_records:
+                            consumer.pause(tp)  # until its worker takes the queue
+                        if tp not in self._workers:
+                            self._start_worker(tp, self._drain(consumer, committer, pool, tp, stop), stop)
         finally:
             stop.set()
+            log.info("service stopping", service=self.service.name, batches_under_way=len(self._workers))
             await self._finish_or_abandon()
             await stop_and_leave(consumer, self.settings, self._bootstrap)  # its partitions move at once
             await asyncio.gather(watchdog, *companions, return_exceptions=True)
@@ -175,7 +191,10 @@ class ServiceRunner:
         return self.watchdog.health()
 
     async def finish(self, partitions: set[TopicPartition]) -> None:
-        """Wait for the workers of ``partitions``: their batches are applied and committed, or abandoned."""
+        """Drop what is queued for ``partitions`` and wait for their workers: the batches under way
+        are applied and committed, or abandoned; the next owner reads the rest from the group's offsets."""
+        for tp in partitions:
+            self._queued.pop(tp, None)
         workers = [self._workers[tp] for tp in partitions if tp in self._workers]
         await asyncio.gather(*workers, return_exceptions=True)
         for tp in partitions:
@@ -195,23 +214,10 @@ class ServiceRunner:
             log.warning("batches abandoned at stop; they will be re-read", service=self.service.name, count=len(stuck))
             await asyncio.gather(*stuck, return_exceptions=True)
 
-    def _start_worker(
-        self,
-        consumer: AIOKafkaConsumer,
-        committer: GroupCommitter,
-        pool: asyncpg.Pool,
-        tp: TopicPartition,
-        records: list[ConsumerRecord[bytes, bytes]],
-        stop: asyncio.Event,
-    ) -> None:
-        worker = asyncio.create_task(self._work(consumer, committer, pool, tp, records, stop))
+    def _start_worker(self, tp: TopicPartition, drain: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
+        worker = asyncio.create_task(drain)
         self._workers[tp] = worker
-        worker.add_done_callback(lambda done: self._worker_done(tp, done, stop))
-
-    def _worker_done(self, tp: TopicPartition, worker: asyncio.Task[None], stop: asyncio.Event) -> None:
-        if self._workers.get(tp) is worker:
-            del self._workers[tp]
-        self._fail_on_error(worker, stop)
+        worker.add_done_callback(lambda done: self._fail_on_error(done, stop))
 
     def _start_background(self, pool: asyncpg.Pool, stop: asyncio.Event) -> list[asyncio.Task[None]]:
         context = BackgroundContext(
@@ -246,6 +252,36 @@ class ServiceRunner:
             )
             stop.set()
 
+    async def _drain(
+        self,
+        consumer: AIOKafkaConsumer,
+        committer: GroupCommitter,
+        pool: asyncpg.Pool,
+        tp: TopicPartition,
+        stop: asyncio.Event,
+    ) -> None:
+        """Apply ``tp``'s queue a batch at a time until it is empty, the partition is given up or
+        the runner stops (the batch under way is finished either way)."""
+        try:
+            while not stop.is_set() and (records := self._take(consumer, tp)):
+                await self._work(consumer, committer, pool, tp, records, stop)
+        finally:
+            # At once, not in a done callback: records the poll loop queues from here on must find
+            # no worker registered, or they would wait for the partition's next records to start one.
+            if self._workers.get(tp) is asyncio.current_task():
+                del self._workers[tp]
+
+    def _take(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> list[ConsumerRecord[bytes, bytes]]:
+        """The next batch of ``tp``: up to ``max_records`` of its queue; a partition paused for a full
+        queue fetches again."""
+        queue = self._queued.get(tp)
+        if not queue:
+            return []
+        batch, self._queued[tp] = queue[: self._max_records], queue[self._max_records :]
+        if consumer.paused() and tp in consumer.paused() and tp in consumer.assignment():
+            consumer.resume(tp)
+        return batch
+
     async def _work(
         self,
         consumer: AIOKafkaConsumer,
@@ -275,8 +311,6 @@ class ServiceRunner:
             log.warning(
                 "offset commit failed after the transaction committed", service=self.service.name, error=repr(error)
             )
-        if tp in consumer.assignment():
-            consumer.resume(tp)
 
     async def _process_with_retry(
         self, pool: asyncpg.Pool, records: Sequence[ConsumerRecord[bytes, bytes]], stop: asyncio.Event

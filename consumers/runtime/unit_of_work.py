@@ -61,8 +61,7 @@ class UnitOfWork:
     def record(self, event: Event) -> None:
         """Publish ``event`` after this transaction commits, as a consequence of the one handled."""
         envelope = Envelope(
-            # the service is part of it: two services handling one event must not mint the same ids
-            id=str(uuid.uuid5(_FOLLOW_UP_IDS, f"{self.service}/{self.cause.id}/{len(self.recorded)}")),
+            id=self._follow_up_id(event),
             source=self.source,
             type=event.event_type,
             time=self.cause.time,
@@ -71,6 +70,16 @@ class UnitOfWork:
             causation_id=self.cause.id,
         )
         self.recorded.append(Recorded(event, envelope))
+
+    def _follow_up_id(self, event: Event) -> str:
+        """The same follow-up of the same cause gets the same id on every run, so that a replay's
+        republished follow-ups are duplicates to the inboxes downstream. The service is part of it
+        (two services handling one event must not mint the same ids), and so are the type and key:
+        a handler whose output depends on the order two topics were read in may record a different
+        event at the same position on a replay, and that must not pass for the first one (it is
+        another event, perhaps on another partition)."""
+        name = f"{self.service}/{self.cause.id}/{len(self.recorded)}/{event.event_type}/{event.aggregate_id}"
+        return str(uuid.uuid5(_FOLLOW_UP_IDS, name))
 
     def step_waiting(self, flow_id: str, step: str, reason: str, waiting_for: tuple[str, ...] = ()) -> None:
         """Tell the tracker that ``step`` of ``flow_id`` waits (the event is kept and applied later)."""

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 async def wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
@@ -21,3 +25,23 @@ async def sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+async def unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> T | None:
+    """``work``'s result, or None (``work`` cancelled, or its result dropped) once ``stop`` is set.
+
+    For a consumer's poll: aiokafka's ``getmany`` ignores its timeout while a rebalance is under
+    way and waits for the new assignment, which a broker may hold for as long as a slow member
+    takes to rejoin; a loop that checked ``stop`` only between polls did not see SIGTERM then.
+    """
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if not stop.is_set():
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return None

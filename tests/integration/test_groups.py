@@ -4,26 +4,32 @@ offsets, offsets moved without joining, and which partitions a group reads."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from producers import Published, Publisher
 from schemas.users import UserCreated
+from xbus.embedded.broker import start_broker
+from xbus.embedded.processes import free_port, stop_process
 from xbus.groups import (
     GroupActive,
     commit_offsets,
     committed_offsets,
     describe_group,
-    first_generation,
     group_partitions,
     leave_group,
+    membership,
     partitions_of_topics,
     require_inactive,
+    stop_and_leave,
 )
 from xbus.kafka import client_options
 from xbus.platform import admin_client, load_catalogue
@@ -141,18 +147,51 @@ async def test_committed_offsets_of_an_unknown_group_are_none(topics: Settings) 
 
 async def test_a_member_stopped_in_its_first_generation_leaves_the_group(topics: Settings) -> None:
     """aiokafka leaves only from generation 1; the embedded broker's first generation is 0, and
-    without first_generation/leave_group such a member stays listed until another one joins."""
+    without leaving from outside such a member stays listed until another one joins."""
     settings = topics
     bootstrap = settings.kafka_bootstrap or ""
     group = settings.group(f"g-{uuid.uuid4().hex[:6]}")
     async with joined(settings, group, [settings.topic("xosp.users")]) as consumer:
-        membership = first_generation(consumer)
-    if membership is not None:  # the embedded broker: aiokafka's stop() left nothing
+        member = membership(consumer)
+    assert member is not None
+    if member.generation == 0:  # the embedded broker: aiokafka's stop() left nothing
         async with admin_client(settings, bootstrap) as admin:
             assert (await describe_group(admin, group)).active
-        await leave_group(settings, bootstrap, membership)
+        await leave_group(settings, bootstrap, member)
     async with admin_client(settings, bootstrap) as admin:
         deadline = time.monotonic() + 5  # far below the 40 s and more such a member stayed
         while (description := await describe_group(admin, group)).active:
             assert time.monotonic() < deadline, f"still a member: {description.members}"
             await asyncio.sleep(0.2)
+
+
+@pytest.mark.parametrize("generation", ["first", "later"])
+async def test_a_stop_the_broker_does_not_answer_ends_within_three_session_timeouts(
+    topics: Settings, tmp_path: Path, generation: str
+) -> None:
+    """SIGTERM must end a service even when its group's coordinator answers nothing (a join held
+    by a rebalance, a frozen broker): stop_and_leave gives up after bounded waits, whether it
+    leaves from outside (the embedded broker's generation 0) or aiokafka's stop() does (later
+    generations, and every generation on Kafka). A broker of the test's own is frozen
+    (SIGSTOP), so that the suite's broker is left alone."""
+    broker = start_broker(tmp_path, free_port())
+    settings = topics.model_copy(update={"kafka_bootstrap": broker.bootstrap, "consumer_session_timeout_ms": 3000})
+    group, topic = settings.group("frozen"), ["frozen-topic"]
+    try:
+        async with joined(settings, group, topic) as consumer:
+            if generation == "later":  # a second member joins and leaves: two rebalances
+                async with joined(settings, group, topic):
+                    pass
+                deadline = time.monotonic() + 30
+                while not (consumer.assignment() and (member := membership(consumer)) and member.generation > 0):
+                    assert time.monotonic() < deadline, "no later generation in 30 s"
+                    await consumer.getmany(timeout_ms=200)
+            os.kill(broker.pid, signal.SIGSTOP)
+            started = time.monotonic()
+            await stop_and_leave(consumer, settings, broker.bootstrap)
+            took = time.monotonic() - started
+            assert consumer._closed
+        assert 3 <= took < 3 * 3 + 3, f"stop took {took:.1f} s"  # it waited, and not the 30 s request timeout
+    finally:
+        os.kill(broker.pid, signal.SIGCONT)
+        stop_process(broker.pid)

@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from consumers.runtime import Service, UnitOfWork
 from consumers.runtime.runner import ServiceRunner
@@ -21,6 +22,7 @@ from tests.integration.test_runtime import count, eventually, publish, user
 from tests.support.logins_service import LOGINS
 from tests.support.service_process import ServiceProcess, scalar
 from xbus.embedded.processes import free_port
+from xbus.kafka import client_options
 from xbus.platform import load_catalogue
 from xbus.process_endpoint import ProcessEndpoint
 from xbus.settings import Settings
@@ -175,3 +177,39 @@ async def test_a_batch_stuck_at_stop_is_abandoned_after_the_grace_and_re_read(se
     finally:
         stop.set()
         await task
+
+
+async def test_a_stop_while_a_rebalance_waits_for_a_stuck_batch_still_ends_the_runner(
+    service_settings: Settings,
+) -> None:
+    """A member joining makes the runner give its partitions up, which waits for the batch under
+    way; aiokafka's poll waits for that rebalance whatever its timeout. A stop then must still
+    end the runner: the stuck batch is abandoned after the grace and the group left."""
+    settings = service_settings.model_copy(update={"stop_grace_seconds": 1.0})
+    release, entered, stop = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    bootstrap = settings.kafka_bootstrap or ""
+    stuck = ServiceRunner(
+        hanging_logins(release, entered), settings, load_catalogue(settings), bootstrap, settings.database_url or ""
+    )
+    await stuck.migrate()
+    await publish(settings, [user("hang")])
+    newcomer = AIOKafkaConsumer(
+        *stuck.topics,
+        **client_options(settings, bootstrap),
+        group_id=settings.group(stuck.service.group_id),
+        session_timeout_ms=settings.consumer_session_timeout_ms,
+        heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
+    )
+    task = asyncio.create_task(stuck.run(stop))
+    try:
+        await asyncio.wait_for(entered.wait(), timeout=60)
+        # its join starts the rebalance the stuck batch holds up; start() returns once it has joined
+        joining = asyncio.create_task(newcomer.start())
+        await asyncio.sleep(3 * settings.consumer_heartbeat_interval_ms / 1000)  # the runner has heard of it
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)  # returns although the rebalance cannot finish in time
+    finally:
+        release.set()
+        await asyncio.gather(joining, return_exceptions=True)
+        await newcomer.stop()
+    assert await scalar(settings, settings.db_schema(LOGINS.name), "select count(*) from {schema}.logins") == 0

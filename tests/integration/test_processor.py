@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import uuid
@@ -92,7 +93,10 @@ async def test_follow_up_events_go_to_the_outbox_with_a_derived_id_and_the_flow(
         cause.time,
     )
     assert envelope.id == str(
-        uuid.uuid5(uuid.UUID("6f0a7c1e-3b2d-4f5e-9a8b-7c6d5e4f3a2b"), f"{LOGINS.name}/{cause.id}/0")
+        uuid.uuid5(
+            uuid.UUID("6f0a7c1e-3b2d-4f5e-9a8b-7c6d5e4f3a2b"),
+            f"{LOGINS.name}/{cause.id}/0/xosp.login.provisioned.v1/u1",
+        )
     )
 
 
@@ -240,3 +244,36 @@ async def test_a_batch_with_a_refused_event_falls_back_and_nothing_of_the_fast_a
     assert set(await logins(connection)) == {"u1", "u2"}  # each once: the rolled-back attempt left nothing
     assert await connection.fetchval("select count(*) from xbus_inbox") == 2
     assert await connection.fetchval("select count(*) from xbus_outbox where topic = 'auth.events'") == 2
+
+
+@pytest.mark.parametrize("path", ["fast", "record by record"])
+async def test_an_event_another_transaction_applies_meanwhile_is_a_duplicate_not_an_error(
+    connection: asyncpg.Connection, stack: Stack, path: str
+) -> None:
+    """The same event read on two partitions at once (a replayed follow-up, say): the second
+    transaction waits for the first one's inbox row and skips the event, on either path."""
+    log, processor = Log(), PartitionProcessor(LOGINS, ROUTING)
+    record = log(created("u1"))
+    event_id = Envelope.from_headers(record.headers).id
+    # a record without an envelope sends the batch record by record before anything is claimed
+    batch = [record] if path == "fast" else [StoredRecord("xosp.users", 0, 99, b"x", b"{}", []), record]
+    schema = await connection.fetchval("select current_schema()")
+    other = await asyncpg.connect(stack.endpoints.database_url)
+    try:
+        applying = other.transaction()
+        await applying.start()
+        await other.execute(
+            f'insert into {schema}.xbus_inbox (event_id, topic, partition, "offset") values ($1, $2, 1, 0)',
+            event_id,
+            record.topic,
+        )
+        processing = asyncio.create_task(processor.process(connection, batch))
+        while not await other.fetchval("select exists (select 1 from pg_locks where not granted)"):
+            assert not processing.done(), processing.result()
+            await asyncio.sleep(0.02)
+        await applying.commit()
+        outcome = await processing
+    finally:
+        await other.close()
+    assert (outcome.fast, outcome.applied, outcome.duplicates) == (path == "fast", 0, 1)
+    assert await logins(connection) == {}

@@ -25,6 +25,7 @@ from schemas.types import OperatorSystem
 from schemas.users import UserCreated
 from tests.support.all_services import SERVICES, eventually, running
 from xbus.platform import load_catalogue
+from xbus.rebuild.diff import diff_states
 from xbus.scenario import Scenario, build_scenario
 from xbus.settings import Settings
 
@@ -72,7 +73,10 @@ async def test_shuffled_scenario_provisions_every_flow_and_replays_to_the_same_s
         for name in REPLAYED:
             original = await state_checksum(connection, settings.db_schema(name))
             rebuilt = await state_checksum(connection, replay.db_schema(name))
-            assert original == rebuilt, f"{name}: replaying its topics did not rebuild the same state"
+            if original != rebuilt:
+                diffs = await diff_states(connection, settings.db_schema(name), replay.db_schema(name))
+                differing = [diff.to_json() for diff in diffs if not diff.identical]
+                pytest.fail(f"{name}: replaying its topics did not rebuild the same state: {differing}")
     finally:
         await connection.close()
 

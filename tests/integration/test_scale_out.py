@@ -64,7 +64,7 @@ async def test_instances_share_partitions_and_one_killed_mid_flow_changes_nothin
         await _applied(settings, scenario, changes=False)
         await _publish(settings, [*scenario.disables, *scenario.closures])
         await _applied(settings, scenario, changes=True)
-        for process in processes:
+        for process in processes:  # one after the other, as a rolling deploy: each stop starts a rebalance
             assert process.stop() == 0, f"{process.spec} did not stop cleanly: see {process.log}"
     finally:
         for process in processes:

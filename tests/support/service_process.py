@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -17,6 +18,8 @@ import asyncpg
 from xbus.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+#: The runner's stop grace (30 s by default) for batches under way, and time to leave the group.
+STOP_SECONDS = 45
 
 
 def process_env(settings: Settings) -> dict[str, str]:
@@ -44,6 +47,7 @@ class ServiceProcess:
             "XBUS_CONSUMER_SESSION_TIMEOUT_MS": "3000",
             "XBUS_CONSUMER_HEARTBEAT_INTERVAL_MS": "1000",
             "XBUS_METRICS_PORT": str(metrics_port),
+            "PYTHONFAULTHANDLER": "1",
         }
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -60,9 +64,28 @@ class ServiceProcess:
         self.process.wait(timeout=10)
 
     def stop(self) -> int:
+        self.terminate()
+        return self.wait_stopped()
+
+    def terminate(self) -> None:
+        """Ask for a graceful stop (SIGTERM) without waiting: stop several at once, as a deploy would."""
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
+
+    def wait_stopped(self) -> int:
+        """The exit code of a stop asked for; a process that outlives the runner's stop grace
+        (``XBUS_STOP_GRACE_SECONDS``, 30 s) and its leaving the group fails with its log's end."""
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGABRT)  # faulthandler writes where each thread is
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=10)
+            tail = self.log.read_text(errors="replace").splitlines()[-60:]
+            raise AssertionError(
+                f"{self.spec} still runs {STOP_SECONDS} s after SIGTERM; its log ends:\n" + "\n".join(tail)
+            ) from None
 
     def assignment(self) -> set[str]:
         """The partitions (``topic[partition]``) this life of the process holds, as its JSON log

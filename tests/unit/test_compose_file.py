@@ -29,6 +29,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 INFRASTRUCTURE = ("apache/kafka:", "postgres:")
 ONE_SHOT = (["topics", "apply"], ["db", "migrate"])
 DEFAULT_STOP_GRACE = Settings.model_fields["stop_grace_seconds"].default
+DEFAULT_SESSION_MS = Settings.model_fields["consumer_session_timeout_ms"].default
 
 
 def replicas_variable(service: str) -> str:
@@ -167,7 +168,9 @@ def test_every_long_running_xbus_container_has_a_health_check_and_time_to_stop()
     for name, spec in long_running().items():
         assert "test" in spec.get("healthcheck", {}), name
         grace = float(spec["environment"].get("XBUS_STOP_GRACE_SECONDS", DEFAULT_STOP_GRACE))
-        assert seconds(spec["stop_grace_period"]) > grace, f"{name} is killed before its batches finish"
+        session = float(spec["environment"].get("XBUS_CONSUMER_SESSION_TIMEOUT_MS", DEFAULT_SESSION_MS)) / 1000
+        # a stop takes the grace for batches under way, then up to three session timeouts to leave (xbus/groups.py)
+        assert seconds(spec["stop_grace_period"]) > grace + 3 * session, f"{name} is killed before it has stopped"
 
 
 def test_replicas_of_each_service_come_from_its_environment_variable() -> None:
