@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+import uvloop
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from publish import sample_events  # bench/ is on sys.path when this file runs
 
@@ -456,4 +457,5 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=int, default=1_000, help="events/s published in the latency run")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
     args = parser.parse_args()
-    asyncio.run(main(args.events, args.rounds, args.rate, args.seconds))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # as `xbus run` does
+        runner.run(main(args.events, args.rounds, args.rate, args.seconds))

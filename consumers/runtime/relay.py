@@ -53,7 +53,7 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until ``stop`` is set; reconnects to PostgreSQL and Kafka as often as it must."""
-        async with acks_all_producer(self._settings, self._bootstrap, linger_ms=2) as producer:
+        async with acks_all_producer(self._settings, self._bootstrap, linger_ms=0) as producer:
             while not stop.is_set():
                 try:
                     await self._serve(producer, stop)

@@ -63,7 +63,7 @@ async def test_shuffled_scenario_provisions_every_flow_and_replays_to_the_same_s
         replay = settings.model_copy(
             update={"db_schema_prefix": f"r{uuid.uuid4().hex[:8]}_", "group_prefix": f"r{uuid.uuid4().hex[:8]}."}
         )
-        async with running(replay, REPLAYED):
+        async with running(replay, REPLAYED, consume_only=True):
             for name in REPLAYED:
                 await eventually(
                     lambda name=name: _inbox_covers(connection, settings.db_schema(name), replay.db_schema(name)),
@@ -107,10 +107,10 @@ async def _open_steps(connection: asyncpg.Connection, schema: str) -> str:
 async def _inbox_covers(connection: asyncpg.Connection, original: str, replay: str) -> bool:
     """Whether the replay has applied every event the original run applied.
 
-    Not a count: the replayed services publish follow-ups of their own onto the same topics, and
-    a follow-up whose id depends on the order two topics were read in (authorisation's grant of a
-    pending association) comes out under a new id that the replayed OMS applies as well; the
-    state is the same, which the checksums then show.
+    The replay runs as ``xbus rebuild`` does (``consume_only``): it publishes nothing, so each
+    replayed service reads exactly the events the original run read, follow-ups included. (When
+    the replayed services published too, a follow-up that depends on the order two topics were
+    read in could come out as another event, which the replayed OMS then applied as well.)
     """
     if not await connection.fetchval("select to_regclass($1)", f"{replay}.xbus_inbox"):
         return False

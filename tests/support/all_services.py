@@ -16,11 +16,20 @@ SERVICES = ("authentication", "authorisation", "sessions", "oms", "registry", "p
 
 
 @asynccontextmanager
-async def running(settings: Settings, names: tuple[str, ...]) -> AsyncIterator[dict[str, ServiceRunner]]:
+async def running(
+    settings: Settings, names: tuple[str, ...], *, consume_only: bool = False
+) -> AsyncIterator[dict[str, ServiceRunner]]:
+    """The services ``names`` running until the block ends; with ``consume_only`` they apply their
+    topics and publish nothing, as ``xbus rebuild`` runs them."""
     services, catalogue = find_services(), load_catalogue(settings)
     runners = {
         name: ServiceRunner(
-            services[name], settings, catalogue, settings.kafka_bootstrap or "", settings.database_url or ""
+            services[name],
+            settings,
+            catalogue,
+            settings.kafka_bootstrap or "",
+            settings.database_url or "",
+            consume_only=consume_only,
         )
         for name in names
     }

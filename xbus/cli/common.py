@@ -7,6 +7,7 @@ from collections.abc import Coroutine
 from functools import cache
 from typing import Any, TypeVar
 
+import uvloop
 from rich.console import Console
 
 from xbus.logging import configure_logging
@@ -27,4 +28,5 @@ def settings() -> Settings:
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coroutine)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)
