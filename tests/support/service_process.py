@@ -18,7 +18,7 @@ import asyncpg
 from xbus.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-#: The runner's stop grace (30 s by default) for batches under way, and time to leave the group.
+#: The runner's stop grace (30 s by default) for batches under way, then time to leave the group.
 STOP_SECONDS = 45
 
 
@@ -64,18 +64,10 @@ class ServiceProcess:
         self.process.wait(timeout=10)
 
     def stop(self) -> int:
-        self.terminate()
-        return self.wait_stopped()
-
-    def terminate(self) -> None:
-        """Ask for a graceful stop (SIGTERM) without waiting: stop several at once, as a deploy would."""
+        """SIGTERM, then the exit code. A process that outlives the runner's bounded stop (the
+        30 s grace, then up to three 3 s session timeouts to leave) fails with its log's end."""
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
-
-    def wait_stopped(self) -> int:
-        """The exit code of a stop asked for; a process that outlives the runner's stop grace
-        (``XBUS_STOP_GRACE_SECONDS``, 30 s) and its leaving the group fails with its log's end."""
-        assert self.process is not None
         try:
             return self.process.wait(timeout=STOP_SECONDS)
         except subprocess.TimeoutExpired:
