@@ -224,12 +224,11 @@ async def stop_and_leave(consumer: AIOKafkaConsumer, settings: Settings, bootstr
     - it sends LeaveGroup only from generation 1 on (Kafka numbers a new group's first
       generation 1). The embedded broker numbers it 0, and a member stopped there stays listed
       until another member joins (measured: 40 s and counting with a 3 s session timeout);
-    - it waits for a JoinGroup under way, which the broker holds until every member has rejoined
-      (on Kafka, up to the rebalance timeout: minutes). Seen when members stop one after the
-      other: each stop starts a rebalance the next one is caught in.
+    - it waits for a JoinGroup under way, which a broker may hold until every member has rejoined
+      (on Kafka, up to the rebalance timeout: minutes).
 
     So the member leaves from a client of its own when it is in generation 0 or when ``stop()``
-    has not returned within a session timeout; the broker then drops the held join. If ``stop()``
+    has not returned within a session timeout, which on Kafka answers the held join. If ``stop()``
     still hangs (a broker that answers nothing holds it for the request timeout), it is
     cancelled and the client's connections closed: a stop takes three session timeouts at most.
     """

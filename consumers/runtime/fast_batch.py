@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from consumers.runtime.inbox import claim
 from consumers.runtime.outbox_rows import insert_follow_ups
 from consumers.runtime.records import StoredRecord
 from consumers.runtime.replay_marks import ReplayMarks, is_replayed
@@ -72,16 +73,7 @@ async def apply_fast(
     keys = [record.key.decode(errors="replace") for record, _ in handled if record.key is not None]
     if len(set(ids)) != len(ids) or await connection.fetchval(_DEAD_OR_BLOCKED, ids, keys):
         raise Unusual
-    claimed = {
-        row["event_id"]
-        for row in await connection.fetch(
-            _CLAIM,
-            ids,
-            [record.topic for record, _ in handled],
-            [record.partition for record, _ in handled],
-            [record.offset for record, _ in handled],
-        )
-    }
+    claimed = await claim(connection, [(envelope.id, record) for record, envelope in handled])
     fresh = [(record, envelope) for record, envelope in handled if envelope.id in claimed]
     recorded: list[Recorded] = []
     for record, envelope in fresh:
@@ -116,14 +108,4 @@ async def _handle(
 _DEAD_OR_BLOCKED = """
 select exists (select 1 from xbus_dead_letters where event_id = any($1::text[]))
     or exists (select 1 from xbus_blocked_keys where key = any($2::text[]))
-"""
-#: The inbox rows, written before the handlers run: the ids it returns are the events to apply. An
-#: id already there is a duplicate; one another transaction has just written (the same event read
-#: on another partition, say) makes this statement wait for that transaction and then skip it, so
-#: two partitions never both apply an event, nor fail on the inbox's key.
-_CLAIM = """
-insert into xbus_inbox (event_id, topic, partition, "offset")
-select * from unnest($1::text[], $2::text[], $3::int[], $4::bigint[])
-on conflict (event_id) do nothing
-returning event_id
 """

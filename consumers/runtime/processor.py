@@ -26,6 +26,7 @@ import structlog
 from pydantic import ValidationError
 
 from consumers.runtime.fast_batch import Unusual, apply_fast
+from consumers.runtime.inbox import claim
 from consumers.runtime.outbox_rows import insert_follow_ups, insert_outbox, outbox_channel
 from consumers.runtime.records import StoredRecord, headers_from_json, headers_to_json
 from consumers.runtime.replay_marks import ReplayMarks, clear_passed_mark, is_replayed, read_replay_marks
@@ -180,9 +181,7 @@ class PartitionProcessor:
             unit = UnitOfWork(connection, envelope, self.routing.source, self.service.name, replayed=replayed)
             try:
                 async with connection.transaction():  # a savepoint: a refusal undoes only this event
-                    if not await connection.fetchval(
-                        _CLAIM, envelope.id, record.topic, record.partition, record.offset
-                    ):
+                    if not await claim(connection, [(envelope.id, record)]):
                         return None
                     await handler(event, unit)
                     await insert_follow_ups(connection, self.routing.follow_up_topic, unit.recorded)
@@ -343,11 +342,3 @@ async def dead_letter(
 def record_id(record: StoredRecord) -> str:
     """An id for a record without a usable envelope: where it sits is what identifies it."""
     return f"{record.topic}/{record.partition}/{record.offset}"
-
-
-#: The event's inbox row, claimed before its handler runs; see fast_batch._CLAIM.
-_CLAIM = """
-insert into xbus_inbox (event_id, topic, partition, "offset") values ($1, $2, $3, $4)
-on conflict (event_id) do nothing
-returning true
-"""

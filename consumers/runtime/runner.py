@@ -6,8 +6,8 @@ queue, and a worker per partition with records applies its queue a batch at a ti
 queued, up to ``max_records``), committing each batch's offset before it takes the next. So a
 partition's events stay in order, a slow partition holds back no other, and records that arrive
 during a batch are already here when it commits: pausing the partition instead would drop what
-the consumer had prefetched and wait a whole fetch for it again (the embedded broker holds a
-fetch for its full wait once data is absent; EMBEDDED_BROKER.md). A partition is paused only when
+the consumer had prefetched and wait a whole fetch for it again (bench/README.md measures what
+that cost). A partition is paused only when
 its queue is full, and resumed when its worker takes the queue. Offsets of partitions that finish
 together go out in one commit (committer.py). Before partitions are given up in a rebalance,
 their queues are dropped and their workers finish the batch under way and commit; records polled
@@ -278,7 +278,7 @@ class ServiceRunner:
         if not queue:
             return []
         batch, self._queued[tp] = queue[: self._max_records], queue[self._max_records :]
-        if consumer.paused() and tp in consumer.paused() and tp in consumer.assignment():
+        if tp in consumer.paused():  # paused() lists partitions of the current assignment only
             consumer.resume(tp)
         return batch
 
