@@ -4,17 +4,18 @@ The record-by-record path (processor.py) costs about ten PostgreSQL round trips 
 lookups (inbox, dead letters, blocked keys), a savepoint and its release, the inbox row and one
 outbox row per follow-up, besides the handler's own statements. Almost every batch needs none of
 that care: its records are well-formed events of handled types, none was dead-lettered, no key
-is blocked and every handler succeeds at its first try. For such a batch this path looks up
-dead letters and blocked keys for all records at once (``= any($1)``), claims every inbox row in
-one statement (what it returns are the events to apply), runs the handlers one after the other
-without savepoints, and writes every follow-up in one statement.
+is blocked and every handler succeeds at its first try. For such a batch this path claims every
+inbox row and looks up dead letters and blocked keys for all records in one statement (what it
+claims are the events to apply), runs the handlers one after the other without savepoints, and
+writes every follow-up, with the NOTIFY that wakes the relay, in one statement. A clean batch
+costs BEGIN, those two statements, the handlers' own and COMMIT.
 
-It runs inside a savepoint of the batch's transaction. At the first thing it does not handle (a
-record without an envelope, an unknown or invalid event, a dead-lettered id, a blocked key, an
-event id twice in the batch, a handler that raises) it raises :class:`Unusual`, the savepoint
-rolls back whatever the handlers did, and the caller applies the batch record by record, where
-each of those cases has its rule. Errors of the infrastructure are not unusual: they abort the
-transaction and the whole batch is retried, as on the other path.
+At the first thing it does not handle (a record without an envelope, an unknown or invalid
+event, a dead-lettered id, a blocked key, an event id twice in the batch, a handler that raises)
+it raises :class:`Unusual`; the caller rolls its transaction back, so nothing of the attempt
+remains, and applies the batch record by record in a new one, where each of those cases has its
+rule. Errors of the infrastructure are not unusual: they abort the transaction and the whole
+batch is retried, as on the other path.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from consumers.runtime.inbox import claim
+from consumers.runtime.inbox import claim_unless_held_back
 from consumers.runtime.outbox_rows import insert_follow_ups
 from consumers.runtime.records import StoredRecord
 from consumers.runtime.replay_marks import ReplayMarks, is_replayed
@@ -57,7 +58,8 @@ async def apply_fast(
     records: Sequence[StoredRecord],
     marks: ReplayMarks,
 ) -> FastOutcome:
-    """Apply ``records`` on ``connection`` (inside a savepoint the caller holds), or raise Unusual."""
+    """Apply ``records`` in the caller's transaction on ``connection``, or raise Unusual (the caller
+    must then roll that transaction back)."""
     handled: list[tuple[StoredRecord, Envelope]] = []
     for record in records:
         try:
@@ -71,14 +73,16 @@ async def apply_fast(
         return FastOutcome(0, 0, ignored, 0)
     ids = [envelope.id for _, envelope in handled]
     keys = [record.key.decode(errors="replace") for record, _ in handled if record.key is not None]
-    if len(set(ids)) != len(ids) or await connection.fetchval(_DEAD_OR_BLOCKED, ids, keys):
+    if len(set(ids)) != len(ids):
         raise Unusual
-    claimed = await claim(connection, [(envelope.id, record) for record, envelope in handled])
+    claimed = await claim_unless_held_back(connection, [(envelope.id, record) for record, envelope in handled], keys)
+    if claimed is None:
+        raise Unusual
     fresh = [(record, envelope) for record, envelope in handled if envelope.id in claimed]
     recorded: list[Recorded] = []
     for record, envelope in fresh:
         recorded += await _handle(service, routing, connection, record, envelope, is_replayed(record, marks))
-    await insert_follow_ups(connection, routing.follow_up_topic, recorded)
+    await insert_follow_ups(connection, service.name, routing.follow_up_topic, recorded)
     return FastOutcome(len(fresh), len(handled) - len(fresh), ignored, len(recorded))
 
 
@@ -102,10 +106,3 @@ async def _handle(
     except Exception:  # refused, or a bug that may pass on a retry: the other path's rules decide
         raise Unusual from None
     return unit.recorded
-
-
-#: Any of the ids dead-lettered (a redelivery, or a redrive coming back) or any key blocked.
-_DEAD_OR_BLOCKED = """
-select exists (select 1 from xbus_dead_letters where event_id = any($1::text[]))
-    or exists (select 1 from xbus_blocked_keys where key = any($2::text[]))
-"""

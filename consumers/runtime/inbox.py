@@ -14,14 +14,29 @@ async def claim(connection: DbConnection, events: Sequence[tuple[str, StoredReco
     one another transaction has just written (the same event read on another partition, say)
     makes this wait for that transaction and then skip it, so two partitions never both apply an
     event, nor fail on the inbox's key."""
-    rows = await connection.fetch(
-        _CLAIM,
+    rows = await connection.fetch(_CLAIM, *_columns(events))
+    return {row["event_id"] for row in rows}
+
+
+async def claim_unless_held_back(
+    connection: DbConnection, events: Sequence[tuple[str, StoredRecord]], keys: Sequence[str]
+) -> set[str] | None:
+    """:func:`claim` and, in the same round trip, look for what would hold the batch back: None
+    when one of the ids was dead-lettered (a redelivery, or a redrive coming back) or one of
+    ``keys`` is blocked. The caller then rolls its transaction back, claims included, and takes
+    the record-by-record path, where each of those cases has its rule."""
+    row = await connection.fetchrow(_CLAIM_UNLESS_HELD_BACK, *_columns(events), list(keys))
+    assert row is not None  # a select without from returns one row
+    return None if row["held_back"] else set(row["claimed"])
+
+
+def _columns(events: Sequence[tuple[str, StoredRecord]]) -> tuple[list[str], list[str], list[int], list[int]]:
+    return (
         [event_id for event_id, _ in events],
         [record.topic for _, record in events],
         [record.partition for _, record in events],
         [record.offset for _, record in events],
     )
-    return {row["event_id"] for row in rows}
 
 
 _CLAIM = """
@@ -29,4 +44,12 @@ insert into xbus_inbox (event_id, topic, partition, "offset")
 select * from unnest($1::text[], $2::text[], $3::int[], $4::bigint[])
 on conflict (event_id) do nothing
 returning event_id
+"""
+
+#: The lookups read the snapshot the statement started with: the rows it claims are not in it.
+_CLAIM_UNLESS_HELD_BACK = f"""
+with claimed as ({_CLAIM})
+select exists (select 1 from xbus_dead_letters where event_id = any($1::text[]))
+    or exists (select 1 from xbus_blocked_keys where key = any($5::text[])) as held_back,
+    array(select event_id from claimed) as claimed
 """

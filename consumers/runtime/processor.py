@@ -1,14 +1,16 @@
 """One partition's batch of records, applied in one PostgreSQL transaction.
 
-Per record, in order: skip what this service does not handle; skip a duplicate (its event id is
-in the inbox); park it if its key is blocked by a dead-lettered event; otherwise parse it and,
-inside a savepoint, claim its inbox row (an event another partition's transaction applied
-meanwhile is a duplicate too), run the handler and write the outbox rows of its follow-up
-events. A record that cannot be parsed, or whose handler refuses it, is rolled back
-to its savepoint and dead-lettered: an entry in ``xbus_dead_letters`` and an outbox row for the
-service's dead-letter topic, in the same transaction. Its key is blocked so that later events
-of the same aggregate are parked, not applied out of order; when the dead-lettered event comes
-back (redrive) and applies, its parked successors are applied after it, in order.
+A batch first tries the fast path (fast_batch.py); one it calls unusual is rolled back and
+applied here, record by record, in a new transaction. Per record, in order: skip what this
+service does not handle; skip a duplicate (its event id is in the inbox); park it if its key is
+blocked by a dead-lettered event; otherwise parse it and, inside a savepoint, claim its inbox
+row (an event another partition's transaction applied meanwhile is a duplicate too), run the
+handler and write the outbox rows of its follow-up events. A record that cannot be parsed, or
+whose handler refuses it, is rolled back to its savepoint and dead-lettered: an entry in
+``xbus_dead_letters`` and an outbox row for the service's dead-letter topic, in the same
+transaction. Its key is blocked so that later events of the same aggregate are parked, not
+applied out of order; when the dead-lettered event comes back (redrive) and applies, its parked
+successors are applied after it, in order.
 
 Errors of the infrastructure (PostgreSQL gone, serialization failure) are not the record's
 fault: they abort the whole transaction and the caller retries the batch, so nothing is skipped
@@ -27,7 +29,7 @@ from pydantic import ValidationError
 
 from consumers.runtime.fast_batch import Unusual, apply_fast
 from consumers.runtime.inbox import claim
-from consumers.runtime.outbox_rows import insert_follow_ups, insert_outbox, outbox_channel
+from consumers.runtime.outbox_rows import insert_follow_ups, insert_outbox
 from consumers.runtime.records import StoredRecord, headers_from_json, headers_to_json
 from consumers.runtime.replay_marks import ReplayMarks, clear_passed_mark, is_replayed, read_replay_marks
 from consumers.runtime.service import DomainError, Service
@@ -77,44 +79,67 @@ class PartitionProcessor:
         self.service = service
         self.routing = routing
         self.retry_backoff = retry_backoff
+        self._marks: ReplayMarks | None = None
+
+    def forget_replay_marks(self) -> None:
+        """Read the replay marks again before the next batch.
+
+        They are read once, not per batch: ``xbus replay`` and ``xbus rebuild`` write them only
+        while the group has no member, and this runner's member must join the group again after
+        that, which calls this. Marks the runner passes meanwhile are dropped as it passes them.
+        """
+        self._marks = None
 
     async def process(self, connection: DbConnection, records: Sequence[StoredRecord]) -> BatchOutcome:
-        """Apply ``records`` (one partition, in offset order) in one transaction on ``connection``."""
+        """Apply ``records`` (one partition, in offset order) in one transaction on ``connection``:
+        the fast path's (fast_batch.py), or, when the batch is unusual, the record-by-record path's."""
+        if self._marks is None:
+            self._marks = await read_replay_marks(connection)
+        marks = self._marks
+        try:
+            async with connection.transaction():
+                await self._hold_batch_locks(connection, records)
+                fast = await apply_fast(self.service, self.routing, connection, records, marks)
+                await self._pass_mark(connection, records, marks)
+            self._forget_passed_mark(records)
+            return BatchOutcome(
+                applied=fast.applied,
+                duplicates=fast.duplicates,
+                ignored=fast.ignored,
+                follow_ups=fast.follow_ups,
+                fast=True,
+            )
+        except Unusual:
+            pass  # rolled back: nothing of the attempt remains
         outcome = BatchOutcome()
         async with connection.transaction():
-            if self.service.exclusive_batches:
-                await connection.execute(
-                    "select pg_advisory_xact_lock(hashtextextended($1, 0))", f"xbus-batches:{self.service.name}"
-                )
-            if self.service.batch_locks is not None:
-                keys = {record.key.decode(errors="replace") for record in records if record.key is not None}
-                await hold_locks(connection, self.service.name, map(self.service.batch_locks, keys))
-            marks = await read_replay_marks(connection)
-            if not await self._fast(connection, records, outcome, marks):
-                for record in records:
-                    await self._one(connection, record, outcome, marks)
-            if (records[0].topic, records[0].partition) in marks:
-                await clear_passed_mark(connection, records[0].topic, records[0].partition, records[-1].offset + 1)
-            if outcome.follow_ups or outcome.dead_lettered:
-                await connection.execute("select pg_notify($1, '')", outbox_channel(self.service.name))
+            await self._hold_batch_locks(connection, records)
+            for record in records:
+                await self._one(connection, record, outcome, marks)
+            await self._pass_mark(connection, records, marks)
+        self._forget_passed_mark(records)
         return outcome
 
-    async def _fast(
-        self, connection: DbConnection, records: Sequence[StoredRecord], outcome: BatchOutcome, marks: ReplayMarks
-    ) -> bool:
-        """The whole batch in a few round trips (fast_batch.py), or False, with nothing left of the
-        attempt, when it needs the record-by-record path."""
-        try:
-            async with connection.transaction():  # a savepoint: an unusual batch leaves no trace
-                fast = await apply_fast(self.service, self.routing, connection, records, marks)
-        except Unusual:
-            return False
-        outcome.fast = True
-        outcome.applied += fast.applied
-        outcome.duplicates += fast.duplicates
-        outcome.ignored += fast.ignored
-        outcome.follow_ups += fast.follow_ups
-        return True
+    async def _hold_batch_locks(self, connection: DbConnection, records: Sequence[StoredRecord]) -> None:
+        if self.service.exclusive_batches:
+            await connection.execute(
+                "select pg_advisory_xact_lock(hashtextextended($1, 0))", f"xbus-batches:{self.service.name}"
+            )
+        if self.service.batch_locks is not None:
+            keys = {record.key.decode(errors="replace") for record in records if record.key is not None}
+            await hold_locks(connection, self.service.name, map(self.service.batch_locks, keys))
+
+    @staticmethod
+    async def _pass_mark(connection: DbConnection, records: Sequence[StoredRecord], marks: ReplayMarks) -> None:
+        if (records[0].topic, records[0].partition) in marks:
+            await clear_passed_mark(connection, records[0].topic, records[0].partition, records[-1].offset + 1)
+
+    def _forget_passed_mark(self, records: Sequence[StoredRecord]) -> None:
+        """Once the batch's transaction has committed, as clear_passed_mark did in it."""
+        partition = (records[0].topic, records[0].partition)
+        until = self._marks.get(partition) if self._marks is not None else None
+        if self._marks is not None and until is not None and until <= records[-1].offset + 1:
+            del self._marks[partition]
 
     async def _one(
         self, connection: DbConnection, record: StoredRecord, outcome: BatchOutcome, marks: ReplayMarks
@@ -184,7 +209,7 @@ class PartitionProcessor:
                     if not await claim(connection, [(envelope.id, record)]):
                         return None
                     await handler(event, unit)
-                    await insert_follow_ups(connection, self.routing.follow_up_topic, unit.recorded)
+                    await insert_follow_ups(connection, self.service.name, self.routing.follow_up_topic, unit.recorded)
                 return len(unit.recorded)
             except TRANSIENT_ERRORS:
                 raise
@@ -326,7 +351,7 @@ async def dead_letter(
         ("xbus_dlq_time", format_time(now).encode()),
         ("xbus_dlq_service", service.encode()),
     ]
-    await insert_outbox(connection, routing.dead_letter_topic, record.key, record.value, dlq_headers)
+    await insert_outbox(connection, service, routing.dead_letter_topic, record.key, record.value, dlq_headers)
     log.warning(
         "event dead-lettered",
         service=service,

@@ -42,7 +42,6 @@ from pydantic import ValidationError
 
 from consumers.runtime.committer import GroupCommitter
 from consumers.runtime.migrations import Migration, migrate
-from consumers.runtime.outbox_rows import outbox_channel
 from consumers.runtime.processor import Refusal, dead_letter, record_id
 from consumers.runtime.records import StoredRecord
 from consumers.runtime.service import BackgroundContext
@@ -286,8 +285,6 @@ class ProjectionRunner(Generic[State]):
             if touched:
                 await self.projection.save(connection, {key: states[key] for key in touched})
             await connection.execute(_STORE_POSITION, name, tp.topic, tp.partition, last + 1)
-            if refused:
-                await connection.execute("select pg_notify($1, '')", outbox_channel(self.context.service.name))
         self.applied += applied
         self.dead_lettered += refused
         return last + 1

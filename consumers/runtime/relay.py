@@ -6,6 +6,10 @@ re-publishes at most the last batch; downstream inboxes make that exactly-once i
 one relay per service publishes at a time (a PostgreSQL advisory lock): two relays taking turns
 could reorder a key's events. The others stand by and take over when the holder dies. It wakes
 on NOTIFY from the committing transaction, and polls as a fallback.
+
+Each round is one round trip to PostgreSQL: the statement that marks the last batch sent also
+reads the next one. A relay that dies between the acknowledgement and that statement publishes
+the batch again when it starts, as it would have if it had died a moment earlier.
 """
 
 from __future__ import annotations
@@ -49,7 +53,6 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._wake = asyncio.Event()
-        self.published = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until ``stop`` is set; reconnects to PostgreSQL and Kafka as often as it must."""
@@ -69,34 +72,42 @@ class OutboxRelay:
             while not await connection.fetchval("select pg_try_advisory_lock($1)", lock):
                 if await sleep_unless(stop, self._poll_interval):  # another instance's relay publishes
                     return
+            acknowledged: list[int] = []
             while not stop.is_set():
                 self._wake.clear()  # before reading: a NOTIFY during the read must wake the next wait
-                if await self.publish_pending(connection, producer) == 0:
+                rows = await connection.fetch(_MARK_SENT_AND_READ_NEXT, acknowledged, self._batch_size)
+                acknowledged = await self._publish(producer, rows) if rows else []
+                if not rows:
                     await wait_any(stop, self._wake, self._poll_interval)
-            await self.publish_pending(connection, producer)  # what the last batch recorded
+            # Stopping: what the last batches recorded goes out too, and everything sent is marked.
+            rows = await connection.fetch(_MARK_SENT_AND_READ_NEXT, acknowledged, self._batch_size)
+            if rows:
+                await connection.execute(_MARK_SENT, await self._publish(producer, rows))
         finally:
             await connection.close()
 
-    async def publish_pending(self, connection: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
-        rows = await connection.fetch(
-            "select id, topic, key, value, headers::text as headers, created_at from xbus_outbox "
-            "where sent_at is null order by id limit $1",
-            self._batch_size,
-        )
-        if not rows:
-            return 0
+    async def _publish(self, producer: AIOKafkaProducer, rows: list[asyncpg.Record]) -> list[int]:
+        """Send ``rows`` in order and wait for every acknowledgement; the ids sent."""
         futures = [
             await producer.send(row["topic"], row["value"], key=row["key"], headers=headers_from_json(row["headers"]))
             for row in rows
         ]
         await asyncio.gather(*futures)
-        await connection.execute(
-            "update xbus_outbox set sent_at = now() where id = any($1::bigint[])", [r["id"] for r in rows]
-        )
-        self.published += len(rows)
         acknowledged = dt.datetime.now(dt.UTC)
         latency = metrics.OUTBOX_LATENCY.labels(self.service)
         for row in rows:
             latency.observe((acknowledged - row["created_at"]).total_seconds())
         metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
-        return len(rows)
+        return [row["id"] for row in rows]
+
+
+_MARK_SENT = "update xbus_outbox set sent_at = now() where id = any($1::bigint[])"
+
+#: Mark the acknowledged rows ($1) sent and read the next batch: the read sees the table as the
+#: statement found it, so the rows it marks are left out by id.
+_MARK_SENT_AND_READ_NEXT = f"""
+with marked as ({_MARK_SENT})
+select id, topic, key, value, headers::text as headers, created_at from xbus_outbox
+where sent_at is null and id <> all($1::bigint[])
+order by id limit $2
+"""

@@ -118,7 +118,11 @@ class ServiceRunner:
         if applied:
             log.info("migrations applied", service=self.service.name, versions=applied)
         pool = await asyncpg.create_pool(
-            self._database_url, min_size=1, max_size=8, server_settings={"search_path": self.schema}
+            self._database_url,
+            min_size=1,
+            max_size=8,
+            server_settings={"search_path": self.schema},
+            reset=_nothing_to_reset,
         )
         consumer = AIOKafkaConsumer(
             **client_options(self.settings, self._bootstrap),
@@ -355,6 +359,15 @@ class ServiceRunner:
 OUTCOME_LABELS = {"duplicates": "duplicate"}
 
 
+async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
+    """Hand a connection back to the pool without asyncpg's reset query, a round trip per batch.
+
+    The runner's connections keep no session state to reset: everything runs in transactions
+    (advisory locks included, as ``pg_advisory_xact_lock``), and the search path is a setting of
+    the connection itself. asyncpg still rolls back a transaction left open before this runs.
+    """
+
+
 class _Abandoned(Exception):
     """Asked to stop while a batch could not be applied: leave it uncommitted, to be re-read."""
 
@@ -370,4 +383,5 @@ class _FinishBeforeRevoke(ConsumerRebalanceListener):
         log.info("partitions revoked", count=len(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._runner.processor.forget_replay_marks()  # a replay may have run while we were out of the group
         log.info("partitions assigned", partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))

@@ -95,7 +95,9 @@ class BackgroundContext:
     catalogue: Catalogue
     bootstrap: str
     database_url: str
-    #: The service's pool (``search_path`` is its schema), shared with the consumer's batches.
+    #: The service's pool (``search_path`` is its schema), shared with the consumer's batches. Its
+    #: connections go back unreset (runner.py): leave no session state on them (use ``set local``
+    #: and transaction-scoped advisory locks).
     pool: asyncpg.Pool
     #: The service's follow-up and dead-letter topics (physical names) and its CloudEvents source.
     routing: Routing

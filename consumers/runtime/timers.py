@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import asyncpg
 import structlog
 
-from consumers.runtime.outbox_rows import insert_follow_ups, outbox_channel
+from consumers.runtime.outbox_rows import insert_follow_ups
 from consumers.runtime.processor import Routing
 from consumers.runtime.service import Service
 from consumers.runtime.transient import TRANSIENT_ERRORS
@@ -130,9 +130,7 @@ class TimerLoop:
                 settings=self.settings,
             )
             await timer.fn(unit)
-            await insert_follow_ups(connection, self.routing.follow_up_topic, unit.recorded)
-            if unit.recorded:
-                await connection.execute("select pg_notify($1, '')", outbox_channel(self.service.name))
+            await insert_follow_ups(connection, self.service.name, self.routing.follow_up_topic, unit.recorded)
         self.ticks += 1
         return len(unit.recorded)
 

@@ -10,11 +10,14 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from aiokafka import TopicPartition
 
 from consumers.runtime import UnitOfWork, keys_locked_as
 from consumers.runtime.migrations import load_migrations, migrate
+from consumers.runtime.outbox_rows import outbox_channel
 from consumers.runtime.processor import PartitionProcessor, Routing
 from consumers.runtime.records import StoredRecord, headers_from_json
+from consumers.runtime.replay_marks import write_replay_marks
 from schemas import Envelope, Event
 from schemas.users import UserCreated, UserDisabled, UserUpdated
 from tests.conftest import Stack
@@ -277,3 +280,45 @@ async def test_an_event_another_transaction_applies_meanwhile_is_a_duplicate_not
         await other.close()
     assert (outcome.fast, outcome.applied, outcome.duplicates) == (path == "fast", 0, 1)
     assert await logins(connection) == {}
+
+
+async def test_a_batch_that_writes_outbox_rows_wakes_the_relay_when_it_commits_on_either_path(
+    connection: asyncpg.Connection, stack: Stack
+) -> None:
+    """The NOTIFY rides on the statement that writes the rows: a clean batch (fast path) and one
+    with a dead letter (record by record) each wake the relay; a batch of duplicates writes
+    nothing and wakes nothing."""
+    log, processor = Log(), PartitionProcessor(LOGINS, ROUTING)
+    listener = await asyncpg.connect(stack.endpoints.database_url)
+    woken: asyncio.Queue[str] = asyncio.Queue()
+    await listener.add_listener(outbox_channel(LOGINS.name), lambda *args: woken.put_nowait(args[2]))
+    try:
+        clean = [log(created("u1")), log(created("u2"))]
+        assert (await processor.process(connection, clean)).fast
+        assert await asyncio.wait_for(woken.get(), 10) == outbox_channel(LOGINS.name)
+        refused = [log(UserUpdated(login_id="ghost", display_name="G"))]
+        assert (await processor.process(connection, refused)).dead_lettered == 1
+        await asyncio.wait_for(woken.get(), 10)
+        assert (await processor.process(connection, clean)).duplicates == 2
+        await asyncio.sleep(0.5)
+        assert woken.empty()
+    finally:
+        await listener.close()
+
+
+async def test_replay_marks_are_read_once_and_again_after_forget(connection: asyncpg.Connection) -> None:
+    """Marks are written only while the group has no member, so the runner reads them when it
+    (re)joins, not per batch; records below a mark reach their handler as replayed."""
+    replayed: list[bool] = []
+
+    async def note(event: Event, unit: UnitOfWork) -> None:
+        replayed.append(unit.replayed)
+
+    log = Log()
+    processor = PartitionProcessor(dataclasses.replace(LOGINS, handlers={UserCreated.event_type: note}), ROUTING)
+    await processor.process(connection, [log(created("u0"))])
+    await write_replay_marks(connection, {TopicPartition("xosp.users", 0): 100})
+    await processor.process(connection, [log(created("u1"))])  # the marks read before are kept
+    processor.forget_replay_marks()  # as on joining the group again
+    await processor.process(connection, [log(created("u2"))])
+    assert replayed == [False, False, True]
