@@ -42,7 +42,7 @@ from schemas.exchanges import ExchangeAdded, Market, Symbol, TradingHours
 from xbus.catalogue import Catalogue
 from xbus.exchanges.plugins import MarketData
 from xbus.exchanges.prodigy import ProdigyMarketData
-from xbus.kafka import client_options
+from xbus.kafka import member_options
 from xbus.logging import configure_logging
 from xbus.platform import Endpoints, connect, load_catalogue
 from xbus.settings import Settings, load_settings
@@ -119,13 +119,7 @@ class RawReader:
         self.read = 0
         self._consumer = AIOKafkaConsumer(
             topic,
-            **client_options(settings, bootstrap),
-            group_id=settings.group("bench.raw"),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=settings.consumer_session_timeout_ms,
-            heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
-            fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
+            **member_options(settings, bootstrap, settings.group("bench.raw")),
             max_poll_records=INSTRUMENTS.max_records,
             max_partition_fetch_bytes=8 * 1024 * 1024,
         )

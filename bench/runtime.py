@@ -12,7 +12,10 @@ Latency: the same service run by `xbus run` in a process of its own, as in produ
 steady rate of UserCreated while a probe here times each event from the call that publishes it
 to the arrival of its LoginProvisioned follow-up (target p99 <= 50 ms). The probe's own Kafka
 settings (linger 1 ms, fetch wait 5 ms) keep its share of the figure small; a per-stage
-breakdown from PostgreSQL and record timestamps shows where the rest goes.
+breakdown from PostgreSQL and record timestamps shows where the rest goes. The same probe first
+times a baseline in this run: EchoService, a bare aiokafka consumer that answers each event with
+a record and has no database (what no service on this broker and machine can beat); the ratio
+of the two p99s is what the runtime's transaction, outbox and relay add.
 
 Usage: python bench/runtime.py [--events N] [--rounds R] [--rate 1000] [--seconds 10]
 """
@@ -46,9 +49,9 @@ from consumers.runtime.service import Service
 from producers import Published, Publisher
 from schemas.users import UserCreated
 from xbus.catalogue import Catalogue
-from xbus.kafka import client_options
+from xbus.kafka import client_options, member_options
 from xbus.logging import configure_logging
-from xbus.platform import Endpoints, apply_catalogue, connect, load_catalogue
+from xbus.platform import Endpoints, acks_all_producer, apply_catalogue, connect, load_catalogue
 from xbus.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,11 +84,11 @@ LOGINS = load_service()
 class RawConsumer:
     """What a careful hand-written service would do, and nothing more.
 
-    Per polled batch: each partition's records in one transaction on a pooled connection
-    (partitions concurrently, as the runner does), and per record an inbox insert, the login row
-    and an outbox row carrying the follow-up's JSON and CloudEvents headers; then the offsets are
-    committed. No envelope validation, no duplicate, dead-letter or parking checks, no savepoint,
-    no pydantic, no relay: the follow-ups stay in the outbox.
+    Per polled batch: one transaction on a pooled connection (as the runner does, and as the
+    issue's baseline is defined), and per record an inbox insert, the login row and an outbox row
+    carrying the follow-up's JSON and CloudEvents headers; then the offsets are committed. No
+    envelope validation, no duplicate, dead-letter or parking checks, no pydantic, no relay: the
+    follow-ups stay in the outbox.
     """
 
     def __init__(self, settings: Settings, bootstrap: str, database_url: str, schema: str) -> None:
@@ -102,12 +105,7 @@ class RawConsumer:
         )
         consumer = AIOKafkaConsumer(
             self._settings.topic(INPUT_TOPIC),
-            **client_options(self._settings, self._bootstrap),
-            group_id=self._settings.group("bench.raw"),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=self._settings.consumer_session_timeout_ms,
-            heartbeat_interval_ms=self._settings.consumer_heartbeat_interval_ms,
+            **member_options(self._settings, self._bootstrap, self._settings.group("bench.raw")),
             max_poll_records=MAX_RECORDS,
         )
         await consumer.start()
@@ -116,7 +114,7 @@ class RawConsumer:
                 batches = await consumer.getmany(timeout_ms=200, max_records=MAX_RECORDS)
                 if not batches:
                     continue
-                await asyncio.gather(*(self._apply(pool, records) for records in batches.values()))
+                await self._apply(pool, [record for records in batches.values() for record in records])
                 await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
                 self.applied += sum(len(records) for records in batches.values())
         finally:
@@ -308,10 +306,17 @@ class Probe:
             self.received.set()
 
 
-class ServiceProcess:
-    """`xbus run` of the logins service in a process of its own, as it runs in production."""
+#: The service under test in the latency run: the logins service under `xbus run`, as in production.
+RUNTIME_COMMAND = [sys.executable, "-m", "xbus", "run", SERVICE_SPEC]
+#: The latency run's baseline: EchoService (below), in a process of its own too.
+ECHO_COMMAND = [sys.executable, str(Path(__file__).resolve()), "--echo-service"]
 
-    def __init__(self, settings: Settings, endpoints: Endpoints) -> None:
+
+class ServiceProcess:
+    """A service in a process of its own, pointed at the bench's broker, database and prefixes."""
+
+    def __init__(self, settings: Settings, endpoints: Endpoints, command: list[str]) -> None:
+        self._command = command
         self._env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("XBUS_")},
             "XBUS_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
@@ -323,7 +328,7 @@ class ServiceProcess:
         self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> ServiceProcess:
-        self._process = subprocess.Popen([sys.executable, "-m", "xbus", "run", SERVICE_SPEC], env=self._env, cwd=ROOT)
+        self._process = subprocess.Popen(self._command, env=self._env, cwd=ROOT)
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -388,6 +393,18 @@ def percentiles(values_ms: list[float]) -> dict[str, float]:
 
 
 async def latency(base: Settings, endpoints: Endpoints, rate: int, seconds: float) -> dict[str, object]:
+    """The runtime's figures and the echo baseline's, measured one after the other in this run."""
+    echo = await timed_follow_ups(base, endpoints, rate, seconds, ECHO_COMMAND)
+    runtime = await timed_follow_ups(base, endpoints, rate, seconds, RUNTIME_COMMAND)
+    runtime_p99 = runtime["publish_to_follow_up"]["p99_ms"]  # type: ignore[index]
+    echo_p99 = echo["publish_to_follow_up"]["p99_ms"]  # type: ignore[index]
+    return {"runtime": runtime, "echo_baseline": echo, "p99_ratio": round(runtime_p99 / echo_p99, 2)}
+
+
+async def timed_follow_ups(
+    base: Settings, endpoints: Endpoints, rate: int, seconds: float, command: list[str]
+) -> dict[str, object]:
+    """Publish at ``rate`` to the service ``command`` starts and time each event's follow-up."""
     settings = await fresh_world(base, endpoints, "latency")
     catalogue = load_catalogue(settings)
     warm_up, measured = 200, int(rate * seconds)
@@ -396,7 +413,7 @@ async def latency(base: Settings, endpoints: Endpoints, rate: int, seconds: floa
     stop = asyncio.Event()
     reader = asyncio.create_task(follow_ups(settings, endpoints, probe, stop))
     try:
-        with ServiceProcess(settings, endpoints):
+        with ServiceProcess(settings, endpoints, command):
             async with Publisher(settings, endpoints.kafka_bootstrap, catalogue, linger_ms=1) as publisher:
                 # Caught up: the service has joined its group, applied these and relayed their follow-ups.
                 probe.expect(warm_up)
@@ -411,23 +428,72 @@ async def latency(base: Settings, endpoints: Endpoints, rate: int, seconds: floa
         await reader
     logins = [event.login_id for event in events[warm_up:]]
     totals = [(probe.arrived[login] - probe.sent[login]) * 1000 for login in logins if login in probe.arrived]
-    to_relay = [
-        (probe.relayed_wall[login] - probe.sent_wall[login]) * 1000 for login in logins if login in probe.arrived
-    ]
-    applied = await applied_times(endpoints, settings.db_schema(LOGINS.name), ids)
-    to_applied = [(applied[login] - probe.sent_wall[login]) * 1000 for login in logins if login in applied]
-    await drop_schema(endpoints, settings.db_schema(LOGINS.name))
-    return {
+    figures: dict[str, object] = {
         "rate_per_s": rate,
         "seconds": seconds,
         "events": measured,
         "missing": measured - len(totals),
         "publish_to_follow_up": percentiles(totals),
-        "stages": {
+    }
+    if command is RUNTIME_COMMAND:
+        to_relay = [
+            (probe.relayed_wall[login] - probe.sent_wall[login]) * 1000 for login in logins if login in probe.arrived
+        ]
+        applied = await applied_times(endpoints, settings.db_schema(LOGINS.name), ids)
+        to_applied = [(applied[login] - probe.sent_wall[login]) * 1000 for login in logins if login in applied]
+        await drop_schema(endpoints, settings.db_schema(LOGINS.name))
+        figures["stages"] = {
             "publish_to_transaction_start": percentiles(to_applied),
             "publish_to_relay_send": percentiles(to_relay),
-        },
-    }
+        }
+    return figures
+
+
+class EchoService:
+    """The latency baseline: the least any service that answers each event with a follow-up must
+    do on this broker, with none of the runtime and no database.
+
+    A consumer group member with the runner's settings (fetch wait, session) reads the input
+    topic; per poll it sends one record per event to the follow-up topic, keyed like the event,
+    with the relay's producer (acks=all, no linger), waits for the acknowledgements and commits
+    the offsets. The runtime's latency over this one is what its transaction, its outbox and its
+    relay cost.
+    """
+
+    def __init__(self, settings: Settings, bootstrap: str) -> None:
+        self._settings = settings
+        self._bootstrap = bootstrap
+
+    async def run(self, stop: asyncio.Event) -> None:
+        settings = self._settings
+        consumer = AIOKafkaConsumer(
+            settings.topic(INPUT_TOPIC),
+            **member_options(settings, self._bootstrap, settings.group("bench.echo")),
+        )
+        await consumer.start()
+        try:
+            async with acks_all_producer(settings, self._bootstrap, linger_ms=0) as producer:
+                topic = settings.topic(FOLLOW_UP_TOPIC)
+                while not stop.is_set():
+                    batches = await consumer.getmany(timeout_ms=200, max_records=MAX_RECORDS)
+                    sent = [
+                        await producer.send(topic, b"{}", key=record.key)
+                        for records in batches.values()
+                        for record in records
+                    ]
+                    if sent:
+                        await asyncio.gather(*sent)
+                        await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+        finally:
+            await consumer.stop()
+
+
+async def serve_echo() -> None:
+    """The echo service's process: settings from XBUS_* as ServiceProcess sets them; SIGTERM stops it."""
+    settings = load_settings()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await EchoService(settings, settings.kafka_bootstrap or "").run(stop)
 
 
 async def applied_times(endpoints: Endpoints, schema: str, logins: dict[str, str]) -> dict[str, float]:
@@ -456,6 +522,7 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=5, help="throughput rounds; 0 runs the latency part alone")
     parser.add_argument("--rate", type=int, default=1_000, help="events/s published in the latency run")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
+    parser.add_argument("--echo-service", action="store_true", help=argparse.SUPPRESS)  # ECHO_COMMAND
     args = parser.parse_args()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # as `xbus run` does
-        runner.run(main(args.events, args.rounds, args.rate, args.seconds))
+        runner.run(serve_echo() if args.echo_service else main(args.events, args.rounds, args.rate, args.seconds))

@@ -31,3 +31,18 @@ def client_options(settings: Settings, bootstrap: str) -> dict[str, Any]:
             settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None
         )
     return options
+
+
+def member_options(settings: Settings, bootstrap: str, group: str) -> dict[str, Any]:
+    """Keyword arguments of a consumer group member as xbus runs one: offsets committed by hand
+    once the work is done, a group without offsets reading from the beginning, and the session
+    and fetch settings the broker needs (Settings says why each is what it is)."""
+    return {
+        **client_options(settings, bootstrap),
+        "group_id": group,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": settings.consumer_session_timeout_ms,
+        "heartbeat_interval_ms": settings.consumer_heartbeat_interval_ms,
+        "fetch_max_wait_ms": settings.consumer_fetch_max_wait_ms,
+    }

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     consumer_fetch_max_wait_ms: int = Field(default=20, ge=1, le=10_000)
     #: A partition with lag whose committed offset has not moved for this long is reported stalled.
     stall_after_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    #: A transaction applying several partitions' records that runs longer than this is rolled back
+    #: and its partitions are applied one by one, so that one slow or stuck event holds back only
+    #: its own partition (consumers/runtime/runner.py).
+    batch_split_seconds: float = Field(default=1.0, gt=0, le=3_600)
     #: How often each runner's watchdog samples lag and stall state.
     health_interval_seconds: float = Field(default=5.0, gt=0, le=3_600)
     #: On SIGTERM, how long batches under way may take to apply and commit before they are abandoned.

@@ -1,14 +1,15 @@
-"""Group commit of consumer offsets: partitions that finish together share one OffsetCommit.
+"""Group commit of consumer offsets: batches that finish together share one OffsetCommit.
 
-Each partition commits its offset as soon as its transaction has committed, so that a slow
-partition never holds back the others' progress. aiokafka serialises commits behind a lock, one
+Each batch commits its partitions' offsets as soon as its transaction has committed, so that a
+slow batch never holds back the others' progress. aiokafka serialises commits behind a lock, one
 round trip each; here, whoever holds the lock commits every offset that arrived meanwhile, so a
-burst of twelve partitions costs one or two round trips, not twelve.
+burst of batches costs one or two round trips, not one each.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -20,10 +21,11 @@ class GroupCommitter:
         self._waiters: list[asyncio.Future[None]] = []
         self._lock = asyncio.Lock()
 
-    async def commit(self, tp: TopicPartition, offset: int) -> None:
-        """Return once ``offset`` (the next offset to read) of ``tp`` is committed; raise if that failed."""
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Return once ``offsets`` (the next offset to read, by partition) are committed; raise if
+        that failed."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending[tp] = offset
+        self._pending.update(offsets)
         self._waiters.append(done)
         async with self._lock:
             if not done.done():

@@ -1,4 +1,4 @@
-"""One partition's batch of records, applied in one PostgreSQL transaction.
+"""A batch of records (one partition's or several), applied in one PostgreSQL transaction.
 
 A batch first tries the fast path (fast_batch.py); one it calls unusual is rolled back and
 applied here, record by record, in a new transaction. Per record, in order: skip what this
@@ -91,7 +91,7 @@ class PartitionProcessor:
         self._marks = None
 
     async def process(self, connection: DbConnection, records: Sequence[StoredRecord]) -> BatchOutcome:
-        """Apply ``records`` (one partition, in offset order) in one transaction on ``connection``:
+        """Apply ``records`` (each partition's in offset order) in one transaction on ``connection``:
         the fast path's (fast_batch.py), or, when the batch is unusual, the record-by-record path's."""
         if self._marks is None:
             self._marks = await read_replay_marks(connection)
@@ -131,15 +131,18 @@ class PartitionProcessor:
 
     @staticmethod
     async def _pass_mark(connection: DbConnection, records: Sequence[StoredRecord], marks: ReplayMarks) -> None:
-        if (records[0].topic, records[0].partition) in marks:
-            await clear_passed_mark(connection, records[0].topic, records[0].partition, records[-1].offset + 1)
+        for (topic, partition), next_offset in _next_offsets(records).items():
+            if (topic, partition) in marks:
+                await clear_passed_mark(connection, topic, partition, next_offset)
 
     def _forget_passed_mark(self, records: Sequence[StoredRecord]) -> None:
         """Once the batch's transaction has committed, as clear_passed_mark did in it."""
-        partition = (records[0].topic, records[0].partition)
-        until = self._marks.get(partition) if self._marks is not None else None
-        if self._marks is not None and until is not None and until <= records[-1].offset + 1:
-            del self._marks[partition]
+        if self._marks is None:
+            return
+        for partition, next_offset in _next_offsets(records).items():
+            until = self._marks.get(partition)
+            if until is not None and until <= next_offset:
+                del self._marks[partition]
 
     async def _one(
         self, connection: DbConnection, record: StoredRecord, outcome: BatchOutcome, marks: ReplayMarks
@@ -362,6 +365,11 @@ async def dead_letter(
         error_type=refused.error_type,
         error=refused.message,
     )
+
+
+def _next_offsets(records: Sequence[StoredRecord]) -> dict[tuple[str, int], int]:
+    """The offset after the last record of each partition in ``records`` (each in offset order)."""
+    return {(record.topic, record.partition): record.offset + 1 for record in records}
 
 
 def record_id(record: StoredRecord) -> str:

@@ -50,7 +50,7 @@ from consumers.runtime.unit_of_work import DbConnection
 from consumers.runtime.waits import unless_stopped
 from schemas import Envelope, EnvelopeError, Event, describe_validation_error
 from xbus.groups import stop_and_leave
-from xbus.kafka import client_options
+from xbus.kafka import member_options
 
 log = structlog.get_logger("xbus.projection")
 
@@ -144,13 +144,7 @@ class ProjectionRunner(Generic[State]):
             await connection.close()
         settings = self.context.settings
         consumer = AIOKafkaConsumer(
-            **client_options(settings, self.context.bootstrap),
-            group_id=self.group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=settings.consumer_session_timeout_ms,
-            heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
-            fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
+            **member_options(settings, self.context.bootstrap, self.group),
             max_poll_records=self.projection.max_records,
             max_partition_fetch_bytes=8 * 1024 * 1024,
             metadata_max_age_ms=METADATA_MAX_AGE_MS,
@@ -220,7 +214,7 @@ class ProjectionRunner(Generic[State]):
         consumer.resume(tp)
         if position is not None:
             try:
-                await committer.commit(tp, position)
+                await committer.commit({tp: position})
             except KafkaError as error:  # only lag tools read these: PostgreSQL has the offsets
                 log.info("projection offset commit failed", projection=self.projection.name, error=repr(error))
 

@@ -1,32 +1,39 @@
-"""Runs one service: a consumer group member whose partitions are processed concurrently, each
-partition's batch in one PostgreSQL transaction, its offset committed only after that commits.
+"""Runs one service: a consumer group member whose polled records are applied in PostgreSQL
+transactions, each partition's records in offset order, its offsets committed only after the
+transaction commits.
 
 The consumer keeps fetching while batches are applied: polled records join their partition's
-queue, and a worker per partition with records applies its queue a batch at a time (everything
-queued, up to ``max_records``), committing each batch's offset before it takes the next. So a
-partition's events stay in order, a slow partition holds back no other, and records that arrive
-during a batch are already here when it commits: pausing the partition instead would drop what
-the consumer had prefetched and wait a whole fetch for it again (bench/README.md measures what
-that cost). A partition is paused only when
-its queue is full, and resumed when its worker takes the queue. Offsets of partitions that finish
-together go out in one commit (committer.py). Before partitions are given up in a rebalance,
-their queues are dropped and their workers finish the batch under way and commit; records polled
-for a partition no longer assigned are dropped, never processed. Errors of
-PostgreSQL or Kafka are retried with backoff, the batch as a whole, so nothing is skipped or
-reordered; anything else is a bug in the runtime and stops the runner. A watchdog beside the
-loop reports partitions that have lag and commit nothing (stuck but alive); the service's timers
-(timers.py) tick beside it too, and its background tasks (``Service.background``) run beside it
-until the runner stops. With ``consume_only`` (``xbus rebuild``) the runner applies its topics and
-nothing else: no outbox relay, no timers, no background tasks, so it publishes nothing.
+queue. After each poll, the partitions with records and no worker get one worker together, which
+applies all their queues in one transaction (a partition's part of it capped at ``max_records``),
+commits their offsets in one request, and goes on with whatever was queued for them meanwhile.
+One transaction per poll, not one per partition: at a steady rate each poll holds an event or
+two per partition, and a transaction, its offset commit and the relay's round per partition
+cost the machine more than the events did (bench/README.md measured it). A worker gives a
+partition up as soon as nothing is queued for it, so the next poll's records for it start a new
+worker beside the running ones: groups of partitions are applied concurrently, and a partition
+is never in two batches at once, so its events stay in order. A group's transaction that runs
+longer than ``batch_split_seconds`` (a handler stuck on a lock, say) is rolled back and its
+partitions go solo: each gets a worker of its own until its queue is empty, so a stuck event
+holds back its own partition only, as the watchdog then reports. Records that arrive during a batch
+are already here when it commits: pausing the partition instead would drop what the consumer had
+prefetched and wait a whole fetch for it again. A partition is paused only when its queue is
+full, and resumed when a worker takes the queue. Before partitions are given up in a rebalance,
+their queues are dropped and the batches under way on them finish and commit; records polled for
+a partition no longer assigned are dropped, never processed. Errors of PostgreSQL or Kafka are
+retried with backoff, the batch as a whole, so nothing is skipped or reordered; anything else is
+a bug in the runtime and stops the runner. A watchdog beside the loop reports partitions that
+have lag and commit nothing (stuck but alive); the service's timers (timers.py) tick beside it
+too, and its background tasks (``Service.background``) run beside it until the runner stops.
+With ``consume_only`` (``xbus rebuild``) the runner applies its topics and nothing else: no
+outbox relay, no timers, no background tasks, so it publishes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 import structlog
@@ -46,7 +53,7 @@ from consumers.runtime.waits import unless_stopped
 from consumers.runtime.watchdog import ServiceHealth, Watchdog
 from xbus.catalogue import Catalogue
 from xbus.groups import stop_and_leave
-from xbus.kafka import client_options
+from xbus.kafka import member_options
 from xbus.settings import Settings
 
 log = structlog.get_logger("xbus.runner")
@@ -100,7 +107,13 @@ class ServiceRunner:
         self._catalogue = catalogue
         self._database_url = database_url
         self._max_records = max_records
+        #: The worker applying each partition's records, while it has any.
         self._workers: dict[TopicPartition, asyncio.Task[None]] = {}
+        #: Set whenever a worker gives partitions up: what a rebalance waits for.
+        self._released = asyncio.Event()
+        #: Partitions of a group batch that was too slow: each gets a worker of its own until its
+        #: queue is empty.
+        self._solo: set[TopicPartition] = set()
         #: Records polled and not yet taken by their partition's worker, in offset order.
         self._queued: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
         self._failure: BaseException | None = None
@@ -125,13 +138,7 @@ class ServiceRunner:
             reset=_nothing_to_reset,
         )
         consumer = AIOKafkaConsumer(
-            **client_options(self.settings, self._bootstrap),
-            group_id=self.settings.group(self.service.group_id),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=self.settings.consumer_session_timeout_ms,
-            heartbeat_interval_ms=self.settings.consumer_heartbeat_interval_ms,
-            fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
+            **member_options(self.settings, self._bootstrap, self.settings.group(self.service.group_id)),
             max_poll_records=self._max_records,
         )
         consumer.subscribe(self.topics, listener=_FinishBeforeRevoke(self))
@@ -171,9 +178,11 @@ class ServiceRunner:
                         queue = self._queued.setdefault(tp, [])
                         queue += records
                         if len(queue) >= self._max_records:
-                            consumer.pause(tp)  # until its worker takes the queue
-                        if tp not in self._workers:
-                            self._start_worker(tp, self._drain(consumer, committer, pool, tp, stop), stop)
+                            consumer.pause(tp)  # until a worker takes the queue
+                waiting = {tp for tp, queue in self._queued.items() if queue and tp not in self._workers}
+                for group in [{tp} for tp in waiting & self._solo] + [waiting - self._solo]:
+                    if group:
+                        self._start_worker(group, consumer, committer, pool, stop)
         finally:
             stop.set()
             log.info("service stopping", service=self.service.name, batches_under_way=len(self._workers))
@@ -199,8 +208,10 @@ class ServiceRunner:
         are applied and committed, or abandoned; the next owner reads the rest from the group's offsets."""
         for tp in partitions:
             self._queued.pop(tp, None)
-        workers = [self._workers[tp] for tp in partitions if tp in self._workers]
-        await asyncio.gather(*workers, return_exceptions=True)
+        self._solo -= partitions
+        while any(tp in self._workers for tp in partitions):
+            self._released.clear()
+            await self._released.wait()
         for tp in partitions:
             self._committed.pop(tp, None)
 
@@ -208,7 +219,7 @@ class ServiceRunner:
         """On stop, batches under way get ``stop_grace_seconds`` to apply and commit before the group is
         left; a batch stuck longer (a handler waiting forever) is cancelled: its transaction rolls
         back and the partition's next owner re-reads it."""
-        workers = list(self._workers.values())
+        workers = set(self._workers.values())
         if not workers:
             return
         _, stuck = await asyncio.wait(workers, timeout=self.settings.stop_grace_seconds)
@@ -218,9 +229,17 @@ class ServiceRunner:
             log.warning("batches abandoned at stop; they will be re-read", service=self.service.name, count=len(stuck))
             await asyncio.gather(*stuck, return_exceptions=True)
 
-    def _start_worker(self, tp: TopicPartition, drain: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
-        worker = asyncio.create_task(drain)
-        self._workers[tp] = worker
+    def _start_worker(
+        self,
+        partitions: set[TopicPartition],
+        consumer: AIOKafkaConsumer,
+        committer: GroupCommitter,
+        pool: asyncpg.Pool,
+        stop: asyncio.Event,
+    ) -> None:
+        worker = asyncio.create_task(self._drain(consumer, committer, pool, partitions, stop))
+        for tp in partitions:
+            self._workers[tp] = worker
         worker.add_done_callback(lambda done: self._fail_on_error(done, stop))
 
     def _start_background(self, pool: asyncpg.Pool, stop: asyncio.Event) -> list[asyncio.Task[None]]:
@@ -261,60 +280,91 @@ class ServiceRunner:
         consumer: AIOKafkaConsumer,
         committer: GroupCommitter,
         pool: asyncpg.Pool,
-        tp: TopicPartition,
+        owned: set[TopicPartition],
         stop: asyncio.Event,
     ) -> None:
-        """Apply ``tp``'s queue a batch at a time until it is empty, the partition is given up or
-        the runner stops (the batch under way is finished either way)."""
+        """Apply the queues of ``owned`` a batch at a time until none has records left, or the
+        runner stops (the batch under way is finished either way)."""
         try:
-            while not stop.is_set() and (records := self._take(consumer, tp)):
-                await self._work(consumer, committer, pool, tp, records, stop)
+            while not stop.is_set() and (batch := self._take(consumer, owned)):
+                if not await self._work(committer, pool, batch, stop):
+                    self._release(owned, set(owned))
+                    self._solo |= batch.keys()  # after the release, which ends solo runs
+                    return
         finally:
-            # At once, not in a done callback: records the poll loop queues from here on must find
-            # no worker registered, or they would wait for the partition's next records to start one.
+            self._release(owned, set(owned))
+
+    def _take(
+        self, consumer: AIOKafkaConsumer, owned: set[TopicPartition]
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        """The next batch of ``owned``: up to ``max_records`` of each queue; a partition paused for
+        a full queue fetches again. Partitions with nothing queued (or no queue: given up in a
+        rebalance) are released at once, not after an await: records the poll loop queues for
+        them from here on must find no worker registered, or they would wait for the
+        partition's next records to start one."""
+        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
+        for tp in owned:
+            if queue := self._queued.get(tp):
+                batch[tp], self._queued[tp] = queue[: self._max_records], queue[self._max_records :]
+                if tp in consumer.paused():  # paused() lists partitions of the current assignment only
+                    consumer.resume(tp)
+        self._release(owned, owned - batch.keys())
+        return batch
+
+    def _release(self, owned: set[TopicPartition], partitions: set[TopicPartition]) -> None:
+        for tp in partitions:
+            owned.discard(tp)
             if self._workers.get(tp) is asyncio.current_task():
                 del self._workers[tp]
-
-    def _take(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> list[ConsumerRecord[bytes, bytes]]:
-        """The next batch of ``tp``: up to ``max_records`` of its queue; a partition paused for a full
-        queue fetches again."""
-        queue = self._queued.get(tp)
-        if not queue:
-            return []
-        batch, self._queued[tp] = queue[: self._max_records], queue[self._max_records :]
-        if tp in consumer.paused():  # paused() lists partitions of the current assignment only
-            consumer.resume(tp)
-        return batch
+        self._solo -= partitions
+        if partitions:
+            self._released.set()
 
     async def _work(
         self,
-        consumer: AIOKafkaConsumer,
         committer: GroupCommitter,
         pool: asyncpg.Pool,
-        tp: TopicPartition,
-        records: Sequence[ConsumerRecord[bytes, bytes]],
+        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
         stop: asyncio.Event,
-    ) -> None:
+    ) -> bool:
+        """Apply ``batch`` and commit its offsets; False when it held several partitions and took
+        longer than ``batch_split_seconds``: it was rolled back and its records queued again."""
+        records = [record for records in batch.values() for record in records]
+        deadline = asyncio.timeout(self.settings.batch_split_seconds if len(batch) > 1 else None)
         try:
-            self._count(await self._process_with_retry(pool, records, stop))
+            async with deadline:
+                self._count(await self._process_with_retry(pool, records, stop))
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            for tp, taken in batch.items():
+                if tp in self._queued:  # not given up in a rebalance meanwhile
+                    self._queued[tp] = taken + self._queued[tp]
+            log.warning(
+                "batch too slow for a group; applying its partitions one by one",
+                service=self.service.name,
+                partitions=_names(batch),
+                seconds=self.settings.batch_split_seconds,
+            )
+            return False
         except _Abandoned:
             log.warning(
                 "stopped while the database was unavailable; the batch will be re-read",
                 service=self.service.name,
-                topic=tp.topic,
-                partition=tp.partition,
+                partitions=_names(batch),
             )
-            return
-        offset = records[-1].offset + 1
+            return True
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
         try:
-            await committer.commit(tp, offset)
-            self._committed[tp] = offset
+            await committer.commit(offsets)
+            self._committed.update(offsets)
             self.watchdog.committed_now()
         except KafkaError as error:
             # The group moved on: the new owner re-reads these events, and the inbox skips them.
             log.warning(
                 "offset commit failed after the transaction committed", service=self.service.name, error=repr(error)
             )
+        return True
 
     async def _process_with_retry(
         self, pool: asyncpg.Pool, records: Sequence[ConsumerRecord[bytes, bytes]], stop: asyncio.Event
@@ -336,8 +386,7 @@ class ServiceRunner:
                 log.warning(
                     "batch failed on the infrastructure; retrying",
                     service=self.service.name,
-                    topic=records[0].topic,
-                    partition=records[0].partition,
+                    partitions=_names({TopicPartition(r.topic, r.partition) for r in records}),
                     error=repr(error),
                     retry_in=backoff,
                 )
@@ -353,6 +402,10 @@ class ServiceRunner:
         for name in ("applied", "duplicates", "dead_lettered", "parked", "released", "ignored"):
             if count := getattr(outcome, name):
                 metrics.EVENTS.labels(self.service.name, OUTCOME_LABELS.get(name, name)).inc(count)
+
+
+def _names(partitions: Iterable[TopicPartition]) -> list[str]:
+    return [f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions)]
 
 
 #: BatchOutcome fields whose metric label differs from the field name.
@@ -384,4 +437,4 @@ class _FinishBeforeRevoke(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._runner.processor.forget_replay_marks()  # a replay may have run while we were out of the group
-        log.info("partitions assigned", partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
+        log.info("partitions assigned", partitions=_names(assigned))

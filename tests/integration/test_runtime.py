@@ -82,6 +82,26 @@ async def test_each_event_applies_once_and_each_follow_up_is_published(service_s
     assert {f.key for f in follow_ups} == {e.login_id for e in events}
 
 
+async def test_records_polled_together_from_many_partitions_share_one_transaction(service_settings: Settings) -> None:
+    """One transaction per poll, not per partition (runner.py): events waiting on every partition
+    when the runner starts are applied in fewer transactions than there are partitions."""
+    settings = service_settings
+    events = [user(f"g{i:03d}") for i in range(48)]
+    await publish(settings, events)
+    stop = asyncio.Event()
+    the_runner = await runner(settings)
+    task = asyncio.create_task(the_runner.run(stop))
+    try:
+        await eventually(lambda: _settled(settings, len(events)))
+    finally:
+        stop.set()
+        await task
+    partitions = await count(settings, "select count(distinct partition) from xbus_inbox")
+    transactions = await count(settings, "select count(distinct applied_at) from xbus_inbox")  # now(): its start
+    assert partitions >= 6
+    assert transactions == the_runner.stats.batches < partitions
+
+
 async def _true(value: bool) -> bool:
     return value
 
