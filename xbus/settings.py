@@ -64,9 +64,10 @@ class Settings(BaseSettings):
     #: wait half of it, and a dead member holds its partitions for all of it (EMBEDDED_BROKER.md).
     consumer_session_timeout_ms: int = Field(default=6_000, ge=1_000, le=300_000)
     consumer_heartbeat_interval_ms: int = Field(default=1_500, ge=100, le=60_000)
-    #: How long a consumer's fetch may wait for data. Low because the embedded broker holds every
-    #: fetch for the whole wait even when records arrive (publish→follow-up latency is two such
-    #: waits); on Apache Kafka, which answers as soon as data is there, 500 saves idle requests.
+    #: How long a consumer's fetch may wait for data. Low because the embedded broker answers a
+    #: fetch some time after records arrive (up to about half the wait), not at once, and
+    #: publish→follow-up latency holds two such waits (bench/README.md); on Apache Kafka, which
+    #: answers as soon as data is there, 500 saves idle requests.
     consumer_fetch_max_wait_ms: int = Field(default=20, ge=1, le=10_000)
     #: A partition with lag whose committed offset has not moved for this long is reported stalled.
     stall_after_seconds: float = Field(default=60.0, gt=0, le=86_400)

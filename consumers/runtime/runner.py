@@ -337,6 +337,8 @@ class ServiceRunner:
         except TimeoutError:
             if not deadline.expired():
                 raise
+            # Rolled back, unless the deadline struck between COMMIT and the return: the records
+            # then come back as duplicates, which the inbox skips.
             for tp, taken in batch.items():
                 if tp in self._queued:  # not given up in a rebalance meanwhile
                     self._queued[tp] = taken + self._queued[tp]
