@@ -25,7 +25,6 @@ sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != BE
 import argparse
 import asyncio
 import json
-import os
 import signal
 import statistics
 import subprocess
@@ -42,7 +41,7 @@ from schemas.users import UserCreated
 from xbus.api.tokens import TokenStore
 from xbus.logging import configure_logging
 from xbus.platform import Endpoints, apply_catalogue, connect, load_catalogue
-from xbus.settings import Settings, load_settings
+from xbus.settings import Settings, child_environment, load_settings
 
 ROOT = BENCH.parent
 
@@ -107,11 +106,7 @@ async def new_token(settings: Settings, endpoints: Endpoints) -> str:
 
 async def started_server(settings: Settings, endpoints: Endpoints) -> tuple[subprocess.Popen[str], str]:
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("XBUS_")},
-        "XBUS_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
-        "XBUS_DATABASE_URL": endpoints.database_url,
-        "XBUS_TOPIC_PREFIX": settings.topic_prefix,
-        "XBUS_DB_SCHEMA_PREFIX": settings.db_schema_prefix,
+        **child_environment(settings, endpoints.kafka_bootstrap, endpoints.database_url),
         "XBUS_API_RATE_PER_SECOND": "1000000",
         "XBUS_API_RATE_BURST": "1000000",
         "XBUS_LOG_FORMAT": "json",

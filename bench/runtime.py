@@ -52,7 +52,7 @@ from xbus.catalogue import Catalogue
 from xbus.kafka import client_options, member_options
 from xbus.logging import configure_logging
 from xbus.platform import Endpoints, acks_all_producer, apply_catalogue, connect, load_catalogue
-from xbus.settings import Settings, load_settings
+from xbus.settings import Settings, child_environment, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 INPUT_TOPIC = "xosp.users"
@@ -318,11 +318,7 @@ class ServiceProcess:
     def __init__(self, settings: Settings, endpoints: Endpoints, command: list[str]) -> None:
         self._command = command
         self._env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("XBUS_")},
-            "XBUS_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
-            "XBUS_DATABASE_URL": endpoints.database_url,
-            "XBUS_TOPIC_PREFIX": settings.topic_prefix,
-            "XBUS_DB_SCHEMA_PREFIX": settings.db_schema_prefix,
+            **child_environment(settings, endpoints.kafka_bootstrap, endpoints.database_url),
             "XBUS_LOG_LEVEL": "warning",
         }
         self._process: subprocess.Popen[bytes] | None = None

@@ -1,4 +1,4 @@
-"""Soak the runtime's crash recovery: kill -9 a service 20 times (or more) while 10,000 events flow.
+"""Soak the runtime's crash recovery: kill -9 a service 20 times (or more) while events flow.
 
 It runs the crash-recovery test with more kills, once or repeatedly, on a fresh embedded stack
 each round, and stops at the first failure. The test suite does the same with 5 kills; this is

@@ -6,6 +6,7 @@ stack under ``XBUS_DATA_DIR``. A bad value stops the program with one line namin
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Self
@@ -200,6 +201,19 @@ def load_settings(**overrides: object) -> Settings:
             message = first["msg"].removeprefix("Value error, ")
         value = "" if problem is not None else _shown_input(name, first.get("input"))
         raise SettingsError(f"invalid setting {ENV_PREFIX}{name.upper()}{value}: {message}") from None
+
+
+def child_environment(settings: Settings, bootstrap: str, database_url: str) -> dict[str, str]:
+    """The environment of an `xbus` command started in a process of its own on this broker,
+    database, topics and schemas: the caller's environment without its own XBUS_* settings,
+    which would otherwise win over these (tests and benchmarks start services this way)."""
+    return {
+        **{name: value for name, value in os.environ.items() if not name.startswith(ENV_PREFIX)},
+        f"{ENV_PREFIX}KAFKA_BOOTSTRAP": bootstrap,
+        f"{ENV_PREFIX}DATABASE_URL": database_url,
+        f"{ENV_PREFIX}TOPIC_PREFIX": settings.topic_prefix,
+        f"{ENV_PREFIX}DB_SCHEMA_PREFIX": settings.db_schema_prefix,
+    }
 
 
 def _shown_input(name: str, value: object) -> str:

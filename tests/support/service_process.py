@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import asyncpg
 
-from xbus.settings import Settings
+from xbus.settings import Settings, child_environment
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 #: The runner's stop grace (30 s by default) for batches under way, then time to leave the group.
@@ -26,11 +25,7 @@ def process_env(settings: Settings) -> dict[str, str]:
     """The environment of an `xbus` command in a process of its own on ``settings``' broker,
     database, topics and schemas, with JSON logs; nothing from the caller's own XBUS_* settings."""
     return {
-        **{k: v for k, v in os.environ.items() if not k.startswith("XBUS_")},
-        "XBUS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
-        "XBUS_DATABASE_URL": settings.database_url or "",
-        "XBUS_TOPIC_PREFIX": settings.topic_prefix,
-        "XBUS_DB_SCHEMA_PREFIX": settings.db_schema_prefix,
+        **child_environment(settings, settings.kafka_bootstrap or "", settings.database_url or ""),
         "XBUS_LOG_FORMAT": "json",
     }
 
