@@ -99,7 +99,15 @@ async def projection_round(settings: Settings, endpoints: Endpoints, catalogue: 
     )
     stop = asyncio.Event()
     context = BackgroundContext(
-        SERVICE, settings, catalogue, endpoints.kafka_bootstrap, endpoints.database_url, pool, runner.routing, stop
+        SERVICE,
+        settings,
+        catalogue,
+        endpoints.kafka_bootstrap,
+        endpoints.database_url,
+        pool,
+        runner.routing,
+        stop,
+        runner.watchdog,
     )
     projection = ProjectionRunner(INSTRUMENTS, context)
     worker = asyncio.create_task(projection.run())

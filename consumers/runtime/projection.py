@@ -17,6 +17,9 @@ the latest state per key (an instrument) and makes redelivery harmless with offs
   seeks to the offsets PostgreSQL holds, which are the truth. A crash between the transaction and
   the commit, or two members owning one partition for a moment during a rebalance, neither loses
   nor applies anything twice (a day's volume is never counted twice).
+- The service's watchdog watches the projection's partitions beside the service's own, with the
+  positions PostgreSQL holds as their committed offsets: a fold stuck or failing on a partition
+  shows as that partition stalled in the service's health.
 - A record that is not a CloudEvents envelope, not JSON, or not its type's model is
   dead-lettered by the processor's own code (``xbus dlq list`` shows it) in the same transaction,
   and the partition moves on; event types the projection does not fold are skipped.
@@ -134,6 +137,9 @@ class ProjectionRunner(Generic[State]):
         # One task per partition with a batch under way (the partition is paused meanwhile, so
         # that its batches apply in order while the others' fetching and parsing go on).
         self._workers: dict[TopicPartition, asyncio.Task[None]] = {}
+        #: The next offset to apply of each partition, as the last batch stored it (or the first
+        #: offset fetched): what the watchdog judges progress by.
+        self._positions: dict[TopicPartition, int] = {}
         self._failure: BaseException | None = None
 
     async def run(self) -> None:
@@ -152,6 +158,7 @@ class ProjectionRunner(Generic[State]):
         consumer.subscribe(pattern=self.pattern, listener=_SeekToStoredOffsets(self, consumer))
         await consumer.start()
         committer = GroupCommitter(consumer)
+        self.context.watchdog.watch(consumer, self._positions)
         log.info("projection started", projection=self.projection.name, group=self.group, pattern=self.pattern)
         try:
             while (
@@ -164,9 +171,11 @@ class ProjectionRunner(Generic[State]):
                 assigned = consumer.assignment()
                 for tp, records in fetched.items():
                     if records and tp in assigned:
+                        self._positions.setdefault(tp, records[0].offset)
                         consumer.pause(tp)  # until this batch is applied
                         self._start_worker(consumer, committer, tp, records)
         finally:
+            self.context.watchdog.unwatch(consumer)
             await self.finish(set(self._workers))
             await stop_and_leave(consumer, settings, self.context.bootstrap)
             log.info(
@@ -179,6 +188,8 @@ class ProjectionRunner(Generic[State]):
     async def finish(self, partitions: set[TopicPartition]) -> None:
         """Wait for the batches under way on ``partitions``."""
         await asyncio.gather(*(self._workers[tp] for tp in partitions if tp in self._workers), return_exceptions=True)
+        for tp in partitions:
+            self._positions.pop(tp, None)
 
     def _start_worker(
         self,
@@ -213,6 +224,8 @@ class ProjectionRunner(Generic[State]):
             consumer.seek(tp, position)
         consumer.resume(tp)
         if position is not None:
+            self._positions[tp] = position
+            self.context.watchdog.committed_now()
             try:
                 await committer.commit({tp: position})
             except KafkaError as error:  # only lag tools read these: PostgreSQL has the offsets

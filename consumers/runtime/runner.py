@@ -149,9 +149,8 @@ class ServiceRunner:
             companions.append(relay)
         await consumer.start()
         committer = GroupCommitter(consumer)
-        watchdog = asyncio.create_task(
-            self.watchdog.run(consumer, self._committed, pool, stop), name=f"watchdog-{self.service.name}"
-        )
+        self.watchdog.watch(consumer, self._committed)
+        watchdog = asyncio.create_task(self.watchdog.run(pool, stop), name=f"watchdog-{self.service.name}")
         watchdog.add_done_callback(lambda done: self._fail_on_error(done, stop))
         if not self.consume_only:
             timers = self.timers.start(pool, stop)
@@ -244,7 +243,15 @@ class ServiceRunner:
 
     def _start_background(self, pool: asyncpg.Pool, stop: asyncio.Event) -> list[asyncio.Task[None]]:
         context = BackgroundContext(
-            self.service, self.settings, self._catalogue, self._bootstrap, self._database_url, pool, self.routing, stop
+            self.service,
+            self.settings,
+            self._catalogue,
+            self._bootstrap,
+            self._database_url,
+            pool,
+            self.routing,
+            stop,
+            self.watchdog,
         )
         tasks: list[asyncio.Task[None]] = []
         for run in self.service.background:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from consumers.runtime.processor import Routing
     from consumers.runtime.timers import Timer
     from consumers.runtime.unit_of_work import UnitOfWork
+    from consumers.runtime.watchdog import Watchdog
     from xbus.settings import Settings
 
 Handler = Callable[[Event, "UnitOfWork"], Awaitable[None]]
@@ -103,3 +104,6 @@ class BackgroundContext:
     routing: Routing
     #: Set when the service stops: the task finishes what it is doing and returns.
     stop: asyncio.Event
+    #: The service's watchdog: a task with a consumer group of its own has it watch its
+    #: partitions, which then count in the service's health (a stalled one makes /healthz 503).
+    watchdog: Watchdog

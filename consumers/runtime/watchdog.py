@@ -1,13 +1,16 @@
 """The runner's watchdog: every few seconds, lag and stall state of each owned partition.
 
-It runs beside the consumer loop, not in it, so that a batch stuck in a handler or in a retry
-loop is still seen. Log-end offsets come from a group-less consumer (right on the embedded broker
-too, see xbus/offsets.py); committed offsets are the ones the runner committed, or the first
-offset of the first batch it polled (where the group's committed offset put it). A partition
-that has yielded no batch since it was assigned is not judged: asking the broker for the group's
-offsets beside the group's own requests made the embedded broker drop the coordinator
-connection, and the group then hung. Its findings go to the log (once per change),
-to the Prometheus gauges, and to the health report that the process endpoint serves.
+It watches the runner's consumer and those of the service's projections (projection.py: a group
+of their own, offsets kept in PostgreSQL), so that a stuck market-data fold shows in the
+service's health like a stuck handler. It runs beside the consumer loops, not in them, so that a
+batch stuck in a handler or in a retry loop is still seen. Log-end offsets come from a
+group-less consumer (right on the embedded broker too, see xbus/offsets.py); committed offsets
+are the ones the runner committed (a projection: stored), or the first offset of the first batch
+it polled (where the group's committed offset put it). A partition that has yielded no batch
+since it was assigned is not judged: asking the broker for the group's offsets beside the
+group's own requests made the embedded broker drop the coordinator connection, and the group
+then hung. Its findings go to the log (once per change), to the Prometheus gauges, and to the
+health report that the process endpoint serves.
 """
 
 from __future__ import annotations
@@ -81,6 +84,15 @@ class Watchdog:
         self._backlog: int | None = None
         self._checked_at: float | None = None
         self._last_commit: float | None = None
+        #: The consumers watched, each with the committed offsets of its partitions.
+        self._sources: list[tuple[AIOKafkaConsumer, Mapping[TopicPartition, int]]] = []
+
+    def watch(self, consumer: AIOKafkaConsumer, committed: Mapping[TopicPartition, int]) -> None:
+        """Judge ``consumer``'s partitions too, ``committed`` holding the offset each has reached."""
+        self._sources.append((consumer, committed))
+
+    def unwatch(self, consumer: AIOKafkaConsumer) -> None:
+        self._sources = [source for source in self._sources if source[0] is not consumer]
 
     def committed_now(self) -> None:
         """Called by the runner after each successful offset commit."""
@@ -100,35 +112,25 @@ class Watchdog:
             status = "ok"
         return ServiceHealth(self.service, status, list(self._partitions), since_commit, self._backlog)
 
-    async def run(
-        self,
-        consumer: AIOKafkaConsumer,
-        committed: Mapping[TopicPartition, int],
-        pool: asyncpg.Pool,
-        stop: asyncio.Event,
-    ) -> None:
+    async def run(self, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
         """Check every interval until ``stop`` is set; a failed check is logged and tried again."""
         async with plain_consumer(self._settings, self._bootstrap) as reader:
             while not stop.is_set():
                 try:
-                    await self._check(consumer, reader, committed, pool)
+                    await self._check(reader, pool)
                 except (*TRANSIENT_ERRORS, KafkaError, BrokerUnavailable) as error:
                     log.info("health check incomplete", service=self.service, error=repr(error))
                 await sleep_unless(stop, self.interval)
 
-    async def _check(
-        self,
-        consumer: AIOKafkaConsumer,
-        reader: AIOKafkaConsumer,
-        committed: Mapping[TopicPartition, int],
-        pool: asyncpg.Pool,
-    ) -> None:
-        owned = sorted(consumer.assignment())
+    async def _check(self, reader: AIOKafkaConsumer, pool: asyncpg.Pool) -> None:
+        # A topic two of them read is judged by the first watched (the runner's own consumer).
+        committed = {tp: offsets for consumer, offsets in reversed(self._sources) for tp in consumer.assignment()}
+        owned = sorted(committed)
         ends = await log_end_offsets(reader, owned)
         now = time.monotonic()
         partitions = []
         for tp in owned:
-            offset = committed.get(tp)
+            offset = committed[tp].get(tp)
             if offset is None:
                 continue
             health = self._watch.observe(tp.topic, tp.partition, offset, ends[tp], now)

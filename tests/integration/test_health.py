@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import socket
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
 
 from consumers.runtime import Service, UnitOfWork
+from consumers.runtime.projection import Projection
 from consumers.runtime.runner import ServiceRunner
+from consumers.runtime.stall import PartitionState
+from consumers.runtime.unit_of_work import DbConnection
 from consumers.runtime.watchdog import process_health
 from schemas import Event
+from schemas.authentication import LoginProvisioned
 from schemas.users import UserCreated
 from tests.conftest import XbusCli
 from tests.integration.test_runtime import count, eventually, publish, user
@@ -101,6 +107,55 @@ async def test_a_partition_stuck_in_a_handler_is_reported_stalled_until_it_moves
             release.set()
             stop.set()
             await task
+
+
+async def test_a_projection_partition_stuck_in_its_fold_is_reported_stalled_until_it_moves(
+    service_settings: Settings,
+) -> None:
+    """The service's watchdog watches its projections' partitions too (their own consumer group):
+    the logins service with a projection of its own follow-ups whose save waits on "hang"."""
+    settings = service_settings.model_copy(update={"stall_after_seconds": 2.0, "health_interval_seconds": 0.3})
+    release = asyncio.Event()
+
+    async def load(connection: DbConnection, keys: Sequence[str]) -> dict[str, str]:
+        return {}
+
+    async def save(connection: DbConnection, states: Mapping[str, str]) -> None:
+        if "hang" in states:
+            await release.wait()
+
+    projection: Projection[str] = Projection(
+        name="hangs",
+        topics=r"xosp\.authentication\.events",
+        events=(LoginProvisioned,),
+        fold=lambda state, event: event.aggregate_id,
+        load=load,
+        save=save,
+    )
+    service = dataclasses.replace(LOGINS, background=(projection,))
+    runner = ServiceRunner(
+        service, settings, load_catalogue(settings), settings.kafka_bootstrap or "", settings.database_url or ""
+    )
+    await runner.migrate()
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    follow_ups = settings.topic("xosp.authentication.events")
+    try:
+        await publish(settings, [user("hang"), *(user(f"p{i:02d}") for i in range(30))])
+        await eventually(lambda: _true(runner.health().status == "stalled"), timeout=30)
+        stalled = [p for p in runner.health().partitions if p.state is PartitionState.STALLED]
+        assert len(stalled) == 1 and stalled[0].topic == follow_ups and stalled[0].lag >= 1
+        assert all(p.lag == 0 for p in runner.health().partitions if p.topic != follow_ups)  # the service's own
+        release.set()
+        await eventually(lambda: _true(runner.health().status == "ok"), timeout=30)
+    finally:
+        release.set()
+        stop.set()
+        await task
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def _status_is(port: int, path: str, expected: int) -> bool:
