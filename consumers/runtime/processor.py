@@ -74,7 +74,7 @@ class Refusal(Exception):
         self.attempts = attempts
 
 
-class PartitionProcessor:
+class BatchProcessor:
     def __init__(self, service: Service, routing: Routing, retry_backoff: float = 0.05) -> None:
         self.service = service
         self.routing = routing

@@ -43,7 +43,7 @@ from aiokafka.errors import KafkaError
 from consumers.runtime import metrics
 from consumers.runtime.committer import GroupCommitter
 from consumers.runtime.migrations import load_migrations, migrate
-from consumers.runtime.processor import BatchOutcome, PartitionProcessor, Routing
+from consumers.runtime.processor import BatchOutcome, BatchProcessor, Routing
 from consumers.runtime.records import StoredRecord
 from consumers.runtime.relay import OutboxRelay
 from consumers.runtime.service import BackgroundContext, Service
@@ -97,7 +97,7 @@ class ServiceRunner:
             source=f"xbus/{service.name}",
         )
         self.routing = routing
-        self.processor = PartitionProcessor(service, routing)
+        self.processor = BatchProcessor(service, routing)
         self.relay = OutboxRelay(service.name, settings, bootstrap, database_url)
         self.stats = RunnerStats()
         self.watchdog = Watchdog(service.name, settings, bootstrap)

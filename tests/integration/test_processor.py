@@ -15,7 +15,7 @@ from aiokafka import TopicPartition
 from consumers.runtime import UnitOfWork, keys_locked_as
 from consumers.runtime.migrations import load_migrations, migrate
 from consumers.runtime.outbox_rows import outbox_channel
-from consumers.runtime.processor import PartitionProcessor, Routing
+from consumers.runtime.processor import BatchProcessor, Routing
 from consumers.runtime.records import StoredRecord, headers_from_json
 from consumers.runtime.replay_marks import write_replay_marks
 from schemas import Envelope, Event
@@ -70,7 +70,7 @@ async def logins(connection: asyncpg.Connection) -> dict[str, tuple[str, str, in
 
 
 async def test_duplicate_event_changes_nothing(connection: asyncpg.Connection) -> None:
-    log, processor = Log(), PartitionProcessor(LOGINS, ROUTING)
+    log, processor = Log(), BatchProcessor(LOGINS, ROUTING)
     first = log(created("u1"))
     outcome = await processor.process(connection, [first, log(UserDisabled(login_id="u1", reason="r"))])
     assert (outcome.applied, outcome.follow_ups) == (2, 1)
@@ -83,7 +83,7 @@ async def test_duplicate_event_changes_nothing(connection: asyncpg.Connection) -
 async def test_follow_up_events_go_to_the_outbox_with_a_derived_id_and_the_flow(connection: asyncpg.Connection) -> None:
     log = Log()
     record = log(created("u1"))
-    await PartitionProcessor(LOGINS, ROUTING).process(connection, [record])
+    await BatchProcessor(LOGINS, ROUTING).process(connection, [record])
     row = await connection.fetchrow("select topic, key, value, headers::text as headers from xbus_outbox")
     envelope = Envelope.from_headers(headers_from_json(row["headers"]))
     cause = Envelope.from_headers(record.headers)
@@ -106,7 +106,7 @@ async def test_follow_up_events_go_to_the_outbox_with_a_derived_id_and_the_flow(
 async def test_event_this_service_does_not_handle_is_ignored(connection: asyncpg.Connection) -> None:
     from schemas.users import UserEnabled
 
-    outcome = await PartitionProcessor(LOGINS, ROUTING).process(connection, [Log()(UserEnabled(login_id="u1"))])
+    outcome = await BatchProcessor(LOGINS, ROUTING).process(connection, [Log()(UserEnabled(login_id="u1"))])
     assert (outcome.ignored, outcome.applied) == (1, 0)
 
 
@@ -122,7 +122,7 @@ async def test_poison_event_is_dead_lettered_and_the_rest_of_the_batch_applies(c
         log(UserDisabled(login_id="ghost", reason="r")),
         log(created("u2")),
     ]
-    outcome = await PartitionProcessor(LOGINS, ROUTING).process(connection, records)
+    outcome = await BatchProcessor(LOGINS, ROUTING).process(connection, records)
     assert (outcome.applied, outcome.dead_lettered) == (2, 3)
     assert set(await logins(connection)) == {"u1", "u2"}
     dead = {r["error_type"]: r for r in await connection.fetch("select * from xbus_dead_letters")}
@@ -140,7 +140,7 @@ async def test_poison_event_is_dead_lettered_and_the_rest_of_the_batch_applies(c
 
 async def test_a_handler_bug_is_retried_then_dead_lettered_with_its_attempts(connection: asyncpg.Connection) -> None:
     log = Log()
-    await PartitionProcessor(LOGINS, ROUTING, retry_backoff=0.001).process(
+    await BatchProcessor(LOGINS, ROUTING, retry_backoff=0.001).process(
         connection, [log(created("u1")), log(UserUpdated(login_id="u1", display_name="boom"))]
     )
     row = await connection.fetchrow("select error_type, attempts from xbus_dead_letters")
@@ -149,7 +149,7 @@ async def test_a_handler_bug_is_retried_then_dead_lettered_with_its_attempts(con
 
 
 async def test_failing_event_of_a_key_parks_later_events_of_that_key_only(connection: asyncpg.Connection) -> None:
-    log, processor = Log(), PartitionProcessor(LOGINS, ROUTING, retry_backoff=0.001)
+    log, processor = Log(), BatchProcessor(LOGINS, ROUTING, retry_backoff=0.001)
     await processor.process(connection, [log(created("k")), log(created("other"))])
     failing = log(UserUpdated(login_id="k", display_name="boom"))
     later = [log(UserUpdated(login_id="k", display_name=f"v{i}")) for i in range(3)]
@@ -178,7 +178,7 @@ async def test_failing_event_of_a_key_parks_later_events_of_that_key_only(connec
 
 async def test_a_redelivered_dead_lettered_event_is_not_dead_lettered_twice(connection: asyncpg.Connection) -> None:
     record = Log()(UserDisabled(login_id="ghost", reason="r"))
-    processor = PartitionProcessor(LOGINS, ROUTING)
+    processor = BatchProcessor(LOGINS, ROUTING)
     await processor.process(connection, [record])
     again = await processor.process(connection, [record])
     assert again.duplicates == 1
@@ -212,7 +212,7 @@ async def test_batch_locks_hold_every_key_of_the_batch_before_the_first_handler_
 
     service = dataclasses.replace(LOGINS, handlers={UserCreated.event_type: held}, batch_locks=keys_locked_as("login"))
     log = Log()
-    await PartitionProcessor(service, ROUTING).process(connection, [log(created("zed")), log(created("amy"))])
+    await BatchProcessor(service, ROUTING).process(connection, [log(created("zed")), log(created("amy"))])
 
     expected = set()
     for name in ("login:amy", "login:zed"):
@@ -222,7 +222,7 @@ async def test_batch_locks_hold_every_key_of_the_batch_before_the_first_handler_
 
 
 async def test_a_clean_batch_takes_the_fast_path_with_the_same_effects(connection: asyncpg.Connection) -> None:
-    log, processor = Log(), PartitionProcessor(LOGINS, ROUTING)
+    log, processor = Log(), BatchProcessor(LOGINS, ROUTING)
     batch = [log(created(f"u{n}")) for n in range(5)] + [log(UserDisabled(login_id="u0", reason="r"))]
     outcome = await processor.process(connection, batch)
     assert outcome.fast
@@ -238,7 +238,7 @@ async def test_a_clean_batch_takes_the_fast_path_with_the_same_effects(connectio
 async def test_a_batch_with_a_refused_event_falls_back_and_nothing_of_the_fast_attempt_remains(
     connection: asyncpg.Connection,
 ) -> None:
-    log, processor = Log(), PartitionProcessor(LOGINS, ROUTING)
+    log, processor = Log(), BatchProcessor(LOGINS, ROUTING)
     # u1 is created, then an update of a login nobody created is refused, then u2 is created
     batch = [log(created("u1")), log(UserUpdated(login_id="ghost", display_name="G")), log(created("u2"))]
     outcome = await processor.process(connection, batch)
@@ -255,7 +255,7 @@ async def test_an_event_another_transaction_applies_meanwhile_is_a_duplicate_not
 ) -> None:
     """The same event read on two partitions at once (a replayed follow-up, say): the second
     transaction waits for the first one's inbox row and skips the event, on either path."""
-    log, processor = Log(), PartitionProcessor(LOGINS, ROUTING)
+    log, processor = Log(), BatchProcessor(LOGINS, ROUTING)
     record = log(created("u1"))
     event_id = Envelope.from_headers(record.headers).id
     # a record without an envelope sends the batch record by record before anything is claimed
@@ -288,7 +288,7 @@ async def test_a_batch_that_writes_outbox_rows_wakes_the_relay_when_it_commits_o
     """The NOTIFY rides on the statement that writes the rows: a clean batch (fast path) and one
     with a dead letter (record by record) each wake the relay; a batch of duplicates writes
     nothing and wakes nothing."""
-    log, processor = Log(), PartitionProcessor(LOGINS, ROUTING)
+    log, processor = Log(), BatchProcessor(LOGINS, ROUTING)
     listener = await asyncpg.connect(stack.endpoints.database_url)
     woken: asyncio.Queue[str] = asyncio.Queue()
     await listener.add_listener(outbox_channel(LOGINS.name), lambda *args: woken.put_nowait(args[2]))
@@ -315,7 +315,7 @@ async def test_replay_marks_are_read_once_and_again_after_forget(connection: asy
         replayed.append(unit.replayed)
 
     log = Log()
-    processor = PartitionProcessor(dataclasses.replace(LOGINS, handlers={UserCreated.event_type: note}), ROUTING)
+    processor = BatchProcessor(dataclasses.replace(LOGINS, handlers={UserCreated.event_type: note}), ROUTING)
     await processor.process(connection, [log(created("u0"))])
     await write_replay_marks(connection, {TopicPartition("xosp.users", 0): 100})
     await processor.process(connection, [log(created("u1"))])  # the marks read before are kept
