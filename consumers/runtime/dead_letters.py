@@ -1,4 +1,5 @@
-"""A service's dead letters: list them, and redrive them onto the topic and partition they came from.
+"""A service's dead letters: list them, redrive them onto the topic and partition they came from,
+and purge those applied since.
 
 The processor keeps each event it could not apply in ``xbus_dead_letters`` (key, value and
 headers as read, and where it was read), and blocks its key so that the key's later events are
@@ -214,6 +215,21 @@ async def redrive(
             ) from None
         report.redriven.append(replace(chosen[row["event_id"]], redriven_at=row["redriven_at"]))
     return report
+
+
+async def purge_applied(connection: asyncpg.Connection, applied_before: dt.timedelta) -> int:
+    """Delete the dead letters whose event was applied (after a redrive) longer than
+    ``applied_before`` ago; how many. Only those: an entry still waiting is the one copy of an
+    event nobody has applied, and it holds its key's parked successors. Nothing else needs an
+    applied entry: the inbox row of its event makes any later copy a duplicate."""
+    return len(await connection.fetch(_PURGE_APPLIED, applied_before))
+
+
+_PURGE_APPLIED = """
+delete from xbus_dead_letters d using xbus_inbox i
+where i.event_id = d.event_id and i.applied_at < now() - $1::interval
+returning d.event_id
+"""
 
 
 def _reason_to_skip(entry: DeadLetter, force: bool) -> str | None:

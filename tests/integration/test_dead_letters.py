@@ -435,6 +435,32 @@ async def _publish_raw(
         await producer.stop()
 
 
+async def test_purge_deletes_dead_letters_applied_since_and_keeps_those_waiting(
+    service_settings: Settings, dlq: Dlq
+) -> None:
+    settings = service_settings
+    fixed, waiting = logins_on_one_partition(settings, 2)
+    schema = await migrated(settings)
+    await schema.refuse(fixed, waiting)
+    await publish(settings, [created(fixed), created(waiting)])
+    results = await publish(settings, [updated(fixed, "f1"), updated(waiting, "w1")])
+    async with running(settings):
+        await eventually(lambda: _count(schema, "xbus_dead_letters", 2), "both updates dead-lettered")
+        await schema.fetch("delete from refused_logins where login_id = $1", fixed)
+        assert (await dlq("redrive", SPEC, "--id", results[0].event_id)).code == 0
+        await eventually(lambda: _applied(schema, results[0].event_id), "the fixed update applied")
+    too_recent = await dlq("purge", SPEC, "--applied-before", "1h")
+    assert too_recent.code == 0, too_recent.stderr
+    assert "0 purged, 2 dead letters left" in too_recent.stdout
+    purged = await dlq("purge", SPEC, "--applied-before", "0s")
+    assert purged.code == 0, purged.stderr
+    assert "1 purged, 1 dead letter left" in purged.stdout
+    [entry] = await dlq.entries()
+    assert (entry["event_id"], entry["status"], entry["blocking"]) == (results[1].event_id, "failed", True)
+    refused = await dlq("purge", SPEC, "--applied-before", "soon")
+    assert refused.code != 0 and "--applied-before" in refused.stderr
+
+
 async def _count(schema: Schema, table: str, expected: int) -> bool:
     return await schema.value(f"select count(*) from {table}") == expected
 

@@ -1,7 +1,9 @@
-"""`xbus dlq list SERVICE` and `xbus dlq redrive SERVICE (--all | --id ID ...)`."""
+"""`xbus dlq list SERVICE`, `xbus dlq redrive SERVICE (--all | --id ID ...)` and
+`xbus dlq purge SERVICE --applied-before DURATION`."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import typer
@@ -12,16 +14,20 @@ from consumers.runtime.dead_letters import (
     DeadLetter,
     RedriveReport,
     list_dead_letters,
+    purge_applied,
     schema_connection,
 )
 from consumers.runtime.dead_letters import redrive as redrive_entries
 from consumers.runtime.discovery import resolve_services
 from consumers.runtime.service import Service
 from xbus.cli.common import out, run, settings
+from xbus.durations import parse_duration_ms
 from xbus.errors import XbusError
 from xbus.platform import acks_all_producer, connect
 
-app = typer.Typer(help="Events a service could not apply: list them, redrive them.", no_args_is_help=True)
+app = typer.Typer(
+    help="Events a service could not apply: list them, redrive them, purge those applied since.", no_args_is_help=True
+)
 
 SERVICE_ARGUMENT = typer.Argument(..., help="Service name, or module:attribute of a Service.")
 STATUS_STYLE = {"failed": "red", "redriven": "yellow", "applied": "green"}
@@ -111,6 +117,35 @@ def redrive(
         out.print(f"{chosen.name} has no dead letters waiting for a redrive")
         return
     out.print(f"{len(report.redriven)} redriven, {len(report.skipped)} skipped")
+
+
+@app.command()
+def purge(
+    service: str = SERVICE_ARGUMENT,
+    applied_before: str = typer.Option(
+        ..., "--applied-before", help="Purge entries whose event was applied longer ago than this (7d, 12h, 0s)."
+    ),
+) -> None:
+    """Delete dead letters whose event has been applied since (after a redrive), which are history.
+
+    Entries still waiting for a redrive, or redriven and not applied yet, are always kept.
+    """
+    try:
+        age = dt.timedelta(milliseconds=parse_duration_ms(applied_before))
+    except ValueError as error:
+        raise XbusError(f"--applied-before: {error}") from None
+    if age < dt.timedelta(0):
+        raise XbusError("--applied-before: give a duration such as 7d or 0s, not forever")
+    chosen = _service(service)
+
+    async def go() -> tuple[int, int]:
+        endpoints = await connect(settings())
+        async with schema_connection(endpoints.database_url, settings().db_schema(chosen.name)) as connection:
+            purged = await purge_applied(connection, age)
+            return purged, len(await list_dead_letters(connection))
+
+    purged, left = run(go())
+    out.print(f"{purged} purged, {left} dead letter{'s' if left != 1 else ''} left")
 
 
 def _service(spec: str) -> Service:
