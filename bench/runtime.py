@@ -390,17 +390,18 @@ def percentiles(values_ms: list[float]) -> dict[str, float]:
 
 async def latency(base: Settings, endpoints: Endpoints, rate: int, seconds: float) -> dict[str, object]:
     """The runtime's figures and the echo baseline's, measured one after the other in this run."""
-    echo = await timed_follow_ups(base, endpoints, rate, seconds, ECHO_COMMAND)
-    runtime = await timed_follow_ups(base, endpoints, rate, seconds, RUNTIME_COMMAND)
+    echo = await timed_follow_ups(base, endpoints, rate, seconds, ECHO_COMMAND, stages=False)
+    runtime = await timed_follow_ups(base, endpoints, rate, seconds, RUNTIME_COMMAND, stages=True)
     runtime_p99 = runtime["publish_to_follow_up"]["p99_ms"]  # type: ignore[index]
     echo_p99 = echo["publish_to_follow_up"]["p99_ms"]  # type: ignore[index]
     return {"runtime": runtime, "echo_baseline": echo, "p99_ratio": round(runtime_p99 / echo_p99, 2)}
 
 
 async def timed_follow_ups(
-    base: Settings, endpoints: Endpoints, rate: int, seconds: float, command: list[str]
+    base: Settings, endpoints: Endpoints, rate: int, seconds: float, command: list[str], *, stages: bool
 ) -> dict[str, object]:
-    """Publish at ``rate`` to the service ``command`` starts and time each event's follow-up."""
+    """Publish at ``rate`` to the service ``command`` starts and time each event's follow-up; with
+    ``stages`` (the logins service, whose inbox and relay timestamps say when), where it went."""
     settings = await fresh_world(base, endpoints, "latency")
     catalogue = load_catalogue(settings)
     warm_up, measured = 200, int(rate * seconds)
@@ -431,7 +432,7 @@ async def timed_follow_ups(
         "missing": measured - len(totals),
         "publish_to_follow_up": percentiles(totals),
     }
-    if command is RUNTIME_COMMAND:
+    if stages:
         to_relay = [
             (probe.relayed_wall[login] - probe.sent_wall[login]) * 1000 for login in logins if login in probe.arrived
         ]

@@ -76,8 +76,10 @@ class OutboxRelay:
             while not stop.is_set():
                 self._wake.clear()  # before reading: a NOTIFY during the read must wake the next wait
                 rows = await connection.fetch(_MARK_SENT_AND_READ_NEXT, acknowledged, self._batch_size)
-                acknowledged = await self._publish(producer, rows) if rows else []
-                if not rows:
+                if rows:
+                    acknowledged = await self._publish(producer, rows)
+                else:
+                    acknowledged = []
                     await wait_any(stop, self._wake, self._poll_interval)
             # Stopping: what the last batches recorded goes out too, and everything sent is marked.
             rows = await connection.fetch(_MARK_SENT_AND_READ_NEXT, acknowledged, self._batch_size)

@@ -292,14 +292,15 @@ class ServiceRunner:
     ) -> None:
         """Apply the queues of ``owned`` a batch at a time until none has records left, or the
         runner stops (the batch under way is finished either way)."""
+        split: set[TopicPartition] = set()
         try:
             while not stop.is_set() and (batch := self._take(consumer, owned)):
                 if not await self._work(committer, pool, batch, stop):
-                    self._release(owned, set(owned))
-                    self._solo |= batch.keys()  # after the release, which ends solo runs
+                    split = set(batch)
                     return
         finally:
             self._release(owned, set(owned))
+            self._solo |= split  # after the release, which ends solo runs
 
     def _take(
         self, consumer: AIOKafkaConsumer, owned: set[TopicPartition]

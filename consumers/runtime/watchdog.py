@@ -95,7 +95,7 @@ class Watchdog:
         self._sources = [source for source in self._sources if source[0] is not consumer]
 
     def committed_now(self) -> None:
-        """Called by the runner after each successful offset commit."""
+        """Called after each successful offset commit (a projection's: each stored position)."""
         self._last_commit = time.monotonic()
 
     def health(self) -> ServiceHealth:
