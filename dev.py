@@ -42,6 +42,30 @@ def ensure_venv() -> None:
     STAMP.touch()
 
 
+def ensure_kafka() -> None:
+    """Fetch Apache Kafka for the embedded stack once, when Java 17+ and mvn make that possible.
+
+    Without them the project runs on Tansu, the broker its wheels bring; XBUS_EMBEDDED_BROKER=tansu
+    asks for Tansu and fetches nothing."""
+    if os.environ.get("XBUS_EMBEDDED_BROKER", "auto").strip().lower() == "tansu":
+        return
+    sys.path.insert(0, str(ROOT))
+    from xbus.embedded import kafka_distribution  # the standard library only: no .venv needed
+
+    expected = kafka_distribution.expected_distribution()
+    if (expected.home / kafka_distribution.COMPLETE_MARKER).exists():
+        return
+    problem = kafka_distribution.missing_tools()
+    if problem:
+        print(f"Apache Kafka is not installed ({problem}): the embedded stack runs Tansu, in memory", flush=True)
+        return
+    print(f"fetching Apache Kafka {expected.version} with mvn into {expected.home} (once)", flush=True)
+    try:
+        kafka_distribution.install()
+    except RuntimeError as error:
+        print(f"{error}\nthe embedded stack runs Tansu, in memory", flush=True)
+
+
 def ensure_browser() -> None:
     """Install Debian's chromium when it is missing and apt-get and root make that possible."""
     ensure_debian_package("chromium", CHROMIUM, "the lag page test")
@@ -76,6 +100,7 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
         return 2
     ensure_venv()
+    ensure_kafka()
     if argv[0] == "test":
         ensure_browser()
         ensure_compose()

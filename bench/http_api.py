@@ -35,6 +35,7 @@ from importlib.util import module_from_spec, spec_from_file_location
 
 import asyncpg
 import httpx
+from broker_option import add_broker_option, broker_name, choose_broker
 
 from producers import Published, Publisher
 from schemas.users import UserCreated
@@ -171,6 +172,7 @@ async def main(count: int, batch: int, clients: int, rounds: int) -> None:
     print(
         json.dumps(
             {
+                "broker": broker_name(endpoints),
                 "events": count,
                 "batch": batch,
                 "clients": clients,
@@ -190,5 +192,7 @@ if __name__ == "__main__":
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=5)
+    add_broker_option(parser)
     args = parser.parse_args()
+    choose_broker(args)
     asyncio.run(main(args.events, args.batch, args.clients, args.rounds))

@@ -38,6 +38,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # the checkout's root is not on sys.path when this file runs as a script
     sys.path.append(str(ROOT))
 
+from broker_option import add_broker_option, broker_name, choose_broker  # noqa: E402
+
+from xbus.brokers import TRAITS, member_timing  # noqa: E402
 from xbus.groups import commit_offsets  # noqa: E402
 from xbus.lag.watch import LagOptions, LagWatcher  # noqa: E402
 from xbus.logging import configure_logging  # noqa: E402
@@ -110,12 +113,13 @@ async def main(groups: int, partitions: int, records: int, rounds: int) -> None:
     settings = base.model_copy(update={"topic_prefix": f"benchlag{uuid.uuid4().hex[:8]}.", "group_prefix": None})
     names = await prepare(settings, bootstrap, groups, partitions, records)
     tps = [TopicPartition(settings.topic("bench.lag"), p) for p in range(partitions)]
+    fetch_wait = member_timing(settings, TRAITS[endpoints.broker]).fetch_max_wait_ms
     ours_times: list[float] = []
     raw_times: list[float] = []
     async with (
         LagWatcher(settings, endpoints, LagOptions()) as watcher,
         admin_client(settings, bootstrap) as admin,
-        plain_consumer(settings, bootstrap, fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms) as consumer,
+        plain_consumer(settings, bootstrap, fetch_max_wait_ms=fetch_wait) as consumer,
     ):
 
         async def ours() -> int:
@@ -146,7 +150,7 @@ async def main(groups: int, partitions: int, records: int, rounds: int) -> None:
         "target_s": TARGET_SECONDS,
         "target_met": ours_s < TARGET_SECONDS,
     }
-    print(json.dumps({"lag": figures}), flush=True)
+    print(json.dumps({"broker": broker_name(endpoints), "lag": figures}), flush=True)
 
 
 if __name__ == "__main__":
@@ -155,5 +159,7 @@ if __name__ == "__main__":
     parser.add_argument("--partitions", type=int, default=100)
     parser.add_argument("--records", type=int, default=20, help="records per partition")
     parser.add_argument("--rounds", type=int, default=5)
+    add_broker_option(parser)
     args = parser.parse_args()
+    choose_broker(args)
     asyncio.run(main(args.groups, args.partitions, args.records, args.rounds))

@@ -30,6 +30,7 @@ import uuid
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
+from broker_option import add_broker_option, broker_name, choose_broker
 from runtime import clocked, drop_schema, fresh_world  # bench/ is on sys.path when this file runs
 
 from consumers.market_data.feeds import create_feed_topic, feed_catalogue
@@ -39,10 +40,10 @@ from consumers.runtime.runner import ServiceRunner
 from consumers.runtime.service import BackgroundContext
 from producers import Outgoing, Published, Publisher
 from schemas.exchanges import ExchangeAdded, Market, Symbol, TradingHours
+from xbus.brokers import group_member_options
 from xbus.catalogue import Catalogue
 from xbus.exchanges.plugins import MarketData
 from xbus.exchanges.prodigy import ProdigyMarketData
-from xbus.kafka import member_options
 from xbus.logging import configure_logging
 from xbus.platform import Endpoints, connect, load_catalogue
 from xbus.settings import Settings, load_settings
@@ -125,21 +126,22 @@ class RawReader:
 
     def __init__(self, settings: Settings, bootstrap: str, topic: str) -> None:
         self.read = 0
-        self._consumer = AIOKafkaConsumer(
-            topic,
-            **member_options(settings, bootstrap, settings.group("bench.raw")),
+        self._settings, self._bootstrap, self._topic = settings, bootstrap, topic
+
+    async def run(self, stop: asyncio.Event) -> None:
+        consumer = AIOKafkaConsumer(
+            self._topic,
+            **await group_member_options(self._settings, self._bootstrap, self._settings.group("bench.raw")),
             max_poll_records=INSTRUMENTS.max_records,
             max_partition_fetch_bytes=8 * 1024 * 1024,
         )
-
-    async def run(self, stop: asyncio.Event) -> None:
-        await self._consumer.start()
+        await consumer.start()
         try:
             while not stop.is_set():
-                batches = await self._consumer.getmany(timeout_ms=200, max_records=INSTRUMENTS.max_records)
+                batches = await consumer.getmany(timeout_ms=200, max_records=INSTRUMENTS.max_records)
                 self.read += sum(len(records) for records in batches.values())
         finally:
-            await self._consumer.stop()
+            await consumer.stop()
 
 
 async def raw_round(settings: Settings, endpoints: Endpoints, topic: str, count: int) -> float:
@@ -187,12 +189,14 @@ async def main(count: int, rounds: int) -> None:
         "ratio": round(ours / raw, 3),
         "round_ratios": [round(p / r, 3) for p, r in zip(projection_rates, raw_rates, strict=True)],
     }
-    print(json.dumps({"marketdata": summary}), flush=True)
+    print(json.dumps({"broker": broker_name(endpoints), "marketdata": summary}), flush=True)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
+    add_broker_option(parser)
     args = parser.parse_args()
+    choose_broker(args)
     asyncio.run(main(args.events, args.rounds))

@@ -19,6 +19,7 @@ import time
 import uuid
 
 from aiokafka import AIOKafkaProducer
+from broker_option import add_broker_option, broker_name, choose_broker
 
 from producers import Publisher
 from schemas import Envelope
@@ -45,9 +46,16 @@ def sample_events(count: int) -> list[UserCreated]:
 
 
 async def raw_round(
-    settings: Settings, bootstrap: str, topic: str, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]
+    settings: Settings,
+    bootstrap: str,
+    topic: str,
+    records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]],
+    idempotent: bool,
 ) -> float:
-    producer = AIOKafkaProducer(**client_options(settings, bootstrap), acks="all", linger_ms=5)
+    """The same records from a bare producer with the publisher's guarantees (idempotent where it is)."""
+    producer = AIOKafkaProducer(
+        **client_options(settings, bootstrap), acks="all", linger_ms=5, enable_idempotence=idempotent
+    )
     await producer.start()
     try:
         started = time.perf_counter()
@@ -85,15 +93,17 @@ async def main(count: int, rounds: int) -> None:
     ours: list[float] = []
     async with Publisher(settings, endpoints.kafka_bootstrap, catalogue) as publisher:
         await publisher_round(publisher, events[:1000])  # warm-up: connections, metadata
-        await raw_round(settings, endpoints.kafka_bootstrap, topic, records[:1000])
+        idempotent = publisher.idempotent
+        await raw_round(settings, endpoints.kafka_bootstrap, topic, records[:1000], idempotent)
         for index in range(rounds):
-            raw_rates.append(await raw_round(settings, endpoints.kafka_bootstrap, topic, records))
+            raw_rates.append(await raw_round(settings, endpoints.kafka_bootstrap, topic, records, idempotent))
             ours.append(await publisher_round(publisher, events))
             print(f"round {index + 1}/{rounds}: raw {raw_rates[-1]:,.0f}/s  publisher {ours[-1]:,.0f}/s", flush=True)
     raw, mine = statistics.median(raw_rates), statistics.median(ours)
     print(
         json.dumps(
             {
+                "broker": broker_name(endpoints),
                 "events": count,
                 "rounds": rounds,
                 "raw_aiokafka_per_s": round(raw),
@@ -108,5 +118,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=5)
+    add_broker_option(parser)
     args = parser.parse_args()
+    choose_broker(args)
     asyncio.run(main(args.events, args.rounds))

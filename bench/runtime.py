@@ -41,6 +41,7 @@ from pathlib import Path
 import asyncpg
 import uvloop
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from broker_option import add_broker_option, broker_name, choose_broker
 from publish import sample_events  # bench/ is on sys.path when this file runs
 
 from consumers.runtime.migrations import load_migrations, migrate
@@ -48,8 +49,9 @@ from consumers.runtime.runner import ServiceRunner
 from consumers.runtime.service import Service
 from producers import Published, Publisher
 from schemas.users import UserCreated
+from xbus.brokers import group_member_options
 from xbus.catalogue import Catalogue
-from xbus.kafka import client_options, member_options
+from xbus.kafka import client_options
 from xbus.logging import configure_logging
 from xbus.platform import Endpoints, acks_all_producer, apply_catalogue, connect, load_catalogue
 from xbus.settings import Settings, child_environment, load_settings
@@ -105,7 +107,7 @@ class RawConsumer:
         )
         consumer = AIOKafkaConsumer(
             self._settings.topic(INPUT_TOPIC),
-            **member_options(self._settings, self._bootstrap, self._settings.group("bench.raw")),
+            **await group_member_options(self._settings, self._bootstrap, self._settings.group("bench.raw")),
             max_poll_records=MAX_RECORDS,
         )
         await consumer.start()
@@ -465,7 +467,7 @@ class EchoService:
         settings = self._settings
         consumer = AIOKafkaConsumer(
             settings.topic(INPUT_TOPIC),
-            **member_options(settings, self._bootstrap, settings.group("bench.echo")),
+            **await group_member_options(settings, self._bootstrap, settings.group("bench.echo")),
         )
         await consumer.start()
         try:
@@ -508,9 +510,12 @@ async def main(count: int, rounds: int, rate: int, seconds: float) -> None:
     # The runner's per-round start/stop lines would bury the figures; XBUS_LOG_LEVEL brings them back.
     configure_logging(base.log_format, base.log_level if "XBUS_LOG_LEVEL" in os.environ else "warning")
     endpoints = await connect(base)
+    broker = broker_name(endpoints)
     if rounds:
-        print(json.dumps({"throughput": await throughput(base, endpoints, count, rounds)}), flush=True)
-    print(json.dumps({"latency": await latency(base, endpoints, rate, seconds)}), flush=True)
+        print(
+            json.dumps({"broker": broker, "throughput": await throughput(base, endpoints, count, rounds)}), flush=True
+        )
+    print(json.dumps({"broker": broker, "latency": await latency(base, endpoints, rate, seconds)}), flush=True)
 
 
 if __name__ == "__main__":
@@ -520,6 +525,8 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=int, default=1_000, help="events/s published in the latency run")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
     parser.add_argument("--echo-service", action="store_true", help=argparse.SUPPRESS)  # ECHO_COMMAND
+    add_broker_option(parser)
     args = parser.parse_args()
+    choose_broker(args)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # as `xbus run` does
         runner.run(serve_echo() if args.echo_service else main(args.events, args.rounds, args.rate, args.seconds))

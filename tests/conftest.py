@@ -18,6 +18,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from xbus.brokers import BrokerKind
 from xbus.embedded.stack import EmbeddedStack
 from xbus.platform import Endpoints, apply_catalogue, connect
 from xbus.settings import Settings, load_settings
@@ -39,6 +40,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     yield Stack(endpoints, data_dir)
     if base.embedded_kafka or base.embedded_database:
         EmbeddedStack(data_dir).down()
+
+
+@pytest.fixture(autouse=True)
+def _on_its_broker(request: pytest.FixtureRequest) -> None:
+    """``@pytest.mark.broker(kind, reason=...)``: a test of one broker's behaviour is skipped on the
+    other, with the reason in pytest's summary; only such tests start the stack to learn its kind."""
+    marker = request.node.get_closest_marker("broker")
+    if marker is None:
+        return
+    wanted = BrokerKind(marker.args[0])
+    running = request.getfixturevalue("stack").endpoints.broker
+    if running is not wanted:
+        pytest.skip(f"on {wanted.product} only ({running.product} runs here): {marker.kwargs['reason']}")
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 Lag, replay and rebuild all look at a group without joining it (joining would take partitions
 from the running members). What works on both Apache Kafka and the embedded broker
-(EMBEDDED_BROKER.md):
+(docs/brokers.md):
 
 - members come from DescribeGroups, one group per request; the embedded broker reports member
   ids but empty client ids, hosts and assignments, so "which partition has which member" is
@@ -28,6 +28,7 @@ from aiokafka.protocol.admin import DeleteGroupsRequest
 from aiokafka.protocol.group import LeaveGroupRequest, MemberAssignment
 from aiokafka.structs import OffsetAndMetadata
 
+from xbus.brokers import broker_traits, member_timing
 from xbus.errors import XbusError
 from xbus.kafka import client_options
 from xbus.settings import Settings
@@ -162,7 +163,7 @@ async def group_partitions(
     and ``declared`` ones (the topics of an xbus service) even before its first commit there.
 
     Kafka could answer "every partition the group committed on" by itself; the embedded broker
-    cannot (EMBEDDED_BROKER.md), so the caller names the candidates (usually every partition of
+    cannot (docs/brokers.md), so the caller names the candidates (usually every partition of
     the topics in question) and the answer keeps those with an offset.
     """
     assigned = {tp for member in description.members for tp in member.assignment}
@@ -205,7 +206,7 @@ async def leave_group(settings: Settings, bootstrap: str, member: Membership) ->
     timeout): if it fails, the member is removed when its session expires or the next one joins."""
     admin = AIOKafkaAdminClient(**client_options(settings, bootstrap))
     try:
-        async with asyncio.timeout(settings.consumer_session_timeout_ms / 1000):
+        async with asyncio.timeout(await _session_seconds(settings, bootstrap)):
             await admin.start()
             node = await admin.find_coordinator(member.group)
             await admin._send_request(LeaveGroupRequest(member.group, member.member_id), node)
@@ -233,7 +234,7 @@ async def stop_and_leave(consumer: AIOKafkaConsumer, settings: Settings, bootstr
     cancelled and the client's connections closed: a stop takes three session timeouts at most.
     """
     member = membership(consumer)
-    patience = settings.consumer_session_timeout_ms / 1000
+    patience = await _session_seconds(settings, bootstrap)
     stopping = asyncio.ensure_future(consumer.stop())
     if await _settled(stopping, patience):
         if member is not None and member.generation == 0:
@@ -248,6 +249,14 @@ async def stop_and_leave(consumer: AIOKafkaConsumer, settings: Settings, bootstr
     stopping.cancel()
     await asyncio.gather(stopping, return_exceptions=True)
     await consumer._client.close()  # what the rest of stop() would have done
+
+
+async def _session_seconds(settings: Settings, bootstrap: str) -> float:
+    """The session timeout the group's members have on this broker (the settings', or its default:
+    then the broker is asked what it is, once per process)."""
+    if settings.consumer_session_timeout_ms:
+        return settings.consumer_session_timeout_ms / 1000
+    return member_timing(settings, await broker_traits(settings, bootstrap)).session_timeout_ms / 1000
 
 
 async def _settled(task: asyncio.Future[None], timeout: float) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.helpers import create_ssl_context
@@ -33,16 +34,26 @@ def client_options(settings: Settings, bootstrap: str) -> dict[str, Any]:
     return options
 
 
-def member_options(settings: Settings, bootstrap: str, group: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class MemberTiming:
+    """A consumer group member's timing: the settings where given, else the connected broker's
+    defaults (xbus/brokers.py: member_timing)."""
+
+    session_timeout_ms: int
+    heartbeat_interval_ms: int
+    fetch_max_wait_ms: int
+
+
+def member_options(settings: Settings, bootstrap: str, group: str, timing: MemberTiming) -> dict[str, Any]:
     """Keyword arguments of a consumer group member as xbus runs one: offsets committed by hand
     once the work is done, a group without offsets reading from the beginning, and the session
-    and fetch settings the broker needs (Settings says why each is what it is)."""
+    and fetch timing the broker needs (xbus/brokers.py says why each is what it is)."""
     return {
         **client_options(settings, bootstrap),
         "group_id": group,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
-        "session_timeout_ms": settings.consumer_session_timeout_ms,
-        "heartbeat_interval_ms": settings.consumer_heartbeat_interval_ms,
-        "fetch_max_wait_ms": settings.consumer_fetch_max_wait_ms,
+        "session_timeout_ms": timing.session_timeout_ms,
+        "heartbeat_interval_ms": timing.heartbeat_interval_ms,
+        "fetch_max_wait_ms": timing.fetch_max_wait_ms,
     }

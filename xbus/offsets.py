@@ -1,7 +1,7 @@
 """Log-end offsets that are right on Apache Kafka and on the embedded broker.
 
 The embedded broker answers ListOffsets(latest) with the base offset of the last batch + 1, not
-the high watermark (EMBEDDED_BROKER.md). A fetch response carries the true high watermark, so we
+the high watermark (docs/brokers.md). A fetch response carries the true high watermark, so we
 fetch from just below the reported end (or from the offsets whose records are wanted as well, for
 lag's timestamps) and read ``consumer.highwater``. On Apache Kafka the two agree and the fetch
 costs one small read per partition.

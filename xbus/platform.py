@@ -21,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 import schemas
+from xbus.brokers import BrokerKind, broker_traits, remember
 from xbus.catalogue import Catalogue
 from xbus.embedded.stack import EmbeddedStack
 from xbus.errors import BrokerUnavailable
@@ -35,7 +36,8 @@ log = structlog.get_logger("xbus.platform")
 class Endpoints:
     kafka_bootstrap: str
     database_url: str
-    embedded_kafka: bool
+    #: What the broker at ``kafka_bootstrap`` is (the embedded stack knows; an external one is asked).
+    broker: BrokerKind
 
 
 def load_catalogue(settings: Settings) -> Catalogue:
@@ -46,18 +48,27 @@ async def connect(settings: Settings) -> Endpoints:
     """The endpoints to use; starts whatever embedded part is needed and not running."""
     if not (settings.embedded_kafka or settings.embedded_database):
         assert settings.kafka_bootstrap and settings.database_url
-        return Endpoints(settings.kafka_bootstrap, settings.database_url, embedded_kafka=False)
-    stack = EmbeddedStack(settings.data_dir, settings.embedded_kafka_port)
+        traits = await broker_traits(settings, settings.kafka_bootstrap)
+        return Endpoints(settings.kafka_bootstrap, settings.database_url, traits.kind)
+    stack = EmbeddedStack(settings.data_dir, settings.embedded_kafka_port, settings.embedded_broker)
     result = await asyncio.to_thread(stack.up, kafka=settings.embedded_kafka, postgres=settings.embedded_database)
-    if result.broker_was_lost:
+    if result.broker_data_lost:
         log.warning(
             "the embedded broker had stopped and was started again: its topics, groups and offsets are gone "
-            "(memory storage); PostgreSQL state is kept; topics.yaml is applied again"
+            "(Tansu keeps them in memory); PostgreSQL state is kept; topics.yaml is applied again"
         )
+    elif result.broker_was_lost:
+        log.warning("the embedded broker had stopped and was started again with its log: nothing is lost")
+    if settings.embedded_kafka:
+        kind = result.state.broker_kind or BrokerKind.TANSU  # a stack.json older than Apache Kafka's arrival
+        remember(result.state.kafka_bootstrap or "", kind)
+    else:
+        assert settings.kafka_bootstrap
+        kind = (await broker_traits(settings, settings.kafka_bootstrap)).kind
     endpoints = Endpoints(
         kafka_bootstrap=settings.kafka_bootstrap or result.state.kafka_bootstrap or "",
         database_url=settings.database_url or result.state.database_url or "",
-        embedded_kafka=settings.embedded_kafka,
+        broker=kind,
     )
     if result.broker_is_new:
         await apply_catalogue(settings, endpoints.kafka_bootstrap)

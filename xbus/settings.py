@@ -33,6 +33,14 @@ class SaslMechanism(StrEnum):
     SCRAM_SHA_512 = "SCRAM-SHA-512"
 
 
+class EmbeddedBrokerChoice(StrEnum):
+    """Which broker the embedded stack starts: Apache Kafka where it is installed, else Tansu."""
+
+    AUTO = "auto"
+    KAFKA = "kafka"
+    TANSU = "tansu"
+
+
 class LogFormat(StrEnum):
     AUTO = "auto"
     CONSOLE = "console"
@@ -48,6 +56,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     #: Where the embedded stack keeps its state, PostgreSQL data and logs.
     data_dir: Path = Path(".xbus")
+    #: The embedded broker: Apache Kafka (durable; needs Java 17+ and dev.py's download), Tansu
+    #: (memory only; needs nothing), or ``auto``: Apache Kafka where it is installed.
+    embedded_broker: EmbeddedBrokerChoice = EmbeddedBrokerChoice.AUTO
     #: Port of the embedded broker; 0 picks a free one.
     embedded_kafka_port: int = Field(default=0, ge=0, le=65535)
     client_id: str = Field(default="xbus", min_length=1, max_length=100)
@@ -61,15 +72,13 @@ class Settings(BaseSettings):
     #: Prepended to each service's PostgreSQL schema name (isolates tests or tenants in one database).
     db_schema_prefix: str = Field(default="", pattern=r"^[a-z0-9_]*$", max_length=40)
     topics_file: Path = PROJECT_ROOT / "topics.yaml"
-    #: Consumer group session timeout. Short on purpose: the embedded broker makes a joining member
-    #: wait half of it, and a dead member holds its partitions for all of it (EMBEDDED_BROKER.md).
-    consumer_session_timeout_ms: int = Field(default=6_000, ge=1_000, le=300_000)
-    consumer_heartbeat_interval_ms: int = Field(default=1_500, ge=100, le=60_000)
-    #: How long a consumer's fetch may wait for data. Low because the embedded broker answers a
-    #: fetch some time after records arrive (up to about half the wait), not at once, and
-    #: publish→follow-up latency holds two such waits (bench/README.md); on Apache Kafka, which
-    #: answers as soon as data is there, 500 saves idle requests.
-    consumer_fetch_max_wait_ms: int = Field(default=20, ge=1, le=10_000)
+    #: Consumer group timing; unset, the connected broker's defaults (xbus/brokers.py): Kafka's own
+    #: 45 s session on Apache Kafka, 6 s on Tansu, which makes a joining member wait half of it.
+    consumer_session_timeout_ms: int | None = Field(default=None, ge=1_000, le=300_000)
+    consumer_heartbeat_interval_ms: int | None = Field(default=None, ge=100, le=60_000)
+    #: How long a consumer's fetch may wait for data; unset, 500 ms on Apache Kafka (which answers
+    #: as soon as records arrive) and 20 ms on Tansu (which answers up to about half the wait later).
+    consumer_fetch_max_wait_ms: int | None = Field(default=None, ge=1, le=10_000)
     #: A partition with lag whose committed offset has not moved for this long is reported stalled.
     stall_after_seconds: float = Field(default=60.0, gt=0, le=86_400)
     #: A transaction applying several partitions' records that runs longer than this is rolled back

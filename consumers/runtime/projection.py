@@ -52,8 +52,8 @@ from consumers.runtime.transient import TRANSIENT_ERRORS
 from consumers.runtime.unit_of_work import DbConnection
 from consumers.runtime.waits import unless_stopped
 from schemas import Envelope, EnvelopeError, Event, describe_validation_error
+from xbus.brokers import group_member_options
 from xbus.groups import stop_and_leave
-from xbus.kafka import member_options
 
 log = structlog.get_logger("xbus.projection")
 
@@ -150,7 +150,7 @@ class ProjectionRunner(Generic[State]):
             await connection.close()
         settings = self.context.settings
         consumer = AIOKafkaConsumer(
-            **member_options(settings, self.context.bootstrap, self.group),
+            **await group_member_options(settings, self.context.bootstrap, self.group),
             max_poll_records=self.projection.max_records,
             max_partition_fetch_bytes=8 * 1024 * 1024,
             metadata_max_age_ms=METADATA_MAX_AGE_MS,

@@ -5,7 +5,7 @@ does something outside its own tables (mail a person, call a third party) must n
 ``xbus replay`` and ``xbus rebuild`` write, per partition, the offset the group had reached
 before the reset; the processor hands each record below it to its handler with
 ``UnitOfWork.replayed`` set. The marks live in the service's own schema, not in the commit's
-metadata, because the embedded broker drops commit metadata (EMBEDDED_BROKER.md), and because
+metadata, because the embedded broker drops commit metadata (docs/brokers.md), and because
 they must survive a restart in the middle of the replay.
 """
 

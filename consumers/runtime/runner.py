@@ -51,9 +51,9 @@ from consumers.runtime.timers import TimerLoop
 from consumers.runtime.transient import TRANSIENT_ERRORS
 from consumers.runtime.waits import unless_stopped
 from consumers.runtime.watchdog import ServiceHealth, Watchdog
+from xbus.brokers import group_member_options
 from xbus.catalogue import Catalogue
 from xbus.groups import stop_and_leave
-from xbus.kafka import member_options
 from xbus.settings import Settings
 
 log = structlog.get_logger("xbus.runner")
@@ -138,7 +138,7 @@ class ServiceRunner:
             reset=_nothing_to_reset,
         )
         consumer = AIOKafkaConsumer(
-            **member_options(self.settings, self._bootstrap, self.settings.group(self.service.group_id)),
+            **await group_member_options(self.settings, self._bootstrap, self.settings.group(self.service.group_id)),
             max_poll_records=self._max_records,
         )
         consumer.subscribe(self.topics, listener=_FinishBeforeRevoke(self))

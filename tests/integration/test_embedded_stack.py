@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from xbus.brokers import BrokerKind
 from xbus.embedded.processes import pid_alive
 from xbus.embedded.stack import EmbeddedStack
 from xbus.platform import admin_client, connect
@@ -46,8 +47,12 @@ async def test_a_lost_broker_is_restarted_on_its_port_with_topics_applied_again(
         kill(stack.read_state().kafka_pid)
         result = stack.up(postgres=False)
         assert result.broker_was_lost and result.broker_is_new and result.started == ["kafka"]
+        # Apache Kafka starts again with its log; Tansu starts empty
+        assert result.broker_data_lost is (first.broker is BrokerKind.TANSU)
     finally:
         last = stack.read_state().kafka_pid
         stack.down()
     assert not pid_alive(last)
-    assert not (tmp_path / "stack.json").exists()
+    stopped = stack.read_state()
+    assert (stopped.kafka_pid, stopped.postgres_pid, stopped.kafka_kind) == (None, None, None)
+    assert stopped.kafka_port == int(restarted.kafka_bootstrap.rsplit(":", 1)[1])  # the next `up` listens there again

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import NewTopic
 
 from producers import Published, Publisher
 from schemas.users import UserCreated
+from tests.conftest import Stack
 from xbus.embedded.broker import start_broker
 from xbus.embedded.processes import free_port, stop_process
 from xbus.groups import (
@@ -55,7 +57,7 @@ async def publish(settings: Settings, events: Sequence[UserCreated]) -> list[Pub
 async def joined(settings: Settings, group: str, topics: Sequence[str]) -> AsyncIterator[AIOKafkaConsumer]:
     """A member of ``group`` subscribed to ``topics``, inside once it has its assignment. A short
     session: the embedded broker makes a joining member wait half of it, and keeps a member
-    stopped in its first generation until it expires (EMBEDDED_BROKER.md)."""
+    stopped in its first generation until it expires (docs/brokers.md)."""
     consumer = AIOKafkaConsumer(
         *topics,
         **client_options(settings, settings.kafka_bootstrap or ""),
@@ -167,17 +169,19 @@ async def test_a_member_stopped_in_its_first_generation_leaves_the_group(topics:
 
 @pytest.mark.parametrize("generation", ["first", "later"])
 async def test_a_stop_the_broker_does_not_answer_ends_within_three_session_timeouts(
-    topics: Settings, tmp_path: Path, generation: str
+    topics: Settings, stack: Stack, tmp_path: Path, generation: str
 ) -> None:
     """SIGTERM must end a service even when its group's coordinator answers nothing (a join held
     by a rebalance, a frozen broker): stop_and_leave gives up after bounded waits, whether it
     leaves from outside (the embedded broker's generation 0) or aiokafka's stop() does (later
     generations, and every generation on Kafka). A broker of the test's own is frozen
     (SIGSTOP), so that the suite's broker is left alone."""
-    broker = start_broker(tmp_path, free_port())
+    broker = start_broker(stack.endpoints.broker, tmp_path, free_port(), free_port())
     settings = topics.model_copy(update={"kafka_bootstrap": broker.bootstrap, "consumer_session_timeout_ms": 3000})
     group, topic = settings.group("frozen"), ["frozen-topic"]
     try:
+        async with admin_client(settings, broker.bootstrap) as admin:  # no broker of ours creates topics on demand
+            await admin.create_topics([NewTopic("frozen-topic", 1, 1)])
         async with joined(settings, group, topic) as consumer:
             if generation == "later":  # a second member joins and leaves: two rebalances
                 async with joined(settings, group, topic):

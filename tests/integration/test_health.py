@@ -27,6 +27,7 @@ from tests.conftest import XbusCli
 from tests.integration.test_runtime import count, eventually, publish, user
 from tests.support.logins_service import LOGINS
 from tests.support.service_process import ServiceProcess, scalar
+from xbus.brokers import broker_traits, member_timing
 from xbus.embedded.processes import free_port
 from xbus.kafka import client_options
 from xbus.platform import load_catalogue
@@ -248,19 +249,20 @@ async def test_a_stop_while_a_rebalance_waits_for_a_stuck_batch_still_ends_the_r
     )
     await stuck.migrate()
     await publish(settings, [user("hang")])
+    timing = member_timing(settings, await broker_traits(settings, bootstrap))
     newcomer = AIOKafkaConsumer(
         *stuck.topics,
         **client_options(settings, bootstrap),
         group_id=settings.group(stuck.service.group_id),
-        session_timeout_ms=settings.consumer_session_timeout_ms,
-        heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
+        session_timeout_ms=timing.session_timeout_ms,
+        heartbeat_interval_ms=timing.heartbeat_interval_ms,
     )
     task = asyncio.create_task(stuck.run(stop))
     try:
         await asyncio.wait_for(entered.wait(), timeout=60)
         # its join starts the rebalance the stuck batch holds up; start() returns once it has joined
         joining = asyncio.create_task(newcomer.start())
-        await asyncio.sleep(3 * settings.consumer_heartbeat_interval_ms / 1000)  # the runner has heard of it
+        await asyncio.sleep(3 * timing.heartbeat_interval_ms / 1000)  # the runner has heard of it
         stop.set()
         await asyncio.wait_for(task, timeout=30)  # returns although the rebalance cannot finish in time
     finally:

@@ -25,6 +25,7 @@ from schemas.users import UserCreated
 from tests.conftest import ROOT, Stack, XbusCli
 from tests.support.logins_service import LOGINS
 from tests.support.service_under_test import ServiceUnderTest, module_settings
+from xbus.brokers import BrokerKind
 from xbus.groups import commit_offsets
 from xbus.lag.model import GroupReport, Status
 from xbus.lag.watch import LagOptions, LagWatcher
@@ -195,7 +196,7 @@ async def test_xbus_lag_json_shows_the_groups(world: Settings, stack: Stack, xbu
     assert (partition["topic"], partition["partition"]) == (tp.topic, tp.partition)
     assert partition["committed"] == published.offset
     assert partition["lag"] == 1
-    assert document["retention_enforced"] is not stack.endpoints.embedded_kafka
+    assert document["retention_enforced"] is (stack.endpoints.broker is BrokerKind.APACHE_KAFKA)
 
 
 async def test_xbus_lag_watch_refreshes_until_interrupted(world: Settings, xbus: XbusCli) -> None:

@@ -413,8 +413,8 @@ async def rewind_commits(settings: Settings, topic: str, group: str) -> None:
         **client_options(settings, settings.kafka_bootstrap or ""),
         group_id=group,
         enable_auto_commit=False,
-        session_timeout_ms=settings.consumer_session_timeout_ms,
-        heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
+        session_timeout_ms=settings.consumer_session_timeout_ms or 2_000,
+        heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms or 500,
     )
     await consumer.start()
     try:

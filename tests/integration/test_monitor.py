@@ -31,6 +31,7 @@ from tests.conftest import ROOT, Stack
 from tests.support.logins_service import LOGINS
 from tests.support.service_process import process_env
 from tests.support.service_under_test import ServiceUnderTest, module_settings
+from xbus.brokers import broker_traits
 from xbus.groups import commit_offsets, partitions_of_topics
 from xbus.lag.model import GroupReport, LagReport, PartitionLag, PartitionReport, Status
 from xbus.lag.watch import LagOptions, LagWatcher
@@ -238,7 +239,10 @@ async def test_before_its_first_sample_the_monitor_answers_503_with_a_problem(
     monitored: tuple[TwoGroups, str],
 ) -> None:
     groups, _ = monitored
-    endpoints = Endpoints(groups.settings.kafka_bootstrap or "", groups.settings.database_url or "", True)
+    bootstrap = groups.settings.kafka_bootstrap or ""
+    endpoints = Endpoints(
+        bootstrap, groups.settings.database_url or "", (await broker_traits(groups.settings, bootstrap)).kind
+    )
     async with LagWatcher(groups.settings, endpoints, LagOptions(groups=(groups.stopped,))) as watcher:
         sampler = LagSampler(watcher, interval=1.0)
         transport = httpx.ASGITransport(app=create_app(sampler))
@@ -260,7 +264,8 @@ async def test_a_failing_sample_is_counted_and_retried_without_ending_the_sample
 ) -> None:
     groups, _ = monitored
     nowhere = "postgresql://xbus@127.0.0.1:9/none"  # port 9 (discard): nothing answers PostgreSQL there
-    endpoints = Endpoints(groups.settings.kafka_bootstrap or "", nowhere, True)
+    bootstrap = groups.settings.kafka_bootstrap or ""
+    endpoints = Endpoints(bootstrap, nowhere, (await broker_traits(groups.settings, bootstrap)).kind)
     async with LagWatcher(groups.settings, endpoints, LagOptions(groups=(groups.stopped,))) as watcher:
         sampler = LagSampler(watcher, interval=0.1)
         stop = asyncio.Event()

@@ -6,19 +6,15 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
+from xbus.brokers import BrokerKind, broker_traits
 from xbus.embedded.processes import free_port
 from xbus.errors import BrokerUnavailable
 from xbus.platform import acks_all_producer, start_producer
-from xbus.settings import Settings, load_settings
+from xbus.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 REFUSAL = "broker refused the idempotent producer"
-
-
-def broker_is_embedded() -> bool:
-    """The session's broker is the embedded one unless XBUS_KAFKA_BOOTSTRAP names another (tests/conftest.py)."""
-    return load_settings().embedded_kafka
 
 
 async def test_a_producer_waits_for_every_in_sync_replica_and_is_idempotent_where_the_broker_allows(
@@ -27,7 +23,8 @@ async def test_a_producer_waits_for_every_in_sync_replica_and_is_idempotent_wher
     started = await start_producer(topics, topics.kafka_bootstrap or "")
     try:
         assert started.producer._sender._acks == -1  # acks=all
-        assert started.idempotent is not broker_is_embedded()
+        kind = (await broker_traits(topics, topics.kafka_bootstrap or "")).kind
+        assert started.idempotent is (kind is BrokerKind.APACHE_KAFKA)
         sent = await started.producer.send_and_wait(topics.topic("xosp.exchanges"), b"{}", key=b"XSX")
         assert (sent.partition, sent.offset) == (0, 0)
     finally:

@@ -6,6 +6,7 @@ import json
 import uuid
 
 import pytest
+import structlog
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from producers import Outgoing, Published, Publisher, PublishFailed
@@ -138,8 +139,22 @@ async def test_publish_before_start_says_how_to_start(topics: Settings) -> None:
         await publisher.publish(user("x"))
 
 
+@pytest.mark.broker("kafka", reason="Apache Kafka grants the idempotent producer (InitProducerId)")
+async def test_apache_kafka_gets_an_idempotent_producer_and_no_fallback_warning(topics: Settings) -> None:
+    with structlog.testing.capture_logs() as logged:
+        async with Publisher(topics, topics.kafka_bootstrap or "", load_catalogue(topics)) as publisher:
+            assert publisher.idempotent is True
+            assert publisher._producer is not None and publisher._producer._sender._acks == -1  # acks=all
+            manager = publisher._producer._txn_manager
+            assert manager is not None and manager.producer_id >= 0  # the broker gave it a producer id
+            await publisher.publish(user("idempotent-login"))
+    assert not [entry for entry in logged if "idempotent" in entry["event"]], logged
+    assert len(await read_all(topics, "xosp.users")) == 1
+
+
+@pytest.mark.broker("tansu", reason="Tansu refuses InitProducerId; the publisher must fall back")
 async def test_the_embedded_broker_gets_a_plain_acks_all_producer(topics: Settings) -> None:
-    """Tansu refuses InitProducerId: the publisher falls back instead of failing (EMBEDDED_BROKER.md)."""
+    """Tansu refuses InitProducerId: the publisher falls back instead of failing (docs/brokers.md)."""
     async with Publisher(topics, topics.kafka_bootstrap or "", load_catalogue(topics)) as publisher:
         assert publisher.idempotent is False
         assert publisher._producer is not None and publisher._producer._sender._acks == -1  # acks=all

@@ -18,6 +18,7 @@ from aiokafka import TopicPartition
 from xbus.api.app import create_app
 from xbus.api.runtime import ApiRuntime
 from xbus.api.server import ApiServer, bind
+from xbus.brokers import broker_traits
 from xbus.platform import Endpoints, plain_consumer
 from xbus.reader import ReadEvent, read_topic
 from xbus.settings import Settings
@@ -51,7 +52,8 @@ class ApiUnderTest:
 
 @asynccontextmanager
 async def api_under_test(settings: Settings) -> AsyncIterator[ApiUnderTest]:
-    endpoints = Endpoints(settings.kafka_bootstrap or "", settings.database_url or "", embedded_kafka=True)
+    bootstrap = settings.kafka_bootstrap or ""
+    endpoints = Endpoints(bootstrap, settings.database_url or "", (await broker_traits(settings, bootstrap)).kind)
     app = create_app(settings, endpoints)
     server = ApiServer(app, bind("127.0.0.1", 0))
     await server.start()

@@ -20,7 +20,10 @@ import typer.main
 import yaml
 
 from consumers.runtime.discovery import find_services
+from xbus.brokers import APACHE_KAFKA, member_timing
 from xbus.cli.app import app
+from xbus.embedded.apache_kafka import server_properties
+from xbus.embedded.kafka_distribution import kafka_version
 from xbus.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -29,7 +32,8 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 INFRASTRUCTURE = ("apache/kafka:", "postgres:")
 ONE_SHOT = (["topics", "apply"], ["db", "migrate"])
 DEFAULT_STOP_GRACE = Settings.model_fields["stop_grace_seconds"].default
-DEFAULT_SESSION_MS = Settings.model_fields["consumer_session_timeout_ms"].default
+#: Compose runs Apache Kafka: a member's session is Kafka's own default unless a container sets it.
+DEFAULT_SESSION_MS = APACHE_KAFKA.session_timeout_ms
 
 
 def replicas_variable(service: str) -> str:
@@ -137,7 +141,7 @@ def test_every_xbus_container_uses_the_configured_kafka_and_database() -> None:
             {key.removeprefix(ENV_PREFIX).lower(): value for key, value in variables.items()}
         )
         assert not settings.embedded_kafka and not settings.embedded_database, name
-        assert settings.consumer_fetch_max_wait_ms >= 500, f"{name}: on Apache Kafka, fetches may wait"
+        assert member_timing(settings, APACHE_KAFKA).fetch_max_wait_ms >= 500, f"{name}: on Apache Kafka, fetches wait"
 
 
 def test_services_start_after_kafka_postgres_topics_and_migrations() -> None:
@@ -191,3 +195,27 @@ def seconds(duration: str) -> float:
         else:
             number += char
     return total + float(number or 0)
+
+
+def kafka_containers() -> dict[str, dict[str, Any]]:
+    return {name: spec for name, spec in containers().items() if spec["image"].startswith("apache/kafka:")}
+
+
+def test_compose_runs_the_kafka_version_of_the_embedded_stack() -> None:
+    images = {spec["image"] for spec in kafka_containers().values()}
+    assert images == {f"apache/kafka:{kafka_version()}"}
+
+
+#: Broker settings whose value the bus depends on: topics only from topics.yaml; groups that form at once.
+SETTINGS_THAT_MATTER = ("auto.create.topics.enable", "group.initial.rebalance.delay.ms")
+
+
+def test_compose_brokers_have_the_embedded_brokers_settings_where_they_matter(tmp_path: Path) -> None:
+    embedded = dict(line.split("=", 1) for line in server_properties(tmp_path, 9092, 9093).splitlines() if "=" in line)
+    for name, spec in kafka_containers().items():
+        environment = {
+            key.removeprefix("KAFKA_").lower().replace("_", "."): str(value)
+            for key, value in spec["environment"].items()
+        }
+        for setting in SETTINGS_THAT_MATTER:
+            assert environment.get(setting) == embedded[setting], f"{name}: {setting}"

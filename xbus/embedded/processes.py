@@ -1,4 +1,4 @@
-"""Small process helpers shared by the embedded broker and PostgreSQL."""
+"""Small process helpers shared by the embedded brokers and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,7 +7,25 @@ import os
 import signal
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class BrokerProcess:
+    """An embedded broker just started: its process, where it listens, where it logs."""
+
+    pid: int
+    port: int
+    log: Path
+    #: Apache Kafka's controller listener (KRaft); Tansu has none.
+    controller_port: int | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{HOST}:{self.port}"
 
 
 def pid_alive(pid: int | None) -> bool:

@@ -1,5 +1,8 @@
 """`xbus stack up | down | status`: the embedded broker and PostgreSQL, and their state file.
 
+The broker is Apache Kafka or Tansu (xbus/embedded/broker.py). A broker found gone is started
+again on its port: Apache Kafka with everything it held, Tansu empty.
+
 ``<data dir>/stack.json`` records pids, ports and URLs so that every later `xbus` command (and
 every test process) finds the same stack. A file lock makes `up` safe to run concurrently.
 """
@@ -18,10 +21,12 @@ from typing import Any
 
 import structlog
 
-from xbus.embedded.broker import broker_running, start_broker
+from xbus.brokers import BrokerKind
+from xbus.embedded.broker import broker_running, broker_version, choose_broker, start_broker, stop_broker
 from xbus.embedded.postgres import postgres_running, start_postgres, stop_postgres
 from xbus.embedded.processes import free_port, port_free, stop_process
 from xbus.errors import StackError
+from xbus.settings import EmbeddedBrokerChoice
 
 log = structlog.get_logger("xbus.stack")
 
@@ -35,6 +40,11 @@ class StackState:
     kafka_pid: int | None = None
     kafka_port: int | None = None
     kafka_started_at: str | None = None
+    #: ``kafka`` (Apache Kafka) or ``tansu``, and its version
+    kafka_kind: str | None = None
+    kafka_version: str | None = None
+    #: Apache Kafka's KRaft controller listener
+    kafka_controller_port: int | None = None
     postgres_pid: int | None = None
     database_url: str | None = None
 
@@ -42,21 +52,30 @@ class StackState:
     def kafka_bootstrap(self) -> str | None:
         return f"127.0.0.1:{self.kafka_port}" if self.kafka_port else None
 
+    @property
+    def broker_kind(self) -> BrokerKind | None:
+        return BrokerKind(self.kafka_kind) if self.kafka_kind else None
+
 
 @dataclass
 class UpResult:
     state: StackState
     #: True when a broker was started in this call: topics must be applied before clients start.
     broker_is_new: bool = False
-    #: True when stack.json named a broker that is gone: its topics and offsets are lost.
+    #: True when stack.json named a broker that is gone (it was started again).
     broker_was_lost: bool = False
+    #: True when what that broker held is gone with it: Tansu keeps everything in memory.
+    broker_data_lost: bool = False
     started: list[str] = field(default_factory=list)
 
 
 class EmbeddedStack:
-    def __init__(self, data_dir: Path, kafka_port: int = 0) -> None:
+    def __init__(
+        self, data_dir: Path, kafka_port: int = 0, broker: EmbeddedBrokerChoice = EmbeddedBrokerChoice.AUTO
+    ) -> None:
         self.data_dir = data_dir.resolve()
         self.kafka_port = kafka_port
+        self.broker = broker
 
     @property
     def state_path(self) -> Path:
@@ -94,16 +113,43 @@ class EmbeddedStack:
         with self._locked():
             state = self.read_state()
             result = UpResult(state=state)
+            if kafka and state.kafka_pid and self._switching(state):
+                log.warning(
+                    "switching the embedded broker",
+                    running=state.kafka_kind,
+                    wanted=self.broker.value,
+                    lost="nothing: each broker keeps its own data"
+                    if state.broker_kind is BrokerKind.APACHE_KAFKA
+                    else "Tansu's topics, groups and offsets",
+                )
+                stop_broker(state.broker_kind, state.kafka_pid)
+                state.kafka_pid = None
             if kafka and not broker_running(state.kafka_pid, state.kafka_port):
+                kind = choose_broker(self.broker)
                 result.broker_was_lost = state.kafka_pid is not None
+                result.broker_data_lost = result.broker_was_lost and not (
+                    kind is BrokerKind.APACHE_KAFKA and state.broker_kind is BrokerKind.APACHE_KAFKA
+                )
                 if state.kafka_pid is not None:
                     stop_process(state.kafka_pid)
-                broker = start_broker(self.data_dir, self._choose_port(state.kafka_port))
+                broker = start_broker(
+                    kind,
+                    self.data_dir,
+                    self._choose_port(state.kafka_port),
+                    _reuse_or_free(state.kafka_controller_port),
+                )
                 state.kafka_pid, state.kafka_port = broker.pid, broker.port
+                state.kafka_controller_port = broker.controller_port
+                state.kafka_kind, state.kafka_version = kind.value, broker_version(kind)
                 state.kafka_started_at = dt.datetime.now(dt.UTC).isoformat()
                 result.broker_is_new = True
                 result.started.append("kafka")
-                log.info("embedded broker started", bootstrap=state.kafka_bootstrap, pid=broker.pid)
+                log.info(
+                    "embedded broker started",
+                    broker=f"{kind.product} {state.kafka_version}",
+                    bootstrap=state.kafka_bootstrap,
+                    pid=broker.pid,
+                )
             if postgres and not postgres_running(state.postgres_pid):
                 pg = start_postgres(self.data_dir)
                 state.postgres_pid, state.database_url = pg.pid, pg.url
@@ -112,27 +158,40 @@ class EmbeddedStack:
             self._write_state(state)
             return result
 
+    def _switching(self, state: StackState) -> bool:
+        """An explicit XBUS_EMBEDDED_BROKER that is not the broker running: it is stopped for the one asked for."""
+        return self.broker is not EmbeddedBrokerChoice.AUTO and state.kafka_kind != self.broker.value
+
     def _choose_port(self, previous: int | None) -> int:
         """The configured port; else the previous one (clients reconnect to it); else a free one."""
         if self.kafka_port:
             if not port_free(self.kafka_port):
                 raise StackError(f"port {self.kafka_port} (XBUS_EMBEDDED_KAFKA_PORT) is in use; pick another or 0")
             return self.kafka_port
-        if previous and _freed(previous, within=3.0):
-            return previous
-        return free_port()
+        return _reuse_or_free(previous)
 
     def down(self) -> list[str]:
-        """Stop both processes. PostgreSQL data stays on disk; broker topics are gone."""
+        """Stop both processes. PostgreSQL data stays on disk, and so does Apache Kafka's log; Tansu's
+        topics are gone. The broker's ports stay in stack.json: the next `up` listens on them again,
+        so that clients given the old bootstrap reconnect."""
         stopped = []
         with self._locked():
             state = self.read_state()
-            if state.kafka_pid and stop_process(state.kafka_pid):
+            if state.kafka_pid and stop_broker(state.broker_kind, state.kafka_pid):
                 stopped.append("kafka")
             if state.postgres_pid and stop_postgres(state.postgres_pid):
                 stopped.append("postgres")
-            self.state_path.unlink(missing_ok=True)
+            self._write_state(
+                StackState(kafka_port=state.kafka_port, kafka_controller_port=state.kafka_controller_port)
+            )
         return stopped
+
+
+def _reuse_or_free(previous: int | None) -> int:
+    """The previous port when it is free (clients reconnect only to it), else any free one."""
+    if previous and _freed(previous, within=3.0):
+        return previous
+    return free_port()
 
 
 def _freed(port: int, within: float) -> bool:

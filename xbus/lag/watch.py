@@ -13,6 +13,8 @@ from types import TracebackType
 
 import asyncpg
 
+from xbus.brokers import TRAITS, member_timing
+from xbus.kafka import MemberTiming
 from xbus.lag.business import business_lag
 from xbus.lag.collect import LagCollector
 from xbus.lag.judge import LagJudge, Thresholds
@@ -50,12 +52,16 @@ class LagWatcher:
         self._collector: LagCollector | None = None
         self._db: asyncpg.Connection | None = None
 
+    @property
+    def _timing(self) -> MemberTiming:
+        return member_timing(self.settings, TRAITS[self.endpoints.broker])
+
     async def __aenter__(self) -> LagWatcher:
         bootstrap = self.endpoints.kafka_bootstrap
         try:
             admin = await self._stack.enter_async_context(admin_client(self.settings, bootstrap))
             consumer = await self._stack.enter_async_context(
-                plain_consumer(self.settings, bootstrap, fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms)
+                plain_consumer(self.settings, bootstrap, fetch_max_wait_ms=self._timing.fetch_max_wait_ms)
             )
         except BaseException:
             await self._stack.aclose()
@@ -77,7 +83,9 @@ class LagWatcher:
         sample = await self._collector.sample()
         groups = self._judge.judge(sample)
         business = await business_lag(await self._connection(), self.settings, sample.taken_at)
-        return LagReport(sample.taken_at, groups, business, retention_enforced=not self.endpoints.embedded_kafka)
+        return LagReport(
+            sample.taken_at, groups, business, retention_enforced=TRAITS[self.endpoints.broker].enforces_retention
+        )
 
     async def _connection(self) -> asyncpg.Connection:
         """The watcher's PostgreSQL connection, opened again if it was lost (a monitor outlives

@@ -12,7 +12,7 @@ skip external side effects. Marks go in before the offsets move, so a crash in b
 marks that nothing reads below (harmless) and never moved offsets without marks.
 
 Finding the offset of a point in time reads the records' own timestamps (a binary search per
-partition), because the embedded broker's ``offsets_for_times`` is wrong (EMBEDDED_BROKER.md).
+partition), because the embedded broker's ``offsets_for_times`` is wrong (docs/brokers.md).
 It assumes timestamps within a partition never go backwards, which holds for our producers
 (CreateTime stamped as each record is appended); with out-of-order timestamps the answer is an
 offset where they cross ``T``, not necessarily the first one at or after it.

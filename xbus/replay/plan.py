@@ -169,6 +169,21 @@ class PartitionPlan:
     log_end: int
     #: Where the offset goes; None when it stays (a shift of a partition never committed).
     new: int | None
+    #: Where the mode pointed before the offset was kept within the log (``new`` unless clamped).
+    requested: int | None = None
+
+    @property
+    def clamped(self) -> bool:
+        """The mode pointed outside the log, and ``new`` is its nearest end (as Kafka's own tool does)."""
+        return self.requested is not None and self.requested != self.new
+
+    @property
+    def clamp_note(self) -> str:
+        """Kafka's own words for a clamped offset (kafka-consumer-groups --reset-offsets)."""
+        where = f"{self.tp.topic}-{self.tp.partition}"
+        if self.requested is not None and self.requested > self.log_end:
+            return f"New offset ({self.requested}) is higher than latest offset for {where}: set to {self.new}"
+        return f"New offset ({self.requested}) is lower than earliest offset for {where}: set to {self.new}"
 
     @property
     def never_committed(self) -> bool:
@@ -203,12 +218,22 @@ class PartitionPlan:
             "re_read": self.re_read,
             "skipped": self.skipped,
             "never_committed": self.never_committed,
+            "requested": self.requested,
+            "clamped": self.clamped,
         }
 
 
 def new_offset(mode: Mode, current: int | None, log_start: int, log_end: int, found: int | None = None) -> int | None:
     """Where ``mode`` moves one partition, clamped to the log; ``found`` is the time search's answer
     for a time mode. A shift of a partition that never committed has nothing to shift from: None."""
+    target = requested_offset(mode, current, log_start, log_end, found)
+    return None if target is None else min(max(target, log_start), log_end)
+
+
+def requested_offset(
+    mode: Mode, current: int | None, log_start: int, log_end: int, found: int | None = None
+) -> int | None:
+    """Where ``mode`` points for one partition, before it is kept within the log."""
     if mode.kind == ModeKind.TO_EARLIEST:
         target = log_start
     elif mode.kind == ModeKind.TO_LATEST:
@@ -223,7 +248,7 @@ def new_offset(mode: Mode, current: int | None, log_start: int, log_end: int, fo
         if found is None:
             raise ValueError(f"{mode.kind} needs the offset found for its time")
         target = found
-    return min(max(target, log_start), log_end)
+    return target
 
 
 @dataclass(frozen=True)
@@ -299,6 +324,7 @@ def plan_partitions(
             log_start[tp],
             log_end[tp],
             new_offset(mode, current[tp], log_start[tp], log_end[tp], (found or {}).get(tp)),
+            requested_offset(mode, current[tp], log_start[tp], log_end[tp], (found or {}).get(tp)),
         )
         for tp in sorted(current)
     )

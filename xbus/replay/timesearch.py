@@ -1,7 +1,7 @@
 """Finding the offset of a point in time from the records' own timestamps.
 
 The embedded broker's ``offsets_for_times`` matches the time it stored each batch and answers 0
-for a future time (EMBEDDED_BROKER.md), so we read: a binary search per partition, all
+for a future time (docs/brokers.md), so we read: a binary search per partition, all
 partitions at once. It assumes timestamps within a partition never go backwards, which holds
 for our producers (CreateTime stamped as each record is appended); with out-of-order timestamps
 the answer is an offset where they cross the time, not necessarily the first one at or after it.
