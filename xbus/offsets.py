@@ -1,10 +1,11 @@
-"""Log-end offsets that are right on Apache Kafka and on the embedded broker.
+"""Log-end offsets that are right on Apache Kafka and on Tansu.
 
-The embedded broker answers ListOffsets(latest) with the base offset of the last batch + 1, not
-the high watermark (docs/brokers.md). A fetch response carries the true high watermark, so we
-fetch from just below the reported end (or from the offsets whose records are wanted as well, for
-lag's timestamps) and read ``consumer.highwater``. On Apache Kafka the two agree and the fetch
-costs one small read per partition.
+Apache Kafka answers ListOffsets(latest) with the high watermark: callers that know they talk to
+it (``BrokerTraits.true_end_offsets``) pass ``trusted_ends`` and the answer is used as it is.
+Tansu answers with the base offset of the last batch + 1 (docs/brokers.md). A fetch response
+carries the true high watermark, so without ``trusted_ends`` we fetch from just below the
+reported end (or from the offsets whose records are wanted as well, for lag's timestamps) and
+read ``consumer.highwater``: right on both brokers, at one small read per partition.
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ from xbus.errors import BrokerUnavailable
 
 
 async def log_end_offsets(
-    consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition], timeout: float = 10.0
+    consumer: AIOKafkaConsumer,
+    partitions: Sequence[TopicPartition],
+    timeout: float = 10.0,
+    *,
+    trusted_ends: bool = False,
 ) -> dict[TopicPartition, int]:
     """High watermark per partition. ``consumer`` must have no group and is left assigned to them."""
-    return (await read_log(consumer, dict.fromkeys(partitions, 0), {}, timeout)).ends
+    return (await read_log(consumer, dict.fromkeys(partitions, 0), {}, timeout, trusted_ends=trusted_ends)).ends
 
 
 #: How long a read may wait for the fetches it needs before the broker is declared unavailable.
@@ -61,6 +66,8 @@ async def read_log(
     starts: Mapping[TopicPartition, int],
     wanted: Mapping[TopicPartition, Iterable[int]],
     timeout: float = FETCH_TIMEOUT_SECONDS,
+    *,
+    trusted_ends: bool = False,
 ) -> LogView:
     """True log ends of ``starts``' partitions and the first record (offset, timestamp) at or after
     each offset of ``wanted`` (offsets at or past the end need nothing). ``consumer`` has no group and
@@ -70,7 +77,8 @@ async def read_log(
     end), so its answer carries both the high watermark and the first records; many groups at
     different offsets of one partition then cost one fetch round per distinct gap: every record
     returned answers every offset it reaches, and the partition jumps to its lowest one still
-    needed."""
+    needed. With ``trusted_ends`` the reported ends are the sample's, and only partitions with
+    records wanted below them are fetched."""
     partitions = sorted(starts)
     if not partitions:
         return LogView({}, {})
@@ -81,7 +89,11 @@ async def read_log(
         pending = sorted({max(offset, starts[tp]) for offset in wanted.get(tp, ())})
         first = max(starts[tp], min([*pending, reported[tp] - 1]))
         readings[tp] = _Reading(first, pending)
+        if trusted_ends:
+            readings[tp].end = reported[tp]
+            readings[tp].pending = [offset for offset in pending if offset < reported[tp]]
         consumer.seek(tp, first)
+    consumer.pause(*[tp for tp, reading in readings.items() if reading.done])  # nothing to fetch there
     deadline = time.monotonic() + timeout
     while active := [tp for tp, reading in readings.items() if not reading.done]:
         if time.monotonic() > deadline:

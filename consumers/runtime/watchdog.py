@@ -29,6 +29,7 @@ from consumers.runtime import metrics
 from consumers.runtime.stall import PartitionHealth, PartitionState, StallWatch
 from consumers.runtime.transient import TRANSIENT_ERRORS
 from consumers.runtime.waits import sleep_unless
+from xbus.brokers import broker_traits
 from xbus.errors import BrokerUnavailable
 from xbus.offsets import log_end_offsets
 from xbus.platform import plain_consumer
@@ -126,7 +127,8 @@ class Watchdog:
         # A topic two of them read is judged by the first watched (the runner's own consumer).
         committed = {tp: offsets for consumer, offsets in reversed(self._sources) for tp in consumer.assignment()}
         owned = sorted(committed)
-        ends = await log_end_offsets(reader, owned)
+        trusted = (await broker_traits(self._settings, self._bootstrap)).true_end_offsets
+        ends = await log_end_offsets(reader, owned, trusted_ends=trusted)
         now = time.monotonic()
         partitions = []
         for tp in owned:

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 import schemas
-from tests.conftest import XbusCli
+from tests.conftest import Stack, XbusCli
+from xbus.brokers import BrokerKind
+from xbus.embedded.broker import broker_version
 
 pytestmark = pytest.mark.integration
 
@@ -129,10 +131,22 @@ def test_a_malformed_catalogue_stops_with_file_entry_and_problem(xbus: XbusCli, 
     assert "topic 'xosp.orders' (entry 5): unknown event type 'xosp.order.placd.v1'" in result.stderr
 
 
-def test_stack_status_reports_both_parts_healthy(xbus: XbusCli) -> None:
+def test_stack_status_reports_both_parts_healthy_and_names_the_broker(xbus: XbusCli, stack: Stack) -> None:
     result = xbus("stack", "status")
     assert result.code == 0, result.stdout + result.stderr
     assert result.stdout.count("ok") >= 2 and "PostgreSQL" in result.stdout
+    kind = stack.endpoints.broker
+    assert f"{kind.product} {broker_version(kind)}" in " ".join(result.stdout.split())
+
+
+def test_stack_up_says_what_survives_a_restart_of_its_broker(xbus: XbusCli, stack: Stack) -> None:
+    result = xbus("stack", "up")
+    assert result.code == 0, result.stderr
+    said = " ".join(result.stderr.split())
+    if stack.endpoints.broker is BrokerKind.TANSU:
+        assert "keeps topics, groups and offsets in memory: they do not survive a restart" in said
+    else:
+        assert "Apache Kafka keeps its log in" in said
 
 
 def test_stack_up_is_idempotent(xbus: XbusCli) -> None:

@@ -181,7 +181,7 @@ async def test_a_stop_the_broker_does_not_answer_ends_within_three_session_timeo
     group, topic = settings.group("frozen"), ["frozen-topic"]
     try:
         async with admin_client(settings, broker.bootstrap) as admin:  # no broker of ours creates topics on demand
-            await admin.create_topics([NewTopic("frozen-topic", 1, 1)])
+            await admin.create_topics([NewTopic("frozen-topic", 4, 1)])  # a partition for each member
         async with joined(settings, group, topic) as consumer:
             if generation == "later":  # a second member joins and leaves: two rebalances
                 async with joined(settings, group, topic):

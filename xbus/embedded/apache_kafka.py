@@ -12,12 +12,11 @@ from __future__ import annotations
 import base64
 import shutil
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 from xbus.embedded.kafka_distribution import KafkaDistribution
-from xbus.embedded.processes import HOST, BrokerProcess, port_open, tail
+from xbus.embedded.processes import HOST, BrokerProcess, start_detached, tail
 from xbus.errors import StackError
 
 #: The JVM's heap: bounded, so that a test machine holds a broker per test worker with room to spare.
@@ -89,23 +88,9 @@ def start_apache_kafka(
     base = [java, f"-Dlog4j2.configurationFile={log4j}", "-cp", distribution.classpath]
     if not (log_dirs / "meta.properties").exists():
         _format(base, config, log)
-    with log.open("ab") as log_file:
-        process = subprocess.Popen(
-            [*base[:1], *JVM_OPTIONS, *base[1:], BROKER_MAIN, str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise StackError(f"Apache Kafka exited with code {process.returncode} on port {port}:\n{tail(log)}")
-        if port_open(HOST, port):
-            return BrokerProcess(pid=process.pid, port=port, log=log, controller_port=controller_port)
-        time.sleep(0.05)
-    process.kill()
-    raise StackError(f"Apache Kafka did not listen on {HOST}:{port} within {timeout:.0f}s:\n{tail(log)}")
+    command = [*base[:1], *JVM_OPTIONS, *base[1:], BROKER_MAIN, str(config)]
+    process = start_detached(command, log, "Apache Kafka", port, timeout)
+    return BrokerProcess(pid=process.pid, port=port, log=log, controller_port=controller_port)
 
 
 def _format(base: list[str], config: Path, log: Path) -> None:

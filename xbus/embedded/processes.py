@@ -6,9 +6,12 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from xbus.errors import StackError
 
 HOST = "127.0.0.1"
 
@@ -26,6 +29,24 @@ class BrokerProcess:
     @property
     def bootstrap(self) -> str:
         return f"{HOST}:{self.port}"
+
+
+def start_detached(command: list[str], log: Path, name: str, port: int, timeout: float) -> subprocess.Popen[bytes]:
+    """Start a server detached from this process (it outlives the command that started it), its
+    output appended to ``log``, and wait until it listens on ``port``; its log's end on failure."""
+    with log.open("ab") as log_file:
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise StackError(f"{name} exited with code {process.returncode} on port {port}:\n{tail(log)}")
+        if port_open(HOST, port):
+            return process
+        time.sleep(0.05)
+    process.kill()
+    raise StackError(f"{name} did not listen on {HOST}:{port} within {timeout:.0f}s:\n{tail(log)}")
 
 
 def pid_alive(pid: int | None) -> bool:

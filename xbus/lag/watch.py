@@ -66,7 +66,14 @@ class LagWatcher:
         except BaseException:
             await self._stack.aclose()
             raise
-        self._collector = LagCollector(self.settings, admin, consumer, self.options.groups, self.options.topics)
+        self._collector = LagCollector(
+            self.settings,
+            admin,
+            consumer,
+            self.options.groups,
+            self.options.topics,
+            trusted_ends=TRAITS[self.endpoints.broker].true_end_offsets,
+        )
         return self
 
     async def __aexit__(

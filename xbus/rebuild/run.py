@@ -17,6 +17,7 @@ from consumers.runtime.checksum import state_checksum
 from consumers.runtime.projection import Projection
 from consumers.runtime.runner import ServiceRunner
 from consumers.runtime.service import Service
+from xbus.brokers import TRAITS
 from xbus.errors import XbusError
 from xbus.groups import (
     GroupActive,
@@ -157,7 +158,8 @@ async def _rebuild(
         partitions = await _partitions(admin, runner)
         previous = await committed_offsets(admin, marks_from, partitions)
         async with plain_consumer(settings, endpoints.kafka_bootstrap) as consumer:
-            span = Span(await consumer.beginning_offsets(partitions), await log_end_offsets(consumer, partitions))
+            ends = await log_end_offsets(consumer, partitions, trusted_ends=TRAITS[endpoints.broker].true_end_offsets)
+            span = Span(await consumer.beginning_offsets(partitions), ends)
         # Offsets before state: should emptying fail, the group re-reads into the state it had,
         # whose inbox skips everything.
         await _commit(settings, endpoints, group, span.start)
@@ -227,7 +229,7 @@ async def _log_ends(
     settings: Settings, endpoints: Endpoints, partitions: list[TopicPartition]
 ) -> dict[TopicPartition, int]:
     async with plain_consumer(settings, endpoints.kafka_bootstrap) as consumer:
-        return await log_end_offsets(consumer, partitions)
+        return await log_end_offsets(consumer, partitions, trusted_ends=TRAITS[endpoints.broker].true_end_offsets)
 
 
 async def _commit(settings: Settings, endpoints: Endpoints, group: str, offsets: Mapping[TopicPartition, int]) -> None:

@@ -22,6 +22,7 @@ from consumers.runtime.dead_letters import schema_connection
 from consumers.runtime.discovery import services_by_group
 from consumers.runtime.replay_marks import write_replay_marks
 from consumers.runtime.service import Service
+from xbus.brokers import TRAITS, BrokerTraits
 from xbus.errors import XbusError
 from xbus.groups import (
     GroupDescription,
@@ -35,7 +36,7 @@ from xbus.groups import (
 from xbus.offsets import log_end_offsets
 from xbus.platform import Endpoints, load_catalogue, topic_reader
 from xbus.replay.plan import Mode, ReplayPlan, TopicSelection, merge_selections, plan_partitions
-from xbus.replay.timesearch import consumer_first_records, offsets_at_time
+from xbus.replay.timesearch import broker_offsets_at_time, consumer_first_records, offsets_at_time
 from xbus.settings import Settings
 
 log = structlog.get_logger("xbus.replay")
@@ -71,9 +72,10 @@ async def plan_replay(
     extra_services: Iterable[Service] = (),
 ) -> ReplayPlan:
     """The plan of a replay of ``group`` (a physical group id); changes nothing."""
+    broker = TRAITS[endpoints.broker]
     async with topic_reader(settings, endpoints.kafka_bootstrap) as (admin, consumer):
         description = await describe_group(admin, group)
-        return await _plan(settings, admin, consumer, description, mode, selections, extra_services)
+        return await _plan(settings, broker, admin, consumer, description, mode, selections, extra_services)
 
 
 async def execute_replay(
@@ -86,9 +88,10 @@ async def execute_replay(
 ) -> ReplayDone:
     """Plan and carry out a replay of ``group``: refused (:class:`xbus.groups.GroupActive`) while
     it has members; replay marks first when it is an xbus service's group, then the offsets."""
+    broker = TRAITS[endpoints.broker]
     async with topic_reader(settings, endpoints.kafka_bootstrap) as (admin, consumer):
         description = await require_inactive(admin, group)
-        plan = await _plan(settings, admin, consumer, description, mode, selections, extra_services)
+        plan = await _plan(settings, broker, admin, consumer, description, mode, selections, extra_services)
         marks = plan.marks if plan.schema is not None else {}
         if plan.schema is not None and marks:
             await _write_marks(endpoints.database_url, plan.schema, marks)
@@ -100,6 +103,7 @@ async def execute_replay(
 
 async def _plan(
     settings: Settings,
+    broker: BrokerTraits,
     admin: AIOKafkaAdminClient,
     consumer: AIOKafkaConsumer,
     description: GroupDescription,
@@ -129,11 +133,13 @@ async def _plan(
             f"{settings.topic('') or 'the cluster'!r} and no xbus service reads with it: name topics with --topic"
         )
     partitions = sorted(current)
-    log_end = await log_end_offsets(consumer, partitions)
+    log_end = await log_end_offsets(consumer, partitions, trusted_ends=broker.true_end_offsets)
     log_start = await consumer.beginning_offsets(partitions)
     at_ms = mode.at_ms(now_ms) if mode.by_time else None
     found = None
-    if at_ms is not None:
+    if at_ms is not None and broker.true_offsets_for_times:
+        found = await broker_offsets_at_time(consumer, log_end, at_ms)
+    elif at_ms is not None:
         bounds = {tp: (log_start[tp], log_end[tp]) for tp in partitions}
         found = await offsets_at_time(consumer_first_records(consumer), bounds, at_ms)
     return ReplayPlan(

@@ -1,10 +1,12 @@
-"""Finding the offset of a point in time from the records' own timestamps.
+"""Finding the offset of a point in time.
 
-The embedded broker's ``offsets_for_times`` matches the time it stored each batch and answers 0
-for a future time (docs/brokers.md), so we read: a binary search per partition, all
-partitions at once. It assumes timestamps within a partition never go backwards, which holds
-for our producers (CreateTime stamped as each record is appended); with out-of-order timestamps
-the answer is an offset where they cross the time, not necessarily the first one at or after it.
+Apache Kafka answers it (ListOffsets by timestamp, ``offsets_for_times``), as its own
+`kafka-consumer-groups --reset-offsets` asks it. Tansu's ``offsets_for_times`` matches the time
+it stored each batch and answers 0 for a future time (docs/brokers.md), so there we read: a
+binary search per partition over the records' own timestamps, all partitions at once. It assumes
+timestamps within a partition never go backwards, which holds for our producers (CreateTime
+stamped as each record is appended); with out-of-order timestamps the answer is an offset where
+they cross the time, not necessarily the first one at or after it.
 """
 
 from __future__ import annotations
@@ -40,6 +42,19 @@ async def offsets_at_time(
             else:
                 lo_hi[0] = record[0] + 1  # every record up to this one is older than at_ms
     return {tp: lo for tp, (lo, _) in ranges.items()}
+
+
+async def broker_offsets_at_time(
+    consumer: AIOKafkaConsumer, log_end: Mapping[TopicPartition, int], at_ms: int
+) -> dict[TopicPartition, int]:
+    """Per partition, the broker's first offset whose timestamp is at or after ``at_ms``; the log
+    end where every record is older (what Kafka's own tool does with a time past the last record)."""
+    answer = await consumer.offsets_for_times(dict.fromkeys(log_end, at_ms))
+    found = {}
+    for tp, end in log_end.items():
+        at = answer.get(tp)
+        found[tp] = end if at is None else at.offset
+    return found
 
 
 def consumer_first_records(consumer: AIOKafkaConsumer) -> FirstRecords:
