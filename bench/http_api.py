@@ -32,10 +32,10 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from importlib.util import module_from_spec, spec_from_file_location
+from types import ModuleType
 
 import asyncpg
 import httpx
-from broker_option import add_broker_option, broker_name, choose_broker
 
 from producers import Published, Publisher
 from schemas.users import UserCreated
@@ -47,13 +47,23 @@ from xbus.settings import Settings, child_environment, load_settings
 ROOT = BENCH.parent
 
 
-def sample_events(count: int) -> list[UserCreated]:
-    """The events bench/publish.py publishes."""
-    spec = spec_from_file_location("bench_publish", BENCH / "publish.py")
+def bench_module(name: str) -> ModuleType:
+    """A module of bench/ loaded from its file (bench/ is off the path, see above), registered
+    under its name so that the bench modules it imports are found the same way."""
+    spec = spec_from_file_location(name, BENCH / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
-    events: list[UserCreated] = module.sample_events(count)
+    return module
+
+
+broker_option = bench_module("broker_option")
+
+
+def sample_events(count: int) -> list[UserCreated]:
+    """The events bench/publish.py publishes."""
+    events: list[UserCreated] = bench_module("publish").sample_events(count)
     return events
 
 
@@ -172,7 +182,7 @@ async def main(count: int, batch: int, clients: int, rounds: int) -> None:
     print(
         json.dumps(
             {
-                "broker": broker_name(endpoints),
+                "broker": broker_option.broker_name(endpoints),
                 "events": count,
                 "batch": batch,
                 "clients": clients,
@@ -192,7 +202,7 @@ if __name__ == "__main__":
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=5)
-    add_broker_option(parser)
+    broker_option.add_broker_option(parser)
     args = parser.parse_args()
-    choose_broker(args)
+    broker_option.choose_broker(args)
     asyncio.run(main(args.events, args.batch, args.clients, args.rounds))

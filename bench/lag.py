@@ -40,7 +40,6 @@ if str(ROOT) not in sys.path:  # the checkout's root is not on sys.path when thi
 
 from broker_option import add_broker_option, broker_name, choose_broker  # noqa: E402
 
-from xbus.brokers import TRAITS, member_timing  # noqa: E402
 from xbus.groups import commit_offsets  # noqa: E402
 from xbus.lag.watch import LagOptions, LagWatcher  # noqa: E402
 from xbus.logging import configure_logging  # noqa: E402
@@ -113,13 +112,12 @@ async def main(groups: int, partitions: int, records: int, rounds: int) -> None:
     settings = base.model_copy(update={"topic_prefix": f"benchlag{uuid.uuid4().hex[:8]}.", "group_prefix": None})
     names = await prepare(settings, bootstrap, groups, partitions, records)
     tps = [TopicPartition(settings.topic("bench.lag"), p) for p in range(partitions)]
-    fetch_wait = member_timing(settings, TRAITS[endpoints.broker]).fetch_max_wait_ms
     ours_times: list[float] = []
     raw_times: list[float] = []
     async with (
         LagWatcher(settings, endpoints, LagOptions()) as watcher,
         admin_client(settings, bootstrap) as admin,
-        plain_consumer(settings, bootstrap, fetch_max_wait_ms=fetch_wait) as consumer,
+        plain_consumer(settings, bootstrap) as consumer,
     ):
 
         async def ours() -> int:

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import asyncpg
 import uvloop
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from broker_option import add_broker_option, broker_name, choose_broker
 from publish import sample_events  # bench/ is on sys.path when this file runs
 
@@ -53,7 +53,8 @@ from xbus.brokers import group_member_options
 from xbus.catalogue import Catalogue
 from xbus.kafka import client_options
 from xbus.logging import configure_logging
-from xbus.platform import Endpoints, acks_all_producer, apply_catalogue, connect, load_catalogue
+from xbus.platform import Endpoints, acks_all_producer, admin_client, apply_catalogue, connect, load_catalogue
+from xbus.reader import topic_partitions
 from xbus.settings import Settings, child_environment, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -346,8 +347,10 @@ async def follow_ups(settings: Settings, endpoints: Endpoints, probe: Probe, sto
     )
     await consumer.start()
     try:
-        topic = settings.topic(FOLLOW_UP_TOPIC)
-        consumer.assign([TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())])
+        # from the admin client: a group-less consumer's metadata names only topics it was told of on
+        # Apache Kafka (Tansu's names every topic)
+        async with admin_client(settings, endpoints.kafka_bootstrap) as admin:
+            consumer.assign(await topic_partitions(admin, settings.topic(FOLLOW_UP_TOPIC)))
         while not stop.is_set():
             for records in (await consumer.getmany(timeout_ms=50)).values():
                 probe.arrive(records)
@@ -490,6 +493,7 @@ class EchoService:
 async def serve_echo() -> None:
     """The echo service's process: settings from XBUS_* as ServiceProcess sets them; SIGTERM stops it."""
     settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await EchoService(settings, settings.kafka_bootstrap or "").run(stop)

@@ -90,20 +90,24 @@ async def admin_client(settings: Settings, bootstrap: str) -> AsyncIterator[AIOK
         yield admin
 
 
+#: The fetch wait of a group-less reader (plain_consumer says why it is short).
+READER_FETCH_WAIT_MS = 20
+
+
 @asynccontextmanager
-async def plain_consumer(
-    settings: Settings, bootstrap: str, *, fetch_max_wait_ms: int = 500
-) -> AsyncIterator[AIOKafkaConsumer]:
+async def plain_consumer(settings: Settings, bootstrap: str) -> AsyncIterator[AIOKafkaConsumer]:
     """A consumer with no group: reads by assignment, commits nothing, disturbs no one.
 
-    A fetch at a partition's end is answered only when ``fetch_max_wait_ms`` runs out; a reader
-    that fetches at ends on purpose (lag: the high watermark is in the answer) passes the
-    services' short wait instead of aiokafka's 500 ms."""
+    A fetch at a partition's end is answered only when its wait runs out, and aiokafka sends no
+    new fetch to a broker while one is out. These readers read what is there and stop: lag on
+    Tansu fetches at ends on purpose (the high watermark is in the answer), and a reader kept
+    across samples (the lag monitor, the watchdog) leaves fetches at the ends between them, which
+    would hold its next read for aiokafka's 500 ms on Apache Kafka. Hence a short wait."""
     consumer = AIOKafkaConsumer(
         **client_options(settings, bootstrap),
         group_id=None,
         enable_auto_commit=False,
-        fetch_max_wait_ms=fetch_max_wait_ms,
+        fetch_max_wait_ms=READER_FETCH_WAIT_MS,
     )
     async with _started(consumer.start, consumer.stop, bootstrap):
         yield consumer

@@ -13,8 +13,7 @@ from types import TracebackType
 
 import asyncpg
 
-from xbus.brokers import TRAITS, member_timing
-from xbus.kafka import MemberTiming
+from xbus.brokers import TRAITS
 from xbus.lag.business import business_lag
 from xbus.lag.collect import LagCollector
 from xbus.lag.judge import LagJudge, Thresholds
@@ -52,17 +51,11 @@ class LagWatcher:
         self._collector: LagCollector | None = None
         self._db: asyncpg.Connection | None = None
 
-    @property
-    def _timing(self) -> MemberTiming:
-        return member_timing(self.settings, TRAITS[self.endpoints.broker])
-
     async def __aenter__(self) -> LagWatcher:
         bootstrap = self.endpoints.kafka_bootstrap
         try:
             admin = await self._stack.enter_async_context(admin_client(self.settings, bootstrap))
-            consumer = await self._stack.enter_async_context(
-                plain_consumer(self.settings, bootstrap, fetch_max_wait_ms=self._timing.fetch_max_wait_ms)
-            )
+            consumer = await self._stack.enter_async_context(plain_consumer(self.settings, bootstrap))
         except BaseException:
             await self._stack.aclose()
             raise
