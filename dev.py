@@ -57,7 +57,7 @@ def ensure_kafka() -> None:
         return
     problem = kafka_distribution.missing_tools()
     if problem:
-        print(f"Apache Kafka is not installed ({problem}): the embedded stack runs Tansu, in memory", flush=True)
+        print(f"Apache Kafka is not installed: {problem}; the embedded stack runs Tansu, in memory", flush=True)
         return
     print(f"fetching Apache Kafka {expected.version} with mvn into {expected.home} (once)", flush=True)
     try:
