@@ -7,6 +7,8 @@ the embedded broker cannot add partitions at all, so drift is reported, not fixe
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -47,6 +49,7 @@ async def apply_topics(admin: AIOKafkaAdminClient, catalogue: Catalogue, prefix:
     missing = [name for name in wanted if name not in present]
     if missing:
         await _create(admin, [(name, wanted[name]) for name in missing], brokers)
+        await _await_leaders(admin, missing)
         report.created.extend(missing)
     capped = sorted({spec.replication_factor for spec in wanted.values() if spec.replication_factor > brokers})
     if capped:
@@ -71,6 +74,21 @@ async def _create(admin: AIOKafkaAdminClient, topics: list[tuple[str, TopicSpec]
         if code and for_code(code) is not TopicAlreadyExistsError:
             message = rest[0] if rest and rest[0] else for_code(code).__name__
             raise XbusError(f"could not create topic {name}: {message}")
+
+
+async def _await_leaders(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30.0) -> None:
+    """Return once every partition of ``names`` has a leader. Apache Kafka answers CreateTopics
+    before the partitions have one, and a produce or fetch sent meanwhile is refused
+    (NotLeaderForPartition) and retried: `apply` hands over topics ready to use instead."""
+    deadline = time.monotonic() + timeout
+    while True:
+        described = await admin.describe_topics(names)
+        leaderless = [d["topic"] for d in described if d["error_code"] or any(p["leader"] < 0 for p in d["partitions"])]
+        if not leaderless:
+            return
+        if time.monotonic() > deadline:
+            raise XbusError(f"topics without a leader {timeout:.0f}s after their creation: {', '.join(leaderless)}")
+        await asyncio.sleep(0.05)
 
 
 async def _drift(admin: AIOKafkaAdminClient, topics: dict[str, TopicSpec], brokers: int) -> list[Drift]:
