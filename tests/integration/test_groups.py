@@ -195,7 +195,9 @@ async def test_a_stop_the_broker_does_not_answer_ends_within_three_session_timeo
             await stop_and_leave(consumer, settings, broker.bootstrap)
             took = time.monotonic() - started
             assert consumer._closed
-        assert 3 <= took < 3 * 3 + 3, f"stop took {took:.1f} s"  # it waited, and not the 30 s request timeout
+        # Not the 30 s request timeout. (It may take no time at all: on Apache Kafka, a member whose
+        # coordinator was marked unavailable before the freeze has no LeaveGroup to wait for.)
+        assert took < 3 * 3 + 3, f"stop took {took:.1f} s"
     finally:
         os.kill(broker.pid, signal.SIGCONT)
         stop_process(broker.pid)
