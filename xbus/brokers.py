@@ -46,10 +46,6 @@ class BrokerTraits:
     #: ListOffsets(timestamp) finds records by their own timestamps (Tansu: by when it stored each
     #: batch, and 0 for a future time).
     true_offsets_for_times: bool
-    #: DescribeGroups naming several groups answers each (Tansu garbles all but the first).
-    describes_many_groups: bool
-    #: A fetch is answered as soon as records arrive (Tansu: up to about half the wait later).
-    fetch_answers_on_arrival: bool
     #: Topics, groups and offsets survive a broker restart (Tansu keeps everything in memory).
     durable: bool
     #: ``retention.ms`` deletes old records (Tansu stores the setting and never acts on it).
@@ -58,8 +54,8 @@ class BrokerTraits:
     #: (45 s, KIP-735); Tansu makes a joining member wait half the session, so it gets a short one.
     session_timeout_ms: int
     heartbeat_interval_ms: int
-    #: Tansu holds a fetch, so a short wait keeps latency low; Kafka answers at once, and its own
-    #: 500 ms saves idle requests.
+    #: Tansu answers a fetch up to about half its wait after records arrive, so a short wait keeps
+    #: latency low; Kafka answers as soon as they arrive, and its own 500 ms saves idle requests.
     fetch_max_wait_ms: int
 
 
@@ -67,8 +63,6 @@ APACHE_KAFKA = BrokerTraits(
     kind=BrokerKind.APACHE_KAFKA,
     true_end_offsets=True,
     true_offsets_for_times=True,
-    describes_many_groups=True,
-    fetch_answers_on_arrival=True,
     durable=True,
     enforces_retention=True,
     session_timeout_ms=45_000,
@@ -79,8 +73,6 @@ TANSU = BrokerTraits(
     kind=BrokerKind.TANSU,
     true_end_offsets=False,
     true_offsets_for_times=False,
-    describes_many_groups=False,
-    fetch_answers_on_arrival=False,
     durable=False,
     enforces_retention=False,
     session_timeout_ms=6_000,

@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from xbus.brokers import BrokerKind
+from xbus.brokers import TRAITS, BrokerKind
 from xbus.embedded.broker import broker_running, broker_version, choose_broker, start_broker, stop_broker
 from xbus.embedded.postgres import postgres_running, start_postgres, stop_postgres
 from xbus.embedded.processes import free_port, port_free, stop_process
@@ -128,7 +128,7 @@ class EmbeddedStack:
                 kind = choose_broker(self.broker)
                 result.broker_was_lost = state.kafka_pid is not None
                 result.broker_data_lost = result.broker_was_lost and not (
-                    kind is BrokerKind.APACHE_KAFKA and state.broker_kind is BrokerKind.APACHE_KAFKA
+                    TRAITS[kind].durable and state.broker_kind is kind
                 )
                 if state.kafka_pid is not None:
                     stop_process(state.kafka_pid)
