@@ -28,7 +28,7 @@ async def log_end_offsets(
     *,
     trusted_ends: bool = False,
 ) -> dict[TopicPartition, int]:
-    """High watermark per partition. ``consumer`` must have no group and is left assigned to them."""
+    """High watermark per partition. ``consumer`` must have no group and is left assigned to them, paused."""
     return (await read_log(consumer, dict.fromkeys(partitions, 0), {}, timeout, trusted_ends=trusted_ends)).ends
 
 
@@ -71,7 +71,10 @@ async def read_log(
 ) -> LogView:
     """True log ends of ``starts``' partitions and the first record (offset, timestamp) at or after
     each offset of ``wanted`` (offsets at or past the end need nothing). ``consumer`` has no group and
-    is left assigned to the partitions, none of them paused, positions where the reads left them.
+    is left assigned to the partitions, positions where the reads left them, and every one of them
+    paused: a reader kept across reads (the lag monitor, a watchdog) must not go on fetching at the
+    ends between them, which Apache Kafka would hold for the fetch's wait and Tansu pay for in CPU;
+    a caller that reads on resumes them (the next ``read_log`` assigns them afresh).
 
     Each partition's first fetch starts at the lowest offset wanted (or just below the reported
     end), so its answer carries both the high watermark and the first records; many groups at
@@ -115,7 +118,6 @@ async def read_log(
                 reading.position = reading.pending[0]
                 consumer.seek(tp, reading.position)
         await asyncio.sleep(0)
-    consumer.resume(*partitions)
     return LogView(
         {tp: reading.end or 0 for tp, reading in readings.items()},
         {tp: reading.found for tp, reading in readings.items()},

@@ -99,10 +99,11 @@ async def plain_consumer(settings: Settings, bootstrap: str) -> AsyncIterator[AI
     """A consumer with no group: reads by assignment, commits nothing, disturbs no one.
 
     A fetch at a partition's end is answered only when its wait runs out, and aiokafka sends no
-    new fetch to a broker while one is out. These readers read what is there and stop: lag on
-    Tansu fetches at ends on purpose (the high watermark is in the answer), and a reader kept
-    across samples (the lag monitor, the watchdog) leaves fetches at the ends between them, which
-    would hold its next read for aiokafka's 500 ms on Apache Kafka. Hence a short wait."""
+    new fetch to a broker while one is out. These readers read what is there and stop, often in
+    rounds (replay's time search, lag's reads from several offsets): a fetch aiokafka sends ahead
+    at a partition's end would hold the next round for aiokafka's 500 ms on Apache Kafka, and lag
+    on Tansu fetches at ends on purpose (the high watermark is in the answer). Hence a short wait;
+    between reads, ``read_log`` leaves the partitions paused, so an idle reader fetches nothing."""
     consumer = AIOKafkaConsumer(
         **client_options(settings, bootstrap),
         group_id=None,

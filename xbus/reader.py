@@ -93,6 +93,7 @@ async def read_topic(
     (all when ``None``), then new ones if ``follow``; without ``follow`` it stops at the end
     offsets seen at the start."""
     ends = await log_end_offsets(consumer, partitions)
+    consumer.resume(*partitions)
     starts = await consumer.beginning_offsets(partitions)
     for tp in partitions:
         consumer.seek(tp, starts[tp] if last is None else max(starts[tp], ends[tp] - last))
