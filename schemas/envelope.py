@@ -13,6 +13,7 @@ path of the publisher, and the checks that matter run where untrusted headers co
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Self
@@ -22,6 +23,9 @@ from schemas.ids import new_event_id
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
 MAX_ATTRIBUTE_LENGTH = 512
+#: Characters no attribute may hold: they spoof logs and terminals, and U+0000 is more than any
+#: PostgreSQL text can store (an inbox row, a dead letter), so such a record is refused at the door.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 #: header name → envelope field.
 HEADER_FIELDS: dict[str, str] = {
@@ -102,6 +106,8 @@ class Envelope:
                 raise EnvelopeError(f"header {name} is not UTF-8 text") from None
             if not text or len(text) > MAX_ATTRIBUTE_LENGTH:
                 raise EnvelopeError(f"header {name} must be 1 to {MAX_ATTRIBUTE_LENGTH} characters")
+            if _CONTROL.search(text):
+                raise EnvelopeError(f"header {name} holds a control character (U+0000 to U+001F or U+007F)")
             values[HEADER_FIELDS[name]] = text
         missing = [name for name in _REQUIRED_HEADERS if HEADER_FIELDS[name] not in values]
         if missing:

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from consumers.runtime.inbox import claim_unless_held_back
 from consumers.runtime.outbox_rows import insert_follow_ups
-from consumers.runtime.records import StoredRecord
+from consumers.runtime.records import StoredRecord, key_text
 from consumers.runtime.replay_marks import ReplayMarks, is_replayed
 from consumers.runtime.service import Service
 from consumers.runtime.transient import TRANSIENT_ERRORS
@@ -72,7 +72,7 @@ async def apply_fast(
     if not handled:
         return FastOutcome(0, 0, ignored, 0)
     ids = [envelope.id for _, envelope in handled]
-    keys = [record.key.decode(errors="replace") for record, _ in handled if record.key is not None]
+    keys = [key_text(record.key) or "" for record, _ in handled if record.key is not None]
     if len(set(ids)) != len(ids):
         raise Unusual
     claimed = await claim_unless_held_back(connection, [(envelope.id, record) for record, envelope in handled], keys)

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from consumers.runtime.fast_batch import Unusual, apply_fast
 from consumers.runtime.inbox import claim
 from consumers.runtime.outbox_rows import insert_follow_ups, insert_outbox
-from consumers.runtime.records import StoredRecord, headers_from_json, headers_to_json
+from consumers.runtime.records import StoredRecord, headers_from_json, headers_to_json, key_text, storable_text
 from consumers.runtime.replay_marks import ReplayMarks, clear_passed_mark, is_replayed, read_replay_marks
 from consumers.runtime.service import DomainError, Service
 from consumers.runtime.transient import TRANSIENT_ERRORS
@@ -126,7 +126,7 @@ class BatchProcessor:
                 "select pg_advisory_xact_lock(hashtextextended($1, 0))", f"xbus-batches:{self.service.name}"
             )
         if self.service.batch_locks is not None:
-            keys = {record.key.decode(errors="replace") for record in records if record.key is not None}
+            keys = {key_text(record.key) or "" for record in records if record.key is not None}
             await hold_locks(connection, self.service.name, map(self.service.batch_locks, keys))
 
     @staticmethod
@@ -164,7 +164,7 @@ class BatchProcessor:
         if dead is not None and dead["redriven_at"] is None:
             outcome.duplicates += 1  # redelivery of an event already dead-lettered
             return
-        key = record.key.decode(errors="replace") if record.key is not None else None
+        key = key_text(record.key)
         blocker = await connection.fetchval("select blocked_by from xbus_blocked_keys where key = $1", key)
         if blocker is not None and blocker != envelope.id:
             await self._park(connection, record, envelope.id, key, outcome)
@@ -311,7 +311,7 @@ async def dead_letter(
     parks the key's later events; a consumer that does not apply events in key order (a projection
     of latest states) leaves it unblocked.
     """
-    key = record.key.decode(errors="replace") if record.key is not None else None
+    key = key_text(record.key)
     now = dt.datetime.now(dt.UTC)
     await connection.execute(
         """
@@ -331,7 +331,7 @@ async def dead_letter(
         record.value,
         headers_to_json(record.headers),
         refused.error_type,
-        refused.message,
+        storable_text(refused.message),  # a refusal may quote the record's own text
         refused.attempts,
         now,
     )

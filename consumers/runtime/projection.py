@@ -46,7 +46,7 @@ from pydantic import ValidationError
 from consumers.runtime.committer import GroupCommitter
 from consumers.runtime.migrations import Migration, migrate
 from consumers.runtime.processor import Refusal, dead_letter, record_id
-from consumers.runtime.records import StoredRecord
+from consumers.runtime.records import StoredRecord, key_text
 from consumers.runtime.service import BackgroundContext
 from consumers.runtime.transient import TRANSIENT_ERRORS
 from consumers.runtime.unit_of_work import DbConnection
@@ -273,7 +273,7 @@ class ProjectionRunner(Generic[State]):
             if position < first or position > last:
                 return position  # nothing of this batch to apply
             fresh = [record for record in records if record.offset >= position]
-            keys = {record.key.decode(errors="replace") for record in fresh if record.key is not None}
+            keys = {key_text(record.key) or "" for record in fresh if record.key is not None}
             states: dict[str, State] = dict(await self.projection.load(connection, list(keys)))
             touched: set[str] = set()
             for record in fresh:

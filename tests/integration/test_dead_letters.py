@@ -480,3 +480,38 @@ async def _changes(schema: Schema, login: str, expected: int) -> bool:
 
 async def _at_least_duplicates(runner: ServiceRunner, expected: int) -> bool:
     return runner.stats.duplicates >= expected
+
+
+def _headers_with(replaced: dict[str, bytes], extra: list[tuple[str, bytes]] | None = None) -> list[tuple[str, bytes]]:
+    """A good envelope's headers with some values replaced, and maybe headers of no CloudEvents name."""
+    good = Envelope.new(type=UserCreated.event_type, subject="s", source="tests").to_headers()
+    return [(name, replaced.get(name, value)) for name, value in good] + (extra or [])
+
+
+async def test_records_postgresql_cannot_store_are_dead_lettered_and_the_service_goes_on(
+    service_settings: Settings, dlq: Dlq
+) -> None:
+    """U+0000 is valid JSON and UTF-8 but no PostgreSQL text can hold it: in a key, an event id, a
+    header or a payload it once stopped every service that read it, at every restart."""
+    settings = service_settings
+    good, other = logins_on_one_partition(settings, 2)
+    partition = partition_for(good.encode(), load_catalogue(settings).topic_for_type(UserCreated.event_type).partitions)
+    schema = await migrated(settings)
+    nul = "a\x00b"
+    payload = json.dumps({"login_id": nul, "username": "a", "email": "a@b.co", "display_name": "A"}).encode()
+    await _publish_raw(settings, nul.encode(), payload, _headers_with({}), partition)  # the issue's event
+    await _publish_raw(settings, b"b\x00", payload, _headers_with({"ce_subject": nul.encode()}), partition)
+    bad_id = _headers_with({"ce_id": b"x\x00y"})
+    await _publish_raw(settings, b"k", created(other).model_dump_json().encode(), bad_id, partition)
+    traced = _headers_with({}, extra=[("trace", b"\x00\x01")])
+    await _publish_raw(settings, good.encode(), created(good).model_dump_json().encode(), traced, partition)
+    await publish(settings, [updated(good, "after")])
+    async with running(settings) as runner:
+        await eventually(lambda: _changes(schema, good, 1), "the events after the poison applied")
+        await eventually(lambda: _count(schema, "xbus_dead_letters", 3), "the three poisoned records dead-lettered")
+        assert runner._failure is None
+        entries = await dlq.entries()
+    assert await schema.changes(good) == ["after"]
+    reasons = sorted(entry["error_type"] for entry in entries)
+    assert reasons == ["CharacterNotInRepertoireError", "EnvelopeError", "EnvelopeError"], entries
+    assert "\x00" not in json.dumps(entries)
