@@ -94,7 +94,9 @@ class Settings(BaseSettings):
     provisioning_stall_seconds: float = Field(default=300.0, gt=0, le=30 * 86_400)
     #: Port of a process's /metrics and /healthz endpoint (`xbus run`); 0 picks a free port.
     metrics_port: int = Field(default=9464, ge=0, le=65535)
-    metrics_host: str = Field(default="0.0.0.0", min_length=1)
+    #: Where /metrics and /healthz listen: this host only unless told otherwise, since they answer
+    #: anyone (a container that is scraped from elsewhere sets 0.0.0.0, as docker-compose.yml does).
+    metrics_host: str = Field(default="127.0.0.1", min_length=1)
     #: `xbus serve`: where the HTTP API listens (0.0.0.0 to be reached from other hosts).
     api_host: str = Field(default="127.0.0.1", min_length=1)
     api_port: int = Field(default=8080, ge=0, le=65535)

@@ -219,3 +219,8 @@ def test_compose_brokers_have_the_embedded_brokers_settings_where_they_matter(tm
         }
         for setting in SETTINGS_THAT_MATTER:
             assert environment.get(setting) == embedded[setting], f"{name}: {setting}"
+
+
+def test_every_xbus_process_is_scraped_from_the_compose_network() -> None:
+    for name, spec in long_running().items():
+        assert spec["environment"].get("XBUS_METRICS_HOST") == "0.0.0.0", name

@@ -65,3 +65,8 @@ def test_no_settings_means_the_embedded_stack(monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.delenv(name, raising=False)
     settings = load_settings()
     assert settings.embedded_kafka and settings.embedded_database
+
+
+def test_the_unauthenticated_metrics_endpoint_listens_on_this_host_only_by_default() -> None:
+    assert load_settings().metrics_host == "127.0.0.1"
+    assert load_settings(metrics_host="0.0.0.0").metrics_host == "0.0.0.0"
