@@ -72,7 +72,7 @@ async def apply_fast(
     if not handled:
         return FastOutcome(0, 0, ignored, 0)
     ids = [envelope.id for _, envelope in handled]
-    keys = [key_text(record.key) or "" for record, _ in handled if record.key is not None]
+    keys = [key_text(record.key) for record, _ in handled if record.key is not None]
     if len(set(ids)) != len(ids):
         raise Unusual
     claimed = await claim_unless_held_back(connection, [(envelope.id, record) for record, envelope in handled], keys)

@@ -126,7 +126,7 @@ class BatchProcessor:
                 "select pg_advisory_xact_lock(hashtextextended($1, 0))", f"xbus-batches:{self.service.name}"
             )
         if self.service.batch_locks is not None:
-            keys = {key_text(record.key) or "" for record in records if record.key is not None}
+            keys = {key_text(record.key) for record in records if record.key is not None}
             await hold_locks(connection, self.service.name, map(self.service.batch_locks, keys))
 
     @staticmethod

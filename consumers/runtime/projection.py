@@ -273,7 +273,7 @@ class ProjectionRunner(Generic[State]):
             if position < first or position > last:
                 return position  # nothing of this batch to apply
             fresh = [record for record in records if record.offset >= position]
-            keys = {key_text(record.key) or "" for record in fresh if record.key is not None}
+            keys = {key_text(record.key) for record in fresh if record.key is not None}
             states: dict[str, State] = dict(await self.projection.load(connection, list(keys)))
             touched: set[str] = set()
             for record in fresh:

@@ -12,6 +12,7 @@ import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
 Headers = list[tuple[str, bytes]]
 
@@ -34,6 +35,12 @@ def storable_text(text: str) -> str:
     return text.replace("\x00", REPLACEMENT)
 
 
+@overload
+def key_text(key: bytes) -> str: ...
+@overload
+def key_text(key: None) -> None: ...
+@overload
+def key_text(key: bytes | None) -> str | None: ...
 def key_text(key: bytes | None) -> str | None:
     """A record key as the runtime's tables hold it (blocked keys, parked events, dead letters,
     batch locks): invalid UTF-8 and U+0000 replaced, so that a hostile key is one more key, never

@@ -85,19 +85,19 @@ def start_apache_kafka(
     log4j = home / "log4j2.properties"
     log4j.write_text(LOG4J2)
     log = data_dir / "kafka.log"
-    base = [java, f"-Dlog4j2.configurationFile={log4j}", "-cp", distribution.classpath]
+    classpath = [f"-Dlog4j2.configurationFile={log4j}", "-cp", distribution.classpath]
     if not (log_dirs / "meta.properties").exists():
-        _format(base, config, log)
-    command = [*base[:1], *JVM_OPTIONS, *base[1:], BROKER_MAIN, str(config)]
+        _format([java, *classpath], config, log)
+    command = [java, *JVM_OPTIONS, *classpath, BROKER_MAIN, str(config)]
     process = start_detached(command, log, "Apache Kafka", port, timeout)
     return BrokerProcess(pid=process.pid, port=port, log=log, controller_port=controller_port)
 
 
-def _format(base: list[str], config: Path, log: Path) -> None:
+def _format(java_command: list[str], config: Path, log: Path) -> None:
     """Format the node's storage with a new cluster id: once in the life of a data directory."""
     cluster_id = _cluster_id()
     done = subprocess.run(
-        [*base, STORAGE_TOOL, "format", "--cluster-id", cluster_id, "--config", str(config)],
+        [*java_command, STORAGE_TOOL, "format", "--cluster-id", cluster_id, "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=120,
