@@ -19,6 +19,7 @@ import structlog
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from xbus.errors import BrokerUnavailable
 from xbus.kafka import MemberTiming, client_options, member_options
 from xbus.settings import Settings
 
@@ -103,9 +104,15 @@ def remember(bootstrap: str, kind: BrokerKind) -> None:
 
 
 async def _detect_kind(settings: Settings, bootstrap: str) -> BrokerKind:
+    """Raises :class:`BrokerUnavailable` when nothing answers: a broker that could not be asked is
+    not taken for either kind (the answer would be kept for the life of the process)."""
     admin = AIOKafkaAdminClient(**client_options(settings, bootstrap))
     try:
         await admin.start()
+    except KafkaError as error:
+        await admin.close()
+        raise BrokerUnavailable.at(bootstrap, error) from None
+    try:
         cluster = await admin.describe_cluster()
     except KafkaError as error:
         # a broker too old for DescribeCluster (Kafka before 2.8) is no Tansu either

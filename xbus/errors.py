@@ -27,3 +27,7 @@ class StackError(XbusError):
 
 class BrokerUnavailable(XbusError):
     """Kafka did not answer; the message names the bootstrap servers tried."""
+
+    @classmethod
+    def at(cls, bootstrap: str, error: Exception) -> BrokerUnavailable:
+        return cls(f"Kafka at {bootstrap} did not answer ({error}); check XBUS_KAFKA_BOOTSTRAP")

@@ -144,7 +144,7 @@ async def start_producer(settings: Settings, bootstrap: str, **options: Any) -> 
             return StartedProducer(producer, idempotent=True)
         except KafkaConnectionError as error:
             await producer.stop()
-            raise _unavailable(bootstrap, error) from None
+            raise BrokerUnavailable.at(bootstrap, error) from None
         except KafkaError as error:
             await producer.stop()
             _REFUSED_IDEMPOTENCE.add(bootstrap)
@@ -185,11 +185,7 @@ async def _start(start: Callable[[], Awaitable[None]], stop: Callable[[], Awaita
         await start()
     except KafkaError as error:
         await stop()
-        raise _unavailable(bootstrap, error) from None
-
-
-def _unavailable(bootstrap: str, error: KafkaError) -> BrokerUnavailable:
-    return BrokerUnavailable(f"Kafka at {bootstrap} did not answer ({error}); check XBUS_KAFKA_BOOTSTRAP")
+        raise BrokerUnavailable.at(bootstrap, error) from None
 
 
 @contextmanager

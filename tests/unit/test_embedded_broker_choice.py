@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from xbus.brokers import BrokerKind
+from xbus.brokers import BrokerKind, broker_traits
 from xbus.embedded.broker import choose_broker
 from xbus.embedded.kafka_distribution import (
     COMPLETE_MARKER,
@@ -16,8 +16,9 @@ from xbus.embedded.kafka_distribution import (
     java_major_version,
     kafka_version,
 )
-from xbus.errors import StackError
-from xbus.settings import EmbeddedBrokerChoice
+from xbus.embedded.processes import free_port
+from xbus.errors import BrokerUnavailable, StackError
+from xbus.settings import EmbeddedBrokerChoice, load_settings
 
 
 @pytest.fixture
@@ -68,3 +69,11 @@ def test_a_java_without_a_version_line_or_too_old_is_not_enough(tmp_path: Path) 
     assert java_major_version(str(old)) == 8
     assert java_major_version(str(silent)) is None
     assert java_major_version(str(tmp_path / "none")) is None
+
+
+async def test_a_broker_that_does_not_answer_is_reported_and_not_taken_for_either_kind() -> None:
+    settings = load_settings(kafka_request_timeout_ms=2_000)
+    nowhere = f"127.0.0.1:{free_port()}"
+    for _ in range(2):  # asked again, not answered from a guess kept the first time
+        with pytest.raises(BrokerUnavailable, match=f"Kafka at {nowhere} did not answer"):
+            await broker_traits(settings, nowhere)
