@@ -10,9 +10,18 @@ chosen apart from the data); ``datacontenttype``, if given, must be JSON. The se
 is checked but the record carries the bus's own ``XBUS_SOURCE``: the bus is the producing system
 on the wire, and who sent the event over HTTP is known from its token.
 
-Unknown keys are refused, so a typo such as ``correlation_id`` is an error rather than a silently
-new flow. Every problem is a :class:`Fault`: a JSON Pointer into the document and the reason, so
-that the HTTP API can name each field and a command line can print one line.
+Only input events come in this way: the lifecycle types of the upstream topics. A fill, a
+settlement or a cash movement is published by the service that owns it, never by a caller, so no
+token scope can make one up.
+
+The edge is strict, because what passes it is stored by every service that reads the topic:
+unknown keys are refused (a typo such as ``correlation_id`` is an error rather than a silently new
+flow), a key given twice is refused (which one wins is up to the parser), JSON types are not
+coerced (``true`` or ``"10"`` is not a quantity), money follows its grammar, integers fit a
+PostgreSQL ``bigint``, and no string holds a control, bidirectional-override or invisible
+character (a NUL cannot be stored; the others spoof logs and terminals). Every problem is a
+:class:`Fault`: a JSON Pointer into the document and the reason, so that the HTTP API can name
+each field and a command line can print one line.
 """
 
 from __future__ import annotations
@@ -20,7 +29,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +45,10 @@ _CLOUDEVENT = _PLAIN | {"source", "subject", "datacontenttype"}
 _ID_KEYS = ("id", "correlationid", "causationid")
 _JSON_CONTENT = ("application/json", "text/json")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: C0 and C1 controls, DEL, bidirectional marks, embeddings, overrides and isolates, zero-width
+#: characters and the byte order mark, and lone surrogates (which no UTF-8 encodes).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
+_BIGINT = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -67,8 +81,31 @@ def pointer(*parts: str | int) -> str:
     return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
 
 
-def event_type_of(document: Any) -> str:
-    """The known event type a document names, checked before anything else: the HTTP API decides
+class DuplicateKey(ValueError):
+    """A JSON object names a key twice: refused rather than letting the parser pick one."""
+
+
+def loads_strict(text: str | bytes) -> Any:
+    """JSON as the edge reads it: no key given twice, no NaN or Infinity (ValueError otherwise;
+    json.JSONDecodeError, a ValueError too, for text that is not JSON)."""
+    return json.loads(text, object_pairs_hook=_object_without_duplicates, parse_constant=_refuse_constant)
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise DuplicateKey(f"key {key!r} is given twice in one object")
+        document[key] = value
+    return document
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def event_type_of(document: Any, accepted: Collection[str]) -> str:
+    """The input event type a document names, checked before anything else: the HTTP API decides
     from it whether the caller may publish the event at all, before looking at the data."""
     if not isinstance(document, dict):
         raise InvalidEvent(Fault("", "an event must be a JSON object with 'type' and 'data'"))
@@ -77,12 +114,16 @@ def event_type_of(document: Any) -> str:
         raise InvalidEvent(Fault("/type", "required, a string such as xosp.user.created.v1"))
     if type_name not in registry:
         raise InvalidEvent(Fault("/type", str(UnknownEventType(type_name))))
+    if type_name not in accepted:
+        reason = "is not an input event: only the service that owns it publishes it, on a topic of its own"
+        raise InvalidEvent(Fault("/type", f"{type_name} {reason}"))
     return type_name
 
 
-def parse_event_document(document: Any, *, cloudevent: bool = False) -> Outgoing:
-    """The event a document describes; ``cloudevent`` for a structured-mode CloudEvent."""
-    type_name = event_type_of(document)
+def parse_event_document(document: Any, *, accepted: Collection[str], cloudevent: bool = False) -> Outgoing:
+    """The event a document describes, if of a type in ``accepted`` (the catalogue's input types);
+    ``cloudevent`` for a structured-mode CloudEvent."""
+    type_name = event_type_of(document, accepted)
     unknown = sorted(set(document) - (_CLOUDEVENT if cloudevent else _PLAIN))
     if unknown:
         allowed = ", ".join(sorted(_CLOUDEVENT if cloudevent else _PLAIN))
@@ -98,10 +139,12 @@ def parse_event_document(document: Any, *, cloudevent: bool = False) -> Outgoing
         faults.append(Fault("/data", "must be a JSON object with the event's fields"))
     time, time_fault = _parse_time(document.get("time"))
     faults += time_fault
+    if isinstance(data, dict):
+        faults += _unstorable(data, ("data",))
     if faults:
         raise InvalidEvent(*faults)
     try:
-        event = registry.parse(type_name, data)
+        event = registry.parse_input(type_name, data)
     except ValidationError as error:
         raise InvalidEvent(
             *_data_faults(error), summary=f"{type_name}: data.{describe_validation_error(error)}"
@@ -119,12 +162,35 @@ def parse_event_document(document: Any, *, cloudevent: bool = False) -> Outgoing
     )
 
 
-def parse_event_line(line: str) -> Outgoing:
+def parse_event_line(line: str, *, accepted: Collection[str]) -> Outgoing:
     try:
-        document = json.loads(line)
+        document = loads_strict(line)
     except json.JSONDecodeError as error:
         raise InvalidEvent(Fault("", f"not JSON: {error.msg} at column {error.colno}")) from None
-    return parse_event_document(document)
+    except ValueError as error:
+        raise InvalidEvent(Fault("", f"not JSON this bus reads: {error}")) from None
+    return parse_event_document(document, accepted=accepted)
+
+
+def _unstorable(value: Any, at: tuple[str | int, ...]) -> list[Fault]:
+    """Strings with a character the edge refuses, integers beyond a ``bigint``, at any depth."""
+    if isinstance(value, str):
+        found = _UNSAFE.search(value)
+        return [Fault(pointer(*at), _unsafe_reason(found.group()))] if found else []
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _BIGINT:
+        return [Fault(pointer(*at), f"{str(value)[:24]}… is beyond what the bus stores (at most 2^63-1)")]
+    if isinstance(value, dict):
+        faults = [Fault(pointer(*at), _unsafe_reason(c.group())) for key in value if (c := _UNSAFE.search(key))]
+        return faults + [fault for key, item in value.items() for fault in _unstorable(item, (*at, key))]
+    if isinstance(value, list):
+        return [fault for index, item in enumerate(value) for fault in _unstorable(item, (*at, index))]
+    return []
+
+
+def _unsafe_reason(character: str) -> str:
+    code = f"U+{ord(character):04X}"
+    name = unicodedata.name(character, "a control character" if ord(character) < 0xD800 else "a lone surrogate")
+    return f"holds {code} ({name}): control, bidirectional and invisible characters are refused"
 
 
 def _envelope_faults(document: dict[str, Any], cloudevent: bool) -> list[Fault]:

@@ -168,6 +168,11 @@ class Catalogue:
         except KeyError:
             raise UnknownEventType(type_name) from None
 
+    def input_types(self) -> frozenset[str]:
+        """The lifecycle types of the upstream topics: the only ones HTTP and ``xbus publish`` take.
+        Every other type is published by the service owning its topic, never by a caller."""
+        return frozenset(t for topic in self.topics if topic.kind == TopicKind.INPUT for t in topic.event_types)
+
     def carriers(self, type_name: str) -> list[str]:
         """The names of the topics (or, for market data, the topic templates: one topic per
         exchange) that carry ``type_name``: what `xbus schemas list` and the API show."""

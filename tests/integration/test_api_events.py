@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
 import pytest_asyncio
 
 from schemas import registry
+from schemas.gateway import ExecutionKind, ExecutionReported
+from schemas.types import OrderSide
 from tests.conftest import Stack
 from tests.support.api_under_test import ApiUnderTest, api_under_test
 from tests.support.service_under_test import module_settings
@@ -348,3 +351,97 @@ async def test_batch_items_that_are_not_events_are_named_and_a_bad_idempotency_k
     assert items.status_code == 207
     assert [pointers(result) for result in items.json()["results"]] == [["/events/0"], ["/events/1"]]
     assert key.status_code == 422 and pointers(key.json()) == ["Idempotency-Key"]
+
+
+FORGED_FILL = ExecutionReported(
+    exchange="XSX",
+    order_id="forged-1",
+    account_id="XS:0001",
+    instrument="XS01.XSX",
+    side=OrderSide.SELL,
+    kind=ExecutionKind.FILLED,
+    currency="AUD",
+    settles_through_registry=True,
+    fill_quantity=1_000_000,
+    fill_price=Decimal("999"),
+    venue_trade_id="forged",
+    cumulative_quantity=1_000_000,
+    leaves_quantity=0,
+)
+
+
+async def test_no_token_publishes_an_internal_event_whatever_its_scopes(api: ApiUnderTest) -> None:
+    """A fill, a settlement or a cash movement comes only from the service that owns it: an admin
+    token is refused a well-formed execution report, and every other internal type, alone or in a batch."""
+    internal = sorted(set(registry.types()) - api.runtime.publishable)
+    assert {"xosp.execution.reported.v1", "xosp.settlement.applied.v1", "xosp.cash_movement.applied.v1"} <= set(
+        internal
+    )
+    admin = await api.token("admin")
+    answer = (await api.client.get("/v1/event-types", headers=admin)).json()
+    listed = {t["type"]: t["publishable"] for t in answer}
+    assert not any(listed[t] for t in internal) and listed[USER_TYPE]
+    forged = {"type": FORGED_FILL.event_type, "data": json.loads(FORGED_FILL.model_dump_json())}
+    before = await api.record_count("xosp.gateway.events")
+
+    for token in (admin, await api.token("publish:*")):
+        single = await api.client.post("/v1/events", json=forged, headers=token)
+        assert single.status_code == 422 and pointers(single.json()) == ["/type"], single.text
+        assert "is not an input event" in single.json()["detail"]
+        for chunk in [internal[i : i + MAX_BATCH] for i in range(0, len(internal), MAX_BATCH)]:
+            batch = await api.client.post(
+                "/v1/events/batch", json={"events": [{"type": t, "data": {}} for t in chunk]}, headers=token
+            )
+            results = batch.json()["results"]
+            assert [r["status"] for r in results] == [422] * len(chunk), results
+    assert await api.record_count("xosp.gateway.events") == before
+
+
+@pytest.mark.parametrize(
+    ("change", "pointer"),
+    [
+        ({"login_id": "a\u0000b"}, "/data/login_id"),  # PostgreSQL cannot store it: it stopped every service
+        ({"username": "admin\u202egnp.exe"}, "/data/username"),
+        ({"display_name": "A\u200bB"}, "/data/display_name"),
+        ({"display_name": "A\x1b[2JB"}, "/data/display_name"),
+    ],
+)
+async def test_characters_no_service_should_store_are_refused_at_the_door(
+    api: ApiUnderTest, publisher: dict[str, str], change: dict[str, str], pointer: str
+) -> None:
+    data = {**user(), **change}
+    response = await api.client.post("/v1/events", json={"type": USER_TYPE, "data": data}, headers=publisher)
+
+    assert response.status_code == 422, response.text
+    assert pointers(response.json()) == [pointer]
+
+
+async def test_numbers_are_not_coerced_money_has_a_grammar_and_a_key_given_twice_is_refused(
+    api: ApiUnderTest,
+) -> None:
+    token = await api.token("publish:*")
+    order = {
+        "order_id": "o-1",
+        "account_id": "XS:0001",
+        "login_id": "u1",
+        "instrument": "XS01.XSX",
+        "side": "BUY",
+        "order_type": "LIMIT",
+        "quantity": 10,
+        "limit_price": "12.50",
+    }
+    deposit = {"account_id": "XS:0001", "amount": {"amount": "1.00", "currency": "AUD"}, "reference": "r"}
+
+    async def status(event_type: str, data: dict[str, Any]) -> tuple[int, list[str]]:
+        response = await api.client.post("/v1/events", json={"type": event_type, "data": data}, headers=token)
+        return response.status_code, pointers(response.json()) if response.status_code != 202 else []
+
+    assert await status("xosp.order.placed.v1", order) == (202, [])
+    for quantity in (True, "10", 10.5):
+        assert await status("xosp.order.placed.v1", {**order, "quantity": quantity}) == (422, ["/data/quantity"])
+    for amount in ("1e3", "9" * 40, "0.123456789"):
+        changed = {**deposit, "amount": {"amount": amount, "currency": "AUD"}}
+        assert await status("xosp.account.funds_deposited.v1", changed) == (422, ["/data/amount/amount"])
+    twice = json.dumps({"type": USER_TYPE, "data": user()})[:-1] + ', "type": "xosp.user.deleted.v1"}'
+    response = await api.client.post("/v1/events", content=twice, headers={**token, "Content-Type": "application/json"})
+    assert response.status_code == 400 and "'type' is given twice" in response.json()["detail"]

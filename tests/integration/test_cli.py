@@ -86,6 +86,20 @@ def test_publish_with_invalid_data_names_the_field_and_publishes_nothing(xbus: X
     assert tail_json(xbus, "xosp.users") == []
 
 
+def test_publish_refuses_an_internal_event_and_a_nul_in_one_line_each(xbus: XbusCli) -> None:
+    assert xbus("topics", "apply").code == 0
+    fill = {"exchange": "XSX", "order_id": "o-1", "account_id": "XS:0001", "kind": "FILLED"}
+    forged = xbus("publish", "xosp.execution.reported.v1", "--data", json.dumps(fill))
+    nul = xbus("publish", "xosp.user.created.v1", "--data", json.dumps({**USER, "login_id": "a\u0000b"}))
+
+    assert forged.code == 1 and forged.stderr.strip().splitlines() == [
+        "xbus: type: xosp.execution.reported.v1 is not an input event: only the service that owns it "
+        "publishes it, on a topic of its own"
+    ]
+    assert nul.code == 1 and len(nul.stderr.strip().splitlines()) == 1 and "data.login_id: holds U+0000" in nul.stderr
+    assert tail_json(xbus, "xosp.users") == []
+
+
 def test_ndjson_bad_lines_are_reported_by_number_and_good_lines_still_published(xbus: XbusCli, tmp_path: Path) -> None:
     assert xbus("topics", "apply").code == 0
     lines = [
@@ -101,14 +115,24 @@ def test_ndjson_bad_lines_are_reported_by_number_and_good_lines_still_published(
             "xosp.account.funds_deposited.v1",
         ),
     ]
+    hostile = [
+        line({**USER, "login_id": "n6"}).replace("CLI User", "CLI \xff User").encode("latin-1"),  # not UTF-8
+        line({"exchange": "XSX", "order_id": "o", "kind": "FILLED"}, "xosp.execution.reported.v1").encode(),
+        line({**USER, "login_id": "n7"})[:-1].encode() + b', "type": "xosp.user.deleted.v1"}',
+        line({**USER, "login_id": "n\u0000"}).encode(),
+    ]
     path = tmp_path / "events.ndjson"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_bytes(b"\n".join([*(text.encode() for text in lines), *hostile]) + b"\n")
     result = xbus("publish", "--file", str(path))
     assert result.code == 1
     assert "line 2" in result.stderr and "not JSON" in result.stderr
     assert "line 5" in result.stderr and "data.email" in result.stderr
     assert "line 7" in result.stderr and "xosp.user.created.v9" in result.stderr
-    assert "published 4, failed 3, of 7 event lines" in result.stdout
+    assert "line 9: not UTF-8: byte 0xff at column" in result.stderr
+    assert "line 10: type: xosp.execution.reported.v1 is not an input event" in result.stderr
+    assert "line 11: not JSON this bus reads: key 'type' is given twice" in result.stderr
+    assert "line 12: data.login_id: holds U+0000" in result.stderr
+    assert "published 4, failed 7, of 11 event lines" in result.stdout
     assert sorted(e["key"] for e in tail_json(xbus, "xosp.users")) == ["n1", "n2", "n4"]
     assert [e["key"] for e in tail_json(xbus, "xosp.accounts")] == ["XS:0001"]
 

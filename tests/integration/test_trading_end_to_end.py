@@ -286,11 +286,23 @@ async def _property_accounts(bus: Bus) -> list[TradingAccount]:
 async def _ready_to_trade(bus: Bus, accounts: list[TradingAccount], cash: Decimal) -> None:
     """Wait until the OMS knows every account's trading login and has at least ``cash`` booked."""
     ids = [account.account_id for account in accounts]
-    async with bus.connected("oms") as connection:
+    async with bus.connected("oms") as connection, bus.connected("registry") as books:
+
+        async def where_it_stands() -> str:
+            lines = []
+            for account_id in ids:
+                if await oms.tradable_accounts(connection, [account_id], cash):
+                    continue
+                booked = {c.currency: c.booked for c in (await oms.positions(connection, account_id)).cash}
+                lines.append(f"{account_id}: oms {booked}, registry {await registry.cash(books, account_id)}")
+            applied = {name: vars(runner.stats) for name, runner in bus.runners.items()}
+            return "\n".join([*lines, f"services: {applied}"])
+
         await eventually(
             lambda: _all_of(oms.tradable_accounts(connection, ids, cash), len(ids)),
             180,
             "accounts opened, funded and tradable in the OMS",
+            where_it_stands,
         )
 
 

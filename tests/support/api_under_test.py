@@ -19,8 +19,9 @@ from xbus.api.app import create_app
 from xbus.api.runtime import ApiRuntime
 from xbus.api.server import ApiServer, bind
 from xbus.brokers import broker_traits
-from xbus.platform import Endpoints, plain_consumer
-from xbus.reader import ReadEvent, read_topic
+from xbus.offsets import log_end_offsets
+from xbus.platform import Endpoints, admin_client, plain_consumer
+from xbus.reader import ReadEvent, read_topic, topic_partitions
 from xbus.settings import Settings
 
 
@@ -42,6 +43,13 @@ class ApiUnderTest:
         async with plain_consumer(self.settings, self.settings.kafka_bootstrap or "") as consumer:
             consumer.assign([tp])
             return [read async for read in read_topic(consumer, [tp], idle_ms=50)]
+
+    async def record_count(self, topic: str) -> int:
+        """How many records ``topic`` (a catalogue name) holds now: the sum of its partitions' ends."""
+        bootstrap, name = self.settings.kafka_bootstrap or "", self.settings.topic(topic)
+        async with admin_client(self.settings, bootstrap) as admin, plain_consumer(self.settings, bootstrap) as reader:
+            partitions = await topic_partitions(admin, name)
+            return sum((await log_end_offsets(reader, partitions)).values())
 
     async def record(self, where: dict[str, Any]) -> ReadEvent:
         """The record an API result (topic, partition, offset) points to."""

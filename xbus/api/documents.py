@@ -10,16 +10,15 @@ data being its model's JSON Schema (the components of :func:`event_components`).
 from __future__ import annotations
 
 import json
-from contextlib import suppress
 from typing import Any
 
 from fastapi import Request
 from pydantic.json_schema import models_json_schema
 
-from schemas import UnknownEventType, registry
+from producers.incoming import loads_strict
+from schemas import registry
 from schemas.envelope import MAX_ATTRIBUTE_LENGTH, SPEC_VERSION
 from xbus.api.problems import FieldError, Problem
-from xbus.catalogue import Catalogue
 
 JSON = "application/json"
 CLOUDEVENT = "application/cloudevents+json"
@@ -46,10 +45,11 @@ def media_type(request: Request, accepted: tuple[str, ...]) -> str:
 
 
 async def json_body(request: Request) -> Any:
-    """The body as JSON; a 400 problem if it is not (UTF-8 JSON, no NaN or Infinity, not nested absurdly)."""
+    """The body as JSON; a 400 problem if it is not (UTF-8 JSON, no NaN or Infinity, no key given
+    twice, not nested absurdly)."""
     body = await request.body()
     try:
-        document = json.loads(body, parse_constant=_refuse_constant)
+        document = loads_strict(body)
         if b"\\ud" in body.lower():  # a \uD800-\uDFFF escape: refuse it unless it is half of a pair
             json.dumps(document, ensure_ascii=False).encode()
         return document
@@ -60,21 +60,6 @@ async def json_body(request: Request) -> Any:
     except ValueError as error:  # bad UTF-8, an unpaired surrogate, an integer of thousands of digits, NaN
         reason = f"not JSON this service reads: {error}"
     raise Problem(400, "Bad Request", f"the body is {reason}", errors=[FieldError("", reason)])
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def publishable_types(catalogue: Catalogue) -> frozenset[str]:
-    """The event types the API publishes: those of exactly one topic. Not the step reports every
-    service publishes on its own follow-up topic, nor market data (a topic per exchange)."""
-    publishable = set()
-    for event_type in registry.types():
-        with suppress(UnknownEventType):
-            if len(catalogue.topics_for_type(event_type)) == 1:
-                publishable.add(event_type)
-    return frozenset(publishable)
 
 
 def event_components(event_types: frozenset[str], max_batch: int) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from producers.incoming import Fault, InvalidEvent, event_type_of, parse_event_document, pointer
+from producers.incoming import InvalidEvent, event_type_of, parse_event_document, pointer
 from xbus.api.documents import (
     CLOUD_EVENT,
     CLOUDEVENT,
@@ -88,8 +88,9 @@ def events_router(runtime: ApiRuntime) -> APIRouter:
         cloudevent = media_type(request, (JSON, CLOUDEVENT)) == CLOUDEVENT
         document = await json_body(request)
         try:
-            auth.require(token, publish_scope(_event_type(runtime, document)))
-            item = Item("", outgoing=parse_event_document(document, cloudevent=cloudevent))
+            auth.require(token, publish_scope(event_type_of(document, runtime.publishable)))
+            outgoing = parse_event_document(document, accepted=runtime.publishable, cloudevent=cloudevent)
+            item = Item("", outgoing=outgoing)
         except InvalidEvent as error:
             raise invalid(error) from None
         publication = Publication(runtime, token, idempotency_key, [request.url.path, document])
@@ -130,7 +131,7 @@ def events_router(runtime: ApiRuntime) -> APIRouter:
 
 def _item(runtime: ApiRuntime, token: ApiToken, document: Any, at: str, cloudevent: bool) -> Item:
     try:
-        event_type = _event_type(runtime, document)
+        event_type = event_type_of(document, runtime.publishable)
     except InvalidEvent as error:
         return Item(at, refusal=invalid(error, at))
     try:
@@ -141,18 +142,9 @@ def _item(runtime: ApiRuntime, token: ApiToken, document: Any, at: str, cloudeve
             at, refusal=Problem(403, refusal.title, refusal.detail, [FieldError(f"{at}/type", f"needs {scope}")])
         )
     try:
-        return Item(at, outgoing=parse_event_document(document, cloudevent=cloudevent))
+        return Item(at, outgoing=parse_event_document(document, accepted=runtime.publishable, cloudevent=cloudevent))
     except InvalidEvent as error:
         return Item(at, refusal=invalid(error, at))
-
-
-def _event_type(runtime: ApiRuntime, document: Any) -> str:
-    """The document's event type, if the API publishes it (GET /v1/event-types says which it does)."""
-    event_type = event_type_of(document)
-    if event_type not in runtime.publishable:
-        reason = "is not published over HTTP: only the services publish it, on topics of their own"
-        raise InvalidEvent(Fault("/type", f"{event_type} {reason}"))
-    return event_type
 
 
 def invalid(error: InvalidEvent, at: str = "") -> Problem:

@@ -38,7 +38,7 @@ class EventType(BaseModel):
     type: str = Field(description="the CloudEvents type, e.g. xosp.user.created.v1")
     model: str
     topics: list[str] = Field(description="the topics.yaml names (or templates) of the topics that carry it")
-    publishable: bool = Field(description="whether POST /v1/events takes it (a type of exactly one topic)")
+    publishable: bool = Field(description="whether POST /v1/events takes it (an input event, of an upstream topic)")
     key: str = Field(description="the data field whose value is the aggregate id (Kafka key, CloudEvents subject)")
     json_schema: dict[str, Any] = Field(alias="schema", description="the JSON Schema of the event's data")
 

@@ -20,7 +20,6 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from producers import Publisher
 from xbus.api.auth import Auth
-from xbus.api.documents import publishable_types
 from xbus.api.idempotency import IdempotencyStore
 from xbus.api.ratelimit import TokenBuckets
 from xbus.api.tokens import TokenStore
@@ -48,7 +47,7 @@ class ApiRuntime:
         self.settings = settings
         self.endpoints = endpoints
         self.catalogue: Catalogue = load_catalogue(settings)
-        self.publishable = publishable_types(self.catalogue)
+        self.publishable = self.catalogue.input_types()
         schema = settings.db_schema("api")
         self.pool = asyncpg.create_pool(endpoints.database_url, min_size=0, max_size=POOL_SIZE)
         self.tokens = TokenStore(self.pool, schema)

@@ -17,7 +17,7 @@ from rich.progress import (
 )
 
 from producers import Outgoing, Published, Publisher
-from producers.incoming import InvalidEvent, parse_event_document, parse_event_line
+from producers.incoming import Fault, InvalidEvent, loads_strict, parse_event_document, parse_event_line
 from xbus.cli.common import err, out, run, settings
 from xbus.errors import XbusError
 from xbus.platform import connect, load_catalogue
@@ -43,9 +43,9 @@ def publish(
     if not event_type or data is None:
         raise XbusError("give TYPE and --data JSON (or --data @file.json), or --file events.ndjson")
     try:
-        outgoing = parse_event_document(
-            {"type": event_type, "data": _load_data(data), "correlationid": correlation_id, "causationid": causation_id}
-        )
+        document = {"type": event_type, "data": _load_data(data)}
+        document |= {"correlationid": correlation_id, "causationid": causation_id}
+        outgoing = parse_event_document(document, accepted=load_catalogue(settings()).input_types())
     except InvalidEvent as error:
         raise XbusError(str(error)) from None
     result = run(_publish_one(outgoing))
@@ -53,11 +53,15 @@ def publish(
 
 
 def _load_data(data: str) -> object:
-    text = Path(data[1:]).read_text() if data.startswith("@") else data
     try:
-        return json.loads(text)
+        text = Path(data[1:]).read_bytes().decode() if data.startswith("@") else data
+        return loads_strict(text)
+    except UnicodeDecodeError as error:
+        raise XbusError(f"--data {data}: not UTF-8: byte 0x{error.object[error.start]:02x} at {error.start}") from None
     except json.JSONDecodeError as error:
         raise XbusError(f"--data is not JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+    except ValueError as error:
+        raise XbusError(f"--data is not JSON this bus reads: {error}") from None
 
 
 async def _publish_one(outgoing: Outgoing) -> Published:
@@ -75,8 +79,9 @@ class _Tally:
 
 
 async def _publish_file(path: Path) -> None:
-    with path.open(encoding="utf-8", errors="replace") as handle:
+    with path.open("rb") as handle:
         total_lines = sum(1 for line in handle if line.strip())
+    accepted = load_catalogue(settings()).input_types()
     endpoints = await connect(settings())
     tally = _Tally()
     progress = Progress(
@@ -93,7 +98,7 @@ async def _publish_file(path: Path) -> None:
                 good: list[tuple[int, Outgoing]] = []
                 for number, line in chunk:
                     try:
-                        good.append((number, parse_event_line(line)))
+                        good.append((number, parse_event_line(_utf8(line), accepted=accepted)))
                     except InvalidEvent as error:
                         _report(progress, tally, number, str(error))
                 results = await publisher.publish_many([outgoing for _, outgoing in good])
@@ -115,10 +120,20 @@ def _report(progress: Progress, tally: _Tally, number: int, message: str) -> Non
     progress.console.print(f"[red]line {number}[/red]: {message}", highlight=False)
 
 
-def _chunks(path: Path) -> Iterator[list[tuple[int, str]]]:
+def _utf8(line: bytes) -> str:
+    """The line as text; invalid UTF-8 is refused with where it is, never replaced: a login id
+    with U+FFFD in it is not the login the upstream system meant."""
+    try:
+        return line.decode()
+    except UnicodeDecodeError as error:
+        byte = error.object[error.start]
+        raise InvalidEvent(Fault("", f"not UTF-8: byte 0x{byte:02x} at column {error.start + 1}")) from None
+
+
+def _chunks(path: Path) -> Iterator[list[tuple[int, bytes]]]:
     """Non-blank lines with their 1-based numbers, in chunks (blank lines are not events)."""
-    chunk: list[tuple[int, str]] = []
-    with path.open(encoding="utf-8", errors="replace") as handle:
+    chunk: list[tuple[int, bytes]] = []
+    with path.open("rb") as handle:
         for number, line in enumerate(handle, 1):
             if line.strip():
                 chunk.append((number, line))
