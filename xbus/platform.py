@@ -75,6 +75,17 @@ async def connect(settings: Settings) -> Endpoints:
     return endpoints
 
 
+async def connect_database(settings: Settings) -> str:
+    """The PostgreSQL URL, for a command that needs nothing else: the embedded PostgreSQL is
+    started if it is the one configured and not running; the broker is never started for it."""
+    if not settings.embedded_database:
+        assert settings.database_url
+        return settings.database_url
+    stack = EmbeddedStack(settings.data_dir, settings.embedded_kafka_port, settings.embedded_broker)
+    result = await asyncio.to_thread(stack.up, kafka=False, postgres=True)
+    return result.state.database_url or ""
+
+
 async def apply_catalogue(settings: Settings, bootstrap: str) -> ApplyReport:
     async with admin_client(settings, bootstrap) as admin:
         report = await apply_topics(admin, load_catalogue(settings), settings.topic_prefix)

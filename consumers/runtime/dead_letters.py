@@ -1,39 +1,41 @@
-"""A service's dead letters: list them, redrive them onto the topic and partition they came from,
-and purge those applied since.
+"""A service's dead letters: list them, ask for a redrive or a discard, and purge those settled.
 
 The processor keeps each event it could not apply in ``xbus_dead_letters`` (key, value and
 headers as read, and where it was read), and blocks its key so that the key's later events are
-parked instead of applied out of order. Redriving republishes the stored record byte for byte;
-the processor then finds an event whose dead letter is marked redriven, applies it like any
-other, and releases the events parked behind its key in their original order.
+parked instead of applied out of order. What an operator decides about an entry is written on it
+here and carried out by the service's own process (dead_letter_actions.py):
 
-Two choices follow from how the processor works:
+- **redrive**: the stored record is applied again, by this service only. Nothing is
+  re-published: the topic it came from is read by other services, which would each apply or
+  dead-letter the copy again. If it applies, the events parked behind its key follow in their
+  order; if it fails, it is dead-lettered again with the new reason, its key still blocked.
+- **discard**: the event is never applied. Who discarded it, when and why stay on the entry
+  (``xbus dlq list`` shows them), and the events parked behind its key are applied in order.
 
-- An entry is marked redriven *before* its record is published, and the mark is taken back if
-  publishing fails. The processor skips an event whose dead letter is not marked (it takes it
-  for a redelivery of the failed original), so marking after the broker's ack would race with
-  a running consumer, which could read the record first and drop it.
-- The record goes to its original partition, not to wherever its key hashes: that partition
-  holds the key's parked successors, and one partition is processed by one member at a time,
-  so a release never races with another member parking an event of the same key.
+A request waits in PostgreSQL until a member of the service's group carries it out, so the
+commands work with the service stopped, and :func:`await_settled` tells whether it ran.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import asyncpg
-from aiokafka.errors import KafkaError
 
 from consumers.runtime.records import headers_from_json
 from xbus.errors import XbusError
 
-#: ``failed``: waiting for a redrive; ``redriven``: published again, not applied yet; ``applied``.
-Status = Literal["failed", "redriven", "applied"]
+#: ``failed``: waiting for a decision; ``redriven``: a redrive asked for, not carried out yet;
+#: ``applied``; ``discarding``: a discard asked for, not carried out yet; ``discarded``.
+Status = Literal["failed", "redriven", "applied", "discarding", "discarded"]
+#: The statuses an operator still has to act on, or wait for.
+UNSETTLED: frozenset[Status] = frozenset({"failed", "redriven", "discarding"})
 
 
 class UnknownDeadLetter(XbusError):
@@ -42,24 +44,6 @@ class UnknownDeadLetter(XbusError):
 
 class NoRuntimeTables(XbusError):
     """The service's schema has no runtime tables: it has never run (or the schema prefix differs)."""
-
-
-class RedriveFailed(XbusError):
-    """The broker did not take a redriven record; the entries not published are left to redrive again."""
-
-
-class RecordSender(Protocol):
-    """What a redrive needs of a producer (an ``AIOKafkaProducer`` with acks=all)."""
-
-    async def send_and_wait(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -79,11 +63,19 @@ class DeadLetter:
     #: Events of its key parked behind it now (0 unless it is what blocks its key).
     parked: int
     blocking: bool
+    discard_requested_at: dt.datetime | None = None
+    discarded_by: str | None = None
+    discard_reason: str | None = None
+    discarded_at: dt.datetime | None = None
 
     @property
     def status(self) -> Status:
         if self.applied:
             return "applied"
+        if self.discarded_at is not None:
+            return "discarded"
+        if self.discard_requested_at is not None:
+            return "discarding"
         return "redriven" if self.redriven_at is not None else "failed"
 
     def to_json(self) -> dict[str, Any]:
@@ -102,6 +94,9 @@ class DeadLetter:
             "status": self.status,
             "blocking": self.blocking,
             "parked": self.parked,
+            "discarded_by": self.discarded_by,
+            "discard_reason": self.discard_reason,
+            "discarded_at": self.discarded_at.isoformat() if self.discarded_at else None,
         }
 
 
@@ -112,14 +107,17 @@ class Skipped:
 
 
 @dataclass
-class RedriveReport:
-    redriven: list[DeadLetter] = field(default_factory=list)
+class Requested:
+    """What a redrive or discard command asked for: the entries it marked, and those it left."""
+
+    marked: list[DeadLetter] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
 
 
 _LIST = """
 select d.event_id, d.key, d.topic, d.partition, d."offset", d.headers::text as headers, d.error_type,
        d.error_message, d.attempts, d.failed_at, d.redriven_at,
+       d.discard_requested_at, d.discarded_by, d.discard_reason, d.discarded_at,
        exists (select 1 from xbus_inbox i where i.event_id = d.event_id) as applied,
        exists (select 1 from xbus_blocked_keys b where b.blocked_by = d.event_id) as blocking,
        (select count(*) from xbus_parked p join xbus_blocked_keys b on b.key = p.key
@@ -129,14 +127,19 @@ where $1::text[] is null or d.event_id = any($1::text[])
 order by d.topic, d.partition, d."offset", d.event_id
 """
 
-_CLAIM = """
+_MARK_REDRIVE = """
 update xbus_dead_letters d set redriven_at = now()
-where d.event_id = any($1::text[]) and (d.redriven_at is null or $2)
+where d.event_id = any($1::text[]) and d.discard_requested_at is null
   and not exists (select 1 from xbus_inbox i where i.event_id = d.event_id)
-returning d.event_id, d.key, d.topic, d.partition, d."offset", d.value, d.headers::text as headers, d.redriven_at
+returning d.event_id
 """
 
-_UNCLAIM = "update xbus_dead_letters set redriven_at = null where event_id = any($1::text[]) and redriven_at = $2"
+_MARK_DISCARD = """
+update xbus_dead_letters d set discard_requested_at = now(), discarded_by = $2, discard_reason = $3
+where d.event_id = any($1::text[]) and d.discard_requested_at is null
+  and not exists (select 1 from xbus_inbox i where i.event_id = d.event_id)
+returning d.event_id
+"""
 
 
 @asynccontextmanager
@@ -160,68 +163,64 @@ async def list_dead_letters(connection: asyncpg.Connection, ids: Sequence[str] |
     return [_dead_letter(row) for row in rows]
 
 
-async def redrive(
-    connection: asyncpg.Connection,
-    producer: RecordSender,
-    ids: Sequence[str] | None = None,
-    *,
-    force: bool = False,
-) -> RedriveReport:
-    """Republish the chosen entries (``ids``, or every one) that are waiting for a redrive.
+async def request_redrive(connection: asyncpg.Connection, ids: Sequence[str] | None = None) -> Requested:
+    """Ask for the chosen entries (``ids``, or every one waiting) to be applied again by their
+    service. An applied or discarded entry is skipped (and named only if asked for by id); asking
+    again for one already asked for is harmless. An unknown id fails before anything is marked."""
+    return await _request(connection, ids, _MARK_REDRIVE)
 
-    An applied entry is always skipped (and named only if asked for by id); one redriven but
-    not applied yet is skipped unless ``force`` (a second copy is harmless: the inbox makes it
-    a duplicate). An unknown id fails before anything is published.
-    """
+
+async def request_discard(connection: asyncpg.Connection, ids: Sequence[str], by: str, reason: str) -> Requested:
+    """Ask for the entries ``ids`` to be discarded, saying who asks and why (kept on the entry)."""
+    if not reason.strip():
+        raise XbusError("say why the events are discarded: --reason TEXT (it is kept with the entry)")
+    return await _request(connection, ids, _MARK_DISCARD, by, reason.strip())
+
+
+async def await_settled(
+    connection: asyncpg.Connection, ids: Sequence[str], timeout: float, poll: float = 0.2
+) -> list[DeadLetter]:
+    """The entries ``ids`` once none is waiting for its request to be carried out, or as they
+    stand after ``timeout`` seconds (a ``redriven`` or ``discarding`` entry: no member ran it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        entries = await list_dead_letters(connection, ids)
+        if time.monotonic() >= deadline or not any(entry.status in ("redriven", "discarding") for entry in entries):
+            return entries
+        await asyncio.sleep(poll)
+
+
+async def _request(connection: asyncpg.Connection, ids: Sequence[str] | None, mark: str, *arguments: str) -> Requested:
     entries = await list_dead_letters(connection, ids)
     if ids is not None:
         found = {entry.event_id for entry in entries}
         unknown = [event_id for event_id in dict.fromkeys(ids) if event_id not in found]
         if unknown:
             raise UnknownDeadLetter(
-                f"no dead letter with id {', '.join(unknown)}; nothing was redriven "
+                f"no dead letter with id {', '.join(unknown)}; nothing was changed "
                 "(`xbus dlq list SERVICE` shows the ids)"
             )
-    report = RedriveReport()
+    report = Requested()
     chosen: dict[str, DeadLetter] = {}
     for entry in entries:
-        reason = _reason_to_skip(entry, force)
+        reason = _reason_to_skip(entry)
         if reason is None:
             chosen[entry.event_id] = entry
-        elif ids is not None or not entry.applied:  # --all means "every one waiting": applied ones are history
+        elif ids is not None:  # --all means "every one waiting": settled ones are history
             report.skipped.append(Skipped(entry, reason))
-    if not chosen:
-        return report
-    claimed = await connection.fetch(_CLAIM, list(chosen), force)
-    claimed_ids = {row["event_id"] for row in claimed}
-    lost = [entry for event_id, entry in chosen.items() if event_id not in claimed_ids]
-    report.skipped += [Skipped(entry, "changed while redriving; list again") for entry in lost]
-    rows = sorted(claimed, key=lambda row: (row["topic"], row["partition"], row["offset"]))
-    for position, row in enumerate(rows):
-        try:
-            await producer.send_and_wait(
-                row["topic"],
-                row["value"],
-                key=row["key"].encode() if row["key"] is not None else None,
-                partition=row["partition"],
-                headers=headers_from_json(row["headers"]),
-            )
-        except KafkaError as error:
-            await connection.execute(_UNCLAIM, [r["event_id"] for r in rows[position:]], row["redriven_at"])
-            done = ", ".join(entry.event_id for entry in report.redriven) or "none"
-            raise RedriveFailed(
-                f"publishing dead letter {row['event_id']} to {row['topic']}[{row['partition']}] failed ({error}); "
-                f"redriven before it: {done}; the rest are unchanged and can be redriven again"
-            ) from None
-        report.redriven.append(replace(chosen[row["event_id"]], redriven_at=row["redriven_at"]))
+    if chosen:
+        marked = {row["event_id"] for row in await connection.fetch(mark, list(chosen), *arguments)}
+        report.marked = [entry for event_id, entry in chosen.items() if event_id in marked]
+        report.skipped += [Skipped(e, "changed meanwhile; list again") for i, e in chosen.items() if i not in marked]
     return report
 
 
 async def purge_applied(connection: asyncpg.Connection, applied_before: dt.timedelta) -> int:
     """Delete the dead letters whose event was applied (after a redrive) longer than
     ``applied_before`` ago; how many. Only those: an entry still waiting is the one copy of an
-    event nobody has applied, and it holds its key's parked successors. Nothing else needs an
-    applied entry: the inbox row of its event makes any later copy a duplicate."""
+    event nobody has applied, and it holds its key's parked successors; a discarded entry is the
+    record of who threw an event away and why. Nothing else needs an applied entry: the inbox row
+    of its event makes any later copy a duplicate."""
     return len(await connection.fetch(_PURGE_APPLIED, applied_before))
 
 
@@ -232,14 +231,13 @@ returning d.event_id
 """
 
 
-def _reason_to_skip(entry: DeadLetter, force: bool) -> str | None:
+def _reason_to_skip(entry: DeadLetter) -> str | None:
     if entry.applied:
         return "already applied"
-    if entry.redriven_at is not None and not force:
-        return (
-            f"already redriven at {entry.redriven_at.isoformat(timespec='seconds')} and not applied yet "
-            "(is the service running? --force publishes it again)"
-        )
+    if entry.status == "discarded":
+        return f"discarded by {entry.discarded_by} at {entry.discarded_at:%Y-%m-%d %H:%M:%S}: {entry.discard_reason}"
+    if entry.status == "discarding":
+        return f"a discard by {entry.discarded_by} is waiting for the service"
     return None
 
 
@@ -261,4 +259,8 @@ def _dead_letter(row: asyncpg.Record) -> DeadLetter:
         applied=row["applied"],
         parked=row["parked"],
         blocking=row["blocking"],
+        discard_requested_at=row["discard_requested_at"],
+        discarded_by=row["discarded_by"],
+        discard_reason=row["discard_reason"],
+        discarded_at=row["discarded_at"],
     )

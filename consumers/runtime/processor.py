@@ -120,6 +120,53 @@ class BatchProcessor:
         self._forget_passed_mark(records)
         return outcome
 
+    async def carry_out(self, connection: DbConnection, event_id: str) -> BatchOutcome | None:
+        """Carry out what an operator asked of dead letter ``event_id`` (dead_letters.py), in one
+        transaction: a redrive applies the stored record to this service again (or dead-letters it
+        again, with the new reason); a discard marks it discarded. Either way, once the event no
+        longer blocks its key, the events parked behind it are applied in their order. None when
+        there is nothing to do: done already, or another member of the group is on it."""
+        if self._marks is None:
+            self._marks = await read_replay_marks(connection)
+        outcome = BatchOutcome()
+        async with connection.transaction():
+            row = await connection.fetchrow(_REQUESTED, event_id)
+            if row is None:
+                return None
+            key = row["key"]
+            record = StoredRecord(
+                row["topic"],
+                row["partition"],
+                row["offset"],
+                key.encode() if key is not None else None,
+                row["value"],
+                headers_from_json(row["headers"]),
+            )
+            await self._hold_batch_locks(connection, [record])
+            if row["discard_requested_at"] is not None:
+                await connection.execute(_DISCARDED, event_id)
+                settled = True
+            else:
+                settled = await self._redrive(connection, record, event_id, outcome)
+            if settled and key is not None and await connection.fetchval(_UNBLOCK, key, event_id):
+                await self._release_parked(connection, key, outcome, self._marks)
+        return outcome
+
+    async def _redrive(
+        self, connection: DbConnection, record: StoredRecord, event_id: str, outcome: BatchOutcome
+    ) -> bool:
+        try:
+            envelope = Envelope.from_headers(record.headers)
+        except EnvelopeError as error:
+            await self._dead_letter(connection, record, event_id, Refusal("EnvelopeError", str(error)), outcome)
+            return False
+        if envelope.type not in self.service.handlers:
+            reason = f"{envelope.type} is folded by a projection of {self.service.name}, which only a discard settles"
+            await self._dead_letter(connection, record, event_id, Refusal("NotRedrivable", reason), outcome)
+            return False
+        assert self._marks is not None
+        return await self._apply_or_dead_letter(connection, record, envelope, outcome, self._marks)
+
     async def _hold_batch_locks(self, connection: DbConnection, records: Sequence[StoredRecord]) -> None:
         if self.service.exclusive_batches:
             await connection.execute(
@@ -165,7 +212,10 @@ class BatchProcessor:
             outcome.duplicates += 1  # redelivery of an event already dead-lettered
             return
         key = key_text(record.key)
-        blocker = await connection.fetchval("select blocked_by from xbus_blocked_keys where key = $1", key)
+        # FOR SHARE: a redrive or discard that is unblocking the key waits for this transaction to
+        # commit the event parked here before it reads what to release; one that already unblocked
+        # it (not yet committed) makes this wait, then find no block and apply the event.
+        blocker = await connection.fetchval("select blocked_by from xbus_blocked_keys where key = $1 for share", key)
         if blocker is not None and blocker != envelope.id:
             await self._park(connection, record, envelope.id, key, outcome)
             return
@@ -365,6 +415,20 @@ async def dead_letter(
         error_type=refused.error_type,
         error=refused.message,
     )
+
+
+#: A dead letter an operator asked something of, locked: the member that carries it out holds it.
+_REQUESTED = """
+select d.key, d.topic, d.partition, d."offset", d.value, d.headers::text as headers, d.discard_requested_at
+from xbus_dead_letters d
+where d.event_id = $1 and d.discarded_at is null
+  and (d.discard_requested_at is not null or d.redriven_at is not null)
+  and not exists (select 1 from xbus_inbox i where i.event_id = d.event_id)
+for update of d skip locked
+"""
+
+_DISCARDED = "update xbus_dead_letters set discarded_at = now(), redriven_at = null where event_id = $1"
+_UNBLOCK = "delete from xbus_blocked_keys where key = $1 and blocked_by = $2 returning 1"
 
 
 def _next_offsets(records: Sequence[StoredRecord]) -> dict[tuple[str, int], int]:

@@ -42,6 +42,7 @@ from aiokafka.errors import KafkaError
 
 from consumers.runtime import metrics
 from consumers.runtime.committer import GroupCommitter
+from consumers.runtime.dead_letter_actions import carry_out_requests
 from consumers.runtime.migrations import load_migrations, migrate
 from consumers.runtime.processor import BatchOutcome, BatchProcessor, Routing
 from consumers.runtime.records import StoredRecord
@@ -153,10 +154,14 @@ class ServiceRunner:
         watchdog = asyncio.create_task(self.watchdog.run(pool, stop), name=f"watchdog-{self.service.name}")
         watchdog.add_done_callback(lambda done: self._fail_on_error(done, stop))
         if not self.consume_only:
+            actions = asyncio.create_task(
+                carry_out_requests(self.processor, pool, stop), name=f"dead-letters-{self.service.name}"
+            )
+            actions.add_done_callback(lambda done: self._fail_on_error(done, stop))
             timers = self.timers.start(pool, stop)
             for timer in timers:
                 timer.add_done_callback(lambda done: self._fail_on_error(done, stop))
-            companions += [*timers, *self._start_background(pool, stop)]
+            companions += [actions, *timers, *self._start_background(pool, stop)]
         log.info(
             "service started",
             service=self.service.name,

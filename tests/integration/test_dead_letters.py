@@ -1,5 +1,5 @@
 """Dead letters end to end: a service running in-process on the real broker and PostgreSQL, and the
-real `xbus dlq list | redrive` command in a subprocess.
+real `xbus dlq list | redrive | discard | purge` command in a subprocess.
 
 The cause of each failure is a row in the service's ``refused_logins`` table (see
 tests/support/refusing_service.py); deleting it is "fixing the cause" while the service runs.
@@ -19,7 +19,6 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from consumers.runtime.dead_letters import redrive, schema_connection
 from consumers.runtime.runner import ServiceRunner
 from producers import Publisher
 from producers.partitioning import partition_for
@@ -29,7 +28,7 @@ from tests.conftest import CliResult, XbusCli
 from tests.integration.test_publisher import read_all
 from tests.support.refusing_service import REFUSING
 from xbus.kafka import client_options
-from xbus.platform import acks_all_producer, load_catalogue
+from xbus.platform import load_catalogue
 from xbus.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -194,12 +193,12 @@ async def test_poison_event_is_dead_lettered_with_its_reason_and_redrive_applies
         await schema.fix()
         first = await dlq("redrive", SPEC, "--id", poison.event_id)
         assert first.code == 0, first.stderr
-        assert f"redriven {poison.event_id}" in first.stdout and "1 redriven, 0 skipped" in first.stdout
-        await eventually(lambda: _applied(schema, poison.event_id), "the redriven event applied")
+        assert f"applied {poison.event_id}" in first.stdout and "1 applied, 0 failed again" in first.stdout
+        assert await _applied(schema, poison.event_id)  # the command waited for the service to apply it
 
         second = await dlq("redrive", SPEC, "--id", poison.event_id)
         assert second.code == 0, second.stderr
-        assert "already applied" in second.stdout and "0 redriven, 1 skipped" in second.stdout
+        assert "already applied" in second.stdout and "1 skipped" in second.stdout
         [entry] = await dlq.entries()
         assert entry["status"] == "applied" and entry["redriven_at"] is not None
 
@@ -207,7 +206,7 @@ async def test_poison_event_is_dead_lettered_with_its_reason_and_redrive_applies
     assert await schema.value("select display_name from logins where login_id = $1", poisoned) == "fixed"
     assert await schema.value("select count(*) from xbus_inbox") == 5
     copies = [e for e in await read_all(settings, "xosp.users") if e.headers["ce_id"] == poison.event_id]
-    assert [(c.partition, c.key) for c in copies] == [(poison.partition, poisoned)] * 2  # the original and one redrive
+    assert len(copies) == 1  # the original only: a redrive re-publishes nothing on a topic others read
 
 
 async def test_failing_event_of_a_key_parks_that_keys_later_events_and_redrive_applies_them_in_order(
@@ -240,8 +239,9 @@ async def test_failing_event_of_a_key_parks_that_keys_later_events_and_redrive_a
         assert (entry["event_id"], entry["blocking"], entry["parked"]) == (failing, True, 3)
 
         # redriven before the cause is fixed: it fails again and its successors stay parked
-        assert (await dlq("redrive", SPEC, "--id", failing)).code == 0
-        await eventually(lambda: _attempts(schema, failing, 2 * REFUSING.max_attempts), "the redrive failed again")
+        too_soon = await dlq("redrive", SPEC, "--id", failing)
+        assert too_soon.code == 1 and "failed again" in too_soon.stdout and "refused by the test" in too_soon.stdout
+        assert await _attempts(schema, failing, 2 * REFUSING.max_attempts)
         [entry] = await dlq.entries()
         assert (entry["status"], entry["blocking"], entry["parked"]) == ("failed", True, 3)
         assert await schema.changes(key) == []
@@ -249,7 +249,6 @@ async def test_failing_event_of_a_key_parks_that_keys_later_events_and_redrive_a
         await schema.fix()
         redriven = await dlq("redrive", SPEC, "--id", failing)
         assert redriven.code == 0, redriven.stderr
-        await eventually(lambda: _changes(schema, key, 4), "the key's four updates applied")
         assert await schema.changes(key) == ["k1", "k2", "k3", "k4"]
         assert await schema.value("select count(*) from xbus_parked") == 0
         assert await schema.value("select count(*) from xbus_blocked_keys") == 0
@@ -285,7 +284,7 @@ async def test_malformed_record_of_a_blocked_key_does_not_take_the_block_from_th
     assert (malformed["error_type"], malformed["status"], malformed["blocking"]) == ("EnvelopeError", "failed", False)
 
 
-async def test_redrive_all_publishes_every_waiting_dead_letter_keyless_ones_too(
+async def test_redrive_all_applies_every_waiting_dead_letter_keyless_ones_too(
     service_settings: Settings, dlq: Dlq
 ) -> None:
     settings = service_settings
@@ -304,14 +303,14 @@ async def test_redrive_all_publishes_every_waiting_dead_letter_keyless_ones_too(
         await schema.fix()
         result = await dlq("redrive", SPEC, "--all")
         assert result.code == 0, result.stderr
-        assert "3 redriven, 0 skipped" in result.stdout
-        await eventually(lambda: _count(schema, "xbus_inbox", 6), "the three redriven events applied")
+        assert "3 applied, 0 failed again, 0 waiting, 0 skipped" in result.stdout
+        assert await _count(schema, "xbus_inbox", 6)
         assert [await schema.changes(login) for login in (first, second, keyless)] == [["f1"], ["s1"], ["n1"]]
         assert {entry["status"] for entry in await dlq.entries()} == {"applied"}
 
         again = await dlq("redrive", SPEC, "--all")
         assert again.code == 0, again.stderr
-        assert "no dead letters waiting for a redrive" in again.stdout
+        assert "no dead letters waiting for a redrive or discard" in again.stdout
 
 
 async def test_redrive_of_an_unknown_id_fails_and_redrives_nothing(service_settings: Settings, dlq: Dlq) -> None:
@@ -336,7 +335,7 @@ async def test_redrive_of_an_unknown_id_fails_and_redrives_nothing(service_setti
     assert both.code == 1 and "not both" in both.stderr
 
 
-async def test_redriven_entry_not_yet_applied_is_skipped_unless_forced_and_applies_once(
+async def test_a_redrive_asked_while_the_service_is_down_is_carried_out_when_it_runs(
     service_settings: Settings, dlq: Dlq
 ) -> None:
     settings = service_settings
@@ -348,68 +347,84 @@ async def test_redriven_entry_not_yet_applied_is_skipped_unless_forced_and_appli
         await eventually(lambda: _count(schema, "xbus_dead_letters", 1), "the update dead-lettered")
     await schema.fix()
 
-    assert "1 redriven" in (await dlq("redrive", SPEC, "--all")).stdout  # the service is stopped
+    asked = await dlq("redrive", SPEC, "--all", "--wait", "1")  # the service is stopped
+    assert asked.code == 0, asked.stderr
+    assert "no member of authentication has carried out the redrive yet" in asked.stdout
+    assert "0 applied, 0 failed again, 1 waiting" in asked.stdout
     [entry] = await dlq.entries()
     assert entry["status"] == "redriven"
-    skipped = await dlq("redrive", SPEC, "--id", failing.event_id)
-    assert "not applied yet" in skipped.stdout and "0 redriven, 1 skipped" in skipped.stdout
-    forced = await dlq("redrive", SPEC, "--id", failing.event_id, "--force")
-    assert "1 redriven, 0 skipped" in forced.stdout
+    again = await dlq("redrive", SPEC, "--id", failing.event_id, "--wait", "0")  # asking twice is harmless
+    assert again.code == 0 and "1 waiting" in again.stdout
 
-    async with running(settings) as runner:
+    async with running(settings):
         await eventually(lambda: _applied(schema, failing.event_id), "the redriven event applied")
-        await eventually(lambda: _at_least_duplicates(runner, 1), "the second copy read")
     assert await schema.changes(login) == ["x"]
+    [entry] = await dlq.entries()
+    assert entry["status"] == "applied"
 
 
-async def test_redriven_event_read_before_its_redrive_returns_is_applied(service_settings: Settings) -> None:
-    """The entry is marked redriven before the record is published: were it marked after the
-    broker's ack, a service reading the record in between would take it for a redelivery of the
-    failed original and drop it."""
+async def test_a_redrive_reaches_the_failing_service_only(service_settings: Settings, dlq: Dlq) -> None:
+    """It once re-published a garbage record on the shared topic, where every other service
+    reading it dead-lettered it again."""
     settings = service_settings
     [login] = logins_on_one_partition(settings, 1)
     schema = await migrated(settings)
-    await schema.refuse(login)
-    [_, failing] = await publish(settings, [created(login), updated(login, "x")])
-    async with running(settings) as runner:
-        await eventually(lambda: _count(schema, "xbus_dead_letters", 1), "the update dead-lettered")
+    await _publish_raw(settings, login.encode(), b"{not json", _headers_with({}), 0)
+    async with running(settings):
+        await eventually(lambda: _count(schema, "xbus_dead_letters", 1), "the garbage dead-lettered")
+        ends = await _topic_ends(settings)
+        result = await dlq("redrive", SPEC, "--all")
+        assert result.code == 1 and "failed again" in result.stdout and "ValidationError" in result.stdout
+        assert await _topic_ends(settings) == ends
+    [entry] = await dlq.entries()
+    assert (entry["status"], entry["attempts"]) == ("failed", 2)
+
+
+async def test_discard_throws_an_event_away_with_who_and_why_and_releases_its_key_in_order(
+    service_settings: Settings, dlq: Dlq
+) -> None:
+    settings = service_settings
+    key, other = logins_on_one_partition(settings, 2)
+    schema = await migrated(settings)
+    await schema.refuse(key)
+    await publish(settings, [created(key), created(other)])
+    [failing, *_] = await publish(settings, [updated(key, "wrong"), updated(key, "k2"), updated(key, "k3")])
+    async with running(settings):
+        await eventually(lambda: _count(schema, "xbus_parked", 2), "k2 and k3 parked behind the failure")
         await schema.fix()
-        async with (
-            schema_connection(settings.database_url or "", schema.name) as connection,
-            acks_all_producer(settings, settings.kafka_bootstrap or "") as producer,
-        ):
-            report = await redrive(connection, _AckedAfterHandled(producer, runner), [failing.event_id])
-        assert [entry.event_id for entry in report.redriven] == [failing.event_id]
-        await eventually(lambda: _applied(schema, failing.event_id), "the redriven event applied", timeout=20)
-    assert await schema.changes(login) == ["x"]
+        without_reason = await dlq("discard", SPEC, "--id", failing.event_id, "--reason", " ")
+        assert without_reason.code == 1 and "say why" in without_reason.stderr
+        unknown = await dlq("discard", SPEC, "--id", "no-such-event", "--reason", "typo")
+        assert unknown.code == 1 and "no dead letter with id no-such-event" in unknown.stderr
+
+        result = await dlq(
+            "discard", SPEC, "--id", failing.event_id, "--reason", "sent by mistake (ticket 42)", "--by", "ops-ann"
+        )
+        assert result.code == 0, result.stderr
+        assert f"discarded {failing.event_id}" in result.stdout and "1 discarded" in result.stdout
+        assert await schema.changes(key) == ["k2", "k3"]  # released in order; the discarded one never applied
+        assert await schema.value("select count(*) from xbus_blocked_keys") == 0
+
+        [entry] = await dlq.entries()
+        assert (entry["status"], entry["discarded_by"], entry["discard_reason"]) == (
+            "discarded",
+            "ops-ann",
+            "sent by mistake (ticket 42)",
+        )
+        assert entry["discarded_at"] is not None and (entry["blocking"], entry["parked"]) == (False, 0)
+        redrive = await dlq("redrive", SPEC, "--id", failing.event_id)
+        assert (
+            "discarded by ops-ann" in redrive.stdout
+            and "0 applied, 0 failed again, 0 waiting, 1 skipped" in redrive.stdout
+        )
+        assert (await dlq("purge", SPEC, "--applied-before", "0s")).stdout.startswith("0 purged")  # the audit stays
+        table = await dlq("list", SPEC)
+        assert "discarded" in table.stdout and "0 waiting for a redrive or discard" in table.stdout
+    assert await schema.changes(key) == ["k2", "k3"]
 
 
-class _AckedAfterHandled:
-    """A producer whose acknowledgement returns only once the service has handled the record."""
-
-    def __init__(self, producer: AIOKafkaProducer, runner: ServiceRunner) -> None:
-        self._producer, self._runner = producer, runner
-
-    async def send_and_wait(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> Any:
-        seen = self._handled()
-        metadata = await self._producer.send_and_wait(topic, value, key, partition, timestamp_ms, headers)
-        await eventually(lambda: _true(self._handled() > seen), "the service read the redriven record")
-        return metadata
-
-    def _handled(self) -> int:
-        return self._runner.stats.applied + self._runner.stats.duplicates + self._runner.stats.dead_lettered
-
-
-async def _true(value: bool) -> bool:
-    return value
+async def _topic_ends(settings: Settings) -> int:
+    return len(await read_all(settings, "xosp.users"))
 
 
 async def test_listing_a_service_that_never_ran_here_says_so(service_settings: Settings, dlq: Dlq) -> None:
@@ -476,10 +491,6 @@ async def _attempts(schema: Schema, event_id: str, expected: int) -> bool:
 
 async def _changes(schema: Schema, login: str, expected: int) -> bool:
     return len(await schema.changes(login)) == expected
-
-
-async def _at_least_duplicates(runner: ServiceRunner, expected: int) -> bool:
-    return runner.stats.duplicates >= expected
 
 
 def _headers_with(replaced: dict[str, bytes], extra: list[tuple[str, bytes]] | None = None) -> list[tuple[str, bytes]]:

@@ -176,6 +176,34 @@ async def test_failing_event_of_a_key_parks_later_events_of_that_key_only(connec
     assert await connection.fetchval("select count(*) from xbus_blocked_keys") == 0
 
 
+async def test_a_redrive_carried_out_fails_again_and_a_discard_releases_the_key_in_order(
+    connection: asyncpg.Connection,
+) -> None:
+    log, processor = Log(), BatchProcessor(LOGINS, ROUTING, retry_backoff=0.001)
+    await processor.process(connection, [log(created("k"))])
+    failing = log(UserUpdated(login_id="k", display_name="boom"))
+    later = [log(UserUpdated(login_id="k", display_name=f"v{i}")) for i in range(2)]
+    await processor.process(connection, [failing, *later])
+    [event_id] = [row["event_id"] for row in await connection.fetch("select event_id from xbus_dead_letters")]
+    assert await processor.carry_out(connection, event_id) is None  # nothing asked yet
+
+    await connection.execute("update xbus_dead_letters set redriven_at = now()")
+    again = await processor.carry_out(connection, event_id)
+    assert again is not None and (again.dead_lettered, again.applied, again.released) == (1, 0, 0)
+    row = await connection.fetchrow("select attempts, redriven_at from xbus_dead_letters")
+    assert (row["attempts"], row["redriven_at"]) == (2 * LOGINS.max_attempts, None)
+    assert await connection.fetchval("select count(*) from xbus_outbox where topic = 'auth.dlq'") == 2
+
+    await connection.execute("update xbus_dead_letters set discard_requested_at = now(), discarded_by = 'me'")
+    discarded = await processor.carry_out(connection, event_id)
+    assert discarded is not None and (discarded.applied, discarded.released) == (2, 2)
+    assert await logins(connection) == {"k": ("v1", "active", 2)}
+    assert await connection.fetchval("select discarded_at is not null from xbus_dead_letters") is True
+    assert await connection.fetchval("select count(*) from xbus_blocked_keys") == 0
+    assert await processor.carry_out(connection, event_id) is None  # done: asked again, nothing happens
+    assert (await processor.process(connection, [failing])).duplicates == 1  # a redelivery stays discarded
+
+
 async def test_a_redelivered_dead_lettered_event_is_not_dead_lettered_twice(connection: asyncpg.Connection) -> None:
     record = Log()(UserDisabled(login_id="ghost", reason="r"))
     processor = BatchProcessor(LOGINS, ROUTING)
@@ -188,7 +216,7 @@ async def test_a_redelivered_dead_lettered_event_is_not_dead_lettered_twice(conn
 async def test_migrations_apply_once_and_are_recorded(connection: asyncpg.Connection, stack: Stack) -> None:
     schema = await connection.fetchval("select current_schema()")
     versions = [r["version"] for r in await connection.fetch("select version from xbus_migrations order by version")]
-    assert versions == ["0000_runtime", "0000_runtime_replay_marks", "0001_logins"]
+    assert versions == ["0000_runtime", "0000_runtime_dead_letter_actions", "0000_runtime_replay_marks", "0001_logins"]
     other = await asyncpg.connect(stack.endpoints.database_url)
     try:
         assert await migrate(other, schema, load_migrations(LOGINS.migrations)) == []

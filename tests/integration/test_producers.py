@@ -1,4 +1,4 @@
-"""Every producer of the bus (publisher, outbox relay, redrive, market-data feeds) starts through
+"""Every producer of the bus (publisher, outbox relay, market-data feeds) starts through
 xbus.platform.start_producer: acks=all always, idempotent where the broker supports it."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ async def test_a_producer_waits_for_every_in_sync_replica_and_is_idempotent_wher
 
 
 async def test_a_broker_that_refused_idempotence_is_not_asked_again(topics: Settings) -> None:
-    """One warning per process, not one per relay, redrive and feed."""
+    """One warning per process, not one per relay and feed."""
     with capture_logs() as logs:
         for _ in range(3):
             async with acks_all_producer(topics, topics.kafka_bootstrap or "", linger_ms=2) as producer:

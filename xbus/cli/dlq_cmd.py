@@ -1,36 +1,46 @@
-"""`xbus dlq list SERVICE`, `xbus dlq redrive SERVICE (--all | --id ID ...)` and
-`xbus dlq purge SERVICE --applied-before DURATION`."""
+"""`xbus dlq list SERVICE`, `xbus dlq redrive SERVICE (--all | --id ID ...)`,
+`xbus dlq discard SERVICE --id ID ... --reason TEXT` and `xbus dlq purge SERVICE --applied-before DURATION`."""
 
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
+from collections.abc import Awaitable, Callable
 
+import asyncpg
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from consumers.runtime.dead_letters import (
+    UNSETTLED,
     DeadLetter,
-    RedriveReport,
+    Requested,
+    await_settled,
     list_dead_letters,
     purge_applied,
+    request_discard,
+    request_redrive,
     schema_connection,
 )
-from consumers.runtime.dead_letters import redrive as redrive_entries
 from consumers.runtime.discovery import resolve_services
 from consumers.runtime.service import Service
 from xbus.cli.common import out, run, settings
 from xbus.durations import parse_duration_ms
 from xbus.errors import XbusError
-from xbus.platform import acks_all_producer, connect
+from xbus.platform import connect_database
 
 app = typer.Typer(
-    help="Events a service could not apply: list them, redrive them, purge those applied since.", no_args_is_help=True
+    help="Events a service could not apply: list them, redrive or discard them, purge those applied since.",
+    no_args_is_help=True,
 )
 
 SERVICE_ARGUMENT = typer.Argument(..., help="Service name, or module:attribute of a Service.")
-STATUS_STYLE = {"failed": "red", "redriven": "yellow", "applied": "green"}
+STATUS_STYLE = {"failed": "red", "redriven": "yellow", "applied": "green", "discarding": "yellow", "discarded": "dim"}
+WAIT_OPTION = typer.Option(
+    30.0, "--wait", min=0, help="Seconds to wait for the running service to carry it out (0: only ask)."
+)
 
 
 @app.command("list")
@@ -42,8 +52,9 @@ def list_(
     chosen = _service(service)
 
     async def go() -> list[DeadLetter]:
-        endpoints = await connect(settings())
-        async with schema_connection(endpoints.database_url, settings().db_schema(chosen.name)) as connection:
+        async with schema_connection(
+            await connect_database(settings()), settings().db_schema(chosen.name)
+        ) as connection:
             return await list_dead_letters(connection)
 
     entries = run(go())
@@ -71,22 +82,24 @@ def list_(
             str(entry.parked),
         )
     out.print(table)
-    waiting = sum(1 for entry in entries if entry.status == "failed")
-    out.print(f"{len(entries)} dead letter{'s' if len(entries) != 1 else ''}, {waiting} waiting for a redrive")
+    waiting = sum(1 for entry in entries if entry.status in UNSETTLED)
+    out.print(
+        f"{len(entries)} dead letter{'s' if len(entries) != 1 else ''}, {waiting} waiting for a redrive or discard"
+    )
 
 
 @app.command()
 def redrive(
     service: str = SERVICE_ARGUMENT,
-    everything: bool = typer.Option(False, "--all", help="Every dead letter waiting for a redrive."),
+    everything: bool = typer.Option(False, "--all", help="Every dead letter waiting for a decision."),
     ids: list[str] | None = typer.Option(None, "--id", help="Event id of a dead letter (repeatable)."),
-    force: bool = typer.Option(
-        False, "--force", help="Also publish again entries redriven earlier but not applied yet."
-    ),
+    wait: float = WAIT_OPTION,
 ) -> None:
-    """Publish dead letters again on the topic and partition they came from, once their cause is fixed.
+    """Apply dead letters again, once their cause is fixed, in this service only.
 
-    The service applies it, then the events of its key parked behind it, in their order.
+    The running service applies the stored record (nothing is re-published: other services read
+    its topic), then the events of its key parked behind it, in their order. One that fails again
+    stays a dead letter, with the new reason.
     """
     if everything == bool(ids):
         raise XbusError(
@@ -95,28 +108,64 @@ def redrive(
             else "say which dead letters to redrive: --id ID (repeatable) or --all; `xbus dlq list SERVICE` shows them"
         )
     chosen = _service(service)
+    _carry_out(chosen, lambda connection: request_redrive(connection, None if everything else ids), "redrive", wait)
 
-    async def go() -> RedriveReport:
-        endpoints = await connect(settings())
-        async with (
-            schema_connection(endpoints.database_url, settings().db_schema(chosen.name)) as connection,
-            acks_all_producer(settings(), endpoints.kafka_bootstrap) as producer,
-        ):
-            return await redrive_entries(connection, producer, None if everything else ids, force=force)
 
-    report = run(go())
-    for entry in report.redriven:
-        out.print(
-            f"[green]redriven[/green] {entry.event_id} {entry.event_type or '?'} "
-            f"key={escape(str(entry.key))} -> {entry.topic}[{entry.partition}]",
-            highlight=False,
-        )
-    for skipped in report.skipped:
+@app.command()
+def discard(
+    service: str = SERVICE_ARGUMENT,
+    ids: list[str] = typer.Option(..., "--id", help="Event id of a dead letter (repeatable)."),
+    reason: str = typer.Option(..., "--reason", help="Why it is thrown away: kept with the entry."),
+    by: str = typer.Option(getpass.getuser(), "--by", help="Who discards it (default: your login name)."),
+    wait: float = WAIT_OPTION,
+) -> None:
+    """Throw dead letters away for good, saying why: they are never applied, and the events of
+    their key parked behind them are applied in their order. Who, when and why stay on the entry."""
+    chosen = _service(service)
+    _carry_out(chosen, lambda connection: request_discard(connection, ids, by, reason), "discard", wait)
+
+
+def _carry_out(
+    chosen: Service, ask: Callable[[asyncpg.Connection], Awaitable[Requested]], action: str, wait: float
+) -> None:
+    """Write the request, wait up to ``wait`` seconds for the service to carry it out, and report
+    each entry: settled, failed again (exit 1), or still waiting for a member to run it."""
+
+    async def go() -> tuple[Requested, list[DeadLetter]]:
+        database_url = await connect_database(settings())
+        async with schema_connection(database_url, settings().db_schema(chosen.name)) as connection:
+            requested = await ask(connection)
+            ids = [entry.event_id for entry in requested.marked]
+            return requested, await await_settled(connection, ids, wait) if ids else []
+
+    requested, outcomes = run(go())
+    for skipped in requested.skipped:
         out.print(f"[yellow]skipped[/yellow]  {skipped.entry.event_id}: {escape(skipped.reason)}", highlight=False)
-    if not report.redriven and not report.skipped:
-        out.print(f"{chosen.name} has no dead letters waiting for a redrive")
+    if not requested.marked and not requested.skipped:
+        out.print(f"{chosen.name} has no dead letters waiting for a redrive or discard")
         return
-    out.print(f"{len(report.redriven)} redriven, {len(report.skipped)} skipped")
+    failed = 0
+    for entry in outcomes:
+        line = f"{entry.event_id} {entry.event_type or '?'} key={escape(str(entry.key))}"
+        if entry.status in ("applied", "discarded"):
+            out.print(f"[green]{entry.status}[/green] {line}", highlight=False)
+        elif entry.status == "failed":
+            failed += 1
+            error = escape(f"{entry.error_type}: {entry.error_message}")
+            out.print(f"[red]failed again[/red] {line}: {error}", highlight=False)
+        else:
+            out.print(
+                f"[yellow]asked[/yellow] {line}: no member of {chosen.name} has carried out the {action} yet "
+                "(is it running? it will when it runs)",
+                highlight=False,
+            )
+    settled = sum(1 for entry in outcomes if entry.status in ("applied", "discarded"))
+    out.print(
+        f"{settled} {'applied' if action == 'redrive' else 'discarded'}, {failed} failed again, "
+        f"{len(outcomes) - settled - failed} waiting, {len(requested.skipped)} skipped"
+    )
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -139,8 +188,9 @@ def purge(
     chosen = _service(service)
 
     async def go() -> tuple[int, int]:
-        endpoints = await connect(settings())
-        async with schema_connection(endpoints.database_url, settings().db_schema(chosen.name)) as connection:
+        async with schema_connection(
+            await connect_database(settings()), settings().db_schema(chosen.name)
+        ) as connection:
             purged = await purge_applied(connection, age)
             return purged, len(await list_dead_letters(connection))
 
