@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     #: and its partitions are applied one by one, so that one slow or stuck event holds back only
     #: its own partition (consumers/runtime/runner.py).
     batch_split_seconds: float = Field(default=1.0, gt=0, le=3_600)
+    #: How long an event may wait for its prerequisite (an update for its create) before it is
+    #: dead-lettered; until then it is applied the moment its prerequisite is.
+    pending_timeout_seconds: float = Field(default=3_600.0, gt=0, le=30 * 86_400)
     #: How often each runner's watchdog samples lag and stall state.
     health_interval_seconds: float = Field(default=5.0, gt=0, le=3_600)
     #: On SIGTERM, how long batches under way may take to apply and commit before they are abandoned.

@@ -12,7 +12,7 @@ and is dead-lettered so that someone looks at it.
 from __future__ import annotations
 
 from consumers.authentication import store
-from consumers.runtime import DomainError, UnitOfWork
+from consumers.runtime import DomainError, MissingPrerequisite, UnitOfWork
 from schemas import Event
 from schemas.authentication import LoginDisabled, LoginEnabled, LoginProvisioned
 from schemas.users import UserCreated, UserDeleted, UserDisabled, UserEnabled, UserUpdated
@@ -40,10 +40,17 @@ async def user_created(event: Event, unit: UnitOfWork) -> None:
 async def user_updated(event: Event, unit: UnitOfWork) -> None:
     assert isinstance(event, UserUpdated)
     status = await store.login_status(unit, event.login_id)
-    if status is None or status == "deleted":
+    if status is None:
+        raise MissingPrerequisite(
+            f"login {event.login_id} is unknown: an update follows its UserCreated",
+            waits_for=event.login_id,
+            needs="the login's UserCreated",
+            service="authentication",
+        )
+    if status == "deleted":
         raise DomainError(
-            f"login {event.login_id} is {'deleted' if status else 'unknown'}: an update must follow its "
-            "UserCreated and precede its UserDeleted; fix the upstream identity system, then redrive or discard"
+            f"login {event.login_id} is deleted: no update follows its UserDeleted; fix the upstream identity "
+            "system and discard this event (`xbus dlq discard authentication --id ... --reason ...`)"
         )
     await store.update_profile(unit, event, unit.cause.time)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from consumers.authorisation import access, store
 from consumers.authorisation.permissions import permissions_for, shorten
-from consumers.runtime import DomainError, UnitOfWork
+from consumers.runtime import DomainError, MissingPrerequisite, UnitOfWork
 from schemas import Event
 from schemas.accounts import AccountLogin, AccountLoginLinked, AccountLoginUnlinked, TradingAccountOpened
 from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted, RevokedScope
@@ -52,10 +52,17 @@ async def user_updated(event: Event, unit: UnitOfWork) -> None:
     if event.roles is None and event.markets is None:
         return
     status = await store.login_status(unit, event.login_id)
-    if status is None or status == "deleted":
+    if status is None:
+        raise MissingPrerequisite(
+            f"login {event.login_id} is unknown: an update follows its UserCreated",
+            waits_for=event.login_id,
+            needs="the login's UserCreated",
+            service="authorisation",
+        )
+    if status == "deleted":
         raise DomainError(
-            f"login {event.login_id} is {'deleted' if status else 'unknown'}: an update must follow its "
-            "UserCreated and precede its UserDeleted; fix the upstream identity system, then redrive or discard"
+            f"login {event.login_id} is deleted: no update follows its UserDeleted; fix the upstream identity "
+            "system and discard this event (`xbus dlq discard authorisation --id ... --reason ...`)"
         )
     roles, markets = await store.update_roles_and_markets(
         unit,

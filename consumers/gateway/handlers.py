@@ -24,7 +24,7 @@ from functools import cache
 
 from consumers.gateway import store
 from consumers.gateway.store import ExchangeState
-from consumers.runtime import DomainError, UnitOfWork
+from consumers.runtime import DomainError, MissingPrerequisite, UnitOfWork
 from schemas import Event
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated
 from schemas.gateway import ExecutionKind, ExecutionReported, InstrumentPrice, OmsAdapterRegistered, OmsAdapterStopped
@@ -72,9 +72,11 @@ async def exchange_updated(event: Event, unit: UnitOfWork) -> None:
         except PluginError as error:
             raise DomainError(f"exchange {event.code} cannot switch adapter: {error}") from None
     if not await store.update_exchange(unit, event):
-        raise DomainError(
-            f"exchange {event.code} is unknown to the gateway (its ExchangeAdded was not applied here); "
-            "redrive this event once the exchange is added"
+        raise MissingPrerequisite(
+            f"exchange {event.code} is unknown to the gateway (its ExchangeAdded was not applied here)",
+            waits_for=event.code,
+            needs="the exchange's ExchangeAdded",
+            service="gateway",
         )
     if event.markets is not None:
         await store.put_markets(unit, event.code, event.markets, unit.cause.time)

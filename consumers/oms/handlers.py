@@ -33,7 +33,7 @@ from consumers.oms import exchange_store, order_store, store, vetting
 from consumers.oms.orders import OUTCOMES, Order, cancel_refusal, report_problem, state_after
 from consumers.oms.positions import book_fill
 from consumers.oms.store import ClosureCause
-from consumers.runtime import DomainError, UnitOfWork
+from consumers.runtime import DomainError, MissingPrerequisite, UnitOfWork
 from schemas import Event
 from schemas.accounts import TradingAccountOpened, TradingAccountSuspended, TradingAccountUpdated
 from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted
@@ -113,9 +113,11 @@ async def account_opened(event: Event, unit: UnitOfWork) -> None:
 async def account_updated(event: Event, unit: UnitOfWork) -> None:
     assert isinstance(event, TradingAccountUpdated)
     if not await store.update_account(unit, event, unit.cause.time):
-        raise DomainError(
-            f"trading account {event.account_id} is unknown to the OMS (its opening was not applied here); "
-            "redrive this event once the account is opened"
+        raise MissingPrerequisite(
+            f"trading account {event.account_id} is unknown to the OMS (its opening was not applied here)",
+            waits_for=event.account_id,
+            needs="the account's TradingAccountOpened",
+            service="oms",
         )
 
 
@@ -199,9 +201,11 @@ async def exchange_updated(event: Event, unit: UnitOfWork) -> None:
     if event.markets is not None:
         await _refuse_markets_of_others(unit, event.code, event.markets)
     if not await exchange_store.update_exchange(unit, event, unit.cause.time):
-        raise DomainError(
-            f"exchange {event.code} is unknown to the OMS (no ExchangeAdded for it was applied); "
-            "add the exchange, then redrive this update"
+        raise MissingPrerequisite(
+            f"exchange {event.code} is unknown to the OMS (no ExchangeAdded for it was applied)",
+            waits_for=event.code,
+            needs="the exchange's ExchangeAdded",
+            service="oms",
         )
 
 
@@ -211,8 +215,11 @@ async def exchange_suspended(event: Event, unit: UnitOfWork) -> None:
     if not await exchange_store.set_state(
         unit, event.code, vetting.ExchangeState.SUSPENDED, event.reason, unit.cause.time
     ):
-        raise DomainError(
-            f"exchange {event.code} is unknown to the OMS (no ExchangeAdded for it was applied): cannot suspend it"
+        raise MissingPrerequisite(
+            f"exchange {event.code} is unknown to the OMS (no ExchangeAdded for it was applied): cannot suspend it",
+            waits_for=event.code,
+            needs="the exchange's ExchangeAdded",
+            service="oms",
         )
 
 

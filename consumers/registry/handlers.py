@@ -23,7 +23,7 @@ import structlog
 
 from consumers.registry import store
 from consumers.registry.ledger import CashRefused, Unbookable, apply_cash_movement, settle
-from consumers.runtime import DomainError, UnitOfWork
+from consumers.runtime import DomainError, MissingPrerequisite, UnitOfWork
 from schemas import Event
 from schemas.accounts import (
     FundsDeposited,
@@ -336,12 +336,15 @@ async def execution_reported(event: Event, unit: UnitOfWork) -> None:
 
     - a sell beyond the holding (holdings never go negative): the OMS let through a sell the
       account did not hold, which has to be put right with the exchange;
-    - an account the registry does not know: with settlement on, the OMS accepts a buy only
-      against cash the registry booked and a sell only against holdings bought before, so the
-      registry has opened every account that can trade; a fill for another names the wrong one;
     - a closed account: the registry closes only an account that holds nothing, and every other
       service closes it after that, so nobody could trade, withdraw or close out what the fill
       would leave there (a buy left open when a withdrawal emptied the account before it closed).
+
+    An account the registry does not know yet is not such a case: with settlement on, the OMS
+    accepts a buy only against cash the registry booked, so the registry has opened every account
+    that can trade, unless the fill overtook the opening on its way here (a replay, a lagging
+    partition). The fill waits for the opening (:class:`MissingPrerequisite`); one that waits in
+    vain names the wrong account.
 
     A suspended account is settled: suspension stops new orders and withdrawals, not the fills
     of orders the exchange already has.
@@ -359,9 +362,11 @@ async def execution_reported(event: Event, unit: UnitOfWork) -> None:
         return
     account = await store.find_account(unit, event.account_id)
     if account is None:
-        raise DomainError(
-            f"{fill} names account {event.account_id}, which the registry has never opened; find out with the "
-            "exchange whose fill it is (the account's later events wait behind this one)"
+        raise MissingPrerequisite(
+            f"{fill} names account {event.account_id}, which the registry has never opened",
+            waits_for=event.account_id,
+            needs="the account's TradingAccountOpened (if the fill is not that account's, settle it with the exchange)",
+            service="registry",
         )
     if account.state == AccountState.CLOSED:
         raise DomainError(

@@ -22,9 +22,11 @@ async def claim_unless_held_back(
     connection: DbConnection, events: Sequence[tuple[str, StoredRecord]], keys: Sequence[str]
 ) -> set[str] | None:
     """:func:`claim` and, in the same round trip, look for what would hold the batch back: None
-    when one of the ids was dead-lettered (a redelivery, or a redrive coming back) or one of
-    ``keys`` is blocked. The caller then rolls its transaction back, claims included, and takes
-    the record-by-record path, where each of those cases has its rule."""
+    when one of the ids was dead-lettered or is waiting for a prerequisite (a redelivery, or a
+    redrive asked for), one of ``keys`` is blocked, or a held event is of one of ``keys`` (it
+    goes first) or waits for one (the batch may be its prerequisite). The caller then rolls its
+    transaction back, claims included, and takes the record-by-record path, where each of those
+    cases has its rule."""
     row = await connection.fetchrow(_CLAIM_UNLESS_HELD_BACK, *_columns(events), list(keys))
     assert row is not None  # a select without from returns one row
     return None if row["held_back"] else set(row["claimed"])
@@ -50,6 +52,9 @@ returning event_id
 _CLAIM_UNLESS_HELD_BACK = f"""
 with claimed as ({_CLAIM})
 select exists (select 1 from xbus_dead_letters where event_id = any($1::text[]))
-    or exists (select 1 from xbus_blocked_keys where key = any($5::text[])) as held_back,
+    or exists (select 1 from xbus_blocked_keys where key = any($5::text[]))
+    or exists (select 1 from xbus_pending
+               where event_id = any($1::text[]) or waits_for = any($5::text[]) or key = any($5::text[]))
+    as held_back,
     array(select event_id from claimed) as claimed
 """

@@ -13,8 +13,8 @@ from prometheus_client import Counter, Gauge, Histogram
 EVENTS = Counter(
     "xbus_events",
     "Events read by a service, by what became of them: applied, duplicate (skipped by the inbox), "
-    "dead_lettered, parked (behind a dead-lettered event of the same key), released (from parking), "
-    "ignored (a type the service does not handle).",
+    "dead_lettered, parked (behind a dead-lettered event of the same key), pending (held until its "
+    "prerequisite is applied), released (from parking), ignored (a type the service does not handle).",
     ["service", "outcome"],
 )
 BATCH_FAILURES = Counter(

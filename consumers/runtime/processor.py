@@ -12,6 +12,11 @@ transaction. Its key is blocked so that later events of the same aggregate are p
 applied out of order; when the dead-lettered event comes back (redrive) and applies, its parked
 successors are applied after it, in order.
 
+An event whose handler says its prerequisite has not been applied yet (``MissingPrerequisite``)
+is neither applied nor dead-lettered: it is held in ``xbus_pending``, without blocking its key,
+and applied as soon as an event keyed as the prerequisite has been (right after it, in the same
+transaction); :meth:`BatchProcessor.expire_waiting` dead-letters one that waited too long.
+
 Errors of the infrastructure (PostgreSQL gone, serialization failure) are not the record's
 fault: they abort the whole transaction and the caller retries the batch, so nothing is skipped
 or reordered.
@@ -23,7 +28,9 @@ import asyncio
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 
+import asyncpg
 import structlog
 from pydantic import ValidationError
 
@@ -32,7 +39,7 @@ from consumers.runtime.inbox import claim
 from consumers.runtime.outbox_rows import insert_follow_ups, insert_outbox
 from consumers.runtime.records import StoredRecord, headers_from_json, headers_to_json, key_text, storable_text
 from consumers.runtime.replay_marks import ReplayMarks, clear_passed_mark, is_replayed, read_replay_marks
-from consumers.runtime.service import DomainError, Service
+from consumers.runtime.service import DomainError, MissingPrerequisite, Service
 from consumers.runtime.transient import TRANSIENT_ERRORS
 from consumers.runtime.unit_of_work import DbConnection, UnitOfWork, hold_locks
 from schemas import Envelope, EnvelopeError, UnknownEventType, describe_validation_error, registry
@@ -47,6 +54,8 @@ class BatchOutcome:
     duplicates: int = 0
     ignored: int = 0
     parked: int = 0
+    #: Held to wait for a prerequisite (each time one is held, or held again after a retry).
+    pending: int = 0
     dead_lettered: int = 0
     follow_ups: int = 0
     released: int = 0
@@ -72,6 +81,22 @@ class Refusal(Exception):
         self.error_type = error_type
         self.message = message
         self.attempts = attempts
+
+
+class _Waiting(Exception):
+    """An event's prerequisite has not been applied here yet: hold it (see the module docstring)."""
+
+    def __init__(self, missing: MissingPrerequisite) -> None:
+        super().__init__(str(missing))
+        self.missing = missing
+
+
+class Fate(Enum):
+    """What became of one event: applied (or a duplicate), held waiting, or dead-lettered."""
+
+    APPLIED = "applied"
+    WAITING = "waiting"
+    DEAD_LETTERED = "dead-lettered"
 
 
 class BatchProcessor:
@@ -134,14 +159,7 @@ class BatchProcessor:
             if row is None:
                 return None
             key = row["key"]
-            record = StoredRecord(
-                row["topic"],
-                row["partition"],
-                row["offset"],
-                key.encode() if key is not None else None,
-                row["value"],
-                headers_from_json(row["headers"]),
-            )
+            record = _stored_row(row)
             await self._hold_batch_locks(connection, [record])
             if row["discard_requested_at"] is not None:
                 await connection.execute(_DISCARDED, event_id)
@@ -165,7 +183,7 @@ class BatchProcessor:
             await self._dead_letter(connection, record, event_id, Refusal("NotRedrivable", reason), outcome)
             return False
         assert self._marks is not None
-        return await self._apply_or_dead_letter(connection, record, envelope, outcome, self._marks)
+        return await self._apply_or_dead_letter(connection, record, envelope, outcome, self._marks) is Fate.APPLIED
 
     async def _hold_batch_locks(self, connection: DbConnection, records: Sequence[StoredRecord]) -> None:
         if self.service.exclusive_batches:
@@ -211,6 +229,9 @@ class BatchProcessor:
         if dead is not None and dead["redriven_at"] is None:
             outcome.duplicates += 1  # redelivery of an event already dead-lettered
             return
+        if await connection.fetchval("select 1 from xbus_pending where event_id = $1", envelope.id):
+            outcome.duplicates += 1  # redelivery of an event waiting for its prerequisite
+            return
         key = key_text(record.key)
         # FOR SHARE: a redrive or discard that is unblocking the key waits for this transaction to
         # commit the event parked here before it reads what to release; one that already unblocked
@@ -219,7 +240,10 @@ class BatchProcessor:
         if blocker is not None and blocker != envelope.id:
             await self._park(connection, record, envelope.id, key, outcome)
             return
-        if await self._apply_or_dead_letter(connection, record, envelope, outcome, marks) and blocker is not None:
+        if key is not None:  # earlier events of the key that wait go first, if they can now
+            await self._apply_waiting(connection, _HELD_UNDER_KEY, key, outcome, marks)
+        fate = await self._apply_or_dead_letter(connection, record, envelope, outcome, marks)
+        if fate is Fate.APPLIED and blocker is not None:
             await connection.execute("delete from xbus_blocked_keys where key = $1", key)
             await self._release_parked(connection, key, outcome, marks)
 
@@ -230,18 +254,87 @@ class BatchProcessor:
         envelope: Envelope,
         outcome: BatchOutcome,
         marks: ReplayMarks,
-    ) -> bool:
+    ) -> Fate:
         try:
             follow_ups = await self._apply(connection, record, envelope, replayed=is_replayed(record, marks))
+        except _Waiting as waiting:
+            await _hold(connection, self.service.name, record, envelope.id, waiting.missing)
+            outcome.pending += 1
+            return Fate.WAITING
         except Refusal as refused:
             await self._dead_letter(connection, record, envelope.id, refused, outcome)
-            return False
+            return Fate.DEAD_LETTERED
         if follow_ups is None:
             outcome.duplicates += 1
-            return True
+            return Fate.APPLIED
         outcome.applied += 1
         outcome.follow_ups += follow_ups
-        return True
+        if record.key is not None:
+            await self._apply_waiting(connection, _WAITING_FOR, key_text(record.key), outcome, marks)
+        return Fate.APPLIED
+
+    async def _apply_waiting(
+        self, connection: DbConnection, which: str, key: str, outcome: BatchOutcome, marks: ReplayMarks
+    ) -> None:
+        """Try again, in the order they arrived, the held events ``which`` selects for ``key``: those
+        waiting for an event keyed ``key``, which has just been applied (each that applies frees
+        those waiting for its own key in turn), or those of key ``key``, before a later event of
+        the key is applied (so the key's events keep their order). One that still waits stays
+        held, where it was in the queue."""
+        rows = await connection.fetch(which, key)
+        for row in rows:
+            record = _stored_row(row)
+            fate = await self._apply_or_dead_letter(
+                connection, record, Envelope.from_headers(record.headers), outcome, marks
+            )
+            if fate is not Fate.WAITING:
+                await connection.execute("delete from xbus_pending where seq = $1", row["seq"])
+
+    async def retry_waiting(self, connection: DbConnection) -> BatchOutcome:
+        """Try every held event again, oldest first, each in a transaction of its own under the
+        batch locks of its key. Events are woken when their prerequisite is applied; this sweep
+        catches the one case that misses: a prerequisite applied by another partition's
+        transaction while the event was being held, neither seeing the other's rows."""
+        if self._marks is None:
+            self._marks = await read_replay_marks(connection)
+        outcome = BatchOutcome()
+        for seq in [row["seq"] for row in await connection.fetch("select seq from xbus_pending order by seq")]:
+            async with connection.transaction():
+                row = await connection.fetchrow(_HELD_ROW, seq)
+                if row is None:
+                    continue  # applied meanwhile, or another member is on it
+                record = _stored_row(row)
+                await self._hold_batch_locks(connection, [record])
+                envelope = Envelope.from_headers(record.headers)
+                if (
+                    await self._apply_or_dead_letter(connection, record, envelope, outcome, self._marks)
+                    is not Fate.WAITING
+                ):
+                    await connection.execute("delete from xbus_pending where seq = $1", seq)
+        return outcome
+
+    async def expire_waiting(self, connection: DbConnection, timeout_seconds: float) -> int:
+        """Dead-letter the events that have waited longer than ``timeout_seconds`` for their
+        prerequisite, with its reason and advice; how many. Their keys are not blocked: the missing
+        event, once published, must apply as it arrives, and the advice then says to redrive."""
+        async with connection.transaction():
+            rows = await connection.fetch(_EXPIRED, timeout_seconds)
+            for row in rows:
+                await connection.execute("delete from xbus_pending where seq = $1", row["seq"])
+                refusal = Refusal(
+                    "PrerequisiteMissing",
+                    f"waited {_seconds(timeout_seconds)} for what it needs, which never came: {row['reason']}",
+                )
+                await dead_letter(
+                    connection,
+                    self.service.name,
+                    self.routing,
+                    _stored_row(row),
+                    row["event_id"],
+                    refusal,
+                    block_key=False,
+                )
+        return len(rows)
 
     async def _apply(
         self, connection: DbConnection, record: StoredRecord, envelope: Envelope, *, replayed: bool
@@ -266,6 +359,8 @@ class BatchProcessor:
                 return len(unit.recorded)
             except TRANSIENT_ERRORS:
                 raise
+            except MissingPrerequisite as missing:
+                raise _Waiting(missing) from None
             except DomainError as error:
                 raise Refusal(type(error).__name__, str(error) or type(error).__name__) from None
             except Exception as error:  # a handler bug: retried, then dead-lettered with its type
@@ -339,7 +434,7 @@ class BatchProcessor:
             if await connection.fetchval("select 1 from xbus_inbox where event_id = $1", row["event_id"]):
                 continue
             envelope = Envelope.from_headers(record.headers)
-            if not await self._apply_or_dead_letter(connection, record, envelope, outcome, marks):
+            if await self._apply_or_dead_letter(connection, record, envelope, outcome, marks) is Fate.DEAD_LETTERED:
                 remaining = [r["event_id"] for r in rows if r["seq"] > row["seq"]]
                 log.info("release stopped at a failing event", key=key, still_parked=len(remaining))
                 return
@@ -429,6 +524,58 @@ for update of d skip locked
 
 _DISCARDED = "update xbus_dead_letters set discarded_at = now(), redriven_at = null where event_id = $1"
 _UNBLOCK = "delete from xbus_blocked_keys where key = $1 and blocked_by = $2 returning 1"
+
+
+async def _hold(
+    connection: DbConnection, service: str, record: StoredRecord, event_id: str, missing: MissingPrerequisite
+) -> None:
+    """Hold ``record`` until its prerequisite is applied; held again, it keeps its place and its age."""
+    await connection.execute(
+        """
+        insert into xbus_pending (event_id, key, waits_for, topic, partition, "offset", value, headers, reason)
+        values ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9)
+        on conflict (event_id) do update set waits_for = excluded.waits_for, reason = excluded.reason
+        """,
+        event_id,
+        key_text(record.key) if record.key is not None else None,
+        missing.waits_for,
+        record.topic,
+        record.partition,
+        record.offset,
+        record.value,
+        headers_to_json(record.headers),
+        storable_text(str(missing)),
+    )
+    log.info("event waits for its prerequisite", service=service, event_id=event_id, waits_for=missing.waits_for)
+
+
+def _stored_row(row: asyncpg.Record) -> StoredRecord:
+    """The record a runtime table row (pending, parked, dead letter) keeps, as read."""
+    key = row["key"]
+    return StoredRecord(
+        row["topic"],
+        row["partition"],
+        row["offset"],
+        key.encode() if key is not None else None,
+        row["value"],
+        headers_from_json(row["headers"]),
+    )
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds:g} s" if seconds < 120 else f"{seconds / 60:g} min"
+
+
+_HELD = 'select seq, event_id, key, topic, partition, "offset", value, headers::text as headers from xbus_pending'
+_WAITING_FOR = f"{_HELD} where waits_for = $1 order by seq"
+_HELD_UNDER_KEY = f"{_HELD} where key = $1 order by seq"
+_HELD_ROW = f"{_HELD} where seq = $1 for update skip locked"
+
+_EXPIRED = """
+select seq, event_id, key, topic, partition, "offset", value, headers::text as headers, reason
+from xbus_pending where pending_since < now() - make_interval(secs => $1)
+order by seq for update skip locked
+"""
 
 
 def _next_offsets(records: Sequence[StoredRecord]) -> dict[tuple[str, int], int]:

@@ -42,7 +42,7 @@ from aiokafka.errors import KafkaError
 
 from consumers.runtime import metrics
 from consumers.runtime.committer import GroupCommitter
-from consumers.runtime.dead_letter_actions import carry_out_requests
+from consumers.runtime.held_events import look_after_held_events
 from consumers.runtime.migrations import load_migrations, migrate
 from consumers.runtime.processor import BatchOutcome, BatchProcessor, Routing
 from consumers.runtime.records import StoredRecord
@@ -71,6 +71,7 @@ class RunnerStats:
     duplicates: int = 0
     dead_lettered: int = 0
     parked: int = 0
+    pending: int = 0
     retries: int = 0
 
 
@@ -154,9 +155,8 @@ class ServiceRunner:
         watchdog = asyncio.create_task(self.watchdog.run(pool, stop), name=f"watchdog-{self.service.name}")
         watchdog.add_done_callback(lambda done: self._fail_on_error(done, stop))
         if not self.consume_only:
-            actions = asyncio.create_task(
-                carry_out_requests(self.processor, pool, stop), name=f"dead-letters-{self.service.name}"
-            )
+            held = look_after_held_events(self.processor, pool, stop, self.settings.pending_timeout_seconds)
+            actions = asyncio.create_task(held, name=f"held-events-{self.service.name}")
             actions.add_done_callback(lambda done: self._fail_on_error(done, stop))
             timers = self.timers.start(pool, stop)
             for timer in timers:
@@ -414,7 +414,8 @@ class ServiceRunner:
         self.stats.duplicates += outcome.duplicates
         self.stats.dead_lettered += outcome.dead_lettered
         self.stats.parked += outcome.parked
-        for name in ("applied", "duplicates", "dead_lettered", "parked", "released", "ignored"):
+        self.stats.pending += outcome.pending
+        for name in ("applied", "duplicates", "dead_lettered", "parked", "pending", "released", "ignored"):
             if count := getattr(outcome, name):
                 metrics.EVENTS.labels(self.service.name, OUTCOME_LABELS.get(name, name)).inc(count)
 

@@ -41,6 +41,24 @@ class DomainError(Exception):
     """A handler's refusal of an event (unknown account, rule broken): dead-lettered, not retried."""
 
 
+class MissingPrerequisite(DomainError):
+    """The event needs one that has not been applied here yet: an update before its create, a fill
+    before its account is opened. Events on different topics, or resent by an upstream system,
+    arrive in such orders in normal operation, so this is not a dead letter: the runtime holds the
+    event as pending (without blocking its key, under which the prerequisite may well come) and
+    applies it as soon as an event keyed ``waits_for`` (the prerequisite's aggregate id) has been
+    applied. Only one still waiting after ``XBUS_PENDING_TIMEOUT_SECONDS`` is dead-lettered, with
+    ``reason`` and the advice that makes it flow again: publish what it ``needs``, then redrive it."""
+
+    def __init__(self, reason: str, *, waits_for: str, needs: str, service: str) -> None:
+        advice = (
+            f"publish {needs} (it is applied as it arrives: this event does not hold its key), then "
+            f"`xbus dlq redrive {service} --id` this event; or discard it"
+        )
+        super().__init__(f"{reason}; {advice}")
+        self.waits_for = waits_for
+
+
 def keys_locked_as(entity: str) -> Callable[[str], str]:
     """``Service.batch_locks`` for a service whose records are mostly keyed by ``entity`` ids and
     whose handlers ``unit.lock(f"{entity}:{id}")`` (a key of another kind locks a name no handler

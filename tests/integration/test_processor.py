@@ -216,7 +216,7 @@ async def test_a_redelivered_dead_lettered_event_is_not_dead_lettered_twice(conn
 async def test_migrations_apply_once_and_are_recorded(connection: asyncpg.Connection, stack: Stack) -> None:
     schema = await connection.fetchval("select current_schema()")
     versions = [r["version"] for r in await connection.fetch("select version from xbus_migrations order by version")]
-    assert versions == ["0000_runtime", "0000_runtime_dead_letter_actions", "0000_runtime_replay_marks", "0001_logins"]
+    assert versions == ["0000_runtime", "0000_runtime_held_events", "0000_runtime_replay_marks", "0001_logins"]
     other = await asyncpg.connect(stack.endpoints.database_url)
     try:
         assert await migrate(other, schema, load_migrations(LOGINS.migrations)) == []

@@ -249,13 +249,13 @@ async def test_sell_beyond_holdings_is_dead_lettered_and_nothing_is_booked(regis
     assert len(await queries.settlements(registry.db, account_id)) == 1
 
 
-async def test_fill_for_an_unknown_account_is_dead_lettered(registry: ServiceUnderTest) -> None:
+async def test_fill_for_an_account_not_opened_yet_waits_for_its_opening(registry: ServiceUnderTest) -> None:
     account_id = f"XS:{uuid.uuid4().hex[:12]}"
     handled = await registry.handle(buy(account_id, new_exchange_code(), 1, "10", "T1"))
 
     [event_id] = handled.event_ids
-    assert await registry.dead_lettered(event_id)
-    reason = await registry.db.fetchval("select error_message from xbus_dead_letters where event_id = $1", event_id)
+    assert not await registry.dead_lettered(event_id)  # see test_pending_prerequisites.py
+    reason = await registry.db.fetchval("select reason from xbus_pending where event_id = $1", event_id)
     assert f"account {account_id}, which the registry has never opened" in reason
 
 

@@ -94,8 +94,9 @@ class ServiceUnderTest:
         return self._db
 
     async def handle(self, *events: Event | Outgoing) -> Handled:
-        """Publish ``events``, wait until the service has applied (or dead-lettered) each and
-        published what they caused, and return those follow-up events, parsed.
+        """Publish ``events``, wait until the service has read each (applied, dead-lettered, held
+        waiting for a prerequisite or parked behind a dead letter) and published what they caused,
+        and return those follow-up events, parsed.
 
         An event the service does not handle leaves no trace to wait on: send a handled event of
         the same key after it, which the service reads after it (same partition).
@@ -128,7 +129,9 @@ class ServiceUnderTest:
         while True:
             done = await self.db.fetchval(
                 "select (select count(*) from xbus_inbox where event_id = any($1::text[]))"
-                " + (select count(*) from xbus_dead_letters where event_id = any($1::text[]))",
+                " + (select count(*) from xbus_dead_letters where event_id = any($1::text[]))"
+                " + (select count(*) from xbus_pending where event_id = any($1::text[]))"
+                " + (select count(*) from xbus_parked where event_id = any($1::text[]))",
                 ids,
             )
             unsent = await self.db.fetchval("select count(*) from xbus_outbox where sent_at is null")

@@ -1,4 +1,5 @@
-"""Carries out, in the service's own process, what an operator asked of its dead letters.
+"""Events a service holds instead of applying, looked after in its own process: the dead letters
+an operator decided about, and the events waiting too long for a prerequisite.
 
 ``xbus dlq redrive`` and ``xbus dlq discard`` only write the request on the dead-letter entry;
 this loop, a companion of every runner, finds the requests and hands each to the processor
@@ -14,11 +15,17 @@ this loop, a companion of every runner, finds the requests and hands each to the
 Requests wait in PostgreSQL, so a request made while the service is down is carried out when it
 starts. Every member of the group polls; the entry's row lock (``skip locked``) gives each
 request to one of them.
+
+The same loop looks after the events held waiting for a prerequisite (processor.py holds them,
+and an event applied under the key they wait for applies them at once): every ``SWEEP_SECONDS``
+it tries them all again, for the rare wake-up two partitions' transactions miss, and it
+dead-letters those that waited longer than ``XBUS_PENDING_TIMEOUT_SECONDS``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import asyncpg
 import structlog
@@ -31,6 +38,8 @@ log = structlog.get_logger("xbus.dead_letters")
 
 #: How often a member looks for requests: a redrive is a person's command, answered within this.
 POLL_SECONDS = 0.5
+#: How often every held event is tried again (see ``BatchProcessor.retry_waiting``).
+SWEEP_SECONDS = 10.0
 
 _PENDING = """
 select d.event_id from xbus_dead_letters d
@@ -41,12 +50,24 @@ order by d.topic, d.partition, d."offset"
 """
 
 
-async def carry_out_requests(processor: BatchProcessor, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
-    """Until ``stop``: carry out each redrive and discard asked for, in the order of the records."""
+async def look_after_held_events(
+    processor: BatchProcessor, pool: asyncpg.Pool, stop: asyncio.Event, pending_timeout_seconds: float
+) -> None:
+    """Until ``stop``: carry out each redrive and discard asked for, in the order of the records,
+    and dead-letter the events that waited too long for a prerequisite."""
     service = processor.service.name
+    sweep_seconds = min(SWEEP_SECONDS, pending_timeout_seconds / 4)  # a few sweeps before any expiry
+    next_sweep = time.monotonic() + sweep_seconds
     while not await sleep_unless(stop, POLL_SECONDS):
         try:
             async with pool.acquire() as connection:
+                if time.monotonic() >= next_sweep:
+                    await processor.retry_waiting(connection)
+                    next_sweep = time.monotonic() + sweep_seconds
+                if expired := await processor.expire_waiting(connection, pending_timeout_seconds):
+                    log.warning(
+                        "events waited too long for a prerequisite; dead-lettered", service=service, count=expired
+                    )
                 for row in await connection.fetch(_PENDING):
                     outcome = await processor.carry_out(connection, row["event_id"])
                     if outcome is not None:
@@ -59,4 +80,4 @@ async def carry_out_requests(processor: BatchProcessor, pool: asyncpg.Pool, stop
                             dead_lettered=outcome.dead_lettered,
                         )
         except TRANSIENT_ERRORS as error:
-            log.warning("dead-letter requests wait for the database", service=service, error=repr(error))
+            log.warning("held events wait for the database", service=service, error=repr(error))
