@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     #: Requests per second each token may make (a token bucket of ``api_rate_burst``), per API process.
     api_rate_per_second: float = Field(default=50.0, gt=0, le=1_000_000)
     api_rate_burst: int = Field(default=100, ge=1, le=1_000_000)
+    #: Requests with a missing or refused token each client address may make per second (bursts of
+    #: ``api_refusal_burst``) before it is answered 429 without its token being looked up.
+    api_refusals_per_second: float = Field(default=1.0, gt=0, le=1_000_000)
+    api_refusal_burst: int = Field(default=20, ge=1, le=1_000_000)
     #: How long a repeated event id or Idempotency-Key returns the first result instead of publishing again.
     api_idempotency_window_seconds: float = Field(default=86_400.0, gt=0, le=30 * 86_400)
     log_format: LogFormat = LogFormat.AUTO

@@ -274,6 +274,10 @@ def cli_tokens(stack: Stack, schema_prefix: str, xbus: XbusCli) -> CliTokens:
 # --- over HTTP -------------------------------------------------------------------------------------
 
 
+#: Refused requests an address may make, for tests about something else: plenty.
+REFUSALS = TokenBuckets(rate_per_second=1_000, burst=1_000)
+
+
 def tiny_app(auth: Auth) -> FastAPI:
     app = FastAPI()
 
@@ -337,7 +341,7 @@ async def test_http_answers_401_without_a_valid_token(store: TokenStore, pool: a
     await store.revoke(revoked.id)
     expired, expired_text = await store.create("old", ["admin"], datetime.now(UTC) + IN_AN_HOUR)
     await expire(pool, schema, expired.id)
-    auth = Auth(TokenStore(pool, schema), TokenBuckets(1_000, 1_000))
+    auth = Auth(TokenStore(pool, schema), TokenBuckets(1_000, 1_000), REFUSALS)
     async with serving(tiny_app(auth)) as client:
         assert (await client.get("/healthz")).status_code == 200
 
@@ -363,7 +367,7 @@ async def test_http_answers_403_naming_the_missing_scope(store: TokenStore) -> N
     _, lag_reader = await store.create("lag-reader", ["read:lag"], None)
     _, user_publisher = await store.create("crm", ["publish:xosp.user.*"], None)
     _, admin = await store.create("ops", ["admin"], None)
-    async with serving(tiny_app(Auth(store, TokenBuckets(1_000, 1_000)))) as client:
+    async with serving(tiny_app(Auth(store, TokenBuckets(1_000, 1_000), REFUSALS))) as client:
         assert (await client.get("/lag", headers=bearer(lag_reader))).status_code == 200
         forbidden = await client.get("/lag", headers=bearer(user_publisher))
         assert_problem(forbidden, 403, "the token lacks scope read:lag")
@@ -386,13 +390,26 @@ async def test_http_answers_403_naming_the_missing_scope(store: TokenStore) -> N
 async def test_http_answers_429_with_retry_after_when_a_tokens_bucket_is_empty(store: TokenStore) -> None:
     _, busy = await store.create("busy", ["read:lag"], None)
     _, quiet = await store.create("quiet", ["read:lag"], None)
-    async with serving(tiny_app(Auth(store, TokenBuckets(rate_per_second=0.01, burst=2)))) as client:
+    async with serving(tiny_app(Auth(store, TokenBuckets(rate_per_second=0.01, burst=2), REFUSALS))) as client:
         assert [(await client.get("/lag", headers=bearer(busy))).status_code for _ in range(2)] == [200, 200]
         limited = await client.get("/lag", headers=bearer(busy))
         assert_problem(limited, 429, "retry after")
         retry_after = limited.headers["retry-after"]
         assert retry_after.isdigit() and 1 <= int(retry_after) <= 100  # a whole number of seconds (1 / 0.01 at most)
         assert (await client.get("/lag", headers=bearer(quiet))).status_code == 200  # a bucket per token
+
+
+async def test_an_address_guessing_tokens_is_answered_429_before_any_look_up(store: TokenStore) -> None:
+    _, valid = await store.create("valid", ["read:lag"], None)
+    refusals = TokenBuckets(rate_per_second=0.01, burst=3)
+    async with serving(tiny_app(Auth(store, TokenBuckets(rate_per_second=100, burst=100), refusals))) as client:
+        assert (await client.get("/lag", headers=bearer(valid))).status_code == 200  # a valid token costs nothing
+        guesses = [(await client.get("/lag", headers=bearer(f"xbus_guess{i}"))) for i in range(5)]
+        assert [guess.status_code for guess in guesses] == [401, 401, 401, 429, 429]
+        assert_problem(guesses[3], 429, "too many requests with a missing or refused token from 127.0.0.1")
+        assert 1 <= int(guesses[3].headers["retry-after"]) <= 100
+        assert (await client.get("/lag")).status_code == 429  # no token at all: the same address's budget
+    assert len(refusals) == 1  # one bucket: the address, not one per guessed token
 
 
 async def test_the_token_never_appears_in_the_logs_or_the_answers(
@@ -404,7 +421,7 @@ async def test_the_token_never_appears_in_the_logs_or_the_answers(
     await store.revoke(revoked.id)
     statuses: list[int] = []
     answered = ""
-    async with serving(tiny_app(Auth(store, TokenBuckets(rate_per_second=0.001, burst=1)))) as client:
+    async with serving(tiny_app(Auth(store, TokenBuckets(rate_per_second=0.001, burst=1), REFUSALS))) as client:
         for text in (valid, valid, revoked_text):  # allowed, then rate limited; revoked
             for headers in (bearer(text), {"Authorization": f"Basic {text}"}, bearer(text[:-2])):
                 response = await client.get("/lag", headers=headers)

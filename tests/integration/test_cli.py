@@ -8,11 +8,14 @@ import uuid
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 import schemas
 from tests.conftest import Stack, XbusCli
 from xbus.brokers import BrokerKind
-from xbus.embedded.broker import broker_version
+from xbus.embedded.broker import broker_running, broker_version
+from xbus.embedded.processes import free_port
+from xbus.embedded.stack import EmbeddedStack
 
 pytestmark = pytest.mark.integration
 
@@ -137,6 +140,47 @@ def test_ndjson_bad_lines_are_reported_by_number_and_good_lines_still_published(
     assert [e["key"] for e in tail_json(xbus, "xosp.accounts")] == ["XS:0001"]
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("dlq", "list", "authentication"),
+        ("dlq", "redrive", "authentication", "--all"),
+        ("status", "user", "u1"),
+        ("tokens", "list"),
+        ("run", "authentication"),
+    ],
+)
+def test_a_database_that_does_not_answer_is_one_line_naming_it(
+    xbus: XbusCli, stack: Stack, command: tuple[str, ...]
+) -> None:
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/xbus"
+    result = xbus(*command, env={"XBUS_DATABASE_URL": dead, "XBUS_KAFKA_BOOTSTRAP": stack.endpoints.kafka_bootstrap})
+    assert result.code == 1, result.stderr
+    [line] = [line for line in result.stderr.splitlines() if not line.startswith("{")]  # logs are JSON
+    assert line.startswith("xbus: PostgreSQL did not answer (ConnectionRefusedError") and "XBUS_DATABASE_URL" in line
+
+
+@pytest.mark.parametrize("command", [("topics", "list"), ("tail", "xosp.users"), ("lag",)])
+def test_a_broker_that_does_not_answer_is_one_line_naming_it(
+    xbus: XbusCli, stack: Stack, command: tuple[str, ...]
+) -> None:
+    env = {"XBUS_DATABASE_URL": stack.endpoints.database_url, "XBUS_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}
+    result = xbus(*command, env=env)
+    assert result.code == 1, result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("xbus:")]
+    assert "Kafka" in line and "did not answer" in line and "XBUS_KAFKA_BOOTSTRAP" in line
+    assert "Traceback" not in result.stderr
+
+
+def test_a_command_that_needs_only_the_database_starts_no_broker(xbus: XbusCli, stack: Stack, tmp_path: Path) -> None:
+    """With only XBUS_DATABASE_URL set, `xbus tokens list` once started an embedded broker and left it running."""
+    env = {"XBUS_DATA_DIR": str(tmp_path), "XBUS_DATABASE_URL": stack.endpoints.database_url}
+    for command in (("tokens", "list"), ("dlq", "list", "authentication"), ("status", "user", "nobody")):
+        result = xbus(*command, env=env)
+        assert "Traceback" not in result.stderr, result.stderr
+    assert not (tmp_path / "stack.json").exists() and not (tmp_path / "kafka").exists()
+
+
 def test_a_bad_setting_stops_with_one_line_and_exit_code_2(xbus: XbusCli) -> None:
     result = xbus("topics", "list", env={"XBUS_KAFKA_BOOTSTRAP": "no-port-here"})
     assert result.code == 2
@@ -171,6 +215,41 @@ def test_stack_up_says_what_survives_a_restart_of_its_broker(xbus: XbusCli, stac
         assert "keeps topics, groups and offsets in memory: they do not survive a restart" in said
     else:
         assert "Apache Kafka keeps its log in" in said
+
+
+async def test_stack_down_keeps_tansu_running_while_it_holds_records_nobody_consumed(
+    xbus: XbusCli, stack: Stack, tmp_path: Path
+) -> None:
+    """It once said only "stopped: kafka, postgres" and 11,499 flows were silently lost."""
+    env = {
+        "XBUS_DATA_DIR": str(tmp_path),
+        "XBUS_EMBEDDED_BROKER": "tansu",
+        "XBUS_DATABASE_URL": stack.endpoints.database_url,
+    }
+    assert xbus("stack", "up", env=env).code == 0
+    try:
+        for login in ("d1", "d2", "d3"):
+            data = json.dumps({"login_id": login, "reason": "r"})
+            assert xbus("publish", "xosp.user.disabled.v1", "--data", data, env=env).code == 0
+        state = EmbeddedStack(tmp_path).read_state()
+        consumer = AIOKafkaConsumer(bootstrap_servers=state.kafka_bootstrap, group_id="xbus.behind")
+        await consumer.start()
+        try:  # a group that has read nothing of xosp.users yet
+            users = xbus.env["XBUS_TOPIC_PREFIX"] + "xosp.users"
+            partitions = [TopicPartition(users, partition) for partition in range(12)]
+            consumer.assign(partitions)
+            await consumer.commit(dict.fromkeys(partitions, 0))
+        finally:
+            await consumer.stop()
+
+        refused = xbus("stack", "down", env=env)
+        assert refused.code == 1, refused.stdout + refused.stderr
+        said = " ".join(refused.stderr.split())
+        assert "Tansu keeps its records in memory only, and 3 of them are not consumed yet (xbus.behind 3)" in said
+        assert "--force" in said and broker_running(state.kafka_pid, state.kafka_port)
+    finally:
+        forced = xbus("stack", "down", "--force", env=env)
+    assert forced.code == 0 and "stopped: kafka" in forced.stdout
 
 
 def test_stack_up_is_idempotent(xbus: XbusCli) -> None:

@@ -87,3 +87,26 @@ def test_the_bucket_never_holds_more_than_the_burst() -> None:
 def test_a_bucket_that_could_never_allow_is_refused(rate: float, burst: int) -> None:
     with pytest.raises(ValueError):
         TokenBuckets(rate, burst)
+
+
+def test_waiting_says_how_long_and_takes_nothing() -> None:
+    buckets = TokenBuckets(1.0, 2)
+    assert buckets.waiting("k", 0.0) == 0.0 and len(buckets) == 0  # an unseen key is full, and costs no bucket
+    buckets.take("k", 0.0)
+    buckets.take("k", 0.0)
+    assert buckets.waiting("k", 0.0) == pytest.approx(1.0)
+    assert buckets.waiting("k", 0.25) == pytest.approx(0.75)
+    assert buckets.waiting("k", 0.25) == pytest.approx(0.75)  # asking took nothing
+    assert buckets.take("k", 1.0) == 0.0
+
+
+def test_past_max_keys_the_full_buckets_are_dropped_and_the_busy_kept() -> None:
+    buckets = TokenBuckets(1.0, 2, max_keys=3)
+    for key in ("a", "b", "c"):
+        buckets.take(key, 0.0)
+    buckets.take("c", 1.5)  # c is busy again; a and b are full at 2.0 (burst / rate after their take)
+    buckets.take("d", 2.0)
+    assert len(buckets) == 2 and buckets.waiting("c", 2.0) == 0.0
+    buckets.take("c", 2.0)
+    buckets.take("c", 2.0)
+    assert buckets.waiting("c", 2.0) > 0  # kept: its bucket was not reset by the pruning

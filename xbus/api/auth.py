@@ -36,12 +36,33 @@ _BEARER = HTTPBearer(auto_error=False, scheme_name="token", description="An API 
 class Auth:
     """One per app: the token store to verify with, and the rate limit buckets of this process."""
 
-    def __init__(self, store: TokenStore, buckets: TokenBuckets) -> None:
+    def __init__(self, store: TokenStore, buckets: TokenBuckets, refusals: TokenBuckets) -> None:
         self.store = store
         self.buckets = buckets
+        #: Per client address, the 401s it may earn: a client guessing tokens (each guess a
+        #: PostgreSQL look-up) is answered 429 before any look-up once it has used them up.
+        self.refusals = refusals
 
     async def token(self, request: Request, _documented: object = Security(_BEARER)) -> ApiToken:
         """The calling token, verified and within its rate; a 401 or 429 problem otherwise."""
+        address = request.client.host if request.client else "unknown"
+        wait = self.refusals.waiting(address, time.monotonic())
+        if wait > 0:
+            retry_after = max(1, math.ceil(wait))
+            raise Problem(
+                429,
+                "Too Many Requests",
+                f"too many requests with a missing or refused token from {address}; retry after {retry_after} s",
+                headers={"Retry-After": str(retry_after)},
+            )
+        try:
+            return await self._verified(request)
+        except Problem as refused:
+            if refused.status == 401:
+                self.refusals.take(address, time.monotonic())
+            raise
+
+    async def _verified(self, request: Request) -> ApiToken:
         header = request.headers.get(AUTHORIZATION)
         if header is None:
             raise _unauthorized("no token: send the header 'Authorization: Bearer <token>'")

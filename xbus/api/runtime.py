@@ -51,7 +51,11 @@ class ApiRuntime:
         schema = settings.db_schema("api")
         self.pool = asyncpg.create_pool(endpoints.database_url, min_size=0, max_size=POOL_SIZE)
         self.tokens = TokenStore(self.pool, schema)
-        self.auth = Auth(self.tokens, TokenBuckets(settings.api_rate_per_second, settings.api_rate_burst))
+        self.auth = Auth(
+            self.tokens,
+            TokenBuckets(settings.api_rate_per_second, settings.api_rate_burst),
+            TokenBuckets(settings.api_refusals_per_second, settings.api_refusal_burst),
+        )
         self.idempotency = IdempotencyStore(
             self.pool,
             schema,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from xbus.cli import dlq_cmd, schemas_cmd, stack_cmd, status_cmd, tokens_cmd, topics_cmd
 from xbus.cli.common import err
 from xbus.cli.demo_cmd import demo
+from xbus.cli.faults import unreachable
 from xbus.cli.lag_cmd import lag
 from xbus.cli.monitor_cmd import monitor
 from xbus.cli.publish_cmd import publish
@@ -63,5 +65,8 @@ def main() -> None:
         if callable(show) and isinstance(exit_code, int):
             show()
             sys.exit(exit_code)
+        if line := unreachable(error):
+            err.print(f"[red]xbus:[/red] {escape(line)}", highlight=False)
+            sys.exit(1)
         raise
     sys.exit(code if isinstance(code, int) else 0)

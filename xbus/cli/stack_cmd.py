@@ -8,12 +8,14 @@ import asyncpg
 import typer
 from rich.table import Table
 
-from xbus.brokers import BrokerKind
+from xbus.brokers import TRAITS, BrokerKind
 from xbus.cli.common import err, out, run, settings
 from xbus.embedded.broker import broker_running
 from xbus.embedded.postgres import postgres_running
 from xbus.embedded.stack import EmbeddedStack, StackState
-from xbus.platform import admin_client, connect
+from xbus.errors import XbusError
+from xbus.lag.watch import LagWatcher
+from xbus.platform import Endpoints, admin_client, connect
 
 app = typer.Typer(help="Start, stop and check the embedded Kafka broker and PostgreSQL.", no_args_is_help=True)
 
@@ -49,10 +51,39 @@ def _broker_name(state: StackState) -> str:
 
 
 @app.command()
-def down() -> None:
-    """Stop the embedded stack. PostgreSQL and Apache Kafka data stay on disk; Tansu's topics are gone."""
+def down(
+    force: bool = typer.Option(False, "--force", help="Stop Tansu even though records it holds are not consumed yet."),
+) -> None:
+    """Stop the embedded stack. PostgreSQL and Apache Kafka data stay on disk; Tansu's topics are gone.
+
+    Tansu holding records that a consumer group has not consumed yet is not stopped without
+    --force: they exist nowhere else, and would be lost without a trace.
+    """
+    state = _stack().read_state()
+    kind = state.broker_kind
+    running = broker_running(state.kafka_pid, state.kafka_port)
+    if kind is not None and not TRAITS[kind].durable and not force and running:
+        groups = run(_lag_by_group(state))
+        if waiting := {group: lag for group, lag in groups.items() if lag}:
+            total = sum(waiting.values())
+            by_group = ", ".join(f"{group} {lag:,}" for group, lag in sorted(waiting.items()))
+            raise XbusError(
+                f"{kind.product} keeps its records in memory only, and {total:,} of them are not consumed yet "
+                f"({by_group}): stopping it throws them away. Let the services catch up (`xbus lag`), "
+                "or stop it anyway with `xbus stack down --force`"
+            )
     stopped = _stack().down()
     out.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+async def _lag_by_group(state: StackState) -> dict[str, int]:
+    """Records not consumed yet, per consumer group of the embedded broker (every prefix's)."""
+    database_url = settings().database_url or state.database_url or ""
+    endpoints = Endpoints(state.kafka_bootstrap or "", database_url, state.broker_kind or BrokerKind.TANSU)
+    everything = settings().model_copy(update={"topic_prefix": "", "group_prefix": ""})
+    async with LagWatcher(everything, endpoints) as watcher:
+        report = await watcher.report()
+    return {group.group: group.lag for group in report.groups}
 
 
 @app.command()

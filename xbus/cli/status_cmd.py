@@ -19,7 +19,7 @@ from consumers.provisioning.queries import FlowView, flows_of
 from consumers.provisioning.service import SERVICE
 from xbus.cli.common import out, run, settings
 from xbus.errors import XbusError
-from xbus.platform import connect
+from xbus.platform import connect_database
 
 STATE_STYLE = {
     "done": "green",
@@ -67,9 +67,8 @@ def status(
 
 
 async def _flows(kind: EntityKind, entity_id: str) -> list[FlowView]:
-    endpoints = await connect(settings())
     schema = settings().db_schema(SERVICE.name)
-    connection = await asyncpg.connect(endpoints.database_url)
+    connection = await asyncpg.connect(await connect_database(settings()))
     try:
         if await connection.fetchval("select to_regclass($1)", f"{schema}.flows") is None:
             raise NoFlows(

@@ -16,7 +16,7 @@ from xbus.api.scopes import parse_scope
 from xbus.api.tokens import ApiToken, InvalidExpiry, TokenStore
 from xbus.cli.common import err, out, run, settings
 from xbus.durations import parse_duration_ms
-from xbus.platform import connect
+from xbus.platform import connect_database
 
 T = TypeVar("T")
 
@@ -104,8 +104,7 @@ def _expiry(expires_in: str | None, expires_at: str | None) -> datetime | None:
 
 
 async def _with_store(use: Callable[[TokenStore], Awaitable[T]]) -> T:
-    endpoints = await connect(settings())
-    pool = await asyncpg.create_pool(endpoints.database_url, min_size=1, max_size=1)
+    pool = await asyncpg.create_pool(await connect_database(settings()), min_size=1, max_size=1)
     try:
         return await use(TokenStore(pool, settings().db_schema("api")))
     finally:
