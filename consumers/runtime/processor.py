@@ -63,6 +63,21 @@ class BatchOutcome:
     #: The batch took the fast path (fast_batch.py).
     fast: bool = False
 
+    def add(self, other: BatchOutcome) -> None:
+        """Count ``other`` (a part of the same batch) in this outcome too."""
+        for name in (
+            "applied",
+            "duplicates",
+            "ignored",
+            "parked",
+            "pending",
+            "dead_lettered",
+            "follow_ups",
+            "released",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.dead_letter_ids += other.dead_letter_ids
+
 
 @dataclass(frozen=True)
 class Routing:
@@ -117,7 +132,63 @@ class BatchProcessor:
 
     async def process(self, connection: DbConnection, records: Sequence[StoredRecord]) -> BatchOutcome:
         """Apply ``records`` (each partition's in offset order) in one transaction on ``connection``:
-        the fast path's (fast_batch.py), or, when the batch is unusual, the record-by-record path's."""
+        the fast path's (fast_batch.py), or, when the batch is unusual, the record-by-record path's.
+
+        Any error that is not of the infrastructure and escapes the rules of both paths (a bug of
+        the runtime, a service's ``batch_locks``, a value some statement refuses) must not stop the
+        service on the same record at every restart: the batch is then applied one record per
+        transaction, and the record that fails alone is dead-lettered with the error."""
+        try:
+            return await self._process(connection, records)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as error:
+            log.error(
+                "a record broke its batch; applying the batch one record at a time",
+                service=self.service.name,
+                records=len(records),
+                error=repr(error),
+            )
+        outcome = BatchOutcome()
+        for record in records:
+            try:
+                outcome.add(await self._process(connection, [record]))
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as error:
+                await self._dead_letter_alone(connection, record, error, outcome)
+        return outcome
+
+    async def _dead_letter_alone(
+        self, connection: DbConnection, record: StoredRecord, error: Exception, outcome: BatchOutcome
+    ) -> None:
+        """The last resort for a record no path can apply: dead-lettered in a transaction of its own
+        (its key blocked, so its successors wait for a decision); if even that fails, without the
+        block (its key may be what a statement refuses). Beyond that the database itself is broken."""
+        try:
+            event_id = Envelope.from_headers(record.headers).id
+        except EnvelopeError:
+            event_id = record_id(record)
+        refusal = Refusal(type(error).__name__, f"the runtime could not apply it: {error}")
+        for block_key in (True, False):
+            try:
+                async with connection.transaction():
+                    await dead_letter(
+                        connection, self.service.name, self.routing, record, event_id, refusal, block_key=block_key
+                    )
+                    await self._pass_mark(connection, [record], self._marks or {})
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception:
+                if not block_key:
+                    raise
+                continue
+            self._forget_passed_mark([record])
+            outcome.dead_lettered += 1
+            outcome.dead_letter_ids.append(event_id)
+            return
+
+    async def _process(self, connection: DbConnection, records: Sequence[StoredRecord]) -> BatchOutcome:
         if self._marks is None:
             self._marks = await read_replay_marks(connection)
         marks = self._marks

@@ -204,6 +204,30 @@ async def test_a_redrive_carried_out_fails_again_and_a_discard_releases_the_key_
     assert (await processor.process(connection, [failing])).duplicates == 1  # a redelivery stays discarded
 
 
+async def test_a_record_that_breaks_the_runtime_outside_any_handler_is_dead_lettered_alone(
+    connection: asyncpg.Connection,
+) -> None:
+    """Not a refusal: an error the paths have no rule for (here the service's own batch_locks).
+    It once stopped the service, and stopped it again at every restart."""
+
+    def locks(key: str) -> str:
+        if key == "boom":
+            raise ZeroDivisionError("no lock for that key")
+        return f"login:{key}"
+
+    log = Log()
+    processor = BatchProcessor(dataclasses.replace(LOGINS, batch_locks=locks), ROUTING, retry_backoff=0.001)
+    batch = [log(created("a")), log(created("boom")), log(created("c"))]
+    outcome = await processor.process(connection, batch)
+
+    assert (outcome.applied, outcome.dead_lettered) == (2, 1)
+    assert set(await logins(connection)) == {"a", "c"}
+    row = await connection.fetchrow("select event_id, key, error_type, error_message from xbus_dead_letters")
+    assert (row["key"], row["error_type"]) == ("boom", "ZeroDivisionError")
+    assert "the runtime could not apply it: no lock for that key" in row["error_message"]
+    assert (await processor.process(connection, batch)).duplicates == 2  # read again: nothing applied twice
+
+
 async def test_a_redelivered_dead_lettered_event_is_not_dead_lettered_twice(connection: asyncpg.Connection) -> None:
     record = Log()(UserDisabled(login_id="ghost", reason="r"))
     processor = BatchProcessor(LOGINS, ROUTING)
