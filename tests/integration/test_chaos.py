@@ -1,0 +1,232 @@
+"""Chaos (issue 16, item 7): the demo's flows and orders while services, PostgreSQL and the broker die.
+
+`xbus run --all` runs in a process of its own, on a broker and a PostgreSQL of this test's own.
+While the demo scenario (operators, users, accounts, an exchange, deposits, then orders) flows
+and malformed records are written among its events, the test strikes at random moments:
+``kill -9`` of the services' process (started again), an immediate shutdown of PostgreSQL (what a
+crash is to it: no checkpoint, WAL recovery at the restart) and, on Apache Kafka, whose log
+survives, ``kill -9`` of the broker (started again on its port and log). At the end every flow
+has ended once, no order is left open, the OMS's books equal the registry's, each deposit was
+credited once, and every malformed record sits in the dead-letter table of every service that
+reads its topic, with its reason.
+
+The suite runs it for ``XBUS_CHAOS_SECONDS`` (20); ``scripts/chaos.py`` runs it for longer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+import pytest
+import structlog
+from aiokafka import AIOKafkaProducer
+
+from consumers.oms import queries as oms
+from consumers.registry import queries as registry
+from consumers.runtime.dead_letters import schema_connection
+from consumers.runtime.discovery import find_services
+from producers import Outgoing, Published, Publisher
+from schemas import Envelope
+from tests.conftest import Stack
+from tests.integration.test_postgres_outage import OwnPostgres
+from tests.support.service_process import ServiceProcess
+from xbus.brokers import TRAITS, BrokerKind, remember
+from xbus.demo import demo_scenario
+from xbus.embedded.broker import start_broker
+from xbus.embedded.processes import BrokerProcess, free_port, pid_alive
+from xbus.kafka import client_options
+from xbus.platform import apply_catalogue, load_catalogue
+from xbus.settings import Settings, load_settings
+
+pytestmark = pytest.mark.integration
+log = structlog.get_logger("chaos")
+
+SECONDS = float(os.environ.get("XBUS_CHAOS_SECONDS", "20"))
+#: (topic, value, headers) of records no service can apply: not JSON, no envelope, a broken event.
+MALFORMED = [
+    ("xosp.users", b"\xff\xfe not json", "xosp.user.created.v1"),
+    ("xosp.users", b'{"login_id": 7}', "xosp.user.created.v1"),
+    ("xosp.accounts", b"[]", "xosp.account.funds_deposited.v1"),
+    ("xosp.users", b"{}", None),
+]
+_DEAD_LETTER_AT = 'select error_message from xbus_dead_letters where topic = $1 and partition = $2 and "offset" = $3'
+
+
+class Broker:
+    """The test's own broker: killed with SIGKILL, started again on its port and data."""
+
+    def __init__(self, kind: BrokerKind, data_dir: Path) -> None:
+        self.kind, self.data_dir = kind, data_dir
+        self.port, self.controller_port = free_port(), free_port()
+        self.process: BrokerProcess | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.process = start_broker(self.kind, self.data_dir, self.port, self.controller_port)
+        remember(self.bootstrap, self.kind)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        _kill(self.process.pid, signal.SIGKILL)
+
+
+def _kill(pid: int, how: signal.Signals) -> None:
+    os.kill(pid, how)
+    deadline = time.monotonic() + 30
+    while pid_alive(pid):
+        assert time.monotonic() < deadline, f"process {pid} survived {how.name}"
+        time.sleep(0.05)
+
+
+async def test_the_demo_survives_kills_of_services_postgresql_and_broker(stack: Stack, tmp_path: Path) -> None:
+    broker = Broker(stack.endpoints.broker, tmp_path / "broker")
+    broker.start()
+    postgres = OwnPostgres(tmp_path / "pg")
+    database_url = postgres.start().url
+    settings = load_settings(
+        data_dir=tmp_path, kafka_bootstrap=broker.bootstrap, database_url=database_url, source="chaos"
+    )
+    await apply_catalogue(settings, broker.bootstrap)
+    services = ServiceProcess("--all", settings, tmp_path / "services.log")
+    scenario = demo_scenario(operators=2, users=20, accounts=8, orders=150)
+    chance = random.Random(seed := os.environ.get("XBUS_TEST_SEED", str(time.time_ns())))
+    strikes: list[str] = []
+    services.start()
+    try:
+        await _publish(settings, [*scenario.provisioning.shuffled(seed=1), scenario.exchange])
+        malformed = await _write_malformed(settings)
+        await _publish(settings, list(scenario.trading.deposits))
+        deadline, orders_sent = time.monotonic() + SECONDS, False
+        while time.monotonic() < deadline:
+            await asyncio.sleep(chance.uniform(1.0, 3.0))
+            if not orders_sent and time.monotonic() > deadline - SECONDS / 2:
+                await _publish(settings, [*scenario.trading.orders, *scenario.trading.cancels])
+                orders_sent = True
+            kinds = ["services", "postgres"] + (["broker"] if TRAITS[broker.kind].durable else [])
+            untried = [kind for kind in kinds if kind not in strikes]  # each kind once first, then any
+            strike = chance.choice(untried or kinds)
+            strikes.append(strike)
+            log.info("strike", what=strike, seed=seed)
+            if strike == "services":
+                services.kill()
+                services.start()
+            elif strike == "postgres":
+                assert postgres.process is not None
+                _kill(postgres.process.pid, signal.SIGQUIT)  # immediate shutdown: a crash, to PostgreSQL
+                assert postgres.start().url == database_url
+            else:
+                broker.kill()
+                broker.start()
+        if not orders_sent:
+            await _publish(settings, [*scenario.trading.orders, *scenario.trading.cancels])
+
+        flow_ids, order_ids = list(scenario.flow_ids()), scenario.trading.order_ids()
+        tracker = settings.db_schema("provisioning")
+        await _until(lambda: _count_ended(settings, tracker, flow_ids), len(flow_ids), "every flow ended", strikes)
+        async with schema_connection(database_url, settings.db_schema("oms")) as orders_db:
+            await _until(lambda: oms.orders_over(orders_db, order_ids), len(order_ids), "every order over", strikes)
+            oms_books = await oms.books(orders_db)
+        async with schema_connection(database_url, settings.db_schema("registry")) as books_db:
+            registry_books = await registry.books(books_db)
+            deposits = await books_db.fetchval("select count(*) from cash_movements where delta > 0")
+        assert oms_books == registry_books, (oms_books, registry_books, strikes)
+        assert deposits == len(scenario.trading.deposits), strikes  # each credited once
+        async with schema_connection(database_url, settings.db_schema("provisioning")) as flows_db:
+            once = await flows_db.fetchval(
+                "select count(distinct flow_id) = count(*) from flows where flow_id = any($1)", flow_ids
+            )
+        assert once, strikes
+        states = await _states(settings, tracker, flow_ids)
+        assert set(states) == {"completed"}, (states, strikes)
+        assert all(malformed.values()) and set(strikes) >= {"services", "postgres"}, (malformed, strikes)
+        for (topic, partition, offset), readers in malformed.items():
+            for service in readers:
+                async with schema_connection(database_url, settings.db_schema(service)) as db:
+                    reason = await db.fetchval(_DEAD_LETTER_AT, settings.topic(topic), partition, offset)
+                assert reason, f"{service} has no dead letter for {topic}[{partition}]@{offset}; strikes {strikes}"
+    finally:
+        services.stop()
+        if broker.process is not None and pid_alive(broker.process.pid):
+            broker.kill()
+        postgres.stop()
+
+
+async def _publish(settings: Settings, events: list[Outgoing]) -> None:
+    async with Publisher(settings, settings.kafka_bootstrap or "", load_catalogue(settings)) as publisher:
+        results = await publisher.publish_many(events)
+    assert all(isinstance(result, Published) for result in results), [
+        r for r in results if not isinstance(r, Published)
+    ][:2]
+
+
+async def _write_malformed(settings: Settings) -> dict[tuple[str, int, int], tuple[str, ...]]:
+    """The malformed records, written by a plain producer: where each went, and who reads it."""
+    producer = AIOKafkaProducer(**client_options(settings, settings.kafka_bootstrap or ""), acks="all")
+    await producer.start()
+    written: dict[tuple[str, int, int], tuple[str, ...]] = {}
+    try:
+        for index, (topic, value, event_type) in enumerate(MALFORMED):
+            headers = (
+                Envelope.new(type=event_type, subject=f"bad-{index}", source="chaos").to_headers() if event_type else []
+            )
+            sent = await producer.send_and_wait(
+                settings.topic(topic), value, key=f"bad-{index}".encode(), headers=headers
+            )
+            written[(topic, sent.partition, sent.offset)] = _readers(settings, topic, event_type)
+    finally:
+        await producer.stop()
+    return written
+
+
+def _readers(settings: Settings, topic: str, event_type: str | None) -> tuple[str, ...]:
+    """The services that dead-letter such a record: those that handle its type, or, without an
+    envelope, every one that reads its topic."""
+    catalogue = load_catalogue(settings)
+    return tuple(
+        name
+        for name, service in find_services().items()
+        if topic in service.topics(catalogue) and (event_type is None or event_type in service.handlers)
+    )
+
+
+async def _count_ended(settings: Settings, schema: str, flow_ids: list[str]) -> int:
+    connection = await asyncpg.connect(settings.database_url or "")
+    try:
+        if not await connection.fetchval("select to_regclass($1)", f"{schema}.flows"):
+            return 0
+        return int(
+            await connection.fetchval(
+                f"select count(*) from {schema}.flows where flow_id = any($1) and state <> 'open'", flow_ids
+            )
+        )
+    finally:
+        await connection.close()
+
+
+async def _states(settings: Settings, schema: str, flow_ids: list[str]) -> dict[str, int]:
+    connection = await asyncpg.connect(settings.database_url or "")
+    try:
+        rows = await connection.fetch(
+            f"select state, count(*) as n from {schema}.flows where flow_id = any($1) group by 1", flow_ids
+        )
+        return {row["state"]: row["n"] for row in rows}
+    finally:
+        await connection.close()
+
+
+async def _until(count: Callable[[], Awaitable[int]], total: int, what: str, strikes: list[str]) -> None:
+    deadline = time.monotonic() + 300
+    while (done := await count()) < total:
+        assert time.monotonic() < deadline, f"{what}: {done} of {total} after the strikes {strikes}"
+        await asyncio.sleep(1)
