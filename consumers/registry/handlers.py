@@ -331,8 +331,8 @@ async def execution_reported(event: Event, unit: UnitOfWork) -> None:
     cash is booked and takes cash below zero: it happens only when a withdrawal raced an open
     buy (docs/exchanges.md), and it is logged as a warning naming the account. A fill that cannot
     be booked raises :class:`DomainError`: dead-lettered with its reason, and the account's later
-    events are parked behind it until a person has fixed the cause and redriven it, so that
-    nothing is booked out of order meanwhile. That is the case of:
+    events are parked behind it until a person has settled it with the exchange and discarded it,
+    so that nothing is booked out of order meanwhile. That is the case of:
 
     - a sell beyond the holding (holdings never go negative): the OMS let through a sell the
       account did not hold, which has to be put right with the exchange;
@@ -371,8 +371,8 @@ async def execution_reported(event: Event, unit: UnitOfWork) -> None:
     if account.state == AccountState.CLOSED:
         raise DomainError(
             f"{fill} is for account {event.account_id}, which was closed in the registry while the order was open; "
-            "settle the fill by hand with the investor and the exchange (the account's later events wait behind "
-            "this one)"
+            "settle the fill by hand with the investor and the exchange, then discard this event: `xbus dlq discard "
+            "registry --id ... --reason ...` (the account's later events wait behind this one until then)"
         )
     cash = await store.settled_cash(unit, event.account_id, event.currency)
     holding = await store.holding(unit, event.account_id, event.instrument)
@@ -389,8 +389,9 @@ async def execution_reported(event: Event, unit: UnitOfWork) -> None:
     except Unbookable as refused:
         raise DomainError(
             f"{fill} for account {event.account_id} cannot be settled: {refused.reason}; the OMS should not have "
-            "accepted the order. Put the account right with the exchange, then redrive this event with `xbus dlq "
-            "redrive registry` (the account's later events wait behind it)"
+            "accepted the order. Have the exchange correct it (its correcting report waits behind this one), then "
+            "discard this event: `xbus dlq discard registry --id ... --reason ...` (the account's later events, "
+            "the correction among them, then apply in order)"
         ) from None
     if settled.overdraws:
         log.warning(

@@ -31,7 +31,7 @@ from schemas.types import Role
 from schemas.users import UserCreated, UserDeleted, UserUpdated
 from tests.conftest import CliResult, Stack, XbusCli
 from tests.integration.test_oms import new_account, opened
-from tests.integration.test_registry_settlement import buy
+from tests.integration.test_registry_settlement import buy, funded_account, sell
 from tests.support.exchanges import new_exchange_code
 from tests.support.service_under_test import ServiceUnderTest, module_settings
 from xbus.settings import Settings
@@ -246,3 +246,62 @@ async def test_a_later_event_of_the_key_lets_the_held_ones_go_first(services: di
     [later] = (await service.handle(UserUpdated(login_id=login, display_name="newer"))).event_ids
     assert await applied(service, held) and await applied(service, later)
     assert await service.db.fetchval("select display_name from logins where login_id = $1", login) == "newer"
+
+
+async def test_the_registrys_advice_for_a_sell_beyond_the_holding_works_when_followed(
+    services: dict[str, ServiceUnderTest], settings: Settings, xbus: XbusCli
+) -> None:
+    service = services["registry"]
+    account = await funded_account(service, "500")
+    [oversold] = (await service.handle(sell(account, "XSX", 5, "10", f"T-{uuid.uuid4().hex[:6]}"))).event_ids
+    reason = await service.db.fetchval("select error_message from xbus_dead_letters where event_id = $1", oversold)
+    assert "Have the exchange correct it (its correcting report waits behind this one), then discard" in reason
+
+    # the advice: the exchange's correction (here the buy it had not reported) waits; then discard
+    [correction] = (await service.handle(fill(account))).event_ids
+    assert await service.db.fetchval("select 1 from xbus_parked where event_id = $1", correction)
+    done = await asyncio.to_thread(
+        dlq(xbus, settings), "discard", "registry", "--id", oversold, "--reason", "corrected by the exchange"
+    )
+    assert done.code == 0, done.stdout + done.stderr
+    assert await applied(service, correction) and not await applied(service, oversold)
+    [later] = (await service.handle(sell(account, "XSX", 1, "10", f"T-{uuid.uuid4().hex[:6]}"))).event_ids
+    assert await applied(service, later)
+
+
+async def test_the_omss_advice_for_a_report_of_no_such_order_works_when_followed(
+    services: dict[str, ServiceUnderTest], settings: Settings, xbus: XbusCli
+) -> None:
+    service, account = services["oms"], new_account()
+    [stray] = (await service.handle(fill(account))).event_ids
+    reason = await service.db.fetchval("select error_message from xbus_dead_letters where event_id = $1", stray)
+    assert "the OMS routed no such order; check the gateway's adapter, then discard the report" in reason
+    [behind] = (await service.handle(fill(account))).event_ids
+    assert await service.db.fetchval("select 1 from xbus_parked where event_id = $1", behind)
+
+    done = await asyncio.to_thread(dlq(xbus, settings), "discard", "oms", "--id", stray, "--reason", "adapter fault")
+    assert done.code == 0, done.stdout + done.stderr
+    # the key flows again: the report behind it is judged on its own (no such order either), not parked
+    assert not await service.db.fetchval("select 1 from xbus_parked where event_id = $1", behind)
+    assert await service.dead_lettered(behind)
+
+
+async def test_the_omss_advice_for_a_market_another_exchange_lists_works_when_followed(
+    services: dict[str, ServiceUnderTest], settings: Settings, xbus: XbusCli
+) -> None:
+    service = services["oms"]
+    first = prodigy_exchange(new_exchange_code(), markets=1, symbols=2)
+    spare = prodigy_exchange(new_exchange_code(), markets=1, symbols=2)
+    second = prodigy_exchange(new_exchange_code(), markets=1, symbols=2)
+    clashing = second.model_copy(update={"markets": first.markets})
+    await service.handle(first)
+    [added] = (await service.handle(clashing)).event_ids
+    reason = await service.db.fetchval("select error_message from xbus_dead_letters where event_id = $1", added)
+    assert "remove it from the other exchange first, then redrive this event" in reason
+
+    # the advice: remove the market from the other exchange, then redrive
+    await service.handle(ExchangeUpdated(code=first.code, markets=spare.markets))
+    done = await asyncio.to_thread(dlq(xbus, settings), "redrive", "oms", "--id", added)
+    assert done.code == 0 and f"applied {added}" in done.stdout, done.stdout + done.stderr
+    [later] = (await service.handle(exchange_renamed(second.code))).event_ids
+    assert await applied(service, later)
