@@ -36,7 +36,20 @@ def main() -> int:
         env = {**os.environ, "XBUS_CHAOS_SECONDS": str(args.seconds), "XBUS_TEST_SEED": seed}
         started = time.monotonic()
         timeout = str(int(args.seconds) + 900)
-        command = [sys.executable, "-m", "pytest", TEST, "-q", "-s", "-p", "no:cacheprovider", "--timeout", timeout]
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            TEST,
+            "-q",
+            "-s",
+            "-n",
+            "0",
+            "-p",
+            "no:cacheprovider",
+            "--timeout",
+            timeout,
+        ]
         done = subprocess.run(command, cwd=ROOT, env=env)
         print(
             f"round {round_number}: {'passed' if done.returncode == 0 else 'FAILED'} "

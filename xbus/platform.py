@@ -44,14 +44,17 @@ def load_catalogue(settings: Settings) -> Catalogue:
     return Catalogue.load(settings.topics_file, schemas.registry)
 
 
-async def connect(settings: Settings) -> Endpoints:
-    """The endpoints to use; starts whatever embedded part is needed and not running."""
-    if not (settings.embedded_kafka or settings.embedded_database):
-        assert settings.kafka_bootstrap and settings.database_url
+async def connect(settings: Settings, *, database: bool = True) -> Endpoints:
+    """The endpoints to use; starts whatever embedded part is needed and not running. A command
+    that needs the broker only says ``database=False``: no embedded PostgreSQL is started for it
+    (its endpoints' database URL is then whatever is configured, maybe empty)."""
+    embedded_database = settings.embedded_database and database
+    if not (settings.embedded_kafka or embedded_database):
+        assert settings.kafka_bootstrap and (settings.database_url or not database)
         traits = await broker_traits(settings, settings.kafka_bootstrap)
-        return Endpoints(settings.kafka_bootstrap, settings.database_url, traits.kind)
+        return Endpoints(settings.kafka_bootstrap, settings.database_url or "", traits.kind)
     stack = EmbeddedStack(settings.data_dir, settings.embedded_kafka_port, settings.embedded_broker)
-    result = await asyncio.to_thread(stack.up, kafka=settings.embedded_kafka, postgres=settings.embedded_database)
+    result = await asyncio.to_thread(stack.up, kafka=settings.embedded_kafka, postgres=embedded_database)
     if result.broker_data_lost:
         log.warning(
             "the embedded broker had stopped and was started again: its topics, groups and offsets are gone "

@@ -20,6 +20,7 @@ import os
 import random
 import signal
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -131,6 +132,7 @@ async def test_the_demo_survives_kills_of_services_postgresql_and_broker(stack: 
         if not orders_sent:
             await _publish(settings, [*scenario.trading.orders, *scenario.trading.cancels])
 
+        settling = time.monotonic()
         flow_ids, order_ids = list(scenario.flow_ids()), scenario.trading.order_ids()
         tracker = settings.db_schema("provisioning")
         await _until(lambda: _count_ended(settings, tracker, flow_ids), len(flow_ids), "every flow ended", strikes)
@@ -155,6 +157,17 @@ async def test_the_demo_survives_kills_of_services_postgresql_and_broker(stack: 
                 async with schema_connection(database_url, settings.db_schema(service)) as db:
                     reason = await db.fetchval(_DEAD_LETTER_AT, settings.topic(topic), partition, offset)
                 assert reason, f"{service} has no dead letter for {topic}[{partition}]@{offset}; strikes {strikes}"
+        log.info(
+            "chaos survived",
+            broker=broker.kind.product,
+            seconds=SECONDS,
+            strikes=dict(Counter(strikes)),
+            flows=len(flow_ids),
+            orders=len(order_ids),
+            malformed=len(malformed),
+            settled_after_seconds=round(time.monotonic() - settling, 1),
+            seed=seed,
+        )
     finally:
         services.stop()
         if broker.process is not None and pid_alive(broker.process.pid):

@@ -181,6 +181,16 @@ def test_a_command_that_needs_only_the_database_starts_no_broker(xbus: XbusCli, 
     assert not (tmp_path / "stack.json").exists() and not (tmp_path / "kafka").exists()
 
 
+def test_a_command_that_needs_only_the_broker_starts_no_database(xbus: XbusCli, stack: Stack, tmp_path: Path) -> None:
+    env = {"XBUS_DATA_DIR": str(tmp_path), "XBUS_KAFKA_BOOTSTRAP": stack.endpoints.kafka_bootstrap}
+    assert xbus("topics", "apply", env=env).code == 0
+    data = json.dumps({"login_id": "b1", "reason": "r"})
+    for command in (("topics", "list"), ("publish", "xosp.user.disabled.v1", "--data", data), ("tail", "xosp.users")):
+        result = xbus(*command, env=env)
+        assert result.code == 0, result.stderr
+    assert not (tmp_path / "pg").exists()
+
+
 def test_a_bad_setting_stops_with_one_line_and_exit_code_2(xbus: XbusCli) -> None:
     result = xbus("topics", "list", env={"XBUS_KAFKA_BOOTSTRAP": "no-port-here"})
     assert result.code == 2

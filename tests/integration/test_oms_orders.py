@@ -5,6 +5,7 @@ accounts of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
@@ -44,7 +45,8 @@ from schemas.oms import (
 )
 from schemas.orders import OrderCancelRequested, OrderPlaced
 from schemas.types import AccountRight, InvestorType, Money, OrderLifetime, OrderSide, OrderType, PositiveMoney
-from tests.conftest import Stack
+from tests.conftest import Stack, XbusCli
+from tests.integration.test_pending_prerequisites import dlq
 from tests.support.exchanges import new_exchange_code
 from tests.support.service_under_test import Handled, ServiceUnderTest, module_settings
 from xbus.trading import prodigy_exchange
@@ -714,3 +716,47 @@ async def test_a_sell_beyond_available_holdings_is_insufficient(oms: ServiceUnde
         RejectionCode.QUANTITY_INSUFFICIENT
     )
     await accept(oms, order(account_id, venue.instrument, 40, side=OrderSide.SELL))
+
+
+async def _discard(oms: ServiceUnderTest, xbus: XbusCli, event_id: str) -> None:
+    done = await asyncio.to_thread(dlq(xbus, oms.settings), "discard", "oms", "--id", event_id, "--reason", "adapter")
+    assert done.code == 0 and f"discarded {event_id}" in done.stdout, done.stdout + done.stderr
+
+
+async def test_the_advice_for_a_report_after_the_final_one_works_when_followed(
+    oms: ServiceUnderTest, venue: Venue, xbus: XbusCli
+) -> None:
+    account_id = await open_account(oms, venue)
+    placed = order(account_id, venue.instrument, 10, "10.00")
+    await accept(oms, placed)
+    await oms.handle(report(placed, venue, ExecutionKind.FILLED, filled=10, cumulative=10, price="10.00"))
+    [late] = (await oms.handle(report(placed, venue, ExecutionKind.ACKNOWLEDGED))).event_ids
+    reason = await oms.db.fetchval("select error_message from xbus_dead_letters where event_id = $1", late)
+    assert "a report after the final one is a fault of the exchange's adapter: discard it" in reason
+    following = order(account_id, venue.instrument, 5, "10.00")
+    [parked] = (await oms.handle(following)).event_ids  # the account's next order waits behind it
+
+    await _discard(oms, xbus, late)
+    assert await oms.db.fetchval("select 1 from xbus_inbox where event_id = $1", parked)
+    stored = await queries.order(oms.db, following.order_id)
+    assert stored is not None and stored.state is OrderState.ROUTED
+
+
+async def test_the_advice_for_a_fill_beyond_the_open_quantity_works_when_followed(
+    oms: ServiceUnderTest, venue: Venue, xbus: XbusCli
+) -> None:
+    account_id = await open_account(oms, venue)
+    placed = order(account_id, venue.instrument, 10, "10.00")
+    await accept(oms, placed)
+    await oms.handle(report(placed, venue, ExecutionKind.FILLED, filled=8, cumulative=8, price="10.00"))
+    overfill = report(placed, venue, ExecutionKind.FILLED, filled=5, cumulative=10, price="10.00")  # 2 were open
+    [wrong] = (await oms.handle(overfill)).event_ids
+    reason = await oms.db.fetchval("select error_message from xbus_dead_letters where event_id = $1", wrong)
+    assert "check the exchange's adapter, then discard or correct the report" in reason
+    correct = report(placed, venue, ExecutionKind.FILLED, filled=2, cumulative=10, price="10.00")
+    [corrected] = (await oms.handle(correct)).event_ids  # the adapter's correction waits behind it
+
+    await _discard(oms, xbus, wrong)
+    assert await oms.db.fetchval("select 1 from xbus_inbox where event_id = $1", corrected)
+    stored = await queries.order(oms.db, placed.order_id)
+    assert stored is not None and (stored.state, stored.filled_quantity) == (OrderState.COMPLETED, 10)

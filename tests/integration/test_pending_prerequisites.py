@@ -197,11 +197,12 @@ async def test_the_advice_of_a_prerequisite_that_never_came_works_when_followed(
     assert await applied(service, later)
 
 
+@pytest.mark.parametrize("name", ["authentication", "authorisation"])
 async def test_a_deleted_logins_update_is_dead_lettered_and_discarding_it_frees_the_key(
-    services: dict[str, ServiceUnderTest], settings: Settings, xbus: XbusCli
+    services: dict[str, ServiceUnderTest], settings: Settings, xbus: XbusCli, name: str
 ) -> None:
     """Not a prerequisite: nothing will ever make the update valid. Its advice is to discard it."""
-    service, login = services["authentication"], new_login()
+    service, login = services[name], new_login()
     await service.handle(login_created(login), UserDeleted(login_id=login, reason="left"))
     [update, parked] = (await service.handle(login_updated(login), login_created(login))).event_ids
     entry = await service.db.fetchrow(
@@ -211,9 +212,7 @@ async def test_a_deleted_logins_update_is_dead_lettered_and_discarding_it_frees_
     assert await service.db.fetchval("select count(*) from xbus_parked where key = $1", login) == 1
 
     reason = "updates of a deleted login"
-    discarded = await asyncio.to_thread(
-        dlq(xbus, settings), "discard", "authentication", "--id", update, "--reason", reason
-    )
+    discarded = await asyncio.to_thread(dlq(xbus, settings), "discard", name, "--id", update, "--reason", reason)
     assert discarded.code == 0 and f"discarded {update}" in discarded.stdout, discarded.stdout + discarded.stderr
     assert await applied(service, parked)  # released: a second create of the id, answered with a failed step
     assert not await applied(service, update)

@@ -65,7 +65,7 @@ def _load_data(data: str) -> object:
 
 
 async def _publish_one(outgoing: Outgoing) -> Published:
-    endpoints = await connect(settings())
+    endpoints = await connect(settings(), database=False)
     async with Publisher(settings(), endpoints.kafka_bootstrap, load_catalogue(settings())) as publisher:
         return await publisher.publish(
             outgoing.event, correlation_id=outgoing.correlation_id, causation_id=outgoing.causation_id
@@ -82,7 +82,7 @@ async def _publish_file(path: Path) -> None:
     with path.open("rb") as handle:
         total_lines = sum(1 for line in handle if line.strip())
     accepted = load_catalogue(settings()).input_types()
-    endpoints = await connect(settings())
+    endpoints = await connect(settings(), database=False)
     tally = _Tally()
     progress = Progress(
         TextColumn("publishing {task.fields[name]}"),

@@ -23,7 +23,7 @@ def tail(
     """Print a topic's events with their CloudEvents envelope. Reads without a consumer group."""
 
     async def go() -> None:
-        endpoints = await connect(settings())
+        endpoints = await connect(settings(), database=False)
         async with topic_reader(settings(), endpoints.kafka_bootstrap) as (admin, consumer):
             partitions = await topic_partitions(admin, settings().topic(topic))
             async for event in read_topic(consumer, partitions, last=None if from_beginning else last, follow=follow):

@@ -28,7 +28,7 @@ def apply() -> None:
     """
 
     async def go() -> None:
-        endpoints = await connect(settings())
+        endpoints = await connect(settings(), database=False)
         report = await apply_catalogue(settings(), endpoints.kafka_bootstrap)
         for name in report.created:
             out.print(f"[green]created[/green]  {name}")
@@ -49,7 +49,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="One JSON object pe
     """The catalogue's topics with partitions and end offsets (correct on the embedded broker too)."""
 
     async def go() -> list[TopicRow]:
-        endpoints = await connect(settings())
+        endpoints = await connect(settings(), database=False)
         async with (
             admin_client(settings(), endpoints.kafka_bootstrap) as admin,
             plain_consumer(settings(), endpoints.kafka_bootstrap) as consumer,
