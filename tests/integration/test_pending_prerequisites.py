@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 import pytest
 import pytest_asyncio
@@ -25,9 +26,9 @@ from consumers.oms.service import SERVICE as OMS
 from consumers.registry.service import SERVICE as REGISTRY
 from consumers.runtime import Service
 from schemas import Event
-from schemas.accounts import TradingAccountUpdated
+from schemas.accounts import FundsDeposited, FundsWithdrawn, TradingAccountClosed, TradingAccountUpdated
 from schemas.exchanges import ExchangeSuspended, ExchangeUpdated
-from schemas.types import Role
+from schemas.types import PositiveMoney, Role
 from schemas.users import UserCreated, UserDeleted, UserUpdated
 from tests.conftest import CliResult, Stack, XbusCli
 from tests.integration.test_oms import new_account, opened
@@ -304,3 +305,27 @@ async def test_the_omss_advice_for_a_market_another_exchange_lists_works_when_fo
     assert done.code == 0 and f"applied {added}" in done.stdout, done.stdout + done.stderr
     [later] = (await service.handle(exchange_renamed(second.code))).event_ids
     assert await applied(service, later)
+
+
+async def test_the_registrys_advice_for_a_fill_of_a_closed_account_works_when_followed(
+    services: dict[str, ServiceUnderTest], settings: Settings, xbus: XbusCli
+) -> None:
+    service = services["registry"]
+    account = await funded_account(service, "25")
+    money = PositiveMoney(amount=Decimal("25"), currency="AUD")
+    await service.handle(FundsWithdrawn(account_id=account, amount=money, reference="w-1"))
+    await service.handle(TradingAccountClosed(account_id=account, reason="customer request"))
+    [late_fill] = (await service.handle(fill(account))).event_ids
+    reason = await service.db.fetchval("select error_message from xbus_dead_letters where event_id = $1", late_fill)
+    assert "settle the fill by hand with the investor and the exchange, then discard this event" in reason
+    later = FundsDeposited(
+        account_id=account, amount=PositiveMoney(amount=Decimal("1"), currency="AUD"), reference="d-2"
+    )
+    [behind] = (await service.handle(later)).event_ids
+    assert await service.db.fetchval("select 1 from xbus_parked where event_id = $1", behind)
+
+    done = await asyncio.to_thread(
+        dlq(xbus, settings), "discard", "registry", "--id", late_fill, "--reason", "settled by hand (ticket 7)"
+    )
+    assert done.code == 0, done.stdout + done.stderr
+    assert await applied(service, behind)  # the key flows again (a deposit to a closed account is refused as a step)
