@@ -22,6 +22,12 @@ BATCH_FAILURES = Counter(
     "Partition batches that failed on the infrastructure (PostgreSQL, Kafka) and were retried.",
     ["service", "error"],
 )
+BATCH_SPLITS = Counter(
+    "xbus_batch_splits",
+    "Transactions applying several partitions that made no progress (no statement completed for "
+    "XBUS_BATCH_SPLIT_SECONDS): rolled back, their partitions then applied one by one.",
+    ["service"],
+)
 BATCH_DURATION = Histogram(
     "xbus_batch_duration_seconds",
     "Time to apply one partition batch in one transaction, retries included.",

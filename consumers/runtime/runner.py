@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import structlog
@@ -45,6 +46,7 @@ from consumers.runtime.committer import GroupCommitter
 from consumers.runtime.held_events import look_after_held_events
 from consumers.runtime.migrations import load_migrations, migrate
 from consumers.runtime.processor import BatchOutcome, BatchProcessor, Routing
+from consumers.runtime.progress import NoProgress, ProgressWatch
 from consumers.runtime.records import StoredRecord
 from consumers.runtime.relay import OutboxRelay
 from consumers.runtime.service import BackgroundContext, Service
@@ -340,26 +342,28 @@ class ServiceRunner:
         batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
         stop: asyncio.Event,
     ) -> bool:
-        """Apply ``batch`` and commit its offsets; False when it held several partitions and took
-        longer than ``batch_split_seconds``: it was rolled back and its records queued again."""
+        """Apply ``batch`` and commit its offsets; False when it held several partitions and made
+        no progress for ``batch_split_seconds`` (progress.py): it was rolled back and its records
+        queued again, each partition to be applied on its own."""
         records = [record for records in batch.values() for record in records]
-        deadline = asyncio.timeout(self.settings.batch_split_seconds if len(batch) > 1 else None)
         try:
-            async with deadline:
+            if len(batch) > 1:
+                watch = ProgressWatch(self.settings.batch_split_seconds)
+                self._count(await watch.run(self._process_with_retry(pool, records, stop, watch.progressed)))
+            else:
                 self._count(await self._process_with_retry(pool, records, stop))
-        except TimeoutError:
-            if not deadline.expired():
-                raise
-            # Rolled back, unless the deadline struck between COMMIT and the return: the records
+        except NoProgress as stuck:
+            # Rolled back, unless it was cancelled between COMMIT and the return: the records
             # then come back as duplicates, which the inbox skips.
             for tp, taken in batch.items():
                 if tp in self._queued:  # not given up in a rebalance meanwhile
                     self._queued[tp] = taken + self._queued[tp]
+            metrics.BATCH_SPLITS.labels(self.service.name).inc()
             log.warning(
-                "batch too slow for a group; applying its partitions one by one",
+                "batch of a group made no progress; applying its partitions one by one",
                 service=self.service.name,
                 partitions=_names(batch),
-                seconds=self.settings.batch_split_seconds,
+                reason=str(stuck),
             )
             return False
         except _Abandoned:
@@ -382,15 +386,28 @@ class ServiceRunner:
         return True
 
     async def _process_with_retry(
-        self, pool: asyncpg.Pool, records: Sequence[ConsumerRecord[bytes, bytes]], stop: asyncio.Event
+        self,
+        pool: asyncpg.Pool,
+        records: Sequence[ConsumerRecord[bytes, bytes]],
+        stop: asyncio.Event,
+        on_statement: Callable[[Any], None] | None = None,
     ) -> BatchOutcome:
+        """Apply ``records`` in a transaction, retried while the infrastructure fails;
+        ``on_statement`` is told of every statement the transaction's connection completes."""
         stored = [StoredRecord(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or ())) for r in records]
         backoff = 0.1
         started = time.perf_counter()
         while True:
             try:
                 async with pool.acquire() as connection:
-                    outcome = await self.processor.process(connection, stored)
+                    if on_statement is None:
+                        outcome = await self.processor.process(connection, stored)
+                    else:
+                        connection.add_query_logger(on_statement)
+                        try:
+                            outcome = await self.processor.process(connection, stored)
+                        finally:
+                            connection.remove_query_logger(on_statement)
                 metrics.BATCH_DURATION.labels(self.service.name).observe(time.perf_counter() - started)
                 return outcome
             except TRANSIENT_ERRORS as error:

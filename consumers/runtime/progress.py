@@ -1,0 +1,62 @@
+"""A batch is cut short when it stops making progress, not when it takes long.
+
+A transaction applying several partitions' records used to be cancelled once it had run
+``XBUS_BATCH_SPLIT_SECONDS`` of wall time, so that one stuck event held back its own partition
+only. Wall time also counts waiting for a core and for the event loop, which every service of a
+process shares: on a busy machine healthy batches were rolled back and redone, adding the load
+that rolled back the next ones (issue 18). What a stuck event does is different: no statement of
+its transaction completes, because it waits on a lock or its handler awaits something that does
+not come. So the watch is on progress: every statement the batch's connection completes is
+progress (asyncpg's query logger reports each one), and the batch is cancelled only after
+``seconds`` without any.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class NoProgress(Exception):
+    """The watched work completed no statement for the allowed time; it was cancelled."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no statement completed for {seconds:g} s")
+        self.seconds = seconds
+
+
+class ProgressWatch:
+    """``await watch.run(work)``: ``work``'s result, or :class:`NoProgress` once ``seconds`` pass
+    without :meth:`progressed` being called (``work`` is then cancelled and awaited)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._last = time.monotonic()
+
+    def progressed(self, *_: Any) -> None:
+        """A statement completed (the signature of an asyncpg query logger)."""
+        self._last = time.monotonic()
+
+    async def run(self, work: Awaitable[T]) -> T:
+        task = asyncio.ensure_future(work)
+        self._last = time.monotonic()
+        try:
+            while True:
+                idle = time.monotonic() - self._last
+                if idle >= self.seconds:
+                    break
+                done, _ = await asyncio.wait({task}, timeout=self.seconds - idle)
+                if done:
+                    return task.result()
+        except BaseException:
+            task.cancel()
+            raise
+        task.cancel()
+        try:
+            return await task  # it may have finished meanwhile: then its result stands
+        except asyncio.CancelledError:
+            raise NoProgress(self.seconds) from None
