@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from xbus.groups import GroupMember
-from xbus.lag.judge import LagJudge, Thresholds
+from xbus.lag.judge import LagJudge, Observation, Thresholds, loss_in
 from xbus.lag.model import GroupLag, LagSample, PartitionLag, Status
 
 TOPIC = "t.xosp.users"
@@ -165,3 +165,45 @@ def test_a_stuck_commit_with_lag_is_stop_or_stall_by_membership(committed: int, 
     runs = [(committed, committed + 1), *((committed, end) for end in ends)]
     assert judged(runs, members=())[0] is Status.STOP
     assert judged(runs, members=(MEMBER,))[0] is Status.STALL
+
+
+def _retained(at: float, committed: int | None, end: int, age: float, start: int = 0) -> Observation:
+    lag = end - (start if committed is None else committed)
+    return Observation(at, PartitionLag(TOPIC, 0, committed, start, end, lag, age, None, 1_000_000))
+
+
+def test_time_to_loss_uses_the_windows_consumed_and_produced_rates() -> None:
+    """Offsets that move, from offsets and times that are not zero: 5 records/s consumed, 10
+    produced, so the unconsumed head ages at half speed and the 900 s left last 1,800 s. (Every
+    earlier test had equal offsets in its window, and a mutation of these rates went unnoticed.)"""
+    window = [_retained(100.0, 100, 200, 80.0), _retained(110.0, 150, 300, 100.0)]
+    assert loss_in(window) == 1800.0
+
+
+def test_time_to_loss_counts_records_from_the_log_start_before_the_first_commit() -> None:
+    window = [_retained(50.0, None, 120, 80.0, start=20), _retained(60.0, None, 220, 100.0, start=20)]
+    assert loss_in(window) == 900.0  # nothing consumed: 100 records/s produced, lost when 900 s pass
+
+
+def test_a_group_consuming_faster_than_its_producers_risks_nothing() -> None:
+    window = [_retained(100.0, 100, 200, 100.0), _retained(110.0, 190, 250, 90.0)]  # 9/s against 5/s
+    assert loss_in(window) is None
+
+
+def test_a_window_of_one_instant_has_no_rates_and_loses_at_retention() -> None:
+    window = [_retained(100.0, 100, 200, 100.0), _retained(100.0, 150, 300, 100.0)]
+    assert loss_in(window) == 900.0
+
+
+def test_a_caught_up_partition_or_one_without_retention_has_no_time_to_loss() -> None:
+    caught_up = [_retained(100.0, 100, 200, 80.0), _retained(110.0, 300, 300, 0.0)]
+    unlimited = Observation(110.0, PartitionLag(TOPIC, 0, 150, 0, 300, 150, 100.0, None, None))
+    assert loss_in(caught_up) is None and loss_in([unlimited]) is None
+
+
+def test_the_judge_reports_the_rates_time_to_loss_and_the_risk_against_its_margin() -> None:
+    judge = LagJudge(5, retention_margin_seconds=2_000)
+    judge.judge(sample(100.0, _retained(100.0, 100, 200, 80.0).lag))
+    [report] = judge.judge(sample(110.0, _retained(110.0, 150, 300, 100.0).lag))
+    [partition] = report.partitions
+    assert (partition.time_to_loss_seconds, partition.retention_at_risk) == (1800.0, True)

@@ -54,3 +54,12 @@ def test_time_to_loss_is_never_negative_nor_sooner_than_standing_still(
     loss = time_to_loss(retention, age, consumed, produced)
     standing_still = max(retention - age, 0.0)
     assert loss is None or loss >= standing_still * (1 - 1e-9)
+
+
+def test_a_record_exactly_at_retention_is_lost_now_even_for_a_consumer_catching_up() -> None:
+    assert time_to_loss(1000, 1000, consumed_rate=50.0, produced_rate=5.0) == 0.0
+
+
+def test_rates_below_one_record_a_second_count_as_they_are() -> None:
+    # a quiet topic: 0.5 record/s produced, 0.25 consumed; the head ages at half speed
+    assert time_to_loss(1000, 100, consumed_rate=0.25, produced_rate=0.5) == 1800.0
