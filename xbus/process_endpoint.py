@@ -17,9 +17,12 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+import structlog
 from prometheus_client import REGISTRY, make_wsgi_app
 
 from xbus.errors import XbusError
+
+log = structlog.get_logger("xbus.health")
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,8 @@ class HealthReport:
     live: bool
     ready: bool
     body: dict[str, Any]
+    #: Why it is not live or not ready, in a line: what a 503 logs.
+    why: str = ""
 
 
 class EndpointError(XbusError):
@@ -67,6 +72,8 @@ class ProcessEndpoint:
             return [b"not found: try /metrics, /healthz or /readyz\n"]
         report = self._health()
         good = report.live if path == "/healthz" else report.ready
+        if not good:  # an orchestrator acts on it: the process says why, each time
+            log.warning("health probe answered 503", path=path, why=report.why)
         body = json.dumps(report.body, indent=2).encode()
         start_response(
             "200 OK" if good else "503 Service Unavailable",

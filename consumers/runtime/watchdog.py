@@ -180,4 +180,14 @@ def process_health(services: list[ServiceHealth]) -> HealthReport:
         live=all(s.healthy for s in services),
         ready=all(s.status == "ok" for s in services),
         body={"services": [s.as_dict() for s in services]},
+        why="; ".join(_why(s) for s in services if s.status != "ok"),
     )
+
+
+def _why(health: ServiceHealth) -> str:
+    stalled = [
+        f"{p.topic}[{p.partition}] (lag {p.lag}, idle {p.idle_seconds:.0f} s)"
+        for p in health.partitions
+        if p.state is PartitionState.STALLED
+    ]
+    return f"{health.service} is {health.status}" + (f": stalled {', '.join(stalled)}" if stalled else "")

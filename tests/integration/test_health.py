@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from structlog.testing import capture_logs
 
 from consumers.runtime import Service, UnitOfWork
 from consumers.runtime.projection import Projection
@@ -83,8 +84,11 @@ async def test_a_partition_stuck_in_a_handler_is_reported_stalled_until_it_moves
             await eventually(lambda: _status_is(endpoint.port, "/readyz", 200))
             await publish(settings, [hang, *others])
             await eventually(lambda: _status_is(endpoint.port, "/healthz", 503), timeout=30)
-            status, body = await http(endpoint.port, "/healthz")
+            with capture_logs() as logs:
+                status, body = await http(endpoint.port, "/healthz")
             assert status == 503
+            [said] = [entry for entry in logs if entry["event"] == "health probe answered 503"]
+            assert said["path"] == "/healthz" and said["why"].startswith("authentication is stalled: stalled ")
             [service] = json.loads(body)["services"]
             assert service["status"] == "stalled"
             stalled = [p for p in service["partitions"] if p["state"] == "stalled"]
