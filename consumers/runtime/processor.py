@@ -169,6 +169,9 @@ class BatchProcessor:
             event_id = Envelope.from_headers(record.headers).id
         except EnvelopeError:
             event_id = record_id(record)
+        if await connection.fetchval(_STILL_DEAD, event_id):
+            outcome.duplicates += 1  # read again (a rebalance, a restart): dead-lettered already
+            return
         refusal = Refusal(type(error).__name__, f"the runtime could not apply it: {error}")
         for block_key in (True, False):
             try:
@@ -593,6 +596,7 @@ where d.event_id = $1 and d.discarded_at is null
 for update of d skip locked
 """
 
+_STILL_DEAD = "select 1 from xbus_dead_letters where event_id = $1 and redriven_at is null"
 _DISCARDED = "update xbus_dead_letters set discarded_at = now(), redriven_at = null where event_id = $1"
 _UNBLOCK = "delete from xbus_blocked_keys where key = $1 and blocked_by = $2 returning 1"
 
