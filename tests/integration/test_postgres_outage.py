@@ -106,8 +106,11 @@ async def test_postgres_outage_loses_and_doubles_nothing(
         async with Publisher(settings, settings.kafka_bootstrap or "", catalogue) as publisher:
             assert all(hasattr(r, "offset") for r in await publisher.publish_many(before))
             downstream.start()
-            logins.start()
             deadline = time.monotonic() + 60
+            while not downstream.started():  # both run when PostgreSQL goes, not one still migrating
+                assert time.monotonic() < deadline, "the downstream service did not start"
+                await asyncio.sleep(0.02)
+            logins.start()
             while (applied_at_stop := await scalar(settings, logins_schema, INBOX)) == 0:
                 assert time.monotonic() < deadline, "the logins service made no progress"
                 await asyncio.sleep(0.02)

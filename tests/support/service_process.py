@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -74,22 +75,27 @@ class ServiceProcess:
                 f"{self.spec} still runs {STOP_SECONDS} s after SIGTERM; its log ends:\n" + "\n".join(tail)
             ) from None
 
+    def started(self) -> bool:
+        """Whether this life of the process has migrated and joined its group ("service started")."""
+        return any(entry.get("event") == "service started" for entry in self._entries())
+
     def assignment(self) -> set[str]:
         """The partitions (``topic[partition]``) this life of the process holds, as its JSON log
         says: its last "partitions assigned", or none after a "partitions revoked"."""
-        with self.log.open("rb") as log:
-            log.seek(self._life_starts)
-            lines = log.read().decode(errors="replace").splitlines(keepends=True)
         held: set[str] = set()
-        for line in lines:
-            if not (line.startswith("{") and line.endswith("\n")):  # a line still being written is skipped
-                continue
-            entry = json.loads(line)
+        for entry in self._entries():
             if entry.get("event") == "partitions assigned":
                 held = set(entry["partitions"])
             elif entry.get("event") == "partitions revoked":
                 held = set()
         return held
+
+    def _entries(self) -> list[dict[str, Any]]:
+        """This life's JSON log entries (a line still being written is skipped)."""
+        with self.log.open("rb") as log:
+            log.seek(self._life_starts)
+            lines = log.read().decode(errors="replace").splitlines(keepends=True)
+        return [json.loads(line) for line in lines if line.startswith("{") and line.endswith("\n")]
 
     async def metrics(self) -> str:
         """The process's Prometheus text (it needs a ``metrics_port`` of its own, not 0)."""
