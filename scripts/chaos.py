@@ -14,13 +14,10 @@ Usage: .venv/bin/python scripts/chaos.py [--seconds 300] [--rounds 1] [--seed N]
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from rounds import run_rounds
+
 TEST = "tests/integration/test_chaos.py"
 
 
@@ -30,35 +27,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="repeat the whole scenario")
     parser.add_argument("--seed", help="seed of the strikes (default: the clock, printed)")
     args = parser.parse_args()
-    for round_number in range(1, args.rounds + 1):
-        seed = args.seed or str(time.time_ns())
-        print(f"round {round_number}/{args.rounds}: {args.seconds:g} s of strikes, seed {seed}", flush=True)
-        env = {**os.environ, "XBUS_CHAOS_SECONDS": str(args.seconds), "XBUS_TEST_SEED": seed}
-        started = time.monotonic()
-        timeout = str(int(args.seconds) + 900)
-        command = [
-            sys.executable,
-            "-m",
-            "pytest",
-            TEST,
-            "-q",
-            "-s",
-            "-n",
-            "0",
-            "-p",
-            "no:cacheprovider",
-            "--timeout",
-            timeout,
-        ]
-        done = subprocess.run(command, cwd=ROOT, env=env)
-        print(
-            f"round {round_number}: {'passed' if done.returncode == 0 else 'FAILED'} "
-            f"in {time.monotonic() - started:.0f}s",
-            flush=True,
-        )
-        if done.returncode != 0:
-            return done.returncode
-    return 0
+    settings = {"XBUS_CHAOS_SECONDS": str(args.seconds)}
+    options = ["-n", "0", "--timeout", str(int(args.seconds) + 900)]
+    return run_rounds(TEST, args.rounds, args.seed, f"{args.seconds:g} s of strikes", settings, options)
 
 
 if __name__ == "__main__":

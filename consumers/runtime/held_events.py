@@ -41,14 +41,6 @@ POLL_SECONDS = 0.5
 #: How often every held event is tried again (see ``BatchProcessor.retry_waiting``).
 SWEEP_SECONDS = 10.0
 
-_PENDING = """
-select d.event_id from xbus_dead_letters d
-where d.discarded_at is null
-  and (d.discard_requested_at is not null or d.redriven_at is not null)
-  and not exists (select 1 from xbus_inbox i where i.event_id = d.event_id)
-order by d.topic, d.partition, d."offset"
-"""
-
 
 async def look_after_held_events(
     processor: BatchProcessor, pool: asyncpg.Pool, stop: asyncio.Event, pending_timeout_seconds: float
@@ -68,13 +60,13 @@ async def look_after_held_events(
                     log.warning(
                         "events waited too long for a prerequisite; dead-lettered", service=service, count=expired
                     )
-                for row in await connection.fetch(_PENDING):
-                    outcome = await processor.carry_out(connection, row["event_id"])
+                for event_id in await processor.requests(connection):
+                    outcome = await processor.carry_out(connection, event_id)
                     if outcome is not None:
                         log.info(
                             "dead letter settled" if not outcome.dead_lettered else "redriven event failed again",
                             service=service,
-                            event_id=row["event_id"],
+                            event_id=event_id,
                             applied=outcome.applied,
                             released=outcome.released,
                             dead_lettered=outcome.dead_lettered,

@@ -179,7 +179,7 @@ class BatchProcessor:
                     await dead_letter(
                         connection, self.service.name, self.routing, record, event_id, refusal, block_key=block_key
                     )
-                    await self._pass_mark(connection, [record], self._marks or {})
+                    await self._pass_mark(connection, [record], await self._replay_marks(connection))
             except TRANSIENT_ERRORS:
                 raise
             except Exception:
@@ -192,9 +192,7 @@ class BatchProcessor:
             return
 
     async def _process(self, connection: DbConnection, records: Sequence[StoredRecord]) -> BatchOutcome:
-        if self._marks is None:
-            self._marks = await read_replay_marks(connection)
-        marks = self._marks
+        marks = await self._replay_marks(connection)
         try:
             async with connection.transaction():
                 await self._hold_batch_locks(connection, records)
@@ -219,14 +217,17 @@ class BatchProcessor:
         self._forget_passed_mark(records)
         return outcome
 
+    async def requests(self, connection: DbConnection) -> list[str]:
+        """The dead letters an operator asked a redrive or a discard of, in the order of their records."""
+        return [row["event_id"] for row in await connection.fetch(_ASKED_IDS)]
+
     async def carry_out(self, connection: DbConnection, event_id: str) -> BatchOutcome | None:
         """Carry out what an operator asked of dead letter ``event_id`` (dead_letters.py), in one
         transaction: a redrive applies the stored record to this service again (or dead-letters it
         again, with the new reason); a discard marks it discarded. Either way, once the event no
         longer blocks its key, the events parked behind it are applied in their order. None when
         there is nothing to do: done already, or another member of the group is on it."""
-        if self._marks is None:
-            self._marks = await read_replay_marks(connection)
+        marks = await self._replay_marks(connection)
         outcome = BatchOutcome()
         async with connection.transaction():
             row = await connection.fetchrow(_REQUESTED, event_id)
@@ -239,13 +240,13 @@ class BatchProcessor:
                 await connection.execute(_DISCARDED, event_id)
                 settled = True
             else:
-                settled = await self._redrive(connection, record, event_id, outcome)
+                settled = await self._redrive(connection, record, event_id, outcome, marks)
             if settled and key is not None and await connection.fetchval(_UNBLOCK, key, event_id):
-                await self._release_parked(connection, key, outcome, self._marks)
+                await self._release_parked(connection, key, outcome, marks)
         return outcome
 
     async def _redrive(
-        self, connection: DbConnection, record: StoredRecord, event_id: str, outcome: BatchOutcome
+        self, connection: DbConnection, record: StoredRecord, event_id: str, outcome: BatchOutcome, marks: ReplayMarks
     ) -> bool:
         try:
             envelope = Envelope.from_headers(record.headers)
@@ -256,8 +257,13 @@ class BatchProcessor:
             reason = f"{envelope.type} is folded by a projection of {self.service.name}, which only a discard settles"
             await self._dead_letter(connection, record, event_id, Refusal("NotRedrivable", reason), outcome)
             return False
-        assert self._marks is not None
-        return await self._apply_or_dead_letter(connection, record, envelope, outcome, self._marks) is Fate.APPLIED
+        return await self._apply_or_dead_letter(connection, record, envelope, outcome, marks) is Fate.APPLIED
+
+    async def _replay_marks(self, connection: DbConnection) -> ReplayMarks:
+        """The replay marks, read on first use (see :meth:`forget_replay_marks`)."""
+        if self._marks is None:
+            self._marks = await read_replay_marks(connection)
+        return self._marks
 
     async def _hold_batch_locks(self, connection: DbConnection, records: Sequence[StoredRecord]) -> None:
         if self.service.exclusive_batches:
@@ -362,15 +368,14 @@ class BatchProcessor:
                 connection, record, Envelope.from_headers(record.headers), outcome, marks
             )
             if fate is not Fate.WAITING:
-                await connection.execute("delete from xbus_pending where seq = $1", row["seq"])
+                await connection.execute(_UNHOLD, row["seq"])
 
     async def retry_waiting(self, connection: DbConnection) -> BatchOutcome:
         """Try every held event again, oldest first, each in a transaction of its own under the
         batch locks of its key. Events are woken when their prerequisite is applied; this sweep
         catches the one case that misses: a prerequisite applied by another partition's
         transaction while the event was being held, neither seeing the other's rows."""
-        if self._marks is None:
-            self._marks = await read_replay_marks(connection)
+        marks = await self._replay_marks(connection)
         outcome = BatchOutcome()
         for seq in [row["seq"] for row in await connection.fetch("select seq from xbus_pending order by seq")]:
             async with connection.transaction():
@@ -380,11 +385,8 @@ class BatchProcessor:
                 record = _stored_row(row)
                 await self._hold_batch_locks(connection, [record])
                 envelope = Envelope.from_headers(record.headers)
-                if (
-                    await self._apply_or_dead_letter(connection, record, envelope, outcome, self._marks)
-                    is not Fate.WAITING
-                ):
-                    await connection.execute("delete from xbus_pending where seq = $1", seq)
+                if await self._apply_or_dead_letter(connection, record, envelope, outcome, marks) is not Fate.WAITING:
+                    await connection.execute(_UNHOLD, seq)
         return outcome
 
     async def expire_waiting(self, connection: DbConnection, timeout_seconds: float) -> int:
@@ -394,7 +396,7 @@ class BatchProcessor:
         async with connection.transaction():
             rows = await connection.fetch(_EXPIRED, timeout_seconds)
             for row in rows:
-                await connection.execute("delete from xbus_pending where seq = $1", row["seq"])
+                await connection.execute(_UNHOLD, row["seq"])
                 refusal = Refusal(
                     "PrerequisiteMissing",
                     f"waited {_seconds(timeout_seconds)} for what it needs, which never came: {row['reason']}",
@@ -490,20 +492,13 @@ class BatchProcessor:
     ) -> None:
         """Apply the events parked behind ``key``'s blocker, in arrival order, until one fails."""
         rows = await connection.fetch(
-            'select seq, event_id, topic, partition, "offset", value, headers::text as headers '
+            'select seq, event_id, key, topic, partition, "offset", value, headers::text as headers '
             "from xbus_parked where key = $1 order by seq",
             key,
         )
         for row in rows:
             await connection.execute("delete from xbus_parked where seq = $1", row["seq"])
-            record = StoredRecord(
-                row["topic"],
-                row["partition"],
-                row["offset"],
-                key.encode() if key else None,
-                row["value"],
-                headers_from_json(row["headers"]),
-            )
+            record = _stored_row(row)
             outcome.released += 1
             if await connection.fetchval("select 1 from xbus_inbox where event_id = $1", row["event_id"]):
                 continue
@@ -587,14 +582,17 @@ async def dead_letter(
 
 
 #: A dead letter an operator asked something of, locked: the member that carries it out holds it.
-_REQUESTED = """
+#: A dead letter an operator asked a redrive or a discard of, not carried out yet.
+_ASKED = """d.discarded_at is null
+  and (d.discard_requested_at is not null or d.redriven_at is not null)
+  and not exists (select 1 from xbus_inbox i where i.event_id = d.event_id)"""
+_REQUESTED = f"""
 select d.key, d.topic, d.partition, d."offset", d.value, d.headers::text as headers, d.discard_requested_at
 from xbus_dead_letters d
-where d.event_id = $1 and d.discarded_at is null
-  and (d.discard_requested_at is not null or d.redriven_at is not null)
-  and not exists (select 1 from xbus_inbox i where i.event_id = d.event_id)
+where d.event_id = $1 and {_ASKED}
 for update of d skip locked
 """
+_ASKED_IDS = f'select d.event_id from xbus_dead_letters d where {_ASKED} order by d.topic, d.partition, d."offset"'
 
 _STILL_DEAD = "select 1 from xbus_dead_letters where event_id = $1 and redriven_at is null"
 _DISCARDED = "update xbus_dead_letters set discarded_at = now(), redriven_at = null where event_id = $1"
@@ -645,6 +643,7 @@ _HELD = 'select seq, event_id, key, topic, partition, "offset", value, headers::
 _WAITING_FOR = f"{_HELD} where waits_for = $1 order by seq"
 _HELD_UNDER_KEY = f"{_HELD} where key = $1 order by seq"
 _HELD_ROW = f"{_HELD} where seq = $1 for update skip locked"
+_UNHOLD = "delete from xbus_pending where seq = $1"
 
 _EXPIRED = """
 select seq, event_id, key, topic, partition, "offset", value, headers::text as headers, reason
