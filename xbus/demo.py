@@ -111,7 +111,7 @@ async def run_demo(
             )
             flow_ids = list(scenario.flow_ids())
             tracker = settings.db_schema(TRACKER)
-            await until("flows ended", lambda: _ended(connection, tracker, flow_ids), len(flow_ids))
+            await until("flows ended", lambda: flows_ended(connection, tracker, flow_ids), len(flow_ids))
             database = endpoints.database_url
             async with schema_connection(database, settings.db_schema("oms")) as orders_db:
                 accounts = [outgoing.event.aggregate_id for outgoing in scenario.trading.deposits]
@@ -128,7 +128,7 @@ async def run_demo(
                 oms_books = await oms.books(orders_db)
             async with schema_connection(database, settings.db_schema("registry")) as registry_db:
                 registry_books = await registry.books(registry_db)
-        flows = await _flow_states(connection, tracker, flow_ids)
+        flows = await flow_states(connection, tracker, flow_ids)
         dead = {
             runner.service.name: int(
                 await connection.fetchval(f"select count(*) from {runner.schema}.xbus_dead_letters")
@@ -149,7 +149,8 @@ async def _publish(publisher: Publisher, events: list[Outgoing]) -> None:
         raise XbusError(f"{len(failed)} demo events were not published: {failed[0]}")
 
 
-async def _ended(connection: asyncpg.Connection, schema: str, flow_ids: list[str]) -> int:
+async def flows_ended(connection: asyncpg.Connection, schema: str, flow_ids: list[str]) -> int:
+    """How many of ``flow_ids`` the tracker (schema ``schema``) has seen end, whatever their end."""
     if not await connection.fetchval("select to_regclass($1)", f"{schema}.flows"):
         return 0
     return int(
@@ -159,7 +160,8 @@ async def _ended(connection: asyncpg.Connection, schema: str, flow_ids: list[str
     )
 
 
-async def _flow_states(connection: asyncpg.Connection, schema: str, flow_ids: list[str]) -> Counter[tuple[str, str]]:
+async def flow_states(connection: asyncpg.Connection, schema: str, flow_ids: list[str]) -> Counter[tuple[str, str]]:
+    """(kind, state) of ``flow_ids`` → how many; the flows the tracker never saw as ``("?", "not started")``."""
     rows = await connection.fetch(
         f"select kind, state, count(*) as n from {schema}.flows where flow_id = any($1) group by 1, 2", flow_ids
     )
