@@ -126,7 +126,9 @@ async def run_demo(
                 orders = await oms.order_outcomes(orders_db, order_ids)
                 over = await oms.orders_over(orders_db, order_ids)
                 oms_books = await oms.books(orders_db)
+                fills = await oms.fills_booked(orders_db, order_ids)
             async with schema_connection(database, settings.db_schema("registry")) as registry_db:
+                await until("fills settled", lambda: registry.fills_settled(registry_db, order_ids), fills)
                 registry_books = await registry.books(registry_db)
         flows = await flow_states(connection, tracker, flow_ids)
         dead = {

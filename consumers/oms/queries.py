@@ -162,6 +162,12 @@ async def orders_over(connection: DbConnection, order_ids: list[str]) -> int:
     )
 
 
+async def fills_booked(connection: DbConnection, order_ids: list[str]) -> int:
+    """How many fills of the orders the OMS booked: once every order is over, what the registry
+    must have settled (``consumers.registry.queries.fills_settled``) before the books can agree."""
+    return int(await connection.fetchval("select count(*) from fills where order_id = any($1::text[])", order_ids))
+
+
 async def tradable_accounts(connection: DbConnection, account_ids: list[str], cash: Decimal = Decimal(0)) -> int:
     """How many of the accounts have at least ``cash`` booked (with the default, any: a deposit has
     arrived) and a login with the trade right: what a front end waits for before it lets orders

@@ -144,6 +144,14 @@ async def books(connection: DbConnection) -> tuple[dict[str, Decimal], dict[str,
     return {r["currency"]: r["total"] for r in cash}, {r["instrument"]: int(r["total"]) for r in holdings}
 
 
+async def fills_settled(connection: DbConnection, order_ids: list[str]) -> int:
+    """How many fills of the orders the registry settled. The registry reads the fills beside the
+    OMS, not after it, so it may still be settling when the OMS has closed every order."""
+    return int(
+        await connection.fetchval("select count(*) from settlements where order_id = any($1::text[])", order_ids)
+    )
+
+
 @dataclass(frozen=True)
 class CashMovementView:
     flow_id: str

@@ -144,7 +144,9 @@ async def test_the_demo_survives_kills_of_services_postgresql_and_broker(stack: 
         async with schema_connection(database_url, settings.db_schema("oms")) as orders_db:
             await _until(lambda: oms.orders_over(orders_db, order_ids), len(order_ids), "every order over", strikes)
             oms_books = await oms.books(orders_db)
+            fills = await oms.fills_booked(orders_db, order_ids)
         async with schema_connection(database_url, settings.db_schema("registry")) as books_db:
+            await _until(lambda: registry.fills_settled(books_db, order_ids), fills, "every fill settled", strikes)
             registry_books = await registry.books(books_db)
             deposits = await books_db.fetchval("select count(*) from cash_movements where delta > 0")
         assert oms_books == registry_books, (oms_books, registry_books, strikes)
