@@ -50,7 +50,7 @@ def ensure_kafka() -> None:
     if os.environ.get("XBUS_EMBEDDED_BROKER", "auto").strip().lower() == "tansu":
         return
     sys.path.insert(0, str(ROOT))
-    from xbus.embedded import kafka_distribution  # the standard library only: no .venv needed
+    from infrastructure.embedded import kafka_distribution  # the standard library only: no .venv needed
 
     expected = kafka_distribution.expected_distribution()
     if (expected.home / kafka_distribution.COMPLETE_MARKER).exists():

@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 
-from xbus.brokers import BrokerKind
-from xbus.embedded.broker import broker_version
-from xbus.platform import Endpoints
-from xbus.settings import ENV_PREFIX, EmbeddedBrokerChoice
+from infrastructure.brokers import BrokerKind
+from infrastructure.embedded.broker import broker_version
+from infrastructure.endpoints import Endpoints
+from infrastructure.settings import ENV_PREFIX, EmbeddedBrokerChoice
 
 
 def add_broker_option(parser: argparse.ArgumentParser) -> None:

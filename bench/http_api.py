@@ -37,12 +37,12 @@ from types import ModuleType
 import asyncpg
 import httpx
 
+from infrastructure.endpoints import Endpoints, apply_catalogue, connect, load_catalogue
+from infrastructure.logs import configure_logging
+from infrastructure.settings import Settings, child_environment, load_settings
 from producers import Published, Publisher
 from schemas.users import UserCreated
 from xbus.api.tokens import TokenStore
-from xbus.logging import configure_logging
-from xbus.platform import Endpoints, apply_catalogue, connect, load_catalogue
-from xbus.settings import Settings, child_environment, load_settings
 
 ROOT = BENCH.parent
 

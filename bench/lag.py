@@ -2,7 +2,7 @@
 
 One 100-partition topic gets a few records per partition, and 100 groups get committed offsets
 on every partition, each at its own offset (some caught up, most a few records behind), moved
-with ``xbus.groups.commit_offsets`` (no joining). Then, in alternating rounds, both sides compute
+with ``infrastructure.groups.commit_offsets`` (no joining). Then, in alternating rounds, both sides compute
 lag for every group and partition, with clients kept open across rounds as a monitor keeps them:
 
 - ours: ``LagWatcher.report()``: groups, descriptions, partitions, committed offsets, log start,
@@ -40,11 +40,12 @@ if str(ROOT) not in sys.path:  # the checkout's root is not on sys.path when thi
 
 from broker_option import add_broker_option, broker_name, choose_broker  # noqa: E402
 
-from xbus.groups import commit_offsets  # noqa: E402
+from infrastructure.endpoints import Endpoints, connect  # noqa: E402
+from infrastructure.groups import commit_offsets  # noqa: E402
+from infrastructure.kafka_clients import acks_all_producer, admin_client, plain_consumer  # noqa: E402
+from infrastructure.logs import configure_logging  # noqa: E402
+from infrastructure.settings import Settings, load_settings  # noqa: E402
 from xbus.lag.watch import LagOptions, LagWatcher  # noqa: E402
-from xbus.logging import configure_logging  # noqa: E402
-from xbus.platform import Endpoints, acks_all_producer, admin_client, connect, plain_consumer  # noqa: E402
-from xbus.settings import Settings, load_settings  # noqa: E402
 
 TARGET_SECONDS = 1.0
 

@@ -38,15 +38,15 @@ from consumers.market_data.service import INSTRUMENTS, SERVICE
 from consumers.runtime.projection import ProjectionRunner
 from consumers.runtime.runner import ServiceRunner
 from consumers.runtime.service import BackgroundContext
+from exchanges.plugins import MarketData
+from exchanges.prodigy import ProdigyMarketData
+from infrastructure.brokers import group_member_options
+from infrastructure.catalogue import Catalogue
+from infrastructure.endpoints import Endpoints, connect, load_catalogue
+from infrastructure.logs import configure_logging
+from infrastructure.settings import Settings, load_settings
 from producers import Outgoing, Published, Publisher
 from schemas.exchanges import ExchangeAdded, Market, Symbol, TradingHours
-from xbus.brokers import group_member_options
-from xbus.catalogue import Catalogue
-from xbus.exchanges.plugins import MarketData
-from xbus.exchanges.prodigy import ProdigyMarketData
-from xbus.logging import configure_logging
-from xbus.platform import Endpoints, connect, load_catalogue
-from xbus.settings import Settings, load_settings
 
 EXCHANGE = "BENCH"
 INSTRUMENTS_LISTED = 50

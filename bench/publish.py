@@ -21,14 +21,14 @@ import uuid
 from aiokafka import AIOKafkaProducer
 from broker_option import add_broker_option, broker_name, choose_broker
 
+from infrastructure.endpoints import apply_catalogue, connect, load_catalogue
+from infrastructure.kafka import client_options
+from infrastructure.logs import configure_logging
+from infrastructure.settings import Settings, load_settings
 from producers import Publisher
 from schemas import Envelope
 from schemas.types import Role
 from schemas.users import UserCreated
-from xbus.kafka import client_options
-from xbus.logging import configure_logging
-from xbus.platform import apply_catalogue, connect, load_catalogue
-from xbus.settings import Settings, load_settings
 
 
 def sample_events(count: int) -> list[UserCreated]:

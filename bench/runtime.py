@@ -47,15 +47,16 @@ from publish import sample_events  # bench/ is on sys.path when this file runs
 from consumers.runtime.migrations import load_migrations, migrate
 from consumers.runtime.runner import ServiceRunner
 from consumers.runtime.service import Service
+from infrastructure.brokers import group_member_options
+from infrastructure.catalogue import Catalogue
+from infrastructure.endpoints import Endpoints, apply_catalogue, connect, load_catalogue
+from infrastructure.kafka import client_options
+from infrastructure.kafka_clients import acks_all_producer, admin_client
+from infrastructure.logs import configure_logging
+from infrastructure.reader import topic_partitions
+from infrastructure.settings import Settings, child_environment, load_settings
 from producers import Published, Publisher
 from schemas.users import UserCreated
-from xbus.brokers import group_member_options
-from xbus.catalogue import Catalogue
-from xbus.kafka import client_options
-from xbus.logging import configure_logging
-from xbus.platform import Endpoints, acks_all_producer, admin_client, apply_catalogue, connect, load_catalogue
-from xbus.reader import topic_partitions
-from xbus.settings import Settings, child_environment, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 INPUT_TOPIC = "xosp.users"

@@ -2,7 +2,7 @@
 
 It picks the topic from the catalogue, keys by aggregate id, wraps the event in the CloudEvents
 envelope and waits for acks=all, on an idempotent producer where the broker supports it
-(:func:`xbus.platform.start_producer`, which every producer of the bus starts through).
+(:func:`infrastructure.kafka_clients.start_producer`, which every producer of the bus starts through).
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from typing import Any, NamedTuple, Self, cast
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from infrastructure.catalogue import Catalogue
+from infrastructure.errors import XbusError
+from infrastructure.kafka_clients import start_producer
+from infrastructure.settings import Settings
 from producers.partitioning import partition_for
 from schemas import Event
 from schemas.envelope import build_headers, format_time
 from schemas.ids import new_event_id
-from xbus.catalogue import Catalogue
-from xbus.errors import XbusError
-from xbus.platform import start_producer
-from xbus.settings import Settings
 
 
 @dataclass(frozen=True)

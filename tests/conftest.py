@@ -18,10 +18,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from xbus.brokers import BrokerKind
-from xbus.embedded.stack import EmbeddedStack
-from xbus.platform import Endpoints, apply_catalogue, connect
-from xbus.settings import Settings, load_settings
+from infrastructure.brokers import BrokerKind
+from infrastructure.embedded.stack import EmbeddedStack
+from infrastructure.endpoints import Endpoints, apply_catalogue, connect
+from infrastructure.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -26,13 +26,13 @@ from consumers.registry import queries as registry
 from consumers.runtime.dead_letters import schema_connection
 from consumers.runtime.discovery import find_services
 from consumers.runtime.runner import ServiceRunner
+from exchanges import load_oms_adapter
+from infrastructure.endpoints import Endpoints, apply_catalogue, load_catalogue
+from infrastructure.errors import XbusError
+from infrastructure.settings import Settings
 from producers import Outgoing, Published, Publisher
 from schemas.accounts import TradingAccountOpened
-from xbus.errors import XbusError
-from xbus.exchanges import load_oms_adapter
-from xbus.platform import Endpoints, apply_catalogue, load_catalogue
 from xbus.scenario import EXCHANGE, Scenario, build_scenario, seeded
-from xbus.settings import Settings
 from xbus.trading import TradingAccount, TradingScenario, build_trading, prodigy_exchange
 
 TRACKER = "provisioning"

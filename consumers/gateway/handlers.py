@@ -1,7 +1,7 @@
 """Handlers of the gateway: exchanges from ``xosp.exchanges``, instructions from ``xosp.oms.events``.
 
 The gateway is the OMS's connection to the exchanges. For each exchange it runs the OMS adapter
-named in ``ExchangeAdded`` (found by entry point, xbus/exchanges/plugins.py) and reports it
+named in ``ExchangeAdded`` (found by entry point, exchanges/plugins.py) and reports it
 registered (step ``gateway.adapter``), or the step failed when no such adapter is installed.
 
 Instructions (``OrderRouted``, ``OrderCancelRouted``) are keyed by instrument, so one
@@ -25,11 +25,11 @@ from functools import cache
 from consumers.gateway import store
 from consumers.gateway.store import ExchangeState
 from consumers.runtime import DomainError, MissingPrerequisite, UnitOfWork
+from exchanges import ExecutionReport, OmsAdapter, PluginError, load_oms_adapter
 from schemas import Event
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated
 from schemas.gateway import ExecutionKind, ExecutionReported, InstrumentPrice, OmsAdapterRegistered, OmsAdapterStopped
 from schemas.oms import OrderCancelRouted, OrderRouted
-from xbus.exchanges import ExecutionReport, OmsAdapter, PluginError, load_oms_adapter
 
 STEP_ADAPTER = "gateway.adapter"
 STEP_ADAPTER_STOP = "gateway.adapter_stop"

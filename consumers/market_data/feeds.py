@@ -33,12 +33,12 @@ from consumers.market_data.instruments import session_seq
 from consumers.runtime.service import BackgroundContext
 from consumers.runtime.transient import TRANSIENT_ERRORS
 from consumers.runtime.waits import sleep_unless
+from exchanges.plugins import MarketData, load_market_data_plugin
+from infrastructure.catalogue import Catalogue
+from infrastructure.kafka_clients import admin_client
+from infrastructure.settings import Settings
+from infrastructure.topic_admin import apply_topics
 from producers import Outgoing, Publisher, PublishFailed
-from xbus.catalogue import Catalogue
-from xbus.exchanges.plugins import MarketData, load_market_data_plugin
-from xbus.platform import admin_client
-from xbus.settings import Settings
-from xbus.topic_admin import apply_topics
 
 log = structlog.get_logger("xbus.market_data.feeds")
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from consumers.market_data import store
 from consumers.runtime import UnitOfWork
+from exchanges.plugins import PluginError, load_market_data_plugin
+from infrastructure.catalogue import market_data_topic_name
 from schemas import Event
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated
 from schemas.market_data import MarketDataFeedStarted, MarketDataFeedStopped
-from xbus.catalogue import market_data_topic_name
-from xbus.exchanges.plugins import PluginError, load_market_data_plugin
 
 STEP_FEED = "market_data.feed"
 STEP_FEED_STOP = "market_data.feed_stop"

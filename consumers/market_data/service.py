@@ -9,9 +9,9 @@ from consumers.market_data import handlers, instruments, store
 from consumers.market_data.feeds import supervise_feeds
 from consumers.runtime import Service
 from consumers.runtime.projection import Projection
+from infrastructure.catalogue import MARKET_DATA_TOPICS
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated
 from schemas.market_data import MARKET_DATA
-from xbus.catalogue import MARKET_DATA_TOPICS
 
 INSTRUMENTS = Projection(
     name="instruments",

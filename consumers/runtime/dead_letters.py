@@ -29,7 +29,7 @@ from typing import Any, Literal
 import asyncpg
 
 from consumers.runtime.records import headers_from_json
-from xbus.errors import XbusError
+from infrastructure.errors import XbusError
 
 #: ``failed``: waiting for a decision; ``redriven``: a redrive asked for, not carried out yet;
 #: ``applied``; ``discarding``: a discard asked for, not carried out yet; ``discarded``.

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 
 import consumers
 from consumers.runtime.service import Service
-from xbus.errors import XbusError
-from xbus.settings import Settings
+from infrastructure.errors import XbusError
+from infrastructure.settings import Settings
 
 
 def find_services() -> dict[str, Service]:

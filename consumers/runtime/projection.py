@@ -51,9 +51,9 @@ from consumers.runtime.service import BackgroundContext
 from consumers.runtime.transient import TRANSIENT_ERRORS
 from consumers.runtime.unit_of_work import DbConnection
 from consumers.runtime.waits import unless_stopped
+from infrastructure.brokers import group_member_options
+from infrastructure.groups import stop_and_leave
 from schemas import Envelope, EnvelopeError, Event, describe_validation_error
-from xbus.brokers import group_member_options
-from xbus.groups import stop_and_leave
 
 log = structlog.get_logger("xbus.projection")
 

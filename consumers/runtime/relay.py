@@ -1,7 +1,7 @@
 """The outbox relay: publishes a service's outbox rows to Kafka after their transaction commits.
 
 Rows go out in id order and are marked sent only after the broker acknowledged them (acks=all,
-idempotent where the broker supports it: :func:`xbus.platform.start_producer`), so a crash
+idempotent where the broker supports it: :func:`infrastructure.kafka_clients.start_producer`), so a crash
 re-publishes at most the last batch; downstream inboxes make that exactly-once in effect. Only
 one relay per service publishes at a time (a PostgreSQL advisory lock): two relays taking turns
 could reorder a key's events. The others stand by and take over when the holder dies. It wakes
@@ -28,8 +28,9 @@ from consumers.runtime.outbox_rows import outbox_channel
 from consumers.runtime.records import headers_from_json
 from consumers.runtime.transient import TRANSIENT_ERRORS
 from consumers.runtime.waits import sleep_unless, wait_any
-from xbus.platform import acks_all_producer
-from xbus.settings import Settings
+from infrastructure.errors import BrokerUnavailable
+from infrastructure.kafka_clients import acks_all_producer
+from infrastructure.settings import Settings
 
 log = structlog.get_logger("xbus.relay")
 
@@ -55,14 +56,20 @@ class OutboxRelay:
         self._wake = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Publish until ``stop`` is set; reconnects to PostgreSQL and Kafka as often as it must."""
-        async with acks_all_producer(self._settings, self._bootstrap, linger_ms=0) as producer:
-            while not stop.is_set():
-                try:
-                    await self._serve(producer, stop)
-                except (*TRANSIENT_ERRORS, KafkaError) as error:
-                    log.warning("outbox relay interrupted; retrying", service=self.service, error=repr(error))
-                    await sleep_unless(stop, self._poll_interval)
+        """Publish until ``stop`` is set; reconnects to PostgreSQL and Kafka as often as it must,
+        starting its producer included (a broker restarting while the service starts)."""
+        while not stop.is_set():
+            try:
+                async with acks_all_producer(self._settings, self._bootstrap, linger_ms=0) as producer:
+                    while not stop.is_set():
+                        try:
+                            await self._serve(producer, stop)
+                        except (*TRANSIENT_ERRORS, KafkaError) as error:
+                            log.warning("outbox relay interrupted; retrying", service=self.service, error=repr(error))
+                            await sleep_unless(stop, self._poll_interval)
+            except BrokerUnavailable as error:
+                log.warning("outbox relay cannot reach Kafka; retrying", service=self.service, error=repr(error))
+                await sleep_unless(stop, self._poll_interval)
 
     async def _serve(self, producer: AIOKafkaProducer, stop: asyncio.Event) -> None:
         connection = await asyncpg.connect(self._database_url, server_settings={"search_path": self.schema})

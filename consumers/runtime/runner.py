@@ -54,10 +54,10 @@ from consumers.runtime.timers import TimerLoop
 from consumers.runtime.transient import TRANSIENT_ERRORS
 from consumers.runtime.waits import unless_stopped
 from consumers.runtime.watchdog import ServiceHealth, Watchdog
-from xbus.brokers import group_member_options
-from xbus.catalogue import Catalogue
-from xbus.groups import stop_and_leave
-from xbus.settings import Settings
+from infrastructure.brokers import group_member_options
+from infrastructure.catalogue import Catalogue
+from infrastructure.groups import stop_and_leave
+from infrastructure.settings import Settings
 
 log = structlog.get_logger("xbus.runner")
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from infrastructure.catalogue import Catalogue, TopicKind
 from schemas import Event
-from xbus.catalogue import Catalogue, TopicKind
 
 if TYPE_CHECKING:
     import asyncpg
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from consumers.runtime.timers import Timer
     from consumers.runtime.unit_of_work import UnitOfWork
     from consumers.runtime.watchdog import Watchdog
-    from xbus.settings import Settings
+    from infrastructure.settings import Settings
 
 Handler = Callable[[Event, "UnitOfWork"], Awaitable[None]]
 BackgroundTask = Callable[["BackgroundContext"], Coroutine[Any, Any, None]]

@@ -38,8 +38,8 @@ from consumers.runtime.service import Service
 from consumers.runtime.transient import TRANSIENT_ERRORS
 from consumers.runtime.unit_of_work import Recorded, UnitOfWork
 from consumers.runtime.waits import sleep_unless
+from infrastructure.settings import Settings
 from schemas import Envelope, Event
-from xbus.settings import Settings
 
 log = structlog.get_logger("xbus.timers")
 

@@ -4,7 +4,7 @@ It watches the runner's consumer and those of the service's projections (project
 of their own, offsets kept in PostgreSQL), so that a stuck market-data fold shows in the
 service's health like a stuck handler. It runs beside the consumer loops, not in them, so that a
 batch stuck in a handler or in a retry loop is still seen. Log-end offsets come from a
-group-less consumer (right on the embedded broker too, see xbus/offsets.py); committed offsets
+group-less consumer (right on the embedded broker too, see infrastructure/offsets.py); committed offsets
 are the ones the runner committed (a projection: stored), or the first offset of the first batch
 it polled (where the group's committed offset put it). A partition that has yielded no batch
 since it was assigned is not judged: asking the broker for the group's offsets beside the
@@ -29,12 +29,12 @@ from consumers.runtime import metrics
 from consumers.runtime.stall import PartitionHealth, PartitionState, StallWatch
 from consumers.runtime.transient import TRANSIENT_ERRORS
 from consumers.runtime.waits import sleep_unless
-from xbus.brokers import broker_traits
-from xbus.errors import BrokerUnavailable
-from xbus.offsets import log_end_offsets
-from xbus.platform import plain_consumer
-from xbus.process_endpoint import HealthReport
-from xbus.settings import Settings
+from infrastructure.brokers import broker_traits
+from infrastructure.errors import BrokerUnavailable
+from infrastructure.kafka_clients import plain_consumer
+from infrastructure.offsets import log_end_offsets
+from infrastructure.process_endpoint import HealthReport
+from infrastructure.settings import Settings
 
 log = structlog.get_logger("xbus.watchdog")
 
@@ -114,13 +114,21 @@ class Watchdog:
         return ServiceHealth(self.service, status, list(self._partitions), since_commit, self._backlog)
 
     async def run(self, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
-        """Check every interval until ``stop`` is set; a failed check is logged and tried again."""
-        async with plain_consumer(self._settings, self._bootstrap) as reader:
-            while not stop.is_set():
-                try:
-                    await self._check(reader, pool)
-                except (*TRANSIENT_ERRORS, KafkaError, BrokerUnavailable) as error:
-                    log.info("health check incomplete", service=self.service, error=repr(error))
+        """Check every interval until ``stop`` is set; a failed check is logged and tried again.
+
+        A broker that cannot be reached when the reader starts (a broker restarting while the
+        service starts) is waited for the same way: the watchdog is no reason to stop a service."""
+        while not stop.is_set():
+            try:
+                async with plain_consumer(self._settings, self._bootstrap) as reader:
+                    while not stop.is_set():
+                        try:
+                            await self._check(reader, pool)
+                        except (*TRANSIENT_ERRORS, KafkaError, BrokerUnavailable) as error:
+                            log.info("health check incomplete", service=self.service, error=repr(error))
+                        await sleep_unless(stop, self.interval)
+            except BrokerUnavailable as error:
+                log.info("health check incomplete", service=self.service, error=repr(error))
                 await sleep_unless(stop, self.interval)
 
     async def _check(self, reader: AIOKafkaConsumer, pool: asyncpg.Pool) -> None:

@@ -22,14 +22,14 @@ import uvicorn
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from infrastructure.logs import configure_logging
+from infrastructure.settings import LogFormat
 from tests.conftest import Stack, XbusCli
 from xbus.api.auth import Auth
 from xbus.api.problems import Problem
 from xbus.api.ratelimit import TokenBuckets
 from xbus.api.scopes import publish_scope
 from xbus.api.tokens import PREFIX, ApiToken, InvalidExpiry, TokenError, TokenStore
-from xbus.logging import configure_logging
-from xbus.settings import LogFormat
 
 pytestmark = pytest.mark.integration
 

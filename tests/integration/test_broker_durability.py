@@ -22,6 +22,12 @@ from pathlib import Path
 import pytest
 from aiokafka import TopicPartition
 
+from infrastructure.embedded.processes import pid_alive
+from infrastructure.embedded.stack import EmbeddedStack
+from infrastructure.endpoints import connect, load_catalogue
+from infrastructure.groups import committed_offsets, partitions_of_topics
+from infrastructure.kafka_clients import admin_client
+from infrastructure.settings import EmbeddedBrokerChoice, Settings, load_settings
 from producers import Publisher
 from schemas import Event
 from schemas.users import UserCreated, UserUpdated
@@ -29,11 +35,6 @@ from tests.conftest import ROOT, Stack
 from tests.integration.test_publisher import read_all
 from tests.support.logins_service import LOGINS
 from tests.support.service_process import ServiceProcess, process_env, scalar, wait_for
-from xbus.embedded.processes import pid_alive
-from xbus.embedded.stack import EmbeddedStack
-from xbus.groups import committed_offsets, partitions_of_topics
-from xbus.platform import admin_client, connect, load_catalogue
-from xbus.settings import EmbeddedBrokerChoice, Settings, load_settings
 
 pytestmark = [
     pytest.mark.integration,

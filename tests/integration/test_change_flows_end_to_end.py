@@ -18,6 +18,8 @@ from consumers.oms import queries as oms
 from consumers.provisioning.queries import FlowView, flows_of
 from consumers.registry import queries as registry
 from consumers.sessions import queries as sessions
+from infrastructure.endpoints import load_catalogue
+from infrastructure.settings import Settings
 from producers import Outgoing, Published, Publisher
 from schemas import Event
 from schemas.accounts import (
@@ -31,8 +33,6 @@ from schemas.accounts import (
 from schemas.types import AccountRight, InvestorType, PositiveMoney
 from schemas.users import SessionPolicy, UserCreated, UserDisabled
 from tests.support.all_services import SERVICES, eventually, running
-from xbus.platform import load_catalogue
-from xbus.settings import Settings
 
 pytestmark = pytest.mark.integration
 

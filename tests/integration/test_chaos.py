@@ -32,20 +32,20 @@ from consumers.oms import queries as oms
 from consumers.registry import queries as registry
 from consumers.runtime.dead_letters import schema_connection
 from consumers.runtime.discovery import find_services
+from infrastructure.brokers import TRAITS, BrokerKind, remember
+from infrastructure.embedded.broker import start_broker
+from infrastructure.embedded.processes import BrokerProcess, free_port, pid_alive
+from infrastructure.endpoints import apply_catalogue, load_catalogue
+from infrastructure.kafka import client_options
+from infrastructure.settings import Settings, load_settings
 from producers import Outgoing, Published, Publisher
 from schemas import Envelope
 from tests.conftest import Stack
 from tests.integration.test_postgres_outage import OwnPostgres
 from tests.support.service_process import ServiceProcess
-from xbus.brokers import TRAITS, BrokerKind, remember
 from xbus.demo import demo_scenario, flow_states, flows_ended
-from xbus.embedded.broker import start_broker
-from xbus.embedded.processes import BrokerProcess, free_port, pid_alive
-from xbus.kafka import client_options
-from xbus.platform import apply_catalogue, load_catalogue
-from xbus.settings import Settings, load_settings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 log = structlog.get_logger("chaos")
 
 SECONDS = float(os.environ.get("XBUS_CHAOS_SECONDS", "20"))
@@ -104,6 +104,7 @@ async def test_the_demo_survives_kills_of_services_postgresql_and_broker(stack: 
     strikes: list[str] = []
     services.start()
     try:
+        await _running(services)
         await _publish(settings, [*scenario.provisioning.shuffled(seed=1), scenario.exchange])
         malformed = await _write_malformed(settings)
         await _publish(settings, list(scenario.trading.deposits))
@@ -136,17 +137,23 @@ async def test_the_demo_survives_kills_of_services_postgresql_and_broker(stack: 
         flow_ids, order_ids = list(scenario.flow_ids()), scenario.trading.order_ids()
         tracker = settings.db_schema("provisioning")
         async with schema_connection(database_url, tracker) as flows_db:
-            await _until(lambda: flows_ended(flows_db, tracker, flow_ids), len(flow_ids), "every flow ended", strikes)
+            await _until(
+                lambda: flows_ended(flows_db, tracker, flow_ids), len(flow_ids), "every flow ended", strikes, services
+            )
             once = await flows_db.fetchval(
                 "select count(distinct flow_id) = count(*) from flows where flow_id = any($1)", flow_ids
             )
             states = await flow_states(flows_db, tracker, flow_ids)
         async with schema_connection(database_url, settings.db_schema("oms")) as orders_db:
-            await _until(lambda: oms.orders_over(orders_db, order_ids), len(order_ids), "every order over", strikes)
+            await _until(
+                lambda: oms.orders_over(orders_db, order_ids), len(order_ids), "every order over", strikes, services
+            )
             oms_books = await oms.books(orders_db)
             fills = await oms.fills_booked(orders_db, order_ids)
         async with schema_connection(database_url, settings.db_schema("registry")) as books_db:
-            await _until(lambda: registry.fills_settled(books_db, order_ids), fills, "every fill settled", strikes)
+            await _until(
+                lambda: registry.fills_settled(books_db, order_ids), fills, "every fill settled", strikes, services
+            )
             registry_books = await registry.books(books_db)
             deposits = await books_db.fetchval("select count(*) from cash_movements where delta > 0")
         assert oms_books == registry_books, (oms_books, registry_books, strikes)
@@ -215,8 +222,24 @@ def _readers(settings: Settings, topic: str, event_type: str | None) -> tuple[st
     )
 
 
-async def _until(count: Callable[[], Awaitable[int]], total: int, what: str, strikes: list[str]) -> None:
-    deadline = time.monotonic() + 300
+async def _until(
+    count: Callable[[], Awaitable[int]], total: int, what: str, strikes: list[str], services: ServiceProcess
+) -> None:
+    deadline = time.monotonic() + 240
     while (done := await count()) < total:
+        assert services.process is not None
+        if services.process.poll() is not None:
+            tail = services.log.read_text(errors="replace").splitlines()[-40:]
+            raise AssertionError(
+                f"{what}: the services exited after the strikes {strikes}; their log ends:\n" + "\n".join(tail)
+            )
         assert time.monotonic() < deadline, f"{what}: {done} of {total} after the strikes {strikes}"
         await asyncio.sleep(1)
+
+
+async def _running(services: ServiceProcess) -> None:
+    """Until this life of the services has started (migrated, joined its groups)."""
+    deadline = time.monotonic() + 60
+    while not services.started():
+        assert time.monotonic() < deadline, "the services did not start in 60 s"
+        await asyncio.sleep(0.2)

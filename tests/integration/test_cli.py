@@ -11,11 +11,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 import schemas
+from infrastructure.brokers import BrokerKind
+from infrastructure.embedded.broker import broker_running, broker_version
+from infrastructure.embedded.processes import free_port
+from infrastructure.embedded.stack import EmbeddedStack
 from tests.conftest import Stack, XbusCli
-from xbus.brokers import BrokerKind
-from xbus.embedded.broker import broker_running, broker_version
-from xbus.embedded.processes import free_port
-from xbus.embedded.stack import EmbeddedStack
 
 pytestmark = pytest.mark.integration
 

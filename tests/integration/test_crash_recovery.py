@@ -12,13 +12,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from infrastructure.endpoints import load_catalogue
+from infrastructure.settings import Settings
 from producers import Publisher
 from schemas.users import UserCreated
 from tests.conftest import Stack
 from tests.integration.test_publisher import read_all
 from tests.support.service_process import ServiceProcess, scalar, wait_for
-from xbus.platform import load_catalogue
-from xbus.settings import Settings
 
 pytestmark = pytest.mark.integration
 

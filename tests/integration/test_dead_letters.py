@@ -20,6 +20,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from consumers.runtime.runner import ServiceRunner
+from infrastructure.endpoints import load_catalogue
+from infrastructure.kafka import client_options
+from infrastructure.settings import Settings
 from producers import Publisher
 from producers.partitioning import partition_for
 from schemas import Envelope, Event
@@ -27,9 +30,6 @@ from schemas.users import UserCreated, UserUpdated
 from tests.conftest import CliResult, XbusCli
 from tests.integration.test_publisher import read_all
 from tests.support.refusing_service import REFUSING
-from xbus.kafka import client_options
-from xbus.platform import load_catalogue
-from xbus.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from xbus.brokers import BrokerKind
-from xbus.embedded.processes import pid_alive
-from xbus.embedded.stack import EmbeddedStack
-from xbus.platform import admin_client, connect
-from xbus.settings import load_settings
+from infrastructure.brokers import BrokerKind
+from infrastructure.embedded.processes import pid_alive
+from infrastructure.embedded.stack import EmbeddedStack
+from infrastructure.endpoints import connect
+from infrastructure.kafka_clients import admin_client
+from infrastructure.settings import load_settings
 
 pytestmark = pytest.mark.integration
 

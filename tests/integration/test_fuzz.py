@@ -28,20 +28,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumers.runtime.runner import ServiceRunner
+from exchanges import load_oms_adapter
+from infrastructure.endpoints import load_catalogue
+from infrastructure.groups import committed_offsets
+from infrastructure.kafka import client_options
+from infrastructure.kafka_clients import admin_client, plain_consumer
+from infrastructure.offsets import log_end_offsets
+from infrastructure.reader import topic_partitions
+from infrastructure.settings import Settings
 from schemas import Envelope, Event, registry
 from schemas.accounts import TradingAccountOpened
 from schemas.users import UserCreated, UserUpdated
 from tests.conftest import Stack
 from tests.support.all_services import SERVICES, running
 from tests.support.service_under_test import module_settings
-from xbus.exchanges import load_oms_adapter
-from xbus.groups import committed_offsets
-from xbus.kafka import client_options
-from xbus.offsets import log_end_offsets
-from xbus.platform import admin_client, load_catalogue, plain_consumer
-from xbus.reader import topic_partitions
 from xbus.scenario import build_scenario
-from xbus.settings import Settings
 from xbus.trading import TradingAccount, build_trading, prodigy_exchange
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]

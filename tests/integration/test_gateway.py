@@ -19,6 +19,10 @@ import pytest_asyncio
 from consumers.gateway import closing
 from consumers.gateway.service import SERVICE
 from consumers.gateway.trading_days import last_closed
+from exchanges.prodigy.book import Book
+from exchanges.prodigy.market_maker import open_book
+from infrastructure.kafka_clients import topic_reader
+from infrastructure.reader import read_topic, topic_partitions
 from schemas import registry
 from schemas.exchanges import ExchangeAdded, ExchangeSuspended, TradingHours
 from schemas.gateway import ExecutionKind, ExecutionReported, OmsAdapterRegistered, OmsAdapterStopped
@@ -28,10 +32,6 @@ from schemas.types import OrderLifetime, OrderSide, OrderType
 from tests.conftest import Stack
 from tests.support.exchanges import new_exchange_code
 from tests.support.service_under_test import ServiceUnderTest, module_settings
-from xbus.exchanges.prodigy.book import Book
-from xbus.exchanges.prodigy.market_maker import open_book
-from xbus.platform import topic_reader
-from xbus.reader import read_topic, topic_partitions
 from xbus.trading import instruments, prodigy_exchange
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]

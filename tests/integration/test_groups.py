@@ -1,4 +1,4 @@
-"""Consumer groups seen from outside (xbus/groups.py) on the real broker: members, committed
+"""Consumer groups seen from outside (infrastructure/groups.py) on the real broker: members, committed
 offsets, offsets moved without joining, and which partitions a group reads."""
 
 from __future__ import annotations
@@ -16,12 +16,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import NewTopic
 
-from producers import Published, Publisher
-from schemas.users import UserCreated
-from tests.conftest import Stack
-from xbus.embedded.broker import start_broker
-from xbus.embedded.processes import free_port, stop_process
-from xbus.groups import (
+from infrastructure.embedded.broker import start_broker
+from infrastructure.embedded.processes import free_port, stop_process
+from infrastructure.endpoints import load_catalogue
+from infrastructure.groups import (
     GroupActive,
     commit_offsets,
     committed_offsets,
@@ -33,9 +31,12 @@ from xbus.groups import (
     require_inactive,
     stop_and_leave,
 )
-from xbus.kafka import client_options
-from xbus.platform import admin_client, load_catalogue
-from xbus.settings import Settings
+from infrastructure.kafka import client_options
+from infrastructure.kafka_clients import admin_client
+from infrastructure.settings import Settings
+from producers import Published, Publisher
+from schemas.users import UserCreated
+from tests.conftest import Stack
 
 pytestmark = pytest.mark.integration
 

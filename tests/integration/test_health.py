@@ -21,6 +21,12 @@ from consumers.runtime.runner import ServiceRunner
 from consumers.runtime.stall import PartitionState
 from consumers.runtime.unit_of_work import DbConnection
 from consumers.runtime.watchdog import process_health
+from infrastructure.brokers import broker_traits, member_timing
+from infrastructure.embedded.processes import free_port
+from infrastructure.endpoints import load_catalogue
+from infrastructure.kafka import client_options
+from infrastructure.process_endpoint import ProcessEndpoint
+from infrastructure.settings import Settings
 from schemas import Event
 from schemas.authentication import LoginProvisioned
 from schemas.users import UserCreated
@@ -28,12 +34,6 @@ from tests.conftest import XbusCli
 from tests.integration.test_runtime import count, eventually, publish, user
 from tests.support.logins_service import LOGINS
 from tests.support.service_process import ServiceProcess, scalar
-from xbus.brokers import broker_traits, member_timing
-from xbus.embedded.processes import free_port
-from xbus.kafka import client_options
-from xbus.platform import load_catalogue
-from xbus.process_endpoint import ProcessEndpoint
-from xbus.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -20,17 +20,18 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from infrastructure.endpoints import load_catalogue
+from infrastructure.groups import commit_offsets, committed_offsets, partitions_of_topics
+from infrastructure.kafka import client_options
+from infrastructure.kafka_clients import admin_client, plain_consumer
+from infrastructure.offsets import log_end_offsets
+from infrastructure.settings import Settings
 from producers import Publisher
 from schemas.users import UserCreated
 from tests.conftest import ROOT, Stack
 from tests.support.kafka_tools import consumer_groups, describe
 from tests.support.service_process import process_env
 from tests.support.service_under_test import module_settings
-from xbus.groups import commit_offsets, committed_offsets, partitions_of_topics
-from xbus.kafka import client_options
-from xbus.offsets import log_end_offsets
-from xbus.platform import admin_client, load_catalogue, plain_consumer
-from xbus.settings import Settings
 
 pytestmark = [
     pytest.mark.integration,

@@ -20,18 +20,19 @@ from aiokafka import TopicPartition
 
 from consumers.provisioning.service import SERVICE as TRACKER
 from consumers.runtime.migrations import load_migrations, migrate
+from infrastructure.brokers import BrokerKind
+from infrastructure.endpoints import load_catalogue
+from infrastructure.groups import commit_offsets
+from infrastructure.kafka_clients import topic_reader
+from infrastructure.reader import read_topic
+from infrastructure.settings import Settings
 from producers import Published, Publisher
 from schemas.users import UserCreated
 from tests.conftest import ROOT, Stack, XbusCli
 from tests.support.logins_service import LOGINS
 from tests.support.service_under_test import ServiceUnderTest, module_settings
-from xbus.brokers import BrokerKind
-from xbus.groups import commit_offsets
 from xbus.lag.model import GroupReport, Status
 from xbus.lag.watch import LagOptions, LagWatcher
-from xbus.platform import load_catalogue, topic_reader
-from xbus.reader import read_topic
-from xbus.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 

@@ -32,6 +32,15 @@ from consumers.runtime.projection import Projection
 from consumers.runtime.runner import ServiceRunner
 from consumers.runtime.service import BackgroundContext, BackgroundTask
 from consumers.runtime.unit_of_work import DbConnection
+from exchanges.plugins import MarketData
+from exchanges.prodigy import ProdigyMarketData
+from infrastructure.catalogue import MARKET_DATA_TOPICS
+from infrastructure.endpoints import load_catalogue
+from infrastructure.kafka import client_options
+from infrastructure.kafka_clients import acks_all_producer, topic_reader
+from infrastructure.offsets import log_end_offsets
+from infrastructure.reader import topic_partitions
+from infrastructure.settings import Settings
 from producers import Outgoing, Published, Publisher
 from schemas import Envelope, Event, registry
 from schemas.exchanges import ExchangeAdded, ExchangeSuspended, ExchangeUpdated
@@ -48,14 +57,6 @@ from schemas.provisioning import StepFailed
 from tests.conftest import Stack
 from tests.integration.test_publisher import read_all
 from tests.support.service_under_test import ServiceUnderTest, module_settings
-from xbus.catalogue import MARKET_DATA_TOPICS
-from xbus.exchanges.plugins import MarketData
-from xbus.exchanges.prodigy import ProdigyMarketData
-from xbus.kafka import client_options
-from xbus.offsets import log_end_offsets
-from xbus.platform import acks_all_producer, load_catalogue, topic_reader
-from xbus.reader import topic_partitions
-from xbus.settings import Settings
 from xbus.trading import prodigy_exchange
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]

@@ -25,20 +25,21 @@ import pytest
 import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
+from infrastructure.brokers import broker_traits
+from infrastructure.endpoints import Endpoints, load_catalogue
+from infrastructure.groups import commit_offsets, partitions_of_topics
+from infrastructure.kafka_clients import admin_client
+from infrastructure.settings import Settings
 from producers import Published, Publisher
 from schemas.users import UserCreated
 from tests.conftest import ROOT, Stack
 from tests.support.logins_service import LOGINS
 from tests.support.service_process import process_env
 from tests.support.service_under_test import ServiceUnderTest, module_settings
-from xbus.brokers import broker_traits
-from xbus.groups import commit_offsets, partitions_of_topics
 from xbus.lag.model import GroupReport, LagReport, PartitionLag, PartitionReport, Status
 from xbus.lag.watch import LagOptions, LagWatcher
 from xbus.monitor import LagSampler, create_app
 from xbus.monitor.metrics import lag_metrics
-from xbus.platform import Endpoints, admin_client, load_catalogue
-from xbus.settings import Settings
 
 pytestmark = pytest.mark.integration
 #: The async tests share the module's loop: the monitored set-up is made once per module.

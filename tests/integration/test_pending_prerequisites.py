@@ -25,6 +25,7 @@ from consumers.gateway.service import SERVICE as GATEWAY
 from consumers.oms.service import SERVICE as OMS
 from consumers.registry.service import SERVICE as REGISTRY
 from consumers.runtime import Service
+from infrastructure.settings import Settings
 from schemas import Event
 from schemas.accounts import FundsDeposited, FundsWithdrawn, TradingAccountClosed, TradingAccountUpdated
 from schemas.exchanges import ExchangeSuspended, ExchangeUpdated
@@ -35,7 +36,6 @@ from tests.integration.test_oms import new_account, opened
 from tests.integration.test_registry_settlement import buy, funded_account, sell
 from tests.support.exchanges import new_exchange_code
 from tests.support.service_under_test import ServiceUnderTest, module_settings
-from xbus.settings import Settings
 from xbus.trading import prodigy_exchange
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]

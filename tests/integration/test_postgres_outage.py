@@ -19,13 +19,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from infrastructure.embedded.postgres import PostgresProcess, postgres_running, stop_postgres
+from infrastructure.endpoints import load_catalogue
+from infrastructure.settings import Settings
 from producers import Publisher
 from schemas.users import UserCreated
 from tests.integration.test_publisher import read_all
 from tests.support.service_process import ROOT, ServiceProcess, scalar, wait_for
-from xbus.embedded.postgres import PostgresProcess, postgres_running, stop_postgres
-from xbus.platform import load_catalogue
-from xbus.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ UNSENT = "select count(*) from {schema}.xbus_outbox where sent_at is null"
 #: its server object per data directory in the process, and a second start_postgres in the same
 #: process after stop_postgres returns the stale object instead of starting the server again.
 _START = (
-    "import json, sys; from pathlib import Path; from xbus.embedded.postgres import start_postgres; "
+    "import json, sys; from pathlib import Path; from infrastructure.embedded.postgres import start_postgres; "
     "p = start_postgres(Path(sys.argv[1])); print(json.dumps({'pid': p.pid, 'url': p.url, 'pgdata': str(p.pgdata)}))"
 )
 

@@ -1,16 +1,16 @@
 """Every producer of the bus (publisher, outbox relay, market-data feeds) starts through
-xbus.platform.start_producer: acks=all always, idempotent where the broker supports it."""
+infrastructure.kafka_clients.start_producer: acks=all always, idempotent where the broker supports it."""
 
 from __future__ import annotations
 
 import pytest
 from structlog.testing import capture_logs
 
-from xbus.brokers import BrokerKind, broker_traits
-from xbus.embedded.processes import free_port
-from xbus.errors import BrokerUnavailable
-from xbus.platform import acks_all_producer, start_producer
-from xbus.settings import Settings
+from infrastructure.brokers import BrokerKind, broker_traits
+from infrastructure.embedded.processes import free_port
+from infrastructure.errors import BrokerUnavailable
+from infrastructure.kafka_clients import acks_all_producer, start_producer
+from infrastructure.settings import Settings
 
 pytestmark = pytest.mark.integration
 

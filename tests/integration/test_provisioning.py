@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 
 from consumers.provisioning.service import SERVICE
+from infrastructure.settings import Settings
 from producers import Outgoing
 from schemas.accounts import AccountLoginLinked, FundsWithdrawn, Investor, TradingAccountOpened
 from schemas.authentication import LoginDisabled, LoginProvisioned
@@ -36,7 +37,6 @@ from schemas.users import SessionPolicy, UserCreated, UserDisabled, UserEnabled,
 from tests.conftest import XbusCli
 from tests.integration.test_runtime import eventually
 from tests.support.tracker import Tracker, new_id, running_tracker, state, steps
-from xbus.settings import Settings
 
 pytestmark = pytest.mark.integration
 

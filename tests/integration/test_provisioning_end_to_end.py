@@ -18,16 +18,16 @@ from consumers.oms import queries as oms
 from consumers.registry import queries as registry
 from consumers.runtime.checksum import state_checksum
 from consumers.sessions import queries as sessions
+from infrastructure.endpoints import load_catalogue
+from infrastructure.settings import Settings
 from producers import Published, Publisher
 from schemas.accounts import TradingAccountOpened
 from schemas.operators import OperatorRegistered
 from schemas.types import OperatorSystem
 from schemas.users import UserCreated
 from tests.support.all_services import SERVICES, eventually, running
-from xbus.platform import load_catalogue
 from xbus.rebuild.diff import diff_states
 from xbus.scenario import Scenario, build_scenario
-from xbus.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -9,18 +9,19 @@ import pytest
 import structlog
 from aiokafka import AIOKafkaProducer, TopicPartition
 
+from infrastructure.endpoints import load_catalogue
+from infrastructure.errors import XbusError
+from infrastructure.kafka import client_options
+from infrastructure.kafka_clients import plain_consumer, topic_reader
+from infrastructure.offsets import log_end_offsets
+from infrastructure.reader import read_topic, topic_partitions
+from infrastructure.settings import Settings
 from producers import Outgoing, Published, Publisher, PublishFailed
 from producers.partitioning import partition_for
 from schemas import Envelope
 from schemas.accounts import FundsDeposited, TradingAccountOpened
 from schemas.types import PositiveMoney
 from schemas.users import UserCreated, UserDisabled
-from xbus.errors import XbusError
-from xbus.kafka import client_options
-from xbus.offsets import log_end_offsets
-from xbus.platform import load_catalogue, plain_consumer, topic_reader
-from xbus.reader import read_topic, topic_partitions
-from xbus.settings import Settings
 
 pytestmark = pytest.mark.integration
 

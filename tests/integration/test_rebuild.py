@@ -18,6 +18,11 @@ from aiokafka import TopicPartition
 
 from consumers.runtime import Service, UnitOfWork
 from consumers.runtime.checksum import state_checksum
+from infrastructure.endpoints import load_catalogue
+from infrastructure.groups import committed_offsets, describe_group, list_groups, partitions_of_topics
+from infrastructure.kafka_clients import admin_client, plain_consumer
+from infrastructure.offsets import log_end_offsets
+from infrastructure.settings import Settings, load_settings
 from producers import Published, Publisher
 from schemas import Event
 from schemas.users import UserCreated, UserDisabled, UserUpdated
@@ -25,11 +30,7 @@ from tests.conftest import Stack, XbusCli
 from tests.support.all_services import eventually
 from tests.support.logins_service import LOGINS, user_created
 from tests.support.service_under_test import ServiceUnderTest, module_settings
-from xbus.groups import committed_offsets, describe_group, list_groups, partitions_of_topics
-from xbus.offsets import log_end_offsets
-from xbus.platform import admin_client, load_catalogue, plain_consumer
 from xbus.rebuild.run import RebuildRefused, rebuild, rebuild_shadow, shadow_settings, swap_shadow
-from xbus.settings import Settings, load_settings
 
 pytestmark = pytest.mark.integration
 

@@ -22,6 +22,8 @@ import pytest_asyncio
 from consumers.registry import queries
 from consumers.registry.service import SERVICE
 from consumers.runtime.runner import ServiceRunner
+from infrastructure.endpoints import apply_catalogue, load_catalogue
+from infrastructure.settings import Settings, load_settings
 from producers import Outgoing, Published, Publisher
 from schemas import Event, registry
 from schemas.accounts import (
@@ -44,8 +46,6 @@ from schemas.provisioning import FlowKind, ProvisioningFailed, StepFailed
 from schemas.types import InvestorType, Money, OperatorSystem, PositiveMoney, RegistryFeature
 from tests.conftest import Stack
 from tests.integration.test_publisher import read_all
-from xbus.platform import apply_catalogue, load_catalogue
-from xbus.settings import Settings, load_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 

@@ -14,19 +14,19 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from consumers.runtime.replay_marks import read_replay_marks
+from infrastructure.errors import XbusError
+from infrastructure.groups import GroupActive, commit_offsets, committed_offsets, describe_group, partitions_of_topics
+from infrastructure.kafka import client_options
+from infrastructure.kafka_clients import admin_client, plain_consumer
+from infrastructure.offsets import log_end_offsets
+from infrastructure.settings import Settings
 from producers import Published
 from tests.conftest import Stack, XbusCli
 from tests.integration.test_groups import joined, publish, users
 from tests.support.replay_aware_service import REPLAY_AWARE
 from tests.support.service_under_test import ServiceUnderTest
-from xbus.errors import XbusError
-from xbus.groups import GroupActive, commit_offsets, committed_offsets, describe_group, partitions_of_topics
-from xbus.kafka import client_options
-from xbus.offsets import log_end_offsets
-from xbus.platform import admin_client, plain_consumer
 from xbus.replay.execute import execute_replay, plan_replay
 from xbus.replay.plan import Mode, ModeKind, parse_mode, parse_selection
-from xbus.settings import Settings
 
 pytestmark = pytest.mark.integration
 

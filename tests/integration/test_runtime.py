@@ -12,13 +12,13 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from consumers.runtime.runner import ServiceRunner
+from infrastructure.endpoints import load_catalogue
+from infrastructure.kafka import client_options
+from infrastructure.settings import Settings
 from producers import Outgoing, Publisher
 from schemas.users import UserCreated
 from tests.integration.test_publisher import read_all
 from tests.support.logins_service import LOGINS
-from xbus.kafka import client_options
-from xbus.platform import load_catalogue
-from xbus.settings import Settings
 
 pytestmark = pytest.mark.integration
 

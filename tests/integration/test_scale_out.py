@@ -19,14 +19,14 @@ import pytest
 
 from consumers.runtime.discovery import find_services
 from consumers.runtime.records import headers_from_json
+from infrastructure.embedded.processes import free_port
+from infrastructure.endpoints import load_catalogue
+from infrastructure.settings import Settings
 from producers import Outgoing, Published, Publisher
 from tests.conftest import Stack
 from tests.support.scale_out_scenario import ScaleOutScenario, build_scale_out
 from tests.support.service_process import ServiceProcess, scalar, wait_for
 from tests.support.service_under_test import module_settings
-from xbus.embedded.processes import free_port
-from xbus.platform import load_catalogue
-from xbus.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -12,14 +12,14 @@ import pytest
 from consumers.runtime import Service, Timer, TimerUnit, UnitOfWork
 from consumers.runtime.records import headers_from_json
 from consumers.runtime.runner import ServiceRunner
+from infrastructure.endpoints import load_catalogue
+from infrastructure.settings import Settings
 from schemas import Event
 from schemas.authentication import LoginProvisioned
 from schemas.users import UserCreated
 from tests.integration.test_publisher import read_all
 from tests.integration.test_runtime import count, eventually, publish, user
 from tests.support.logins_service import LOGINS
-from xbus.platform import load_catalogue
-from xbus.settings import Settings
 
 pytestmark = pytest.mark.integration
 

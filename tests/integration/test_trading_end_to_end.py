@@ -26,6 +26,11 @@ from consumers.oms import queries as oms
 from consumers.registry import queries as registry
 from consumers.runtime.dead_letters import schema_connection
 from consumers.runtime.runner import ServiceRunner
+from exchanges import load_oms_adapter
+from infrastructure.endpoints import load_catalogue
+from infrastructure.kafka_clients import topic_reader
+from infrastructure.reader import read_topic, topic_partitions
+from infrastructure.settings import Settings
 from producers import Outgoing, Published, Publisher
 from schemas import Event
 from schemas import registry as event_registry
@@ -37,11 +42,7 @@ from schemas.users import UserCreated, UserDisabled, UserEnabled
 from tests.conftest import Stack
 from tests.support.all_services import SERVICES, eventually, running
 from tests.support.service_under_test import module_settings
-from xbus.exchanges import load_oms_adapter
-from xbus.platform import load_catalogue, topic_reader
-from xbus.reader import read_topic, topic_partitions
 from xbus.scenario import build_scenario
-from xbus.settings import Settings
 from xbus.trading import CENT, TradingAccount, build_trading, instruments, prodigy_exchange
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]

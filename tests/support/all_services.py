@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 
 from consumers.runtime.discovery import find_services
 from consumers.runtime.runner import ServiceRunner
-from xbus.platform import load_catalogue
-from xbus.settings import Settings
+from infrastructure.endpoints import load_catalogue
+from infrastructure.settings import Settings
 
 SERVICES = ("authentication", "authorisation", "sessions", "oms", "registry", "provisioning")
 

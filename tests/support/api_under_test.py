@@ -15,14 +15,15 @@ from typing import Any
 import httpx
 from aiokafka import TopicPartition
 
+from infrastructure.brokers import broker_traits
+from infrastructure.endpoints import Endpoints
+from infrastructure.kafka_clients import admin_client, plain_consumer
+from infrastructure.offsets import log_end_offsets
+from infrastructure.reader import ReadEvent, read_topic, topic_partitions
+from infrastructure.settings import Settings
 from xbus.api.app import create_app
 from xbus.api.runtime import ApiRuntime
 from xbus.api.server import ApiServer, bind
-from xbus.brokers import broker_traits
-from xbus.offsets import log_end_offsets
-from xbus.platform import Endpoints, admin_client, plain_consumer
-from xbus.reader import ReadEvent, read_topic, topic_partitions
-from xbus.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from xbus.embedded.kafka_distribution import installed_distribution
+from infrastructure.embedded.kafka_distribution import installed_distribution
 
 CONSUMER_GROUP_COMMAND = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from xbus.settings import Settings, child_environment
+from infrastructure.settings import Settings, child_environment
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 #: The runner's stop grace (30 s by default) for batches under way, then time to leave the group.

@@ -18,12 +18,13 @@ import asyncpg
 
 from consumers.runtime import Service
 from consumers.runtime.runner import ServiceRunner
+from infrastructure.endpoints import apply_catalogue, load_catalogue
+from infrastructure.kafka_clients import topic_reader
+from infrastructure.reader import ReadEvent, read_topic, topic_partitions
+from infrastructure.settings import Settings, load_settings
 from producers import Outgoing, Published, Publisher
 from schemas import Event, registry
 from tests.conftest import Stack
-from xbus.platform import apply_catalogue, load_catalogue, topic_reader
-from xbus.reader import ReadEvent, read_topic, topic_partitions
-from xbus.settings import Settings, load_settings
 
 
 async def module_settings(stack: Stack) -> Settings:

@@ -16,14 +16,14 @@ from consumers.provisioning.queries import FlowView, flows_of
 from consumers.provisioning.service import SERVICE
 from consumers.runtime import Service
 from consumers.runtime.runner import ServiceRunner
+from infrastructure.endpoints import load_catalogue
+from infrastructure.kafka import client_options
+from infrastructure.reader import ReadEvent
+from infrastructure.settings import Settings
 from producers import Outgoing, Publisher
 from schemas import Envelope, Event
 from tests.integration.test_publisher import read_all
 from tests.integration.test_runtime import eventually
-from xbus.kafka import client_options
-from xbus.platform import load_catalogue
-from xbus.reader import ReadEvent
-from xbus.settings import Settings
 
 
 def new_id() -> str:

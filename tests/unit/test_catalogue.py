@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 import schemas
+from infrastructure.catalogue import MARKET_DATA_TEMPLATE, Catalogue, TopicKind
+from infrastructure.errors import CatalogueError
+from infrastructure.settings import PROJECT_ROOT
 from schemas.market_data import MARKET_DATA
-from xbus.catalogue import MARKET_DATA_TEMPLATE, Catalogue, TopicKind
-from xbus.errors import CatalogueError
-from xbus.settings import PROJECT_ROOT
 
 REAL = PROJECT_ROOT / "topics.yaml"
 

@@ -12,11 +12,11 @@ import pytest
 import yaml
 
 import schemas
-from schemas.asyncapi import asyncapi_document, committed_asyncapi_path, render_asyncapi
+from infrastructure.catalogue import Catalogue
+from infrastructure.settings import PROJECT_ROOT
 from schemas.compat import incompatibilities
 from schemas.export import committed_schema_dir, event_schema
-from xbus.catalogue import Catalogue
-from xbus.settings import PROJECT_ROOT
+from xbus.asyncapi import asyncapi_document, committed_asyncapi_path, render_asyncapi
 
 SCHEMA_DIR = committed_schema_dir()
 MODELS = schemas.registry.models()

@@ -20,11 +20,11 @@ import typer.main
 import yaml
 
 from consumers.runtime.discovery import find_services
-from xbus.brokers import APACHE_KAFKA, member_timing
+from infrastructure.brokers import APACHE_KAFKA, member_timing
+from infrastructure.embedded.apache_kafka import server_properties
+from infrastructure.embedded.kafka_distribution import kafka_version
+from infrastructure.settings import ENV_PREFIX, Settings
 from xbus.cli.app import app
-from xbus.embedded.apache_kafka import server_properties
-from xbus.embedded.kafka_distribution import kafka_version
-from xbus.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -173,7 +173,8 @@ def test_every_long_running_xbus_container_has_a_health_check_and_time_to_stop()
         assert "test" in spec.get("healthcheck", {}), name
         grace = float(spec["environment"].get("XBUS_STOP_GRACE_SECONDS", DEFAULT_STOP_GRACE))
         session = float(spec["environment"].get("XBUS_CONSUMER_SESSION_TIMEOUT_MS", DEFAULT_SESSION_MS)) / 1000
-        # a stop takes the grace for batches under way, then up to three session timeouts to leave (xbus/groups.py)
+        # a stop takes the grace for batches under way, then up to three session timeouts to leave
+        # (infrastructure/groups.py)
         assert seconds(spec["stop_grace_period"]) > grace + 3 * session, f"{name} is killed before it has stopped"
 
 

@@ -7,18 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from xbus.brokers import BrokerKind, broker_traits
-from xbus.embedded.broker import choose_broker
-from xbus.embedded.kafka_distribution import (
+from infrastructure.brokers import BrokerKind, broker_traits
+from infrastructure.embedded.broker import choose_broker
+from infrastructure.embedded.kafka_distribution import (
     COMPLETE_MARKER,
     expected_distribution,
     installed_distribution,
     java_major_version,
     kafka_version,
 )
-from xbus.embedded.processes import free_port
-from xbus.errors import BrokerUnavailable, StackError
-from xbus.settings import EmbeddedBrokerChoice, load_settings
+from infrastructure.embedded.processes import free_port
+from infrastructure.errors import BrokerUnavailable, StackError
+from infrastructure.settings import EmbeddedBrokerChoice, load_settings
 
 
 @pytest.fixture

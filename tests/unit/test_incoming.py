@@ -6,11 +6,11 @@ import json
 
 import pytest
 
+from infrastructure.endpoints import load_catalogue
+from infrastructure.settings import Settings
 from producers.incoming import InvalidEvent, parse_event_line
 from schemas import registry
 from schemas.users import UserCreated
-from xbus.platform import load_catalogue
-from xbus.settings import Settings
 
 INPUT_TYPES = load_catalogue(Settings()).input_types()
 

@@ -8,7 +8,7 @@ from aiokafka import TopicPartition
 from hypothesis import given
 from hypothesis import strategies as st
 
-from xbus.groups import GroupMember
+from infrastructure.groups import GroupMember
 from xbus.lag.judge import LagJudge, Observation, Thresholds, loss_in
 from xbus.lag.model import GroupLag, LagSample, PartitionLag, Status
 

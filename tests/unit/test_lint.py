@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 #: The packages mypy checks (tests are left out: fixtures and hypothesis strategies type poorly).
-TYPED = ["xbus", "consumers", "producers", "schemas"]
+TYPED = ["schemas", "infrastructure", "producers", "exchanges", "consumers", "xbus"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

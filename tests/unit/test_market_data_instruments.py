@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from consumers.market_data.instruments import InstrumentState, fold, session_seq
+from exchanges.plugins import MarketData
 from schemas.exchanges import ExchangeSuspended
 from schemas.market_data import MarketTradeReported, PriceLevel, QuoteUpdated, TradingStatus, TradingStatusChanged
-from xbus.exchanges.plugins import MarketData
 
 NOON = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 

@@ -6,9 +6,9 @@ import pytest
 
 import schemas
 from consumers.market_data.feeds import feed_catalogue
+from infrastructure.catalogue import Catalogue, market_data_topic_name
+from infrastructure.settings import load_settings
 from schemas.market_data import MARKET_DATA
-from xbus.catalogue import Catalogue, market_data_topic_name
-from xbus.settings import load_settings
 
 
 @pytest.fixture(scope="module")

@@ -23,17 +23,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from exchanges.plugins import AdapterResult, ExecutionReport
+from exchanges.prodigy import ProdigyOmsAdapter
+from exchanges.prodigy.book import Book, RestingOrder
+from exchanges.prodigy.market_maker import open_book
+from exchanges.prodigy.plugins import BookMismatch, NoBook
+from exchanges.prodigy.pricing import DEPTH, from_ticks, level_spacing, reference_price, to_ticks
 from schemas.gateway import ExecutionKind, ExecutionReported
 from schemas.oms import OrderCancelRouted, OrderRouted
 from schemas.types import OrderLifetime, OrderSide, OrderType
 from tests.unit.test_prodigy_book import routed
 from tests.unit.test_prodigy_feed import exchange
-from xbus.exchanges.plugins import AdapterResult, ExecutionReport
-from xbus.exchanges.prodigy import ProdigyOmsAdapter
-from xbus.exchanges.prodigy.book import Book, RestingOrder
-from xbus.exchanges.prodigy.market_maker import open_book
-from xbus.exchanges.prodigy.plugins import BookMismatch, NoBook
-from xbus.exchanges.prodigy.pricing import DEPTH, from_ticks, level_spacing, reference_price, to_ticks
 
 Instruction = OrderRouted | OrderCancelRouted
 ACCOUNTS = ("XS:0001", "XS:0002", "XS:0003")
@@ -324,7 +324,7 @@ def test_reference_prices_cover_every_instrument_between_1_and_200_in_cents() ->
 def test_reference_prices_are_the_same_in_every_process() -> None:
     script = (
         "from tests.unit.test_prodigy_feed import exchange\n"
-        "from xbus.exchanges.prodigy import ProdigyOmsAdapter\n"
+        "from exchanges.prodigy import ProdigyOmsAdapter\n"
         "print(sorted(ProdigyOmsAdapter().reference_prices(exchange()).items()))"
     )
     outputs = {

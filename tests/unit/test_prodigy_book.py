@@ -7,13 +7,13 @@ from decimal import Decimal
 
 import pytest
 
+from exchanges.plugins import ExecutionReport
+from exchanges.prodigy.book import Book
+from exchanges.prodigy.market_maker import open_book, requote
+from exchanges.prodigy.pricing import DEPTH, from_ticks, level_spacing, reference_price, to_ticks
 from schemas.gateway import ExecutionKind
 from schemas.oms import OrderRouted
 from schemas.types import OrderLifetime, OrderSide, OrderType
-from xbus.exchanges.plugins import ExecutionReport
-from xbus.exchanges.prodigy.book import Book
-from xbus.exchanges.prodigy.market_maker import open_book, requote
-from xbus.exchanges.prodigy.pricing import DEPTH, from_ticks, level_spacing, reference_price, to_ticks
 
 INSTRUMENT = "XS01.XSX"
 BUYER = "XS:0001"

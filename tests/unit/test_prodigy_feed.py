@@ -8,9 +8,7 @@ from collections import defaultdict
 
 import pytest
 
-from schemas.exchanges import ExchangeAdded, Market, Symbol, TradingHours
-from schemas.market_data import MarketTradeReported, QuoteUpdated, TradingStatus, TradingStatusChanged
-from xbus.exchanges.plugins import (
+from exchanges.plugins import (
     MARKET_DATA_GROUP,
     OMS_ADAPTER_GROUP,
     MarketData,
@@ -18,9 +16,11 @@ from xbus.exchanges.plugins import (
     load_market_data_plugin,
     load_oms_adapter,
 )
-from xbus.exchanges.prodigy import ProdigyMarketData, ProdigyOmsAdapter
-from xbus.exchanges.prodigy.pricing import DEPTH, reference_price
-from xbus.exchanges.prodigy.simulation import simulate
+from exchanges.prodigy import ProdigyMarketData, ProdigyOmsAdapter
+from exchanges.prodigy.pricing import DEPTH, reference_price
+from exchanges.prodigy.simulation import simulate
+from schemas.exchanges import ExchangeAdded, Market, Symbol, TradingHours
+from schemas.market_data import MarketTradeReported, QuoteUpdated, TradingStatus, TradingStatusChanged
 
 #: Long enough for the seeded walk of XSX to halt and reopen instruments.
 LONG_FEED = 6_000

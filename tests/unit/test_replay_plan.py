@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import pytest
 from aiokafka import TopicPartition
 
-from xbus.groups import GroupDescription
+from infrastructure.groups import GroupDescription
 from xbus.replay.plan import (
     BadReplayRequest,
     Mode,

@@ -22,6 +22,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from infrastructure.endpoints import Endpoints
+from infrastructure.settings import Settings
 from producers.incoming import pointer
 from xbus.api.documents import event_components
 from xbus.api.events import events_router
@@ -29,8 +31,6 @@ from xbus.api.middleware import AccessLog, BodyLimit
 from xbus.api.problems import FieldError, Problem, problems_as_sent
 from xbus.api.reads import mount_lag, reads_router
 from xbus.api.runtime import ApiRuntime
-from xbus.platform import Endpoints
-from xbus.settings import Settings
 
 log = structlog.get_logger("xbus.api")
 

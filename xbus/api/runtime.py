@@ -18,17 +18,17 @@ import asyncpg
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient
 
+from infrastructure.catalogue import Catalogue
+from infrastructure.endpoints import Endpoints, load_catalogue
+from infrastructure.kafka import client_options
+from infrastructure.settings import Settings
 from producers import Publisher
 from xbus.api.auth import Auth
 from xbus.api.idempotency import IdempotencyStore
 from xbus.api.ratelimit import TokenBuckets
 from xbus.api.tokens import TokenStore
-from xbus.catalogue import Catalogue
-from xbus.kafka import client_options
 from xbus.lag.watch import LagOptions, LagWatcher
 from xbus.monitor import LagSampler
-from xbus.platform import Endpoints, load_catalogue
-from xbus.settings import Settings
 
 log = structlog.get_logger("xbus.api")
 

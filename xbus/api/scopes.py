@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable
 from fnmatch import fnmatchcase
 
-from xbus.errors import XbusError
+from infrastructure.errors import XbusError
 
 ADMIN = "admin"
 READ_STATUS = "read:status"

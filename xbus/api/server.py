@@ -19,7 +19,7 @@ from collections.abc import Callable
 import uvicorn
 from fastapi import FastAPI
 
-from xbus.errors import XbusError
+from infrastructure.errors import XbusError
 
 
 class PortUnavailable(XbusError):

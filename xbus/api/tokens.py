@@ -30,8 +30,8 @@ import asyncpg
 import structlog
 
 from consumers.runtime.migrations import MigrateOnce, Migration
+from infrastructure.errors import XbusError
 from xbus.api.scopes import parse_scope
-from xbus.errors import XbusError
 
 log = structlog.get_logger("xbus.api.tokens")
 

@@ -7,6 +7,7 @@ import sys
 import typer
 from rich.markup import escape
 
+from infrastructure.errors import XbusError
 from xbus.cli import dlq_cmd, schemas_cmd, stack_cmd, status_cmd, tokens_cmd, topics_cmd
 from xbus.cli.common import err
 from xbus.cli.demo_cmd import demo
@@ -19,7 +20,6 @@ from xbus.cli.replay_cmd import replay
 from xbus.cli.run_cmd import db, run_services
 from xbus.cli.serve_cmd import serve
 from xbus.cli.tail_cmd import tail
-from xbus.errors import XbusError
 
 app = typer.Typer(
     name="xbus",

@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 import uvloop
 from rich.console import Console
 
-from xbus.logging import configure_logging
-from xbus.settings import Settings, load_settings
+from infrastructure.logs import configure_logging
+from infrastructure.settings import Settings, load_settings
 
 T = TypeVar("T")
 

@@ -7,10 +7,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from infrastructure.endpoints import connect
+from infrastructure.errors import XbusError
 from xbus.cli.common import err, out, run, settings
 from xbus.demo import DemoOutcome, demo_scenario, run_demo
-from xbus.errors import XbusError
-from xbus.platform import connect
 
 OPERATORS = typer.Option(3, min=1, max=100, help="System operators to register (every other one uses Prodigy).")
 USERS = typer.Option(500, min=1, max=100_000, help="Users to create.")

@@ -26,10 +26,10 @@ from consumers.runtime.dead_letters import (
 )
 from consumers.runtime.discovery import resolve_services
 from consumers.runtime.service import Service
+from infrastructure.durations import parse_duration_ms
+from infrastructure.endpoints import connect_database
+from infrastructure.errors import XbusError
 from xbus.cli.common import out, run, settings
-from xbus.durations import parse_duration_ms
-from xbus.errors import XbusError
-from xbus.platform import connect_database
 
 app = typer.Typer(
     help="Events a service could not apply: list them, redrive or discard them, purge those applied since.",

@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from infrastructure.endpoints import connect
 from xbus.cli.common import out, run, settings
 from xbus.cli.lag_options import (
     GROUP_OPTION,
@@ -31,7 +32,6 @@ from xbus.cli.lag_options import (
 )
 from xbus.lag.model import GroupReport, LagReport, Status
 from xbus.lag.watch import LagOptions, LagWatcher
-from xbus.platform import connect
 
 STATUS_STYLE = {
     Status.OK: "green",

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import typer
 
-from xbus.durations import parse_duration_ms
-from xbus.errors import XbusError
+from infrastructure.durations import parse_duration_ms
+from infrastructure.errors import XbusError
+from infrastructure.settings import Settings
 from xbus.lag.watch import LagOptions
-from xbus.settings import Settings
 
 GROUP_OPTION = typer.Option(
     [], "--group", "-g", help="Only this consumer group id as listed (repeatable); default: every group."

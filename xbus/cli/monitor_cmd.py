@@ -12,6 +12,7 @@ import socket
 import structlog
 import typer
 
+from infrastructure.endpoints import connect
 from xbus.api.server import ApiServer, bind
 from xbus.cli.common import out, run, settings
 from xbus.cli.lag_options import (
@@ -24,7 +25,6 @@ from xbus.cli.lag_options import (
 )
 from xbus.lag.watch import LagOptions, LagWatcher
 from xbus.monitor import LagSampler, create_app
-from xbus.platform import connect
 
 log = structlog.get_logger("xbus.monitor")
 

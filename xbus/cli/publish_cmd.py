@@ -16,11 +16,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from infrastructure.endpoints import connect, load_catalogue
+from infrastructure.errors import XbusError
 from producers import Outgoing, Published, Publisher
 from producers.incoming import Fault, InvalidEvent, loads_strict, parse_event_document, parse_event_line
 from xbus.cli.common import err, out, run, settings
-from xbus.errors import XbusError
-from xbus.platform import connect, load_catalogue
 
 BATCH_LINES = 2_000
 

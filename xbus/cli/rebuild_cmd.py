@@ -12,8 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from consumers.runtime.discovery import resolve_services
+from infrastructure.endpoints import connect
 from xbus.cli.common import err, out, run, settings
-from xbus.platform import connect
 from xbus.rebuild.catchup import Progress as ProgressCallback
 from xbus.rebuild.reports import RebuildReport, ShadowReport, SwapReport
 from xbus.rebuild.run import rebuild as rebuild_service

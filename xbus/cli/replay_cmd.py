@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from infrastructure.endpoints import connect
 from xbus.cli.common import err, out, run, settings
-from xbus.platform import connect
 from xbus.replay.execute import ReplayDone, execute_replay, plan_replay
 from xbus.replay.plan import ReplayPlan, parse_mode, parse_selection
 

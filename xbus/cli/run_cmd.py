@@ -12,9 +12,9 @@ import typer
 from consumers.runtime.discovery import resolve_services
 from consumers.runtime.runner import ServiceRunner
 from consumers.runtime.watchdog import process_health
+from infrastructure.endpoints import connect, load_catalogue
+from infrastructure.process_endpoint import HealthReport, ProcessEndpoint
 from xbus.cli.common import out, run, settings
-from xbus.platform import connect, load_catalogue
-from xbus.process_endpoint import HealthReport, ProcessEndpoint
 
 log = structlog.get_logger("xbus.run")
 

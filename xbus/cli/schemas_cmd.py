@@ -8,8 +8,8 @@ import typer
 from rich.table import Table
 
 import schemas
+from infrastructure.endpoints import load_catalogue
 from xbus.cli.common import out, settings
-from xbus.platform import load_catalogue
 
 app = typer.Typer(
     help="Event models: list them, export JSON Schemas, write the AsyncAPI document.", no_args_is_help=True
@@ -44,7 +44,7 @@ def asyncapi(
     ),
 ) -> None:
     """Write the AsyncAPI 3.0 document of every topic and event (committed as schemas/asyncapi.yaml)."""
-    from schemas.asyncapi import committed_asyncapi_path, render_asyncapi
+    from xbus.asyncapi import committed_asyncapi_path, render_asyncapi
 
     output = output or committed_asyncapi_path()
     output.write_text(render_asyncapi(load_catalogue(settings()), schemas.registry))

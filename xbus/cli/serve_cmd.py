@@ -7,10 +7,10 @@ import socket
 import structlog
 import typer
 
+from infrastructure.endpoints import connect
 from xbus.api.app import create_app
 from xbus.api.server import ApiServer, bind
 from xbus.cli.common import out, run, settings
-from xbus.platform import connect
 
 log = structlog.get_logger("xbus.api")
 

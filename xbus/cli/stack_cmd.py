@@ -8,14 +8,15 @@ import asyncpg
 import typer
 from rich.table import Table
 
-from xbus.brokers import TRAITS, BrokerKind
+from infrastructure.brokers import TRAITS, BrokerKind
+from infrastructure.embedded.broker import broker_running
+from infrastructure.embedded.postgres import postgres_running
+from infrastructure.embedded.stack import EmbeddedStack, StackState
+from infrastructure.endpoints import Endpoints, connect
+from infrastructure.errors import XbusError
+from infrastructure.kafka_clients import admin_client
 from xbus.cli.common import err, out, run, settings
-from xbus.embedded.broker import broker_running
-from xbus.embedded.postgres import postgres_running
-from xbus.embedded.stack import EmbeddedStack, StackState
-from xbus.errors import XbusError
 from xbus.lag.watch import LagWatcher
-from xbus.platform import Endpoints, admin_client, connect
 
 app = typer.Typer(help="Start, stop and check the embedded Kafka broker and PostgreSQL.", no_args_is_help=True)
 

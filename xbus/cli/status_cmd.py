@@ -17,9 +17,9 @@ from rich.table import Table
 
 from consumers.provisioning.queries import FlowView, flows_of
 from consumers.provisioning.service import SERVICE
+from infrastructure.endpoints import connect_database
+from infrastructure.errors import XbusError
 from xbus.cli.common import out, run, settings
-from xbus.errors import XbusError
-from xbus.platform import connect_database
 
 STATE_STYLE = {
     "done": "green",

@@ -8,9 +8,10 @@ import json
 import typer
 from rich.markup import escape
 
+from infrastructure.endpoints import connect
+from infrastructure.kafka_clients import topic_reader
+from infrastructure.reader import ReadEvent, read_topic, topic_partitions
 from xbus.cli.common import out, run, settings
-from xbus.platform import connect, topic_reader
-from xbus.reader import ReadEvent, read_topic, topic_partitions
 
 
 def tail(

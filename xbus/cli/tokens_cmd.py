@@ -12,11 +12,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from infrastructure.durations import parse_duration_ms
+from infrastructure.endpoints import connect_database
 from xbus.api.scopes import parse_scope
 from xbus.api.tokens import ApiToken, InvalidExpiry, TokenStore
 from xbus.cli.common import err, out, run, settings
-from xbus.durations import parse_duration_ms
-from xbus.platform import connect_database
 
 T = TypeVar("T")
 

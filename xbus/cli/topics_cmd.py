@@ -7,15 +7,10 @@ import json
 import typer
 from rich.table import Table
 
+from infrastructure.endpoints import apply_catalogue, connect, load_catalogue
+from infrastructure.kafka_clients import admin_client, plain_consumer
+from infrastructure.topic_admin import TopicRow, list_topics
 from xbus.cli.common import err, out, run, settings
-from xbus.platform import (
-    admin_client,
-    apply_catalogue,
-    connect,
-    load_catalogue,
-    plain_consumer,
-)
-from xbus.topic_admin import TopicRow, list_topics
 
 app = typer.Typer(help="Create and inspect the topics of topics.yaml.", no_args_is_help=True)
 

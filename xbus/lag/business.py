@@ -11,8 +11,8 @@ import asyncpg
 
 from consumers.provisioning.queries import oldest_open_flows
 from consumers.provisioning.service import SERVICE as TRACKER
+from infrastructure.settings import Settings
 from schemas.provisioning import FlowKind
-from xbus.settings import Settings
 
 
 async def business_lag(connection: asyncpg.Connection, settings: Settings, now: float) -> dict[str, float | None]:

@@ -3,7 +3,7 @@
 A sample needs, per group and partition, the committed offset, the log start and the *true* log
 end, and the timestamp of the first record not yet consumed (time lag is read from the record
 itself, not guessed from offsets). The embedded broker's ListOffsets(latest) is wrong
-(xbus/offsets.py), so log ends come from fetch responses' high watermarks, and the same fetches
+(infrastructure/offsets.py), so log ends come from fetch responses' high watermarks, and the same fetches
 bring the timestamps:
 
 - per partition the first fetch starts at the lowest offset anyone needs (the lowest committed
@@ -33,7 +33,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from consumers.runtime.discovery import services_by_group
-from xbus.groups import (
+from infrastructure.endpoints import load_catalogue
+from infrastructure.groups import (
     GroupDescription,
     describe_group,
     group_partitions,
@@ -41,10 +42,9 @@ from xbus.groups import (
     partitions_of_topics,
     topics_under,
 )
+from infrastructure.offsets import LogView, read_log
+from infrastructure.settings import Settings
 from xbus.lag.model import GroupLag, LagSample, PartitionLag
-from xbus.offsets import LogView, read_log
-from xbus.platform import load_catalogue
-from xbus.settings import Settings
 
 
 class LagCollector:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from xbus.groups import GroupMember
+from infrastructure.groups import GroupMember
 
 
 class Status(IntEnum):
@@ -36,7 +36,7 @@ class PartitionLag:
     #: The next offset the group will read; None when it never committed on this partition.
     committed: int | None
     log_start: int
-    #: The high watermark (not what the embedded broker's ListOffsets says, see xbus/offsets.py).
+    #: The high watermark (not what the embedded broker's ListOffsets says, see infrastructure/offsets.py).
     log_end: int
     #: Records not yet consumed: from ``committed`` (or ``log_start`` when None) to ``log_end``.
     lag: int

@@ -13,13 +13,14 @@ from types import TracebackType
 
 import asyncpg
 
-from xbus.brokers import TRAITS
+from infrastructure.brokers import TRAITS
+from infrastructure.endpoints import Endpoints
+from infrastructure.kafka_clients import admin_client, plain_consumer
+from infrastructure.settings import Settings
 from xbus.lag.business import business_lag
 from xbus.lag.collect import LagCollector
 from xbus.lag.judge import LagJudge, Thresholds
 from xbus.lag.model import LagReport
-from xbus.platform import Endpoints, admin_client, plain_consumer
-from xbus.settings import Settings
 
 
 @dataclass(frozen=True)

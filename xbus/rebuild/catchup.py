@@ -18,8 +18,8 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from consumers.runtime.runner import ServiceRunner
-from xbus.errors import XbusError
-from xbus.groups import committed_offsets
+from infrastructure.errors import XbusError
+from infrastructure.groups import committed_offsets
 
 log = structlog.get_logger("xbus.rebuild")
 

@@ -17,9 +17,10 @@ from consumers.runtime.checksum import state_checksum
 from consumers.runtime.projection import Projection
 from consumers.runtime.runner import ServiceRunner
 from consumers.runtime.service import Service
-from xbus.brokers import TRAITS
-from xbus.errors import XbusError
-from xbus.groups import (
+from infrastructure.brokers import TRAITS
+from infrastructure.endpoints import Endpoints, load_catalogue
+from infrastructure.errors import XbusError
+from infrastructure.groups import (
     GroupActive,
     commit_offsets,
     committed_offsets,
@@ -27,8 +28,9 @@ from xbus.groups import (
     partitions_of_topics,
     require_inactive,
 )
-from xbus.offsets import log_end_offsets
-from xbus.platform import Endpoints, admin_client, load_catalogue, plain_consumer
+from infrastructure.kafka_clients import admin_client, plain_consumer
+from infrastructure.offsets import log_end_offsets
+from infrastructure.settings import Settings
 from xbus.rebuild.catchup import Progress, Span, log_progress, run_to
 from xbus.rebuild.diff import diff_states
 from xbus.rebuild.reports import RebuildReport, ShadowReport, SwapReport
@@ -40,7 +42,6 @@ from xbus.rebuild.state import (
     schema_exists,
     table_states,
 )
-from xbus.settings import Settings
 
 SHADOW = "shadow"
 

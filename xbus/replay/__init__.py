@@ -2,7 +2,7 @@
 
 The plan is pure arithmetic on offsets (current committed, log start, log end, a mode): it can be
 printed, tested and read before anything changes. Executing it moves the group's offsets without
-joining the group (xbus/groups.py), which Kafka allows only while the group has no members, so
+joining the group (infrastructure/groups.py), which Kafka allows only while the group has no members, so
 we refuse an active group and look again right before committing.
 
 When the group is an xbus service's, the offset each partition had reached is written into the

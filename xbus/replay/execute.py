@@ -1,6 +1,6 @@
 """Planning a replay against the broker and carrying it out safely.
 
-Executing moves the group's offsets without joining it (xbus/groups.py), which Kafka allows only
+Executing moves the group's offsets without joining it (infrastructure/groups.py), which Kafka allows only
 while the group has no members, so an active group is refused, and looked at again right before
 committing. For an xbus service's group, replay marks go into its schema first: a crash in
 between leaves marks that nothing reads below (harmless), never moved offsets without marks.
@@ -22,9 +22,10 @@ from consumers.runtime.dead_letters import schema_connection
 from consumers.runtime.discovery import services_by_group
 from consumers.runtime.replay_marks import write_replay_marks
 from consumers.runtime.service import Service
-from xbus.brokers import TRAITS, BrokerTraits
-from xbus.errors import XbusError
-from xbus.groups import (
+from infrastructure.brokers import TRAITS, BrokerTraits
+from infrastructure.endpoints import Endpoints, load_catalogue
+from infrastructure.errors import XbusError
+from infrastructure.groups import (
     GroupDescription,
     commit_offsets,
     describe_group,
@@ -33,11 +34,11 @@ from xbus.groups import (
     require_inactive,
     topics_under,
 )
-from xbus.offsets import log_end_offsets
-from xbus.platform import Endpoints, load_catalogue, topic_reader
+from infrastructure.kafka_clients import topic_reader
+from infrastructure.offsets import log_end_offsets
+from infrastructure.settings import Settings
 from xbus.replay.plan import Mode, ReplayPlan, TopicSelection, merge_selections, plan_partitions
 from xbus.replay.timesearch import broker_offsets_at_time, consumer_first_records, offsets_at_time
-from xbus.settings import Settings
 
 log = structlog.get_logger("xbus.replay")
 
@@ -86,7 +87,7 @@ async def execute_replay(
     selections: Sequence[TopicSelection] = (),
     extra_services: Iterable[Service] = (),
 ) -> ReplayDone:
-    """Plan and carry out a replay of ``group``: refused (:class:`xbus.groups.GroupActive`) while
+    """Plan and carry out a replay of ``group``: refused (:class:`infrastructure.groups.GroupActive`) while
     it has members; replay marks first when it is an xbus service's group, then the offsets."""
     broker = TRAITS[endpoints.broker]
     async with topic_reader(settings, endpoints.kafka_bootstrap) as (admin, consumer):

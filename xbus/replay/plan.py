@@ -14,9 +14,9 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from xbus.durations import parse_duration_ms
-from xbus.errors import XbusError
-from xbus.groups import GroupDescription
+from infrastructure.durations import parse_duration_ms
+from infrastructure.errors import XbusError
+from infrastructure.groups import GroupDescription
 
 
 class BadReplayRequest(XbusError):

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from xbus.offsets import read_log
+from infrastructure.offsets import read_log
 
 #: Reads, per partition, the first record at or after an offset: its (offset, timestamp ms), or
 #: None when there is none before the log end.
@@ -58,7 +58,7 @@ async def broker_offsets_at_time(
 
 
 def consumer_first_records(consumer: AIOKafkaConsumer) -> FirstRecords:
-    """:data:`FirstRecords` read by a group-less ``consumer`` (xbus/offsets.py ``read_log``)."""
+    """:data:`FirstRecords` read by a group-less ``consumer`` (infrastructure/offsets.py ``read_log``)."""
 
     async def read(probes: Mapping[TopicPartition, int]) -> dict[TopicPartition, tuple[int, int] | None]:
         view = await read_log(consumer, probes, {tp: [offset] for tp, offset in probes.items()})
