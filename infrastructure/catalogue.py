@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from infrastructure.durations import parse_duration_ms
 from infrastructure.errors import CatalogueError
 from infrastructure.yamlfile import load_yaml
-from schemas import EventRegistry, UnknownEventType
+from schemas import EventTypes, UnknownEventType
 
 UPSTREAM = "upstream"
 MARKET_DATA_TEMPLATE = "xosp.marketdata.{exchange}"
@@ -84,7 +84,7 @@ class Catalogue:
                 self._by_type.setdefault(type_name, []).append(topic)
 
     @classmethod
-    def load(cls, path: Path, registry: EventRegistry) -> Self:
+    def load(cls, path: Path, event_types: EventTypes) -> Self:
         try:
             document = load_yaml(path)
         except OSError as error:
@@ -96,15 +96,16 @@ class Catalogue:
         unknown_sections = set(document) - {"topics", "topic_templates"}
         if unknown_sections:
             raise CatalogueError(f"{path}: unknown section(s) {', '.join(sorted(unknown_sections))}")
-        topics = [_entry(path, "topic", i, raw, registry) for i, raw in enumerate(document["topics"], 1)]
+        topics = [_entry(path, "topic", i, raw, event_types) for i, raw in enumerate(document["topics"], 1)]
         templates = [
-            _entry(path, "template", i, raw, registry) for i, raw in enumerate(document.get("topic_templates") or [], 1)
+            _entry(path, "template", i, raw, event_types)
+            for i, raw in enumerate(document.get("topic_templates") or [], 1)
         ]
         catalogue = cls(path, topics, templates)
-        catalogue._check_whole(registry)
+        catalogue._check_whole(event_types)
         return catalogue
 
-    def _check_whole(self, registry: EventRegistry) -> None:
+    def _check_whole(self, event_types: EventTypes) -> None:
         first_seen: dict[str, int] = {}
         routed: dict[str, str] = {}
         for index, topic in enumerate(self.topics, 1):
@@ -128,7 +129,7 @@ class Catalogue:
                         f"{routed[type_name]}"
                     )
                 routed[type_name] = template.name
-        missing = sorted(set(registry.types()) - set(routed))
+        missing = sorted(set(event_types.types()) - set(routed))
         if missing:
             raise CatalogueError(f"{self.path}: no topic carries event type(s) {', '.join(missing)}")
         for service in self.services():
@@ -205,7 +206,7 @@ class Catalogue:
         raise CatalogueError(f"service {service!r} has no dead-letter topic in {self.path}")
 
 
-def _entry(path: Path, what: str, index: int, raw: Any, registry: EventRegistry) -> TopicSpec:
+def _entry(path: Path, what: str, index: int, raw: Any, event_types: EventTypes) -> TopicSpec:
     name = raw.get("name") if isinstance(raw, dict) else None
     where = f"{path}: {what} {name!r} (entry {index})" if name else f"{path}: {what} entry {index}"
     if not isinstance(raw, dict):
@@ -218,6 +219,6 @@ def _entry(path: Path, what: str, index: int, raw: Any, registry: EventRegistry)
         message = "missing field" if first["type"] == "missing" else first["msg"].removeprefix("Value error, ")
         raise CatalogueError(f"{where}: {field}: {message}") from None
     for type_name in spec.event_types:
-        if type_name not in registry:
+        if type_name not in event_types:
             raise CatalogueError(f"{where}: unknown event type {type_name!r}")
     return spec

@@ -33,7 +33,7 @@ class Endpoints:
 
 
 def load_catalogue(settings: Settings) -> Catalogue:
-    return Catalogue.load(settings.topics_file, schemas.registry)
+    return Catalogue.load(settings.topics_file, schemas.event_types)
 
 
 async def connect(settings: Settings, *, database: bool = True) -> Endpoints:

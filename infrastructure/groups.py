@@ -84,24 +84,15 @@ async def list_groups(admin: AIOKafkaAdminClient) -> list[str]:
     return sorted(group for group, *_ in await admin.list_consumer_groups())
 
 
-async def describe_groups(admin: AIOKafkaAdminClient, groups: Sequence[str]) -> dict[str, GroupDescription]:
-    """Each group described by a DescribeGroups of its own, all at once: the embedded broker
-    answers a request naming several groups with error -1 and no name for every group after the
-    first (measured), and on Kafka the requests to one coordinator go out together anyway."""
-    described = await asyncio.gather(*(_describe_one(admin, group) for group in groups))
-    return {description.group: description for description in described}
-
-
-async def _describe_one(admin: AIOKafkaAdminClient, group: str) -> GroupDescription:
+async def describe_group(admin: AIOKafkaAdminClient, group: str) -> GroupDescription:
+    """The group described by a DescribeGroups of its own: the embedded broker answers a request
+    naming several groups with error -1 and no name for every group after the first (measured),
+    so callers that describe several groups send one request per group, at once."""
     [response] = await admin.describe_consumer_groups([group], group_coordinator_id=await admin.find_coordinator(group))
     [(error_code, _group, state, _protocol_type, _protocol, members, *_)] = response.groups
     if error_code:
         raise XbusError(f"the broker could not describe group {group} (error code {error_code})")
     return GroupDescription(group, state, tuple(_member(*m[:5]) for m in members))
-
-
-async def describe_group(admin: AIOKafkaAdminClient, group: str) -> GroupDescription:
-    return await _describe_one(admin, group)
 
 
 async def require_inactive(admin: AIOKafkaAdminClient, group: str) -> GroupDescription:

@@ -1,4 +1,7 @@
-"""Everything that writes to Kafka: the Publisher (and, later, the outbox relay and adapters)."""
+"""Publishing events: the Publisher (keys, partitions, acks=all), used by upstream systems, the
+HTTP API and the market-data feeds, and the parsing of incoming event documents (``xbus
+publish``, the HTTP API). A service's follow-up events do not go through it: they leave through
+its outbox and relay (consumers/runtime/relay.py), in step with its database."""
 
 from producers.publisher import (
     Outgoing,

@@ -37,7 +37,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from producers.publisher import Outgoing
-from schemas import UnknownEventType, describe_validation_error, registry
+from schemas import UnknownEventType, describe_validation_error, event_types
 from schemas.envelope import MAX_ATTRIBUTE_LENGTH, SPEC_VERSION
 
 _PLAIN = frozenset({"type", "data", "id", "time", "correlationid", "causationid", "specversion"})
@@ -112,7 +112,7 @@ def event_type_of(document: Any, accepted: Collection[str]) -> str:
     type_name = document.get("type")
     if not isinstance(type_name, str):
         raise InvalidEvent(Fault("/type", "required, a string such as xosp.user.created.v1"))
-    if type_name not in registry:
+    if type_name not in event_types:
         raise InvalidEvent(Fault("/type", str(UnknownEventType(type_name))))
     if type_name not in accepted:
         reason = "is not an input event: only the service that owns it publishes it, on a topic of its own"
@@ -144,7 +144,7 @@ def parse_event_document(document: Any, *, accepted: Collection[str], cloudevent
     if faults:
         raise InvalidEvent(*faults)
     try:
-        event = registry.parse_input(type_name, data)
+        event = event_types.parse_input(type_name, data)
     except ValidationError as error:
         raise InvalidEvent(
             *_data_faults(error), summary=f"{type_name}: data.{describe_validation_error(error)}"

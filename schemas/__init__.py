@@ -1,6 +1,6 @@
 """Event models of xosp-bus: the CloudEvents envelope and every versioned event.
 
-Importing this package registers every model in :data:`schemas.registry`.
+Importing this package registers every model in :data:`schemas.event_types`.
 """
 
 from schemas import (
@@ -8,37 +8,37 @@ from schemas import (
     authentication,
     authorisation,
     exchanges,
-    foundry,
     gateway,
     market_data,
     oms,
     operators,
     orders,
     provisioning,
+    registry,
     sessions,
     users,
 )
 from schemas.envelope import Envelope, EnvelopeError
 from schemas.event import (
     Event,
-    EventRegistry,
+    EventTypes,
     UnknownEventType,
     describe_validation_error,
-    registry,
+    event_types,
 )
 
 __all__ = [
     "Envelope",
     "EnvelopeError",
     "Event",
-    "EventRegistry",
+    "EventTypes",
     "UnknownEventType",
     "accounts",
     "authentication",
     "authorisation",
     "describe_validation_error",
+    "event_types",
     "exchanges",
-    "foundry",
     "gateway",
     "market_data",
     "oms",

@@ -1,7 +1,7 @@
-"""The base of every event model and the registry that maps a type name to its model.
+"""The base of every event model and the index of event types that maps a type name to its model.
 
 A model declares its CloudEvents type (``xosp.user.created.v1``) and which field is the
-aggregate id; the registry is filled as models are defined, so there is no list to keep in
+aggregate id; the index is filled as models are defined, so there is no list to keep in
 step by hand.
 """
 
@@ -37,14 +37,14 @@ class Event(Frozen):
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         if "event_type" in cls.__dict__:
-            registry.register(cls)
+            event_types.register(cls)
 
     @property
     def aggregate_id(self) -> str:
         return str(getattr(self, self.aggregate_field))
 
 
-class EventRegistry:
+class EventTypes:
     """Type name ↔ model. Topics are added on top of it by the topic catalogue (topics.yaml)."""
 
     def __init__(self) -> None:
@@ -96,7 +96,7 @@ class EventRegistry:
         return self.model(type_name).model_validate_json(json.dumps(data), strict=True, context={EDGE: True})
 
 
-registry = EventRegistry()
+event_types = EventTypes()
 
 
 def describe_validation_error(error: ValidationError) -> str:

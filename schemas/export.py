@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from schemas.event import Event, registry
+from schemas.event import Event, event_types
 
 
 def committed_schema_dir() -> Path:
@@ -30,7 +30,7 @@ def render_schema(model: type[Event]) -> str:
 def export_schemas(directory: Path) -> list[Path]:
     """Write ``<type>.json`` for every registered event; never removes a file (removal is a break)."""
     written = []
-    for model in registry.models():
+    for model in event_types.models():
         path = directory / f"{model.event_type}.json"
         path.write_text(render_schema(model))
         written.append(path)

@@ -39,7 +39,7 @@ Label = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_
 DECIMAL_PATTERN = r"^-?\d{1,18}(\.\d{1,8})?$"
 
 
-#: Validation context of input from outside the bus (HTTP, ``xbus publish``): see ``EventRegistry.parse_input``.
+#: Validation context of input from outside the bus (HTTP, ``xbus publish``): see ``EventTypes.parse_input``.
 EDGE = "edge"
 _DECIMAL = re.compile(DECIMAL_PATTERN)
 

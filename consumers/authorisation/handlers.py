@@ -17,9 +17,9 @@ from consumers.runtime import DomainError, MissingPrerequisite, UnitOfWork
 from schemas import Event
 from schemas.accounts import AccountLogin, AccountLoginLinked, AccountLoginUnlinked, TradingAccountOpened
 from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted, RevokedScope
-from schemas.foundry import RegistryAccountStateChanged
 from schemas.oms import AccountState
 from schemas.provisioning import FlowKind, ProvisioningFailed
+from schemas.registry import RegistryAccountStateChanged
 from schemas.users import UserCreated, UserDeleted, UserDisabled, UserEnabled, UserUpdated
 
 SERVICE_NAME = "authorisation"

@@ -8,8 +8,8 @@ from pathlib import Path
 from consumers.authorisation import handlers
 from consumers.runtime import Service
 from schemas.accounts import AccountLoginLinked, AccountLoginUnlinked, TradingAccountOpened
-from schemas.foundry import RegistryAccountStateChanged
 from schemas.provisioning import ProvisioningFailed
+from schemas.registry import RegistryAccountStateChanged
 from schemas.users import UserCreated, UserDeleted, UserDisabled, UserEnabled, UserUpdated
 
 SERVICE = Service(

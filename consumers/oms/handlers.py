@@ -38,7 +38,6 @@ from schemas import Event
 from schemas.accounts import TradingAccountOpened, TradingAccountSuspended, TradingAccountUpdated
 from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated, Market
-from schemas.foundry import CashMovementApplied, RegistryAccountStateChanged
 from schemas.gateway import ExecutionKind, ExecutionReported, OmsAdapterRegistered, OmsAdapterStopped
 from schemas.money import money
 from schemas.oms import (
@@ -56,6 +55,7 @@ from schemas.oms import (
 from schemas.operators import OperatorDeregistered, OperatorRegistered
 from schemas.orders import OrderCancelRequested, OrderPlaced
 from schemas.provisioning import FlowKind, ProvisioningFailed
+from schemas.registry import CashMovementApplied, RegistryAccountStateChanged
 from schemas.types import OperatorSystem, OrderSide
 
 STEP_OPERATOR = "oms.operator"

@@ -22,11 +22,11 @@ from consumers.runtime import Service, keys_locked_as
 from schemas.accounts import TradingAccountOpened, TradingAccountSuspended, TradingAccountUpdated
 from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated
-from schemas.foundry import CashMovementApplied, RegistryAccountStateChanged
 from schemas.gateway import ExecutionReported, OmsAdapterRegistered, OmsAdapterStopped
 from schemas.operators import OperatorDeregistered, OperatorRegistered
 from schemas.orders import OrderCancelRequested, OrderPlaced
 from schemas.provisioning import ProvisioningFailed
+from schemas.registry import CashMovementApplied, RegistryAccountStateChanged
 
 SERVICE = Service(
     name="oms",

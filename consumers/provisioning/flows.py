@@ -25,13 +25,6 @@ from schemas.accounts import (
 from schemas.authentication import LoginDisabled, LoginEnabled, LoginProvisioned
 from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended
-from schemas.foundry import (
-    CashMovementApplied,
-    RegistryAccountOpened,
-    RegistryAccountStateChanged,
-    RegistryOperatorRegistered,
-    RegistrySettlementEnabled,
-)
 from schemas.gateway import OmsAdapterRegistered, OmsAdapterStopped
 from schemas.market_data import MarketDataFeedStarted, MarketDataFeedStopped
 from schemas.oms import OmsAccountProvisioned, OmsAccountStateChanged, OmsOperatorRegistered
@@ -43,6 +36,13 @@ from schemas.provisioning import (
     OperatorProvisioned,
     TradingAccountProvisioned,
     UserProvisioned,
+)
+from schemas.registry import (
+    CashMovementApplied,
+    RegistryAccountOpened,
+    RegistryAccountStateChanged,
+    RegistryOperatorRegistered,
+    RegistrySettlementEnabled,
 )
 from schemas.sessions import SessionLimitsAssigned, SessionsEnded
 from schemas.types import OperatorSystem

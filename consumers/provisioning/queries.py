@@ -77,23 +77,11 @@ async def flows_of(db: Queryable, kind: FlowKind | str, entity_id: str, *, schem
     return await _flows(db, schema, "kind = $1 and entity_id = $2", [FlowKind(kind).value, entity_id])
 
 
-async def open_flows(
-    db: Queryable, kind: FlowKind | str | None = None, *, schema: str | None = None, limit: int = 100
-) -> list[FlowView]:
-    """Flows neither completed nor failed (of one kind, if given), oldest first."""
-    if kind is None:
-        return await _flows(db, schema, "state = 'open'", [], limit=limit)
-    return await _flows(db, schema, "state = 'open' and kind = $1", [FlowKind(kind).value], limit=limit)
-
-
-async def _flows(
-    db: Queryable, schema: str | None, where: str, args: list[Any], *, limit: int | None = None
-) -> list[FlowView]:
+async def _flows(db: Queryable, schema: str | None, where: str, args: list[Any]) -> list[FlowView]:
     flows_table, steps_table = _table(schema, "flows"), _table(schema, "steps")
-    limit_clause = f" limit {int(limit)}" if limit is not None else ""
     rows = await db.fetch(
         "select flow_id, kind, entity_id, started_by, state, started_at, completed_at, failed_at, stalled_at "
-        f"from {flows_table} where {where} order by started_at, seq{limit_clause}",
+        f"from {flows_table} where {where} order by started_at, seq",
         *args,
     )
     step_rows = await db.fetch(

@@ -34,7 +34,12 @@ from schemas.accounts import (
     TradingAccountSuspended,
 )
 from schemas.exchanges import ExchangeAdded, ExchangeUpdated
-from schemas.foundry import (
+from schemas.gateway import ExecutionKind, ExecutionReported
+from schemas.money import money, show
+from schemas.oms import AccountState
+from schemas.operators import OperatorDeregistered, OperatorRegistered
+from schemas.provisioning import FlowKind, ProvisioningFailed
+from schemas.registry import (
     CashMovementApplied,
     RegistryAccountOpened,
     RegistryAccountStateChanged,
@@ -42,11 +47,6 @@ from schemas.foundry import (
     RegistrySettlementEnabled,
     SettlementApplied,
 )
-from schemas.gateway import ExecutionKind, ExecutionReported
-from schemas.money import money, show
-from schemas.oms import AccountState
-from schemas.operators import OperatorDeregistered, OperatorRegistered
-from schemas.provisioning import FlowKind, ProvisioningFailed
 from schemas.types import OperatorSystem
 
 STEP_OPERATOR = "registry.operator"

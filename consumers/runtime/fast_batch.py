@@ -21,34 +21,22 @@ batch is retried, as on the other path.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from consumers.runtime.counts import BatchOutcome
 from consumers.runtime.inbox import claim_unless_held_back
 from consumers.runtime.outbox_rows import insert_follow_ups
 from consumers.runtime.records import StoredRecord, key_text
 from consumers.runtime.replay_marks import ReplayMarks, is_replayed
-from consumers.runtime.service import Service
+from consumers.runtime.service import Routing, Service
 from consumers.runtime.transient import TRANSIENT_ERRORS
-from consumers.runtime.unit_of_work import DbConnection, Recorded, UnitOfWork
-from schemas import Envelope, EnvelopeError, UnknownEventType, registry
-
-if TYPE_CHECKING:
-    from consumers.runtime.processor import Routing
+from consumers.runtime.unit_of_work import DbConnection, Recorded
+from schemas import Envelope, EnvelopeError, UnknownEventType, event_types
 
 
 class Unusual(Exception):
     """The batch needs the record-by-record path."""
-
-
-@dataclass(frozen=True)
-class FastOutcome:
-    applied: int
-    duplicates: int
-    ignored: int
-    follow_ups: int
 
 
 async def apply_fast(
@@ -57,7 +45,7 @@ async def apply_fast(
     connection: DbConnection,
     records: Sequence[StoredRecord],
     marks: ReplayMarks,
-) -> FastOutcome:
+) -> BatchOutcome:
     """Apply ``records`` in the caller's transaction on ``connection``, or raise Unusual (the caller
     must then roll that transaction back)."""
     handled: list[tuple[StoredRecord, Envelope]] = []
@@ -70,7 +58,7 @@ async def apply_fast(
             handled.append((record, envelope))
     ignored = len(records) - len(handled)
     if not handled:
-        return FastOutcome(0, 0, ignored, 0)
+        return BatchOutcome(ignored=ignored, fast=True)
     ids = [envelope.id for _, envelope in handled]
     keys = [key_text(record.key) for record, _ in handled if record.key is not None]
     if len(set(ids)) != len(ids):
@@ -83,7 +71,13 @@ async def apply_fast(
     for record, envelope in fresh:
         recorded += await _handle(service, routing, connection, record, envelope, is_replayed(record, marks))
     await insert_follow_ups(connection, service.name, routing.follow_up_topic, recorded)
-    return FastOutcome(len(fresh), len(handled) - len(fresh), ignored, len(recorded))
+    return BatchOutcome(
+        applied=len(fresh),
+        duplicates=len(handled) - len(fresh),
+        ignored=ignored,
+        follow_ups=len(recorded),
+        fast=True,
+    )
 
 
 async def _handle(
@@ -95,14 +89,12 @@ async def _handle(
     replayed: bool,
 ) -> list[Recorded]:
     try:
-        event = registry.parse(envelope.type, record.value or b"")
+        event = event_types.parse(envelope.type, record.value or b"")
     except (UnknownEventType, ValidationError):
         raise Unusual from None
-    unit = UnitOfWork(connection, envelope, routing.source, service.name, replayed=replayed)
     try:
-        await service.handlers[envelope.type](event, unit)
+        return await service.handle(event, envelope, connection, routing, replayed=replayed)
     except TRANSIENT_ERRORS:
         raise
     except Exception:  # refused, or a bug that may pass on a retry: the other path's rules decide
         raise Unusual from None
-    return unit.recorded

@@ -25,77 +25,26 @@ or reordered.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from enum import Enum
 
 import asyncpg
 import structlog
 from pydantic import ValidationError
 
+from consumers.runtime.counts import BatchOutcome
+from consumers.runtime.dead_lettering import Refusal, dead_letter, record_id
 from consumers.runtime.fast_batch import Unusual, apply_fast
 from consumers.runtime.inbox import claim
-from consumers.runtime.outbox_rows import insert_follow_ups, insert_outbox
+from consumers.runtime.outbox_rows import insert_follow_ups
 from consumers.runtime.records import StoredRecord, headers_from_json, headers_to_json, key_text, storable_text
 from consumers.runtime.replay_marks import ReplayMarks, clear_passed_mark, is_replayed, read_replay_marks
-from consumers.runtime.service import DomainError, MissingPrerequisite, Service
+from consumers.runtime.service import DomainError, MissingPrerequisite, Routing, Service
 from consumers.runtime.transient import TRANSIENT_ERRORS
-from consumers.runtime.unit_of_work import DbConnection, UnitOfWork, hold_locks
-from schemas import Envelope, EnvelopeError, UnknownEventType, describe_validation_error, registry
-from schemas.envelope import format_time
+from consumers.runtime.unit_of_work import DbConnection, hold_locks
+from schemas import Envelope, EnvelopeError, UnknownEventType, describe_validation_error, event_types
 
 log = structlog.get_logger("xbus.runtime")
-
-
-@dataclass
-class BatchOutcome:
-    applied: int = 0
-    duplicates: int = 0
-    ignored: int = 0
-    parked: int = 0
-    #: Held to wait for a prerequisite (each time one is held, or held again after a retry).
-    pending: int = 0
-    dead_lettered: int = 0
-    follow_ups: int = 0
-    released: int = 0
-    dead_letter_ids: list[str] = field(default_factory=list)
-    #: The batch took the fast path (fast_batch.py).
-    fast: bool = False
-
-    def add(self, other: BatchOutcome) -> None:
-        """Count ``other`` (a part of the same batch) in this outcome too."""
-        for name in (
-            "applied",
-            "duplicates",
-            "ignored",
-            "parked",
-            "pending",
-            "dead_lettered",
-            "follow_ups",
-            "released",
-        ):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.dead_letter_ids += other.dead_letter_ids
-
-
-@dataclass(frozen=True)
-class Routing:
-    """Where a service's records go besides its own tables; resolved once from the catalogue."""
-
-    follow_up_topic: str
-    dead_letter_topic: str
-    source: str
-
-
-class Refusal(Exception):
-    """A record that cannot be applied; carries what the dead-letter headers say."""
-
-    def __init__(self, error_type: str, message: str, attempts: int = 1) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-        self.message = message
-        self.attempts = attempts
 
 
 class _Waiting(Exception):
@@ -196,16 +145,10 @@ class BatchProcessor:
         try:
             async with connection.transaction():
                 await self._hold_batch_locks(connection, records)
-                fast = await apply_fast(self.service, self.routing, connection, records, marks)
+                outcome = await apply_fast(self.service, self.routing, connection, records, marks)
                 await self._pass_mark(connection, records, marks)
             self._forget_passed_mark(records)
-            return BatchOutcome(
-                applied=fast.applied,
-                duplicates=fast.duplicates,
-                ignored=fast.ignored,
-                follow_ups=fast.follow_ups,
-                fast=True,
-            )
+            return outcome
         except Unusual:
             pass  # rolled back: nothing of the attempt remains
         outcome = BatchOutcome()
@@ -418,21 +361,19 @@ class BatchProcessor:
         """Apply one event in a savepoint; the number of follow-ups it recorded, or None when its
         inbox row was already there (another partition's transaction applied it meanwhile)."""
         try:
-            event = registry.parse(envelope.type, record.value or b"")
+            event = event_types.parse(envelope.type, record.value or b"")
         except UnknownEventType as error:
             raise Refusal("UnknownEventType", str(error)) from None
         except ValidationError as error:
             raise Refusal("ValidationError", describe_validation_error(error)) from None
-        handler = self.service.handlers[envelope.type]
         for attempt in range(1, self.service.max_attempts + 1):
-            unit = UnitOfWork(connection, envelope, self.routing.source, self.service.name, replayed=replayed)
             try:
                 async with connection.transaction():  # a savepoint: a refusal undoes only this event
                     if not await claim(connection, [(envelope.id, record)]):
                         return None
-                    await handler(event, unit)
-                    await insert_follow_ups(connection, self.service.name, self.routing.follow_up_topic, unit.recorded)
-                return len(unit.recorded)
+                    recorded = await self.service.handle(event, envelope, connection, self.routing, replayed=replayed)
+                    await insert_follow_ups(connection, self.service.name, self.routing.follow_up_topic, recorded)
+                return len(recorded)
             except TRANSIENT_ERRORS:
                 raise
             except MissingPrerequisite as missing:
@@ -509,78 +450,6 @@ class BatchProcessor:
                 return
 
 
-async def dead_letter(
-    connection: DbConnection,
-    service: str,
-    routing: Routing,
-    record: StoredRecord,
-    event_id: str,
-    refused: Refusal,
-    *,
-    block_key: bool = True,
-) -> None:
-    """Dead-letter ``record`` in the caller's transaction: an entry in ``xbus_dead_letters`` (what
-    ``xbus dlq list`` shows and redrive reads) and an outbox row for the dead-letter topic, with the
-    reason in ``xbus_dlq_*`` headers. With ``block_key`` its key is blocked, so that the processor
-    parks the key's later events; a consumer that does not apply events in key order (a projection
-    of latest states) leaves it unblocked.
-    """
-    key = key_text(record.key)
-    now = dt.datetime.now(dt.UTC)
-    await connection.execute(
-        """
-        insert into xbus_dead_letters (event_id, key, topic, partition, "offset", value, headers,
-                                       error_type, error_message, attempts, failed_at)
-        values ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11)
-        on conflict (event_id) do update set
-            error_type = excluded.error_type, error_message = excluded.error_message,
-            attempts = xbus_dead_letters.attempts + excluded.attempts, failed_at = excluded.failed_at,
-            redriven_at = null
-        """,
-        event_id,
-        key,
-        record.topic,
-        record.partition,
-        record.offset,
-        record.value,
-        headers_to_json(record.headers),
-        refused.error_type,
-        storable_text(refused.message),  # a refusal may quote the record's own text
-        refused.attempts,
-        now,
-    )
-    if key is not None and block_key:
-        # The first failure keeps the block: a record without an envelope is dead-lettered
-        # even while its key is blocked, and must not take the block from the event it waits on.
-        await connection.execute(
-            "insert into xbus_blocked_keys (key, blocked_by) values ($1, $2) on conflict (key) do nothing",
-            key,
-            event_id,
-        )
-    dlq_headers = [
-        *record.headers,
-        ("xbus_dlq_topic", record.topic.encode()),
-        ("xbus_dlq_partition", str(record.partition).encode()),
-        ("xbus_dlq_offset", str(record.offset).encode()),
-        ("xbus_dlq_error_type", refused.error_type.encode()),
-        ("xbus_dlq_error_message", refused.message[:2000].encode()),
-        ("xbus_dlq_attempts", str(refused.attempts).encode()),
-        ("xbus_dlq_time", format_time(now).encode()),
-        ("xbus_dlq_service", service.encode()),
-    ]
-    await insert_outbox(connection, service, routing.dead_letter_topic, record.key, record.value, dlq_headers)
-    log.warning(
-        "event dead-lettered",
-        service=service,
-        event_id=event_id,
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        error_type=refused.error_type,
-        error=refused.message,
-    )
-
-
 #: A dead letter an operator asked something of, locked: the member that carries it out holds it.
 #: A dead letter an operator asked a redrive or a discard of, not carried out yet.
 _ASKED = """d.discarded_at is null
@@ -655,8 +524,3 @@ order by seq for update skip locked
 def _next_offsets(records: Sequence[StoredRecord]) -> dict[tuple[str, int], int]:
     """The offset after the last record of each partition in ``records`` (each in offset order)."""
     return {(record.topic, record.partition): record.offset + 1 for record in records}
-
-
-def record_id(record: StoredRecord) -> str:
-    """An id for a record without a usable envelope: where it sits is what identifies it."""
-    return f"{record.topic}/{record.partition}/{record.offset}"

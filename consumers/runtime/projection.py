@@ -44,8 +44,8 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from consumers.runtime.committer import GroupCommitter
+from consumers.runtime.dead_lettering import Refusal, dead_letter, record_id
 from consumers.runtime.migrations import Migration, migrate
-from consumers.runtime.processor import Refusal, dead_letter, record_id
 from consumers.runtime.records import StoredRecord, key_text
 from consumers.runtime.service import BackgroundContext
 from consumers.runtime.transient import TRANSIENT_ERRORS

@@ -19,21 +19,17 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import asyncpg
+
+from consumers.runtime.unit_of_work import DbConnection, Recorded, TimerUnit, UnitOfWork
+from consumers.runtime.watchdog import Watchdog
 from infrastructure.catalogue import Catalogue, TopicKind
-from schemas import Event
+from infrastructure.settings import Settings
+from schemas import Envelope, Event
 
-if TYPE_CHECKING:
-    import asyncpg
-
-    from consumers.runtime.processor import Routing
-    from consumers.runtime.timers import Timer
-    from consumers.runtime.unit_of_work import UnitOfWork
-    from consumers.runtime.watchdog import Watchdog
-    from infrastructure.settings import Settings
-
-Handler = Callable[[Event, "UnitOfWork"], Awaitable[None]]
+Handler = Callable[[Event, UnitOfWork], Awaitable[None]]
 BackgroundTask = Callable[["BackgroundContext"], Coroutine[Any, Any, None]]
 
 
@@ -64,6 +60,24 @@ def keys_locked_as(entity: str) -> Callable[[str], str]:
     whose handlers ``unit.lock(f"{entity}:{id}")`` (a key of another kind locks a name no handler
     takes: harmless)."""
     return lambda key: f"{entity}:{key}"
+
+
+@dataclass(frozen=True)
+class Timer:
+    """``fn`` runs every ``interval_seconds`` while the service runs (first after one interval)."""
+
+    name: str
+    interval_seconds: float
+    fn: Callable[[TimerUnit], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Where a service's records go besides its own tables; resolved once from the catalogue."""
+
+    follow_up_topic: str
+    dead_letter_topic: str
+    source: str
 
 
 @dataclass(frozen=True)
@@ -103,6 +117,24 @@ class Service:
 
     def dead_letter_topic(self, catalogue: Catalogue) -> str:
         return catalogue.dead_letter_topic(self.name).name
+
+    async def handle(
+        self, event: Event, cause: Envelope, connection: DbConnection, routing: Routing, *, replayed: bool
+    ) -> list[Recorded]:
+        """Run the handler of ``event`` (which ``cause`` carried) in the caller's transaction; the
+        follow-ups it recorded, for the caller to write with the rest of its batch. The one place
+        a handler is called: the fast path, the careful path and redrives all come here."""
+        unit = UnitOfWork(connection, cause, routing.source, self.name, replayed=replayed)
+        await self.handlers[cause.type](event, unit)
+        return unit.recorded
+
+    def routing(self, settings: Settings, catalogue: Catalogue) -> Routing:
+        """Its follow-up and dead-letter topics as the broker names them, and its CloudEvents source."""
+        return Routing(
+            follow_up_topic=settings.topic(self.follow_up_topic(catalogue)),
+            dead_letter_topic=settings.topic(self.dead_letter_topic(catalogue)),
+            source=f"xbus/{self.name}",
+        )
 
 
 @dataclass(frozen=True)

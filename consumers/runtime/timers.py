@@ -26,63 +26,26 @@ import asyncio
 import datetime as dt
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
 import asyncpg
 import structlog
 
 from consumers.runtime.outbox_rows import insert_follow_ups
-from consumers.runtime.processor import Routing
-from consumers.runtime.service import Service
+from consumers.runtime.service import Routing, Service, Timer
 from consumers.runtime.transient import TRANSIENT_ERRORS
-from consumers.runtime.unit_of_work import Recorded, UnitOfWork
+from consumers.runtime.unit_of_work import TIMER_IDS, TimerUnit
 from consumers.runtime.waits import sleep_unless
 from infrastructure.settings import Settings
-from schemas import Envelope, Event
+from schemas import Envelope
 
 log = structlog.get_logger("xbus.timers")
 
-_TIMER_IDS = uuid.UUID("0b7e6a52-9d4c-4c1f-8e3a-5f2d1c0b9a87")
 #: The envelope type of a tick's synthetic cause (never published: ticks are not events).
 TICK_TYPE = "xbus.timer.tick"
 
 
-@dataclass(frozen=True)
-class Timer:
-    """``fn`` runs every ``interval_seconds`` while the service runs (first after one interval)."""
-
-    name: str
-    interval_seconds: float
-    fn: Callable[[TimerUnit], Awaitable[None]]
-
-
-@dataclass
-class TimerUnit(UnitOfWork):
-    """A unit of work for one tick: the service's tables, the runner's settings, and follow-ups."""
-
-    timer: str = field(kw_only=True)
-    settings: Settings = field(kw_only=True)
-
-    def record_about(
-        self, key: str, event: Event, *, correlation_id: str | None = None, causation_id: str | None = None
-    ) -> None:
-        """Record ``event`` about ``key`` (a flow id) with an id that depends on nothing else, so that
-        a tick run again records the very same event; correlation and causation default to ``key``."""
-        envelope = Envelope(
-            id=str(uuid.uuid5(_TIMER_IDS, f"{self.service}/{self.timer}/{key}/{event.event_type}")),
-            source=self.source,
-            type=event.event_type,
-            time=self.cause.time,
-            subject=event.aggregate_id,
-            correlation_id=correlation_id or key,
-            causation_id=causation_id or key,
-        )
-        self.recorded.append(Recorded(event, envelope))
-
-
 class TimerLoop:
-    """Runs a service's timers beside its consumer, each as a background task, until ``stop``."""
+    """Runs a service's timers beside its consumer (each as a task of the runner's), until ``stop``."""
 
     def __init__(self, service: Service, settings: Settings, routing: Routing) -> None:
         self.service = service
@@ -91,13 +54,8 @@ class TimerLoop:
         self.ticks = 0
         self.failures = 0
 
-    def start(self, pool: asyncpg.Pool, stop: asyncio.Event) -> list[asyncio.Task[None]]:
-        return [
-            asyncio.create_task(self._run(timer, pool, stop), name=f"timer-{self.service.name}-{timer.name}")
-            for timer in self.service.timers
-        ]
-
-    async def _run(self, timer: Timer, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+    async def run(self, timer: Timer, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+        """Tick ``timer`` every interval until ``stop`` is set."""
         while not await sleep_unless(stop, timer.interval_seconds):
             try:
                 await self.tick(timer, pool)
@@ -135,7 +93,7 @@ class TimerLoop:
         return len(unit.recorded)
 
     def _cause(self, timer: Timer, now: dt.datetime) -> Envelope:
-        tick_id = str(uuid.uuid5(_TIMER_IDS, f"{self.service.name}/{timer.name}/{now.isoformat()}"))
+        tick_id = str(uuid.uuid5(TIMER_IDS, f"{self.service.name}/{timer.name}/{now.isoformat()}"))
         return Envelope(
             id=tick_id,
             source=self.routing.source,

@@ -17,6 +17,7 @@ from typing import Any, TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from infrastructure.settings import Settings
 from schemas import Envelope, Event
 from schemas.provisioning import StepFailed, StepWaiting
 
@@ -24,6 +25,8 @@ from schemas.provisioning import StepFailed, StepWaiting
 DbConnection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 
 _FOLLOW_UP_IDS = uuid.UUID("6f0a7c1e-3b2d-4f5e-9a8b-7c6d5e4f3a2b")
+#: The namespace of a timer tick's ids and of the events it records about a subject.
+TIMER_IDS = uuid.UUID("0b7e6a52-9d4c-4c1f-8e3a-5f2d1c0b9a87")
 
 
 async def hold_locks(connection: DbConnection, service: str, names: Iterable[str]) -> None:
@@ -114,3 +117,27 @@ class UnitOfWork:
 
     async def fetchval(self, query: str, *args: Any) -> Any:
         return await self.connection.fetchval(query, *args)
+
+
+@dataclass
+class TimerUnit(UnitOfWork):
+    """A unit of work for one tick: the service's tables, the runner's settings, and follow-ups."""
+
+    timer: str = field(kw_only=True)
+    settings: Settings = field(kw_only=True)
+
+    def record_about(
+        self, key: str, event: Event, *, correlation_id: str | None = None, causation_id: str | None = None
+    ) -> None:
+        """Record ``event`` about ``key`` (a flow id) with an id that depends on nothing else, so that
+        a tick run again records the very same event; correlation and causation default to ``key``."""
+        envelope = Envelope(
+            id=str(uuid.uuid5(TIMER_IDS, f"{self.service}/{self.timer}/{key}/{event.event_type}")),
+            source=self.source,
+            type=event.event_type,
+            time=self.cause.time,
+            subject=event.aggregate_id,
+            correlation_id=correlation_id or key,
+            causation_id=causation_id or key,
+        )
+        self.recorded.append(Recorded(event, envelope))

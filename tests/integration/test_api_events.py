@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from schemas import registry
+from schemas import event_types
 from schemas.gateway import ExecutionKind, ExecutionReported
 from schemas.types import OrderSide
 from tests.conftest import Stack
@@ -260,7 +260,7 @@ async def test_an_event_id_in_flight_elsewhere_is_409_with_retry_after(
     api: ApiUnderTest, publisher: dict[str, str]
 ) -> None:
     """A claim held by another request (or a process that died less than the takeover time ago)."""
-    store = api.runtime.idempotency
+    store = api.resources.idempotency
     event_id = str(uuid.uuid4())
     document = {"type": USER_TYPE, "id": event_id, "data": user()}
     await store.claim(uuid.uuid4(), [(event_key(event_id), _fingerprint_of(document))])
@@ -271,9 +271,9 @@ async def test_an_event_id_in_flight_elsewhere_is_409_with_retry_after(
 
 
 async def test_a_claim_left_by_a_crashed_request_is_taken_over_after_the_takeover_time(api: ApiUnderTest) -> None:
-    store = api.runtime.idempotency
+    store = api.resources.idempotency
     impatient = IdempotencyStore(
-        api.runtime.pool, api.settings.db_schema("api"), window_seconds=60, takeover_seconds=0.0
+        api.resources.pool, api.settings.db_schema("api"), window_seconds=60, takeover_seconds=0.0
     )
     key = (event_key(str(uuid.uuid4())), "print")
     await store.claim(uuid.uuid4(), [key])
@@ -289,7 +289,7 @@ async def test_a_claim_left_by_a_crashed_request_is_taken_over_after_the_takeove
 
 def _fingerprint_of(document: dict[str, Any]) -> str:
     """What the API stores for an event id: its type and data as the model dumps them."""
-    event = registry.parse(document["type"], document["data"])
+    event = event_types.parse(document["type"], document["data"])
     return fingerprint(event.event_type, event.model_dump(mode="json"))
 
 
@@ -373,7 +373,7 @@ FORGED_FILL = ExecutionReported(
 async def test_no_token_publishes_an_internal_event_whatever_its_scopes(api: ApiUnderTest) -> None:
     """A fill, a settlement or a cash movement comes only from the service that owns it: an admin
     token is refused a well-formed execution report, and every other internal type, alone or in a batch."""
-    internal = sorted(set(registry.types()) - api.runtime.publishable)
+    internal = sorted(set(event_types.types()) - api.resources.publishable)
     assert {"xosp.execution.reported.v1", "xosp.settlement.applied.v1", "xosp.cash_movement.applied.v1"} <= set(
         internal
     )

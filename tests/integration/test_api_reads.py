@@ -20,7 +20,7 @@ import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
 from consumers.provisioning.service import SERVICE as TRACKER
-from schemas import registry
+from schemas import event_types
 from tests.conftest import ROOT, Stack
 from tests.support.api_under_test import ApiUnderTest, api_under_test
 from tests.support.service_process import process_env
@@ -71,7 +71,7 @@ async def test_event_types_lists_every_type_with_its_schema_for_any_valid_token(
 
     assert response.status_code == 200
     types = {entry["type"]: entry for entry in response.json()}
-    assert sorted(types) == registry.types()
+    assert sorted(types) == event_types.types()
     assert all(entry["schema"]["$id"] == f"urn:xosp:event:{name}" for name, entry in types.items())
     user = types[USER_TYPE]
     assert (user["topics"], user["key"], user["publishable"]) == (["xosp.users"], "login_id", True)

@@ -95,7 +95,7 @@ async def tracked_user(api: ApiUnderTest) -> str:
         await eventually(tracked)
 
     async def group_reported() -> bool:
-        latest = api.runtime.sampler.latest
+        latest = api.resources.sampler.latest
         return latest is not None and any(group.partitions for group in latest.groups)
 
     await eventually(group_reported)

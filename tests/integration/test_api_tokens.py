@@ -26,10 +26,10 @@ from infrastructure.logs import configure_logging
 from infrastructure.settings import LogFormat
 from tests.conftest import Stack, XbusCli
 from xbus.api.auth import Auth
-from xbus.api.problems import Problem
 from xbus.api.ratelimit import TokenBuckets
 from xbus.api.scopes import publish_scope
 from xbus.api.tokens import PREFIX, ApiToken, InvalidExpiry, TokenError, TokenStore
+from xbus.problems import Problem
 
 pytestmark = pytest.mark.integration
 

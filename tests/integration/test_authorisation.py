@@ -20,9 +20,9 @@ from producers import Outgoing
 from schemas import Event
 from schemas.accounts import AccountLogin, AccountLoginLinked, AccountLoginUnlinked, Investor, TradingAccountOpened
 from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted, RevokedScope
-from schemas.foundry import RegistryAccountStateChanged
 from schemas.oms import AccountState
 from schemas.provisioning import FlowKind, ProvisioningFailed, StepFailed, StepWaiting
+from schemas.registry import RegistryAccountStateChanged
 from schemas.types import AccountRight, InvestorType, Role
 from schemas.users import UserCreated, UserDisabled, UserEnabled, UserUpdated
 from tests.conftest import Stack

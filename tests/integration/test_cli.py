@@ -321,6 +321,6 @@ def test_an_unreachable_broker_names_the_setting_to_check(xbus: XbusCli) -> None
 def test_schemas_list_shows_every_event_type_with_the_topics_that_carry_it(xbus: XbusCli) -> None:
     listed = xbus("schemas", "list", env={"COLUMNS": "400"})
     assert listed.code == 0, listed.stderr
-    for type_name in schemas.registry.types():
+    for type_name in schemas.event_types.types():
         assert type_name in listed.stdout
     assert "xosp.marketdata.{exchange}" in listed.stdout  # market data: one topic per exchange

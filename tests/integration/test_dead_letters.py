@@ -520,7 +520,7 @@ async def test_records_postgresql_cannot_store_are_dead_lettered_and_the_service
     async with running(settings) as runner:
         await eventually(lambda: _changes(schema, good, 1), "the events after the poison applied")
         await eventually(lambda: _count(schema, "xbus_dead_letters", 3), "the three poisoned records dead-lettered")
-        assert runner._failure is None
+        assert runner.failure is None
         entries = await dlq.entries()
     assert await schema.changes(good) == ["after"]
     reasons = sorted(entry["error_type"] for entry in entries)

@@ -16,10 +16,10 @@ import pytest_asyncio
 
 from producers import Outgoing
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended
-from schemas.foundry import RegistrySettlementEnabled
 from schemas.gateway import OmsAdapterRegistered, OmsAdapterStopped
 from schemas.market_data import MarketDataFeedStarted, MarketDataFeedStopped
 from schemas.provisioning import ChangeApplied, ExchangeOnboarded, ProvisioningFailed, StepFailed
+from schemas.registry import RegistrySettlementEnabled
 from tests.conftest import Stack
 from tests.integration.test_runtime import eventually
 from tests.support.exchanges import new_exchange_code

@@ -36,7 +36,7 @@ from infrastructure.kafka_clients import admin_client, plain_consumer
 from infrastructure.offsets import log_end_offsets
 from infrastructure.reader import topic_partitions
 from infrastructure.settings import Settings
-from schemas import Envelope, Event, registry
+from schemas import Envelope, Event, event_types
 from schemas.accounts import TradingAccountOpened
 from schemas.users import UserCreated, UserUpdated
 from tests.conftest import Stack
@@ -81,7 +81,7 @@ texts = st.text(max_size=10) | st.sampled_from(["a\x00b", "\ud800", "x" * 300, "
 @st.composite
 def broken_events(draw: st.DrawFn) -> bytes:
     """A registered type's fields, one of them replaced by something of another shape."""
-    model = draw(st.sampled_from(registry.models()))
+    model = draw(st.sampled_from(event_types.models()))
     fields = {name: draw(json_values) for name in model.model_fields}
     if fields:
         fields[draw(st.sampled_from(sorted(fields)))] = draw(texts | json_values)
@@ -98,7 +98,7 @@ def header_lists(draw: st.DrawFn) -> list[tuple[str, bytes]]:
         return []
     if kind == "random":
         return draw(st.lists(st.tuples(st.text(max_size=10), st.binary(max_size=12)), max_size=4))
-    event_type = draw(st.sampled_from([*registry.types(), "xosp.nothing.v1"]))
+    event_type = draw(st.sampled_from([*event_types.types(), "xosp.nothing.v1"]))
     subject = draw(st.text(alphabet="abcXYZ09:-", min_size=1, max_size=12))
     headers = Envelope.new(type=event_type, subject=subject, source="fuzz").to_headers()
     if kind == "garbled":
@@ -172,12 +172,12 @@ async def test_hostile_records_are_each_applied_or_dead_lettered_and_nothing_sto
     deadline, behind = time.monotonic() + 90, await _caught_up(bus)
     while behind:
         assert time.monotonic() < deadline, f"not caught up in 90 s: {behind}"
-        failed = {name: runner._failure for name, runner in bus.runners.items() if runner._failure is not None}
+        failed = {name: runner.failure for name, runner in bus.runners.items() if runner.failure is not None}
         assert not failed, failed
         await asyncio.sleep(0.5)
         behind = await _caught_up(bus)
 
-    assert all(runner._failure is None for runner in bus.runners.values())
+    assert all(runner.failure is None for runner in bus.runners.values())
     connection = await asyncpg.connect(bus.settings.database_url or "")
     try:
         schema = bus.settings.db_schema("authentication")

@@ -23,7 +23,7 @@ from exchanges.prodigy.book import Book
 from exchanges.prodigy.market_maker import open_book
 from infrastructure.kafka_clients import topic_reader
 from infrastructure.reader import read_topic, topic_partitions
-from schemas import registry
+from schemas import event_types
 from schemas.exchanges import ExchangeAdded, ExchangeSuspended, TradingHours
 from schemas.gateway import ExecutionKind, ExecutionReported, OmsAdapterRegistered, OmsAdapterStopped
 from schemas.oms import OrderCancelRouted, OrderRouted
@@ -195,7 +195,7 @@ async def expired(gateway: ServiceUnderTest, exchange: ExchangeAdded) -> list[Ex
     async with topic_reader(settings, settings.kafka_bootstrap or "") as (admin, consumer):
         partitions = await topic_partitions(admin, settings.topic(gateway.follow_up_topic))
         reads = [read async for read in read_topic(consumer, partitions, idle_ms=50)]
-    events = [registry.parse(read.envelope.type, read.data) for read in reads if read.envelope is not None]
+    events = [event_types.parse(read.envelope.type, read.data) for read in reads if read.envelope is not None]
     found = [
         event
         for event in events

@@ -42,7 +42,7 @@ from infrastructure.offsets import log_end_offsets
 from infrastructure.reader import topic_partitions
 from infrastructure.settings import Settings
 from producers import Outgoing, Published, Publisher
-from schemas import Envelope, Event, registry
+from schemas import Envelope, Event, event_types
 from schemas.exchanges import ExchangeAdded, ExchangeSuspended, ExchangeUpdated
 from schemas.market_data import (
     MARKET_DATA,
@@ -147,7 +147,7 @@ async def market_events(settings: Settings, code: str) -> list[MarketData]:
     """The market data of the exchange's topic that parses, per partition in offset order."""
     read = await read_all(settings, feed_catalogue(load_catalogue(settings), code).topics[0].name)
     events = [
-        registry.parse(record.envelope.type, record.data)
+        event_types.parse(record.envelope.type, record.data)
         for record in sorted(read, key=lambda record: (record.partition, record.offset))
         if record.envelope is not None and record.problem is None
     ]

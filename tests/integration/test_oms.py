@@ -22,10 +22,10 @@ from schemas.accounts import (
     TradingAccountUpdated,
     VettingLimits,
 )
-from schemas.foundry import RegistryAccountStateChanged
 from schemas.oms import AccountState, OmsAccountProvisioned, OmsAccountStateChanged, OmsOperatorRegistered
 from schemas.operators import OperatorDeregistered, OperatorRegistered
 from schemas.provisioning import FlowKind, ProvisioningFailed, StepFailed, StepWaiting
+from schemas.registry import RegistryAccountStateChanged
 from schemas.types import AccountRight, InvestorType, OmsFeature, OperatorSystem, PositiveMoney
 from tests.conftest import Stack
 from tests.support.service_under_test import ServiceUnderTest, module_settings

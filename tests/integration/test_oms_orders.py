@@ -23,7 +23,6 @@ from schemas import Event
 from schemas.accounts import AccountLogin, Investor, TradingAccountOpened, TradingAccountSuspended, VettingLimits
 from schemas.authorisation import AccessRevoked, AccountAccessGranted, RevokedScope
 from schemas.exchanges import ExchangeRemoved, ExchangeSuspended, ExchangeUpdated
-from schemas.foundry import CashMovementApplied, RegistryAccountStateChanged
 from schemas.gateway import (
     FINAL_KINDS,
     ExecutionKind,
@@ -44,6 +43,7 @@ from schemas.oms import (
     RejectionCode,
 )
 from schemas.orders import OrderCancelRequested, OrderPlaced
+from schemas.registry import CashMovementApplied, RegistryAccountStateChanged
 from schemas.types import AccountRight, InvestorType, Money, OrderLifetime, OrderSide, OrderType, PositiveMoney
 from tests.conftest import Stack, XbusCli
 from tests.integration.test_pending_prerequisites import dlq

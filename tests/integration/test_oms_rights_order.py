@@ -33,8 +33,8 @@ from schemas.accounts import (
     TradingAccountOpened,
 )
 from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted
-from schemas.foundry import RegistryAccountStateChanged
 from schemas.oms import AccountState, OrderAccepted, OrderRejected, RejectionCode
+from schemas.registry import RegistryAccountStateChanged
 from schemas.types import AccountRight, InvestorType, Role
 from schemas.users import UserCreated, UserDeleted, UserDisabled, UserEnabled, UserUpdated
 from tests.conftest import Stack

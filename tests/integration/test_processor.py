@@ -15,9 +15,10 @@ from aiokafka import TopicPartition
 from consumers.runtime import UnitOfWork, keys_locked_as
 from consumers.runtime.migrations import load_migrations, migrate
 from consumers.runtime.outbox_rows import outbox_channel
-from consumers.runtime.processor import BatchProcessor, Routing
+from consumers.runtime.processor import BatchProcessor
 from consumers.runtime.records import StoredRecord, headers_from_json
 from consumers.runtime.replay_marks import write_replay_marks
+from consumers.runtime.service import Routing
 from schemas import Envelope, Event
 from schemas.users import UserCreated, UserDisabled, UserUpdated
 from tests.conftest import Stack

@@ -17,7 +17,6 @@ from producers import Outgoing
 from schemas.accounts import AccountLoginLinked, FundsWithdrawn, Investor, TradingAccountOpened
 from schemas.authentication import LoginDisabled, LoginProvisioned
 from schemas.authorisation import AccessRevoked, AccountAccessGranted, AccountLogin, PermissionsGranted, RevokedScope
-from schemas.foundry import RegistryAccountOpened
 from schemas.oms import OmsAccountProvisioned, OmsOperatorRegistered
 from schemas.operators import ManualActionCompleted, OperatorRegistered
 from schemas.provisioning import (
@@ -31,6 +30,7 @@ from schemas.provisioning import (
     TradingAccountProvisioned,
     UserProvisioned,
 )
+from schemas.registry import RegistryAccountOpened
 from schemas.sessions import SessionLimitsAssigned, SessionsEnded
 from schemas.types import AccountRight, InvestorType, OmsFeature, OperatorSystem, PositiveMoney
 from schemas.users import SessionPolicy, UserCreated, UserDisabled, UserEnabled, UserUpdated

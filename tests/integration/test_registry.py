@@ -25,7 +25,7 @@ from consumers.runtime.runner import ServiceRunner
 from infrastructure.endpoints import apply_catalogue, load_catalogue
 from infrastructure.settings import Settings, load_settings
 from producers import Outgoing, Published, Publisher
-from schemas import Event, registry
+from schemas import Event, event_types
 from schemas.accounts import (
     FundsDeposited,
     FundsWithdrawn,
@@ -34,15 +34,15 @@ from schemas.accounts import (
     TradingAccountOpened,
     TradingAccountSuspended,
 )
-from schemas.foundry import (
+from schemas.oms import AccountState
+from schemas.operators import OperatorDeregistered, OperatorRegistered
+from schemas.provisioning import FlowKind, ProvisioningFailed, StepFailed
+from schemas.registry import (
     CashMovementApplied,
     RegistryAccountOpened,
     RegistryAccountStateChanged,
     RegistryOperatorRegistered,
 )
-from schemas.oms import AccountState
-from schemas.operators import OperatorDeregistered, OperatorRegistered
-from schemas.provisioning import FlowKind, ProvisioningFailed, StepFailed
 from schemas.types import InvestorType, Money, OperatorSystem, PositiveMoney, RegistryFeature
 from tests.conftest import Stack
 from tests.integration.test_publisher import read_all
@@ -81,7 +81,7 @@ class Registry:
         """The follow-up events the registry published for the event ``caused_by``, in order."""
         read = await read_all(self.settings, "xosp.registry.events")
         mine = [r for r in read if r.envelope is not None and r.envelope.causation_id == caused_by]
-        return [registry.parse(r.envelope.type, r.data) for r in sorted(mine, key=lambda r: (r.partition, r.offset))]
+        return [event_types.parse(r.envelope.type, r.data) for r in sorted(mine, key=lambda r: (r.partition, r.offset))]
 
     async def the_follow_up(self, caused_by: str) -> Event:
         [event] = await self.follow_ups(caused_by)

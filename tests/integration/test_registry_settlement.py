@@ -18,9 +18,9 @@ from consumers.registry import queries
 from consumers.registry.service import SERVICE
 from schemas.accounts import FundsDeposited, FundsWithdrawn, Investor, TradingAccountOpened
 from schemas.exchanges import ExchangeAdded, ExchangeUpdated
-from schemas.foundry import CashMovementApplied, RegistrySettlementEnabled, SettlementApplied
 from schemas.gateway import ExecutionKind, ExecutionReported
 from schemas.provisioning import StepFailed
+from schemas.registry import CashMovementApplied, RegistrySettlementEnabled, SettlementApplied
 from schemas.types import InvestorType, Money, OrderSide, PositiveMoney
 from tests.conftest import Stack
 from tests.support.exchanges import new_exchange_code

@@ -32,8 +32,7 @@ from infrastructure.kafka_clients import topic_reader
 from infrastructure.reader import read_topic, topic_partitions
 from infrastructure.settings import Settings
 from producers import Outgoing, Published, Publisher
-from schemas import Event
-from schemas import registry as event_registry
+from schemas import Event, event_types
 from schemas.accounts import AccountLogin, Investor, TradingAccountOpened, TradingAccountUpdated, VettingLimits
 from schemas.gateway import ExecutionKind, ExecutionReported
 from schemas.orders import OrderCancelRequested, OrderPlaced
@@ -353,7 +352,7 @@ async def _executions(settings: Settings) -> list[ExecutionReported]:
     async with topic_reader(settings, settings.kafka_bootstrap or "") as (admin, consumer):
         partitions = await topic_partitions(admin, settings.topic("xosp.gateway.events"))
         reports = [
-            event_registry.parse(read.envelope.type, read.data)
+            event_types.parse(read.envelope.type, read.data)
             async for read in read_topic(consumer, partitions, idle_ms=200)
             if read.envelope is not None and read.envelope.type == ExecutionReported.event_type
         ]

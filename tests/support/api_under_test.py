@@ -22,7 +22,7 @@ from infrastructure.offsets import log_end_offsets
 from infrastructure.reader import ReadEvent, read_topic, topic_partitions
 from infrastructure.settings import Settings
 from xbus.api.app import create_app
-from xbus.api.runtime import ApiRuntime
+from xbus.api.resources import ApiResources
 from xbus.api.server import ApiServer, bind
 
 
@@ -30,12 +30,12 @@ from xbus.api.server import ApiServer, bind
 class ApiUnderTest:
     url: str
     settings: Settings
-    runtime: ApiRuntime
+    resources: ApiResources
     client: httpx.AsyncClient
 
     async def token(self, *scopes: str) -> dict[str, str]:
         """Headers carrying a new token with ``scopes``."""
-        _, text = await self.runtime.tokens.create(f"test-{uuid.uuid4().hex[:6]}", scopes, None)
+        _, text = await self.resources.tokens.create(f"test-{uuid.uuid4().hex[:6]}", scopes, None)
         return {"Authorization": f"Bearer {text}"}
 
     async def records(self, topic: str, partition: int) -> list[ReadEvent]:
@@ -68,6 +68,6 @@ async def api_under_test(settings: Settings) -> AsyncIterator[ApiUnderTest]:
     await server.start()
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-            yield ApiUnderTest(server.url, settings, app.state.runtime, client)
+            yield ApiUnderTest(server.url, settings, app.state.resources, client)
     finally:
         await server.stop()

@@ -23,7 +23,7 @@ from infrastructure.kafka_clients import topic_reader
 from infrastructure.reader import ReadEvent, read_topic, topic_partitions
 from infrastructure.settings import Settings, load_settings
 from producers import Outgoing, Published, Publisher
-from schemas import Event, registry
+from schemas import Event, event_types
 from tests.conftest import Stack
 
 
@@ -110,7 +110,7 @@ class ServiceUnderTest:
         assert handled, "send at least one event the service handles, to know when it has read them"
         await self._settled(handled)
         follow_ups = [
-            registry.parse(read.envelope.type, read.data)
+            event_types.parse(read.envelope.type, read.data)
             for read in await self._follow_up_records()
             if read.envelope is not None and read.envelope.causation_id in ids
         ]

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 import schemas
 from xbus.api.scopes import InvalidScope, allows, parse_scope, publish_scope
 
-EVENT_TYPES = schemas.registry.types()
+EVENT_TYPES = schemas.event_types.types()
 
 
 @pytest.mark.parametrize(

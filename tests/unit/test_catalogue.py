@@ -28,15 +28,15 @@ def real_document() -> dict:
 
 def load_error(path: Path) -> str:
     with pytest.raises(CatalogueError) as caught:
-        Catalogue.load(path, schemas.registry)
+        Catalogue.load(path, schemas.event_types)
     return str(caught.value)
 
 
 def test_the_committed_catalogue_routes_every_event_type_and_gives_every_service_a_dead_letter_topic() -> None:
-    catalogue = Catalogue.load(REAL, schemas.registry)
+    catalogue = Catalogue.load(REAL, schemas.event_types)
     market_data = set(catalogue.template(MARKET_DATA_TEMPLATE).event_types)
     assert market_data == {model.event_type for model in MARKET_DATA}
-    for type_name in sorted(set(schemas.registry.types()) - market_data):
+    for type_name in sorted(set(schemas.event_types.types()) - market_data):
         kinds = {topic.kind for topic in catalogue.topics_for_type(type_name)}
         assert kinds in ({TopicKind.INPUT}, {TopicKind.FOLLOW_UP})
     assert catalogue.services() == [
@@ -54,11 +54,11 @@ def test_the_committed_catalogue_routes_every_event_type_and_gives_every_service
 
 
 def test_every_event_type_has_carriers_topics_or_the_market_data_template() -> None:
-    catalogue = Catalogue.load(REAL, schemas.registry)
+    catalogue = Catalogue.load(REAL, schemas.event_types)
     assert catalogue.carriers("xosp.user.created.v1") == ["xosp.users"]
     assert catalogue.carriers(MARKET_DATA[0].event_type) == [MARKET_DATA_TEMPLATE]
     assert len(catalogue.carriers("xosp.step.waiting.v1")) > 1  # every service's follow-up topic
-    for type_name in schemas.registry.types():
+    for type_name in schemas.event_types.types():
         assert catalogue.carriers(type_name)
     with pytest.raises(schemas.UnknownEventType):
         catalogue.carriers("xosp.nothing.v1")
@@ -116,7 +116,7 @@ def test_an_event_type_on_two_topics_is_ambiguous(tmp_path: Path) -> None:
 
 
 def test_step_reports_are_carried_by_every_service_follow_up_topic_but_have_no_single_topic() -> None:
-    catalogue = Catalogue.load(REAL, schemas.registry)
+    catalogue = Catalogue.load(REAL, schemas.event_types)
     carriers = {topic.owner for topic in catalogue.topics_for_type("xosp.step.failed.v1")}
     assert carriers == {"authentication", "authorisation", "sessions", "oms", "registry", "market_data", "gateway"}
     with pytest.raises(CatalogueError, match="each service publishes it on its own follow-up topic"):
@@ -143,7 +143,7 @@ def test_missing_file_and_broken_yaml(tmp_path: Path) -> None:
 
 
 def test_retention_is_given_to_kafka_in_milliseconds() -> None:
-    catalogue = Catalogue.load(REAL, schemas.registry)
+    catalogue = Catalogue.load(REAL, schemas.event_types)
     assert catalogue.topic("xosp.users").broker_configs() == {
         "retention.ms": str(30 * 86_400_000),
         "cleanup.policy": "delete",
@@ -152,7 +152,7 @@ def test_retention_is_given_to_kafka_in_milliseconds() -> None:
 
 
 def test_an_exchange_with_an_environment_tag_gets_a_valid_market_data_topic() -> None:
-    catalogue = Catalogue.load(REAL, schemas.registry)
+    catalogue = Catalogue.load(REAL, schemas.event_types)
     assert catalogue.market_data_topic("XSX").name == "xosp.marketdata.XSX"
     tagged = catalogue.market_data_topic("XSX[Demo]")
     assert tagged.name == "xosp.marketdata.XSX.Demo"

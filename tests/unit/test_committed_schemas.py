@@ -19,7 +19,7 @@ from schemas.export import committed_schema_dir, event_schema
 from xbus.asyncapi import asyncapi_document, committed_asyncapi_path, render_asyncapi
 
 SCHEMA_DIR = committed_schema_dir()
-MODELS = schemas.registry.models()
+MODELS = schemas.event_types.models()
 
 
 def history(path: Path) -> list[dict[str, Any]]:
@@ -65,7 +65,7 @@ def test_model_reads_every_earlier_committed_version(model: type[schemas.Event])
 
 
 def test_no_committed_schema_lacks_a_model() -> None:
-    orphans = sorted(p.stem for p in SCHEMA_DIR.glob("*.json") if p.stem not in schemas.registry)
+    orphans = sorted(p.stem for p in SCHEMA_DIR.glob("*.json") if p.stem not in schemas.event_types)
     assert not orphans, f"event types removed (a breaking change for readers of old events): {orphans}"
 
 
@@ -81,23 +81,23 @@ def test_history_is_read_from_git() -> None:
 
 
 def catalogue() -> Catalogue:
-    return Catalogue.load(PROJECT_ROOT / "topics.yaml", schemas.registry)
+    return Catalogue.load(PROJECT_ROOT / "topics.yaml", schemas.event_types)
 
 
 def test_committed_asyncapi_document_is_current() -> None:
-    expected = render_asyncapi(catalogue(), schemas.registry)
+    expected = render_asyncapi(catalogue(), schemas.event_types)
     assert committed_asyncapi_path().read_text() == expected, (
         "schemas/asyncapi.yaml is stale: run `xbus schemas asyncapi`"
     )
 
 
 def test_asyncapi_has_every_topic_and_message_with_headers_and_resolvable_refs() -> None:
-    document = asyncapi_document(catalogue(), schemas.registry)
+    document = asyncapi_document(catalogue(), schemas.event_types)
     assert document["asyncapi"] == "3.0.0"
     addresses = {channel["address"] for channel in document["channels"].values()}
     assert {spec.name for spec in catalogue().topics} <= addresses
     messages = document["components"]["messages"]
-    assert {m["name"] for m in messages.values()} == set(schemas.registry.types())
+    assert {m["name"] for m in messages.values()} == set(schemas.event_types.types())
     headers = document["components"]["schemas"]["CloudEventHeaders"]
     assert set(headers["required"]) >= {"ce_id", "ce_type", "ce_subject", "ce_correlationid", "ce_causationid"}
     text = json.dumps(document)

@@ -41,7 +41,7 @@ def problem(model: type, data: dict) -> str:
 
 
 def test_every_event_type_is_versioned_and_unique() -> None:
-    types = schemas.registry.types()
+    types = schemas.event_types.types()
     assert len(types) == len(set(types)) == 64
     assert all(t.startswith("xosp.") and ".v" in t for t in types)
 
@@ -123,4 +123,4 @@ def test_exchange_markets_need_a_real_time_zone_and_hours() -> None:
 
 def test_unknown_type_names_the_way_to_find_known_ones() -> None:
     with pytest.raises(schemas.UnknownEventType, match="xbus schemas list"):
-        schemas.registry.parse("xosp.user.created.v9", {})
+        schemas.event_types.parse("xosp.user.created.v9", {})

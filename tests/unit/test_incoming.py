@@ -9,7 +9,7 @@ import pytest
 from infrastructure.endpoints import load_catalogue
 from infrastructure.settings import Settings
 from producers.incoming import InvalidEvent, parse_event_line
-from schemas import registry
+from schemas import event_types
 from schemas.users import UserCreated
 
 INPUT_TYPES = load_catalogue(Settings()).input_types()
@@ -107,7 +107,7 @@ def test_ordinary_letters_of_any_script_pass_the_edge() -> None:
 
 
 def test_only_input_events_come_in_whatever_the_caller() -> None:
-    internal = sorted(set(registry.types()) - INPUT_TYPES)
+    internal = sorted(set(event_types.types()) - INPUT_TYPES)
     assert "xosp.execution.reported.v1" in internal and "xosp.settlement.applied.v1" in internal
     assert "xosp.cash_movement.applied.v1" in internal and "xosp.user.created.v1" not in internal
     for event_type in internal:

@@ -13,7 +13,7 @@ from schemas.market_data import MARKET_DATA
 
 @pytest.fixture(scope="module")
 def catalogue() -> Catalogue:
-    return Catalogue.load(load_settings().topics_file, schemas.registry)
+    return Catalogue.load(load_settings().topics_file, schemas.event_types)
 
 
 @pytest.mark.parametrize("exchange", ["XSX", "XSX[Demo]", "ASX24"])

@@ -9,11 +9,11 @@ from consumers.provisioning.service import SERVICE
 from schemas.accounts import TradingAccountClosed
 from schemas.authorisation import PermissionsGranted
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, Market, TradingHours
-from schemas.foundry import RegistrySettlementEnabled
 from schemas.gateway import OmsAdapterRegistered, OmsAdapterStopped
 from schemas.market_data import MarketDataFeedStarted, MarketDataFeedStopped
 from schemas.operators import OperatorRegistered
 from schemas.provisioning import ChangeApplied, ExchangeOnboarded, FlowKind, UserProvisioned
+from schemas.registry import RegistrySettlementEnabled
 from schemas.types import OperatorSystem
 from schemas.users import UserCreated, UserDisabled, UserEnabled
 

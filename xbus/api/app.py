@@ -1,6 +1,6 @@
 """The HTTP API of `xbus serve`: the FastAPI app, its error handling and its lifespan.
 
-Every error is an RFC 9457 problem document (xbus/api/problems.py), whoever raises it: our
+Every error is an RFC 9457 problem document (xbus/problems.py), whoever raises it: our
 routes (Problem), FastAPI's request validation (one error per field, named by JSON Pointer or
 header name), Starlette's routing (404, 405), the body limit (413), a database that does not answer
 (503). Nothing a client sends is answered 500: a 500 is a bug, and is still a problem document.
@@ -28,9 +28,9 @@ from producers.incoming import pointer
 from xbus.api.documents import event_components
 from xbus.api.events import events_router
 from xbus.api.middleware import AccessLog, BodyLimit
-from xbus.api.problems import FieldError, Problem, problems_as_sent
 from xbus.api.reads import mount_lag, reads_router
-from xbus.api.runtime import ApiRuntime
+from xbus.api.resources import ApiResources
+from xbus.problems import FieldError, Problem, problems_as_sent
 
 log = structlog.get_logger("xbus.api")
 
@@ -52,22 +52,22 @@ _DATABASE_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConn
 
 
 def create_app(settings: Settings, endpoints: Endpoints) -> FastAPI:
-    """The app over its runtime (``app.state.runtime``). Call it inside the event loop that serves it."""
-    runtime = ApiRuntime(settings, endpoints)
+    """The app over its resources (``app.state.resources``). Call it inside the event loop that serves it."""
+    resources = ApiResources(settings, endpoints)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await runtime.start()
+        await resources.start()
         try:
             yield
         finally:
-            await runtime.stop()
+            await resources.stop()
 
     app = FastAPI(title="xosp-bus HTTP API", version=_version(), description=DESCRIPTION, lifespan=lifespan)
-    app.state.runtime = runtime
-    app.include_router(events_router(runtime))
-    app.include_router(reads_router(runtime))
-    mount_lag(app, runtime)
+    app.state.resources = resources
+    app.include_router(events_router(resources))
+    app.include_router(reads_router(resources))
+    mount_lag(app, resources)
     app.add_exception_handler(Problem, _problem)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(HTTPException, _http_error)
@@ -77,7 +77,7 @@ def create_app(settings: Settings, endpoints: Endpoints) -> FastAPI:
     app.add_exception_handler(Exception, _bug)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(AccessLog)
-    app.openapi = lambda: _openapi(app, runtime.publishable, settings.api_max_batch)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(app, resources.publishable, settings.api_max_batch)  # type: ignore[method-assign]
     return app
 
 

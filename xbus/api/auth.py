@@ -20,10 +20,10 @@ import structlog
 from fastapi import Request, Security
 from fastapi.security import HTTPBearer
 
-from xbus.api.problems import FieldError, Problem
 from xbus.api.ratelimit import TokenBuckets
 from xbus.api.scopes import allows
 from xbus.api.tokens import ApiToken, TokenStore
+from xbus.problems import FieldError, Problem
 
 log = structlog.get_logger("xbus.api.auth")
 

@@ -16,9 +16,9 @@ from fastapi import Request
 from pydantic.json_schema import models_json_schema
 
 from producers.incoming import loads_strict
-from schemas import registry
+from schemas import event_types
 from schemas.envelope import MAX_ATTRIBUTE_LENGTH, SPEC_VERSION
-from xbus.api.problems import FieldError, Problem
+from xbus.problems import FieldError, Problem
 
 JSON = "application/json"
 CLOUDEVENT = "application/cloudevents+json"
@@ -62,9 +62,9 @@ async def json_body(request: Request) -> Any:
     raise Problem(400, "Bad Request", f"the body is {reason}", errors=[FieldError("", reason)])
 
 
-def event_components(event_types: frozenset[str], max_batch: int) -> dict[str, Any]:
-    """The OpenAPI components: the models of ``event_types`` (and what they use), and the body schemas."""
-    models = [registry.model(event_type) for event_type in sorted(event_types)]
+def event_components(publishable: frozenset[str], max_batch: int) -> dict[str, Any]:
+    """The OpenAPI components: the models of the ``publishable`` types (and what they use), and the body schemas."""
+    models = [event_types.model(event_type) for event_type in sorted(publishable)]
     refs, top = models_json_schema([(model, "validation") for model in models], ref_template=_REF)
     components: dict[str, Any] = dict(top.get("$defs", {}))
     plain, cloud = [], []

@@ -32,11 +32,11 @@ from xbus.api.documents import (
     ref,
     request_body,
 )
-from xbus.api.problems import FieldError, Problem, ProblemModel, problem_responses
 from xbus.api.publishing import IDEMPOTENCY_KEY, Item, Publication
-from xbus.api.runtime import ApiRuntime
+from xbus.api.resources import ApiResources
 from xbus.api.scopes import publish_scope
 from xbus.api.tokens import ApiToken
+from xbus.problems import FieldError, Problem, ProblemModel, problem_responses
 
 #: Idempotency keys: printable ASCII without spaces, like the UUIDs clients usually send.
 KEY_PATTERN = r"^[!-~]{1,255}$"
@@ -67,10 +67,10 @@ class BatchResult(BaseModel):
     results: list[PublishedEvent | ProblemModel] = Field(description="one per event, in the order sent")
 
 
-def events_router(runtime: ApiRuntime) -> APIRouter:
+def events_router(resources: ApiResources) -> APIRouter:
     router = APIRouter(tags=["events"])
-    auth = runtime.auth
-    max_batch = runtime.settings.api_max_batch
+    auth = resources.auth
+    max_batch = resources.settings.api_max_batch
 
     @router.post(
         "/v1/events",
@@ -88,12 +88,12 @@ def events_router(runtime: ApiRuntime) -> APIRouter:
         cloudevent = media_type(request, (JSON, CLOUDEVENT)) == CLOUDEVENT
         document = await json_body(request)
         try:
-            auth.require(token, publish_scope(event_type_of(document, runtime.publishable)))
-            outgoing = parse_event_document(document, accepted=runtime.publishable, cloudevent=cloudevent)
+            auth.require(token, publish_scope(event_type_of(document, resources.publishable)))
+            outgoing = parse_event_document(document, accepted=resources.publishable, cloudevent=cloudevent)
             item = Item("", outgoing=outgoing)
         except InvalidEvent as error:
             raise invalid(error) from None
-        publication = Publication(runtime, token, idempotency_key, [request.url.path, document])
+        publication = Publication(resources, token, idempotency_key, [request.url.path, document])
         answer = await publication.answer([item], _single)
         if answer.status != 202:
             headers = {"Retry-After": str(publication.retry_after)} if publication.retry_after else {}
@@ -120,29 +120,29 @@ def events_router(runtime: ApiRuntime) -> APIRouter:
         documents, at = (document, ()) if cloudevents else (_events_of(document), ("events",))
         _check_count(documents, pointer(*at), max_batch)
         items = [
-            _item(runtime, token, entry, pointer(*at, index), cloudevents) for index, entry in enumerate(documents)
+            _item(resources, token, entry, pointer(*at, index), cloudevents) for index, entry in enumerate(documents)
         ]
-        publication = Publication(runtime, token, idempotency_key, [request.url.path, document])
+        publication = Publication(resources, token, idempotency_key, [request.url.path, document])
         answer = await publication.answer(items, _batch)
         return _respond(answer.status, answer.body, answer.replayed)
 
     return router
 
 
-def _item(runtime: ApiRuntime, token: ApiToken, document: Any, at: str, cloudevent: bool) -> Item:
+def _item(resources: ApiResources, token: ApiToken, document: Any, at: str, cloudevent: bool) -> Item:
     try:
-        event_type = event_type_of(document, runtime.publishable)
+        event_type = event_type_of(document, resources.publishable)
     except InvalidEvent as error:
         return Item(at, refusal=invalid(error, at))
     try:
-        runtime.auth.require(token, publish_scope(event_type))
+        resources.auth.require(token, publish_scope(event_type))
     except Problem as refusal:
         scope = publish_scope(event_type)
         return Item(
             at, refusal=Problem(403, refusal.title, refusal.detail, [FieldError(f"{at}/type", f"needs {scope}")])
         )
     try:
-        return Item(at, outgoing=parse_event_document(document, accepted=runtime.publishable, cloudevent=cloudevent))
+        return Item(at, outgoing=parse_event_document(document, accepted=resources.publishable, cloudevent=cloudevent))
     except InvalidEvent as error:
         return Item(at, refusal=invalid(error, at))
 

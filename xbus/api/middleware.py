@@ -12,7 +12,7 @@ import structlog
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from xbus.api.problems import Problem
+from xbus.problems import Problem
 
 log = structlog.get_logger("xbus.api.access")
 

@@ -37,9 +37,9 @@ from xbus.api.idempotency import (
     fingerprint,
     request_key,
 )
-from xbus.api.problems import FieldError, Problem
-from xbus.api.runtime import ApiRuntime
+from xbus.api.resources import ApiResources
 from xbus.api.tokens import ApiToken
+from xbus.problems import FieldError, Problem
 
 log = structlog.get_logger("xbus.api.events")
 
@@ -78,9 +78,9 @@ class Answer:
 class Publication:
     """The publishing of one request's items, for one token, with or without an Idempotency-Key."""
 
-    def __init__(self, runtime: ApiRuntime, token: ApiToken, idempotency_key: str | None, request: Any) -> None:
-        self.runtime = runtime
-        self.store: IdempotencyStore = runtime.idempotency
+    def __init__(self, resources: ApiResources, token: ApiToken, idempotency_key: str | None, request: Any) -> None:
+        self.resources = resources
+        self.store: IdempotencyStore = resources.idempotency
         self.token = token
         self.key = idempotency_key
         #: What the key's fingerprint covers: the route and the whole body.
@@ -139,7 +139,7 @@ class Publication:
         claims = await self._claim_ids(items, pending, results)
         to_publish = [index for index in pending if results[index] is None]
         try:
-            published = await self.runtime.publisher.publish_many([_outgoing(items[index]) for index in to_publish])
+            published = await self.resources.publisher.publish_many([_outgoing(items[index]) for index in to_publish])
         except BaseException:  # cancelled (the client went away, the server stops): free the ids for a retry
             await self.store.release(self.owner, list(claims.values()))
             raise

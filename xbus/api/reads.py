@@ -20,15 +20,15 @@ from pydantic import BaseModel, Field
 
 from consumers.provisioning.flows import FlowState, StepState
 from consumers.provisioning.queries import flows_of
-from schemas import registry
+from schemas import event_types
 from schemas.export import event_schema
 from schemas.provisioning import FlowKind
-from xbus.api.problems import Problem, problem_responses
-from xbus.api.runtime import ApiRuntime
+from xbus.api.resources import ApiResources
 from xbus.api.scopes import READ_LAG, READ_STATUS
 from xbus.api.tokens import ApiToken
 from xbus.monitor import lag_registry, lag_router
 from xbus.monitor.api import page_router
+from xbus.problems import Problem, problem_responses
 
 #: Seconds each dependency gets to answer a readiness check.
 READY_TIMEOUT = 2.0
@@ -80,10 +80,10 @@ class Ready(BaseModel):
     database: str = "ok"
 
 
-def reads_router(runtime: ApiRuntime) -> APIRouter:
+def reads_router(resources: ApiResources) -> APIRouter:
     router = APIRouter()
-    auth = runtime.auth
-    types = _event_types(runtime)
+    auth = resources.auth
+    types = _event_types(resources)
 
     @router.get(
         "/v1/event-types",
@@ -113,7 +113,7 @@ def reads_router(runtime: ApiRuntime) -> APIRouter:
         token: ApiToken = Depends(auth.needs(READ_STATUS)),
     ) -> JSONResponse:
         try:
-            flows = await flows_of(runtime.pool, kind, entity_id, schema=runtime.settings.db_schema("provisioning"))
+            flows = await flows_of(resources.pool, kind, entity_id, schema=resources.settings.db_schema("provisioning"))
         except asyncpg.UndefinedTableError:  # the tracker has never run on this database
             flows = []
         if not flows:
@@ -131,7 +131,7 @@ def reads_router(runtime: ApiRuntime) -> APIRouter:
         summary="Prometheus: this process's metrics and the lag of every consumer group",
     )
     async def metrics(token: ApiToken = Depends(auth.needs(READ_LAG))) -> Response:
-        text = generate_latest(REGISTRY) + generate_latest(lag_registry(runtime.sampler))
+        text = generate_latest(REGISTRY) + generate_latest(lag_registry(resources.sampler))
         return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     @router.get("/healthz", response_model=Health, tags=["health"], summary="200 while the process is up (no token)")
@@ -146,7 +146,7 @@ def reads_router(runtime: ApiRuntime) -> APIRouter:
         summary="200 when the broker and PostgreSQL answer; 503 naming what does not (no token)",
     )
     async def readyz() -> Ready:
-        broker, database = await asyncio.gather(_broker_down(runtime), _database_down(runtime))
+        broker, database = await asyncio.gather(_broker_down(resources), _database_down(resources))
         down = [f"{name}: {reason}" for name, reason in (("broker", broker), ("database", database)) if reason]
         if down:
             raise Problem(503, "Not Ready", "; ".join(down), headers={"Retry-After": "5"})
@@ -155,36 +155,36 @@ def reads_router(runtime: ApiRuntime) -> APIRouter:
     return router
 
 
-def mount_lag(app: FastAPI, runtime: ApiRuntime) -> None:
+def mount_lag(app: FastAPI, resources: ApiResources) -> None:
     """The monitor's lag routes (/v1/lag, /v1/lag/history) behind ``read:lag``, and its page, which
     holds no data, open: a browser cannot send a header when it opens a page (the page sends the
     token it is given in its address fragment, which never reaches a server or a log)."""
     app.include_router(
-        lag_router(runtime.sampler),
-        dependencies=[Depends(runtime.auth.needs(READ_LAG))],
+        lag_router(resources.sampler),
+        dependencies=[Depends(resources.auth.needs(READ_LAG))],
         responses=problem_responses(401, 403, 429, 503),
     )
     app.include_router(page_router())
 
 
-def _event_types(runtime: ApiRuntime) -> list[dict[str, Any]]:
+def _event_types(resources: ApiResources) -> list[dict[str, Any]]:
     """Computed once: the registry and the catalogue do not change while the process runs."""
     return [
         {
             "type": model.event_type,
             "model": model.__name__,
-            "topics": runtime.catalogue.carriers(model.event_type),
-            "publishable": model.event_type in runtime.publishable,
+            "topics": resources.catalogue.carriers(model.event_type),
+            "publishable": model.event_type in resources.publishable,
             "key": model.aggregate_field,
             "schema": event_schema(model),
         }
-        for model in registry.models()
+        for model in event_types.models()
     ]
 
 
-async def _broker_down(runtime: ApiRuntime) -> str | None:
+async def _broker_down(resources: ApiResources) -> str | None:
     try:
-        await asyncio.wait_for(runtime.admin.list_topics(), READY_TIMEOUT)
+        await asyncio.wait_for(resources.admin.list_topics(), READY_TIMEOUT)
     except TimeoutError:
         return f"no answer to a metadata request within {READY_TIMEOUT:g} s"
     except (KafkaError, OSError) as error:
@@ -192,9 +192,9 @@ async def _broker_down(runtime: ApiRuntime) -> str | None:
     return None
 
 
-async def _database_down(runtime: ApiRuntime) -> str | None:
+async def _database_down(resources: ApiResources) -> str | None:
     try:
-        await asyncio.wait_for(runtime.pool.fetchval("select 1"), READY_TIMEOUT)
+        await asyncio.wait_for(resources.pool.fetchval("select 1"), READY_TIMEOUT)
     except TimeoutError:
         return f"no answer to select 1 within {READY_TIMEOUT:g} s"
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:

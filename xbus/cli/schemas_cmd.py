@@ -21,7 +21,7 @@ def list_() -> None:
     """Every event type with its model, the topics that carry it and its key."""
     catalogue = load_catalogue(settings())
     table = Table("type", "model", "topics", "key (aggregate id)")
-    for model in schemas.registry.models():
+    for model in schemas.event_types.models():
         topics = ", ".join(catalogue.carriers(model.event_type))
         table.add_row(model.event_type, model.__name__, topics, model.aggregate_field)
     out.print(table)
@@ -47,5 +47,5 @@ def asyncapi(
     from xbus.asyncapi import committed_asyncapi_path, render_asyncapi
 
     output = output or committed_asyncapi_path()
-    output.write_text(render_asyncapi(load_catalogue(settings()), schemas.registry))
+    output.write_text(render_asyncapi(load_catalogue(settings()), schemas.event_types))
     out.print(f"wrote {output}")

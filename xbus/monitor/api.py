@@ -15,9 +15,9 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from xbus.api.problems import problem
 from xbus.lag.model import Status
 from xbus.monitor.sampler import LagSampler
+from xbus.problems import problem
 
 #: The page: polls v1/lag and v1/lag/history every 2 s; no build step, nothing loaded from elsewhere.
 PAGE = "lag_page.html"

@@ -13,10 +13,10 @@ from fastapi import FastAPI, Response
 from fastapi.responses import HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from xbus.api.problems import problem
 from xbus.monitor.api import lag_router, page_response, page_router
 from xbus.monitor.metrics import lag_registry
 from xbus.monitor.sampler import LagSampler
+from xbus.problems import problem
 
 
 def create_app(sampler: LagSampler) -> FastAPI:

@@ -40,7 +40,7 @@ LAG_INTERVAL = 5.0
 PURGE_INTERVAL = 600.0
 
 
-class ApiRuntime:
+class ApiResources:
     """Built synchronously inside the event loop that will serve (asyncpg binds its pool to it)."""
 
     def __init__(self, settings: Settings, endpoints: Endpoints) -> None:

@@ -1,0 +1,168 @@
+"""The worker that applies a group of partitions' queues and commits their offsets.
+
+It takes a batch (partition_queues.py), applies it in one PostgreSQL transaction
+(processor.py), and commits the offsets past it only after that transaction has committed, then
+takes the next, until the group's queues are empty. Errors of PostgreSQL or Kafka are retried
+with backoff, the batch as a whole, so nothing is skipped or reordered. A batch of several
+partitions that makes no progress for ``batch_split_seconds`` (progress.py: a handler stuck on a
+lock, say) is rolled back and its partitions go solo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from consumers.runtime import metrics
+from consumers.runtime.committer import GroupCommitter
+from consumers.runtime.counts import EVENT_FATES, BatchOutcome, RunnerStats
+from consumers.runtime.partition_queues import Batch, PartitionQueues
+from consumers.runtime.processor import BatchProcessor
+from consumers.runtime.progress import NoProgress, ProgressWatch
+from consumers.runtime.records import StoredRecord
+from consumers.runtime.transient import TRANSIENT_ERRORS
+from consumers.runtime.watchdog import Watchdog
+
+log = structlog.get_logger("xbus.runner")
+
+MAX_BACKOFF_SECONDS = 5.0
+
+
+class BatchWorker:
+    def __init__(
+        self,
+        processor: BatchProcessor,
+        queues: PartitionQueues,
+        watchdog: Watchdog,
+        *,
+        split_seconds: float,
+    ) -> None:
+        self.service = processor.service.name
+        self.processor = processor
+        self.queues = queues
+        self.watchdog = watchdog
+        self.split_seconds = split_seconds
+        self.stats = RunnerStats()
+        #: The offset committed (or, before the first commit, read from) per partition: what the
+        #: watchdog compares with the log's end.
+        self.committed: dict[TopicPartition, int] = {}
+
+    async def drain(
+        self,
+        consumer: AIOKafkaConsumer,
+        committer: GroupCommitter,
+        pool: asyncpg.Pool,
+        owned: set[TopicPartition],
+        stop: asyncio.Event,
+    ) -> None:
+        """Apply the queues of ``owned`` a batch at a time until none has records left, or the
+        runner stops (the batch under way is finished either way)."""
+        split: set[TopicPartition] = set()
+        try:
+            while not stop.is_set() and (batch := self.queues.take(consumer, owned)):
+                if not await self._work(committer, pool, batch, stop):
+                    split = set(batch)
+                    return
+        finally:
+            self.queues.release(owned, set(owned))
+            self.queues.go_solo(split)  # after the release, which ends solo runs
+
+    async def _work(self, committer: GroupCommitter, pool: asyncpg.Pool, batch: Batch, stop: asyncio.Event) -> bool:
+        """Apply ``batch`` and commit its offsets; False when it held several partitions and made
+        no progress for ``split_seconds``: it was rolled back and its records queued again, each
+        partition to be applied on its own."""
+        records = [record for records in batch.values() for record in records]
+        try:
+            if len(batch) > 1:
+                watch = ProgressWatch(self.split_seconds)
+                self._count(await watch.run(self._process_with_retry(pool, records, stop, watch.progressed)))
+            else:
+                self._count(await self._process_with_retry(pool, records, stop))
+        except NoProgress as stuck:
+            # Rolled back, unless it was cancelled between COMMIT and the return: the records
+            # then come back as duplicates, which the inbox skips.
+            self.queues.put_back(batch)
+            metrics.BATCH_SPLITS.labels(self.service).inc()
+            log.warning(
+                "batch of a group made no progress; applying its partitions one by one",
+                service=self.service,
+                partitions=names(batch),
+                reason=str(stuck),
+            )
+            return False
+        except _Abandoned:
+            log.warning(
+                "stopped while the database was unavailable; the batch will be re-read",
+                service=self.service,
+                partitions=names(batch),
+            )
+            return True
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+        try:
+            await committer.commit(offsets)
+            self.committed.update(offsets)
+            self.watchdog.committed_now()
+        except KafkaError as error:
+            # The group moved on: the new owner re-reads these events, and the inbox skips them.
+            log.warning("offset commit failed after the transaction committed", service=self.service, error=repr(error))
+        return True
+
+    async def _process_with_retry(
+        self,
+        pool: asyncpg.Pool,
+        records: Sequence[ConsumerRecord[bytes, bytes]],
+        stop: asyncio.Event,
+        on_statement: Callable[[Any], None] | None = None,
+    ) -> BatchOutcome:
+        """Apply ``records`` in a transaction, retried while the infrastructure fails;
+        ``on_statement`` is told of every statement the transaction's connection completes."""
+        stored = [StoredRecord(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or ())) for r in records]
+        backoff = 0.1
+        started = time.perf_counter()
+        while True:
+            try:
+                async with pool.acquire() as connection:
+                    if on_statement is not None:
+                        connection.add_query_logger(on_statement)
+                    try:
+                        outcome = await self.processor.process(connection, stored)
+                    finally:
+                        if on_statement is not None:
+                            connection.remove_query_logger(on_statement)
+                metrics.BATCH_DURATION.labels(self.service).observe(time.perf_counter() - started)
+                return outcome
+            except TRANSIENT_ERRORS as error:
+                if stop.is_set():
+                    raise _Abandoned from error
+                self.stats.retries += 1
+                metrics.BATCH_FAILURES.labels(self.service, type(error).__name__).inc()
+                log.warning(
+                    "batch failed on the infrastructure; retrying",
+                    service=self.service,
+                    partitions=names({TopicPartition(r.topic, r.partition) for r in records}),
+                    error=repr(error),
+                    retry_in=backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+    def _count(self, outcome: BatchOutcome) -> None:
+        self.stats.count(outcome)
+        for name, label in EVENT_FATES.items():
+            if count := getattr(outcome, name):
+                metrics.EVENTS.labels(self.service, label).inc(count)
+
+
+def names(partitions: Iterable[TopicPartition]) -> list[str]:
+    return [f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions)]
+
+
+class _Abandoned(Exception):
+    """Asked to stop while a batch could not be applied: leave it uncommitted, to be re-read."""
