@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from consumers.authentication import store
 from consumers.runtime import DomainError, MissingPrerequisite, UnitOfWork
-from schemas import Event
 from schemas.authentication import LoginDisabled, LoginEnabled, LoginProvisioned
 from schemas.users import UserCreated, UserDeleted, UserDisabled, UserEnabled, UserUpdated
 
@@ -22,8 +21,7 @@ DISABLE_STEP = "authentication.disable"
 ENABLE_STEP = "authentication.enable"
 
 
-async def user_created(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, UserCreated)
+async def user_created(event: UserCreated, unit: UnitOfWork) -> None:
     status = await store.login_status(unit, event.login_id)
     if status is not None:
         unit.step_failed(
@@ -37,8 +35,7 @@ async def user_created(event: Event, unit: UnitOfWork) -> None:
     unit.record(LoginProvisioned(login_id=event.login_id, username=event.username, flow_id=unit.flow_id))
 
 
-async def user_updated(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, UserUpdated)
+async def user_updated(event: UserUpdated, unit: UnitOfWork) -> None:
     status = await store.login_status(unit, event.login_id)
     if status is None:
         raise MissingPrerequisite(
@@ -55,25 +52,22 @@ async def user_updated(event: Event, unit: UnitOfWork) -> None:
     await store.update_profile(unit, event, unit.cause.time)
 
 
-async def user_disabled(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, UserDisabled)
+async def user_disabled(event: UserDisabled, unit: UnitOfWork) -> None:
     if await _refused(unit, event.login_id, DISABLE_STEP):
         return
     await store.set_status(unit, event.login_id, "disabled", event.reason, unit.cause.time)
     unit.record(LoginDisabled(flow_id=unit.flow_id, login_id=event.login_id, reason=event.reason))
 
 
-async def user_enabled(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, UserEnabled)
+async def user_enabled(event: UserEnabled, unit: UnitOfWork) -> None:
     if await _refused(unit, event.login_id, ENABLE_STEP):
         return
     await store.set_status(unit, event.login_id, "active", None, unit.cause.time)
     unit.record(LoginEnabled(flow_id=unit.flow_id, login_id=event.login_id))
 
 
-async def user_deleted(event: Event, unit: UnitOfWork) -> None:
+async def user_deleted(event: UserDeleted, unit: UnitOfWork) -> None:
     """Keep the row, marked deleted: the id stays taken. Deleting an unknown login changes nothing."""
-    assert isinstance(event, UserDeleted)
     if await store.login_status(unit, event.login_id) is not None:
         await store.set_status(unit, event.login_id, "deleted", event.reason, unit.cause.time)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 from consumers.authorisation import access, store
 from consumers.authorisation.permissions import permissions_for, shorten
 from consumers.runtime import DomainError, MissingPrerequisite, UnitOfWork
-from schemas import Event
 from schemas.accounts import AccountLogin, AccountLoginLinked, AccountLoginUnlinked, TradingAccountOpened
 from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted, RevokedScope
 from schemas.oms import AccountState
@@ -32,9 +31,8 @@ ACCESS_STEP = access.ACCESS_STEP
 # --- xosp.users ---------------------------------------------------------------------------------
 
 
-async def user_created(event: Event, unit: UnitOfWork) -> None:
+async def user_created(event: UserCreated, unit: UnitOfWork) -> None:
     """Grant the login its permissions, then every pending association that waited only for it."""
-    assert isinstance(event, UserCreated)
     status = await store.login_status(unit, event.login_id)
     if status is not None:
         unit.step_failed(unit.flow_id, PERMISSIONS_STEP, f"login {event.login_id} already exists ({status})")
@@ -46,9 +44,8 @@ async def user_created(event: Event, unit: UnitOfWork) -> None:
     await _report_permissions(unit, event.login_id)
 
 
-async def user_updated(event: Event, unit: UnitOfWork) -> None:
+async def user_updated(event: UserUpdated, unit: UnitOfWork) -> None:
     """New roles or markets replace the login's permissions; other fields are not authorisation's."""
-    assert isinstance(event, UserUpdated)
     if event.roles is None and event.markets is None:
         return
     status = await store.login_status(unit, event.login_id)
@@ -75,9 +72,8 @@ async def user_updated(event: Event, unit: UnitOfWork) -> None:
     await _report_permissions(unit, event.login_id)
 
 
-async def user_disabled(event: Event, unit: UnitOfWork) -> None:
+async def user_disabled(event: UserDisabled, unit: UnitOfWork) -> None:
     """A disabled login loses everything: its rows stay, marked revoked, for an enable to restore."""
-    assert isinstance(event, UserDisabled)
     if await _refused(unit, event.login_id, REVOKE_STEP):
         return
     await store.set_login_status(unit, event.login_id, "disabled", unit.cause.time)
@@ -85,9 +81,8 @@ async def user_disabled(event: Event, unit: UnitOfWork) -> None:
     _report_login_revoked(unit, event.login_id, event.reason)
 
 
-async def user_enabled(event: Event, unit: UnitOfWork) -> None:
+async def user_enabled(event: UserEnabled, unit: UnitOfWork) -> None:
     """Restore what the disable revoked (not what an unlink or a close took away)."""
-    assert isinstance(event, UserEnabled)
     if await _refused(unit, event.login_id, ENABLE_STEP):
         return
     await store.set_login_status(unit, event.login_id, "active", unit.cause.time)
@@ -99,9 +94,8 @@ async def user_enabled(event: Event, unit: UnitOfWork) -> None:
         unit.record(AccountAccessGranted(flow_id=unit.flow_id, account_id=account_id, logins=(login,)))
 
 
-async def user_deleted(event: Event, unit: UnitOfWork) -> None:
+async def user_deleted(event: UserDeleted, unit: UnitOfWork) -> None:
     """Revoke everything for good (not a tracked flow); an unknown login has nothing to revoke."""
-    assert isinstance(event, UserDeleted)
     if await store.login_status(unit, event.login_id) is None:
         return
     await store.set_login_status(unit, event.login_id, "deleted", unit.cause.time)
@@ -112,8 +106,7 @@ async def user_deleted(event: Event, unit: UnitOfWork) -> None:
 # --- xosp.accounts ------------------------------------------------------------------------------
 
 
-async def account_opened(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, TradingAccountOpened)
+async def account_opened(event: TradingAccountOpened, unit: UnitOfWork) -> None:
     known = await store.account(unit, event.account_id)
     if known is not None and known.opened_flow_id is not None:
         unit.step_failed(
@@ -127,17 +120,15 @@ async def account_opened(event: Event, unit: UnitOfWork) -> None:
         await access.close_account(unit, event.account_id, unit.flow_id, failed)
 
 
-async def login_linked(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, AccountLoginLinked)
+async def login_linked(event: AccountLoginLinked, unit: UnitOfWork) -> None:
     if await _account_refused(unit, event.account_id, ACCESS_STEP):
         return
     login = AccountLogin(login_id=event.login_id, rights=event.rights)
     await access.request(unit, unit.flow_id, event.account_id, [login])
 
 
-async def login_unlinked(event: Event, unit: UnitOfWork) -> None:
+async def login_unlinked(event: AccountLoginUnlinked, unit: UnitOfWork) -> None:
     """Revoke the login's access; if the link is still pending, it is taken out of it instead."""
-    assert isinstance(event, AccountLoginUnlinked)
     if await store.account(unit, event.account_id) is None:
         unit.step_failed(unit.flow_id, REVOKE_STEP, f"account {event.account_id} is unknown to authorisation")
         return
@@ -159,23 +150,21 @@ async def login_unlinked(event: Event, unit: UnitOfWork) -> None:
 # --- follow-ups of other services ---------------------------------------------------------------
 
 
-async def registry_account_state_changed(event: Event, unit: UnitOfWork) -> None:
+async def registry_account_state_changed(event: RegistryAccountStateChanged, unit: UnitOfWork) -> None:
     """Take the close step of a ``TradingAccountClosed`` flow once the registry has closed the
     account (an account the registry refuses to close keeps its access); suspensions are not ours."""
-    assert isinstance(event, RegistryAccountStateChanged)
     if event.state != AccountState.CLOSED:
         return
     await access.close_account(unit, event.account_id, event.flow_id, event.reason or "account closed in the registry")
 
 
-async def provisioning_failed(event: Event, unit: UnitOfWork) -> None:
+async def provisioning_failed(event: ProvisioningFailed, unit: UnitOfWork) -> None:
     """Compensate a failed account opening: revoke the access granted for it.
 
     Only an opening is undone (a refused withdrawal or close is an account flow too, and leaves
     access as it is), so the flow is matched against the openings applied here. One not applied
     yet is remembered: its opening is compensated as soon as it arrives.
     """
-    assert isinstance(event, ProvisioningFailed)
     if event.kind != FlowKind.ACCOUNT or event.service == SERVICE_NAME:
         return
     reason = shorten(f"compensation: {event.step} failed: {event.reason}")

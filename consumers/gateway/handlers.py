@@ -26,7 +26,6 @@ from consumers.gateway import store
 from consumers.gateway.store import ExchangeState
 from consumers.runtime import DomainError, MissingPrerequisite, UnitOfWork
 from exchanges import ExecutionReport, OmsAdapter, PluginError, load_oms_adapter
-from schemas import Event
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated
 from schemas.gateway import ExecutionKind, ExecutionReported, InstrumentPrice, OmsAdapterRegistered, OmsAdapterStopped
 from schemas.oms import OrderCancelRouted, OrderRouted
@@ -43,8 +42,7 @@ def adapter(name: str) -> OmsAdapter:
     return load_oms_adapter(name)
 
 
-async def exchange_added(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, ExchangeAdded)
+async def exchange_added(event: ExchangeAdded, unit: UnitOfWork) -> None:
     try:
         prices = adapter(event.oms_adapter).reference_prices(event)
     except PluginError as error:
@@ -64,8 +62,7 @@ async def exchange_added(event: Event, unit: UnitOfWork) -> None:
     )
 
 
-async def exchange_updated(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, ExchangeUpdated)
+async def exchange_updated(event: ExchangeUpdated, unit: UnitOfWork) -> None:
     if event.oms_adapter is not None:
         try:
             adapter(event.oms_adapter)
@@ -82,13 +79,11 @@ async def exchange_updated(event: Event, unit: UnitOfWork) -> None:
         await store.put_markets(unit, event.code, event.markets, unit.cause.time)
 
 
-async def exchange_suspended(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, ExchangeSuspended)
+async def exchange_suspended(event: ExchangeSuspended, unit: UnitOfWork) -> None:
     await _stop(unit, event.code, ExchangeState.SUSPENDED, f"suspended: {event.reason}")
 
 
-async def exchange_removed(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, ExchangeRemoved)
+async def exchange_removed(event: ExchangeRemoved, unit: UnitOfWork) -> None:
     await _stop(unit, event.code, ExchangeState.REMOVED, f"removed: {event.reason or 'no reason given'}")
 
 
@@ -104,8 +99,7 @@ async def _stop(unit: UnitOfWork, code: str, state: ExchangeState, reason: str) 
     unit.record(OmsAdapterStopped(flow_id=unit.flow_id, exchange=code, adapter=exchange.adapter, reason=reason))
 
 
-async def order_routed(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, OrderRouted)
+async def order_routed(event: OrderRouted, unit: UnitOfWork) -> None:
     exchange = await _active_exchange(unit, event.exchange)
     if isinstance(exchange, str):
         rejection = _rejection(event, exchange)
@@ -117,8 +111,7 @@ async def order_routed(event: Event, unit: UnitOfWork) -> None:
     _report(unit, exchange, event.instrument, result.reports)
 
 
-async def order_cancel_routed(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, OrderCancelRouted)
+async def order_cancel_routed(event: OrderCancelRouted, unit: UnitOfWork) -> None:
     exchange = await _active_exchange(unit, event.exchange)
     if isinstance(exchange, str):
         return  # the exchange takes nothing now; its open orders are not this platform's to end

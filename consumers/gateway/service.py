@@ -13,12 +13,12 @@ from schemas.oms import OrderCancelRouted, OrderRouted
 SERVICE = Service(
     name="gateway",
     handlers={
-        ExchangeAdded.event_type: handlers.exchange_added,
-        ExchangeUpdated.event_type: handlers.exchange_updated,
-        ExchangeSuspended.event_type: handlers.exchange_suspended,
-        ExchangeRemoved.event_type: handlers.exchange_removed,
-        OrderRouted.event_type: handlers.order_routed,
-        OrderCancelRouted.event_type: handlers.order_cancel_routed,
+        ExchangeAdded: handlers.exchange_added,
+        ExchangeUpdated: handlers.exchange_updated,
+        ExchangeSuspended: handlers.exchange_suspended,
+        ExchangeRemoved: handlers.exchange_removed,
+        OrderRouted: handlers.order_routed,
+        OrderCancelRouted: handlers.order_cancel_routed,
     },
     migrations=Path(__file__).parent / "sql",
     timers=(closing.END_OF_DAY,),

@@ -13,7 +13,6 @@ from consumers.market_data import store
 from consumers.runtime import UnitOfWork
 from exchanges.plugins import PluginError, load_market_data_plugin
 from infrastructure.catalogue import market_data_topic_name
-from schemas import Event
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated
 from schemas.market_data import MarketDataFeedStarted, MarketDataFeedStopped
 
@@ -24,9 +23,8 @@ _STOP_REASON_LENGTH = 200
 _STEP_REASON_LENGTH = 2000
 
 
-async def exchange_added(event: Event, unit: UnitOfWork) -> None:
+async def exchange_added(event: ExchangeAdded, unit: UnitOfWork) -> None:
     """Start the exchange's feed (again, with this definition, if it was known)."""
-    assert isinstance(event, ExchangeAdded)
     at = unit.cause.time
     try:
         load_market_data_plugin(event.market_data_plugin)
@@ -38,13 +36,12 @@ async def exchange_added(event: Event, unit: UnitOfWork) -> None:
     unit.record(_started(event, unit.flow_id))
 
 
-async def exchange_updated(event: Event, unit: UnitOfWork) -> None:
+async def exchange_updated(event: ExchangeUpdated, unit: UnitOfWork) -> None:
     """Apply the fields present; a running feed restarts when its plugin or its markets change.
 
     An update starts no flow, so a plugin that cannot be loaded fails no step: the feed stops,
     and ``MarketDataFeedStopped`` says why.
     """
-    assert isinstance(event, ExchangeUpdated)
     feed = await store.feed(unit.connection, event.code)
     if feed is None:
         return  # never added here: there is no feed to change
@@ -67,13 +64,11 @@ async def exchange_updated(event: Event, unit: UnitOfWork) -> None:
     unit.record(_started(definition, unit.flow_id))
 
 
-async def exchange_suspended(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, ExchangeSuspended)
+async def exchange_suspended(event: ExchangeSuspended, unit: UnitOfWork) -> None:
     await _stop(unit, event.code, _reason(f"exchange suspended: {event.reason}"))
 
 
-async def exchange_removed(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, ExchangeRemoved)
+async def exchange_removed(event: ExchangeRemoved, unit: UnitOfWork) -> None:
     await _stop(unit, event.code, _reason(f"exchange removed: {event.reason}" if event.reason else "exchange removed"))
 
 

@@ -25,10 +25,10 @@ INSTRUMENTS = Projection(
 SERVICE = Service(
     name="market_data",
     handlers={
-        ExchangeAdded.event_type: handlers.exchange_added,
-        ExchangeUpdated.event_type: handlers.exchange_updated,
-        ExchangeSuspended.event_type: handlers.exchange_suspended,
-        ExchangeRemoved.event_type: handlers.exchange_removed,
+        ExchangeAdded: handlers.exchange_added,
+        ExchangeUpdated: handlers.exchange_updated,
+        ExchangeSuspended: handlers.exchange_suspended,
+        ExchangeRemoved: handlers.exchange_removed,
     },
     migrations=Path(__file__).parent / "sql",
     background=(supervise_feeds, INSTRUMENTS),

@@ -34,7 +34,6 @@ from consumers.oms.orders import OUTCOMES, Order, cancel_refusal, report_problem
 from consumers.oms.positions import book_fill
 from consumers.oms.store import ClosureCause
 from consumers.runtime import DomainError, MissingPrerequisite, UnitOfWork
-from schemas import Event
 from schemas.accounts import TradingAccountOpened, TradingAccountSuspended, TradingAccountUpdated
 from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated, Market
@@ -65,8 +64,7 @@ STEP_ACCOUNT_STATE = "oms.account_state"
 MAX_REASON = 200
 
 
-async def operator_registered(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, OperatorRegistered)
+async def operator_registered(event: OperatorRegistered, unit: UnitOfWork) -> None:
     if OperatorSystem.OMS not in event.systems:
         return  # an operator of other systems only: no OMS step in its flow
     await store.register_operator(unit, event, unit.cause.time)
@@ -77,13 +75,11 @@ async def operator_registered(event: Event, unit: UnitOfWork) -> None:
     )
 
 
-async def operator_deregistered(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, OperatorDeregistered)
+async def operator_deregistered(event: OperatorDeregistered, unit: UnitOfWork) -> None:
     await store.deregister_operator(unit, event.operator_id, event.reason, unit.cause.time)
 
 
-async def account_opened(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, TradingAccountOpened)
+async def account_opened(event: TradingAccountOpened, unit: UnitOfWork) -> None:
     await unit.lock(f"account:{event.account_id}")  # the same account may come from another topic at once
     existing = await store.standing(unit, event.account_id)
     if existing is not None:
@@ -110,8 +106,7 @@ async def account_opened(event: Event, unit: UnitOfWork) -> None:
             await _close(unit, event.account_id, pending.flow_id, pending.reason)
 
 
-async def account_updated(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, TradingAccountUpdated)
+async def account_updated(event: TradingAccountUpdated, unit: UnitOfWork) -> None:
     if not await store.update_account(unit, event, unit.cause.time):
         raise MissingPrerequisite(
             f"trading account {event.account_id} is unknown to the OMS (its opening was not applied here)",
@@ -121,8 +116,7 @@ async def account_updated(event: Event, unit: UnitOfWork) -> None:
         )
 
 
-async def account_suspended(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, TradingAccountSuspended)
+async def account_suspended(event: TradingAccountSuspended, unit: UnitOfWork) -> None:
     standing = await store.standing(unit, event.account_id)
     if standing is None or standing.state is AccountState.CLOSED:
         what = "unknown to the OMS" if standing is None else "closed in the OMS"
@@ -136,9 +130,8 @@ async def account_suspended(event: Event, unit: UnitOfWork) -> None:
         _state_changed(unit, event.account_id, AccountState.SUSPENDED, unit.flow_id, event.reason)
 
 
-async def registry_account_state_changed(event: Event, unit: UnitOfWork) -> None:
+async def registry_account_state_changed(event: RegistryAccountStateChanged, unit: UnitOfWork) -> None:
     """The registry closed the account (its close flow, or its compensation of a failed opening)."""
-    assert isinstance(event, RegistryAccountStateChanged)
     await unit.lock(f"account:{event.account_id}")  # the same account may come from another topic at once
     if event.state is not AccountState.CLOSED:
         return  # the OMS suspends on TradingAccountSuspended itself
@@ -156,9 +149,8 @@ async def registry_account_state_changed(event: Event, unit: UnitOfWork) -> None
     await _close(unit, event.account_id, event.flow_id, event.reason)
 
 
-async def provisioning_failed(event: Event, unit: UnitOfWork) -> None:
+async def provisioning_failed(event: ProvisioningFailed, unit: UnitOfWork) -> None:
     """Compensation: an account opened by a flow that failed elsewhere is closed here too."""
-    assert isinstance(event, ProvisioningFailed)
     await unit.lock(f"account:{event.entity_id}")  # the same account may come from another topic at once
     if event.kind is not FlowKind.ACCOUNT or event.service == unit.service:
         return  # not an account flow, or the OMS refused its own part: nothing of it to undo
@@ -190,14 +182,12 @@ def _fit(reason: str) -> str:
 # --- xosp.exchanges -----------------------------------------------------------------------------
 
 
-async def exchange_added(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, ExchangeAdded)
+async def exchange_added(event: ExchangeAdded, unit: UnitOfWork) -> None:
     await _refuse_markets_of_others(unit, event.code, event.markets)
     await exchange_store.add_exchange(unit, event, unit.cause.time)
 
 
-async def exchange_updated(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, ExchangeUpdated)
+async def exchange_updated(event: ExchangeUpdated, unit: UnitOfWork) -> None:
     if event.markets is not None:
         await _refuse_markets_of_others(unit, event.code, event.markets)
     if not await exchange_store.update_exchange(unit, event, unit.cause.time):
@@ -209,9 +199,8 @@ async def exchange_updated(event: Event, unit: UnitOfWork) -> None:
         )
 
 
-async def exchange_suspended(event: Event, unit: UnitOfWork) -> None:
+async def exchange_suspended(event: ExchangeSuspended, unit: UnitOfWork) -> None:
     """New orders for the exchange are rejected with ``Exchange.NotActive``; open ones stay open."""
-    assert isinstance(event, ExchangeSuspended)
     if not await exchange_store.set_state(
         unit, event.code, vetting.ExchangeState.SUSPENDED, event.reason, unit.cause.time
     ):
@@ -223,9 +212,8 @@ async def exchange_suspended(event: Event, unit: UnitOfWork) -> None:
         )
 
 
-async def exchange_removed(event: Event, unit: UnitOfWork) -> None:
+async def exchange_removed(event: ExchangeRemoved, unit: UnitOfWork) -> None:
     """Like a suspension; an exchange the OMS never had is already as good as removed."""
-    assert isinstance(event, ExchangeRemoved)
     await exchange_store.set_state(unit, event.code, vetting.ExchangeState.REMOVED, event.reason, unit.cause.time)
 
 
@@ -243,20 +231,17 @@ async def _refuse_markets_of_others(unit: UnitOfWork, code: str, markets: tuple[
 # --- xosp.gateway.events ------------------------------------------------------------------------
 
 
-async def adapter_registered(event: Event, unit: UnitOfWork) -> None:
+async def adapter_registered(event: OmsAdapterRegistered, unit: UnitOfWork) -> None:
     """The exchange takes orders; its reference prices are last prices where none is known yet."""
-    assert isinstance(event, OmsAdapterRegistered)
     await exchange_store.register_adapter(unit, event, unit.cause.time)
 
 
-async def adapter_stopped(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, OmsAdapterStopped)
+async def adapter_stopped(event: OmsAdapterStopped, unit: UnitOfWork) -> None:
     await exchange_store.stop_adapter(unit, event, unit.cause.time)
 
 
-async def execution_reported(event: Event, unit: UnitOfWork) -> None:
+async def execution_reported(event: ExecutionReported, unit: UnitOfWork) -> None:
     """Move the order's state and book a fill; the final report completes the order."""
-    assert isinstance(event, ExecutionReported)
     await unit.lock(f"account:{event.account_id}")  # orders and cash of the account come on other topics
     at = unit.cause.time
     order = await order_store.order(unit, event.order_id)
@@ -319,20 +304,18 @@ async def _complete(unit: UnitOfWork, report: ExecutionReported, at: dt.datetime
 # the end state is the same whichever was read first (docs/exchanges.md, "Trade rights").
 
 
-async def account_access_granted(event: Event, unit: UnitOfWork) -> None:
+async def account_access_granted(event: AccountAccessGranted, unit: UnitOfWork) -> None:
     """Logins' rights on the account, recorded; a disabled login's are not in force until it is enabled."""
-    assert isinstance(event, AccountAccessGranted)
     await store.grant_rights(unit, event.account_id, event.logins, event.flow_id)
 
 
-async def access_revoked(event: Event, unit: UnitOfWork) -> None:
+async def access_revoked(event: AccessRevoked, unit: UnitOfWork) -> None:
     """A disabled or deleted login (it is disabled here), an unlinked login or a closed account
     (the rights are gone)."""
-    assert isinstance(event, AccessRevoked)
     await store.revoke_rights(unit, event)
 
 
-async def permissions_granted(event: Event, unit: UnitOfWork) -> None:
+async def permissions_granted(event: PermissionsGranted, unit: UnitOfWork) -> None:
     """A login active in Resource Authorisation is enabled here: its granted rights come into force.
 
     Authorisation also reports a disabled login's role or market update with ``PermissionsGranted``
@@ -341,7 +324,6 @@ async def permissions_granted(event: Event, unit: UnitOfWork) -> None:
     login's are always none), so one active with none at all is enabled by the next event that
     names one (docs/exchanges.md, "Trade rights").
     """
-    assert isinstance(event, PermissionsGranted)
     active = bool(event.permissions) if event.login_active is None else event.login_active
     if active:
         await store.enable_login(unit, event.login_id)
@@ -350,7 +332,7 @@ async def permissions_granted(event: Event, unit: UnitOfWork) -> None:
 # --- xosp.registry.events -----------------------------------------------------------------------
 
 
-async def cash_movement_applied(event: Event, unit: UnitOfWork) -> None:
+async def cash_movement_applied(event: CashMovementApplied, unit: UnitOfWork) -> None:
     """Book the registry's deposit or withdrawal: its ``delta``, not its ``balance``.
 
     The OMS's booked cash is the registry's movements plus the fills the OMS books itself from
@@ -359,7 +341,6 @@ async def cash_movement_applied(event: Event, unit: UnitOfWork) -> None:
     none of the fills of an exchange that does not settle through the registry. Setting booked
     cash to that balance would count such fills twice or lose them; adding the delta cannot.
     """
-    assert isinstance(event, CashMovementApplied)
     await unit.lock(f"account:{event.account_id}")  # orders and fills of the account come on other topics
     await order_store.move_cash(unit, event.account_id, event.delta.currency, booked=event.delta.amount)
 
@@ -367,9 +348,8 @@ async def cash_movement_applied(event: Event, unit: UnitOfWork) -> None:
 # --- xosp.orders --------------------------------------------------------------------------------
 
 
-async def order_placed(event: Event, unit: UnitOfWork) -> None:
+async def order_placed(event: OrderPlaced, unit: UnitOfWork) -> None:
     """Vet the order; reject it, or reserve what it may cost and route it to the exchange's adapter."""
-    assert isinstance(event, OrderPlaced)
     await unit.lock(f"account:{event.account_id}")  # fills and cash of the account come on other topics
     snapshot = await _snapshot(unit, event)
     decision = vetting.vet(snapshot)
@@ -421,9 +401,8 @@ async def order_placed(event: Event, unit: UnitOfWork) -> None:
     )
 
 
-async def order_cancel_requested(event: Event, unit: UnitOfWork) -> None:
+async def order_cancel_requested(event: OrderCancelRequested, unit: UnitOfWork) -> None:
     """Route the cancel of an open order to the adapter the order went to, or say why not."""
-    assert isinstance(event, OrderCancelRequested)
     await unit.lock(f"account:{event.account_id}")  # the account's reports come on another topic
     order = await order_store.order(unit, event.order_id)
     rights = await store.rights(unit, event.account_id, event.login_id)

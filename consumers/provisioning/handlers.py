@@ -28,22 +28,19 @@ from schemas.users import UserCreated, UserEnabled, UserUpdated
 log = structlog.get_logger("xbus.provisioning")
 
 
-async def user_created(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, UserCreated)
+async def user_created(event: UserCreated, unit: UnitOfWork) -> None:
     has_policy = event.session_policy is not None
     await store.remember_login(unit, event.login_id, has_policy)
     await _start(unit, flows.plan(event, session_policy=has_policy))
 
 
-async def user_updated(event: Event, unit: UnitOfWork) -> None:
+async def user_updated(event: UserUpdated, unit: UnitOfWork) -> None:
     """Not a flow; the tracker only learns whether the login now has a session policy."""
-    assert isinstance(event, UserUpdated)
     if event.session_policy is not None:  # absent means unchanged (a partial update)
         await store.remember_login(unit, event.login_id, True)
 
 
-async def user_enabled(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, UserEnabled)
+async def user_enabled(event: UserEnabled, unit: UnitOfWork) -> None:
     await _start(unit, flows.plan(event, session_policy=await store.has_session_policy(unit, event.login_id)))
 
 
@@ -59,10 +56,9 @@ async def step_done(event: Event, unit: UnitOfWork) -> None:
     await _report(unit, _report_of(unit, flow_id, StepState.DONE))
 
 
-async def login_provisioned(event: Event, unit: UnitOfWork) -> None:
+async def login_provisioned(event: LoginProvisioned, unit: UnitOfWork) -> None:
     """``LoginProvisioned`` may name no flow (it is also the login's announcement): then it closes
     the login's latest ``UserCreated`` flow, if the tracker has one."""
-    assert isinstance(event, LoginProvisioned)
     flow_id = event.flow_id or await store.latest_user_flow(unit, event.login_id, UserCreated.event_type)
     if flow_id is None:
         log.info("LoginProvisioned names no flow and the login has none; ignored", login_id=event.login_id)
@@ -70,19 +66,16 @@ async def login_provisioned(event: Event, unit: UnitOfWork) -> None:
     await _report(unit, _report_of(unit, flow_id, StepState.DONE))
 
 
-async def manual_action_completed(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, ManualActionCompleted)
+async def manual_action_completed(event: ManualActionCompleted, unit: UnitOfWork) -> None:
     await _report(unit, _report_of(unit, event.flow_id, StepState.DONE, event.step))
 
 
-async def step_waiting(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, StepWaiting)
+async def step_waiting(event: StepWaiting, unit: UnitOfWork) -> None:
     reason = _waiting_reason(event)
     await _report(unit, _report_of(unit, event.flow_id, StepState.WAITING, event.step, event.service, reason))
 
 
-async def step_failed(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, StepFailed)
+async def step_failed(event: StepFailed, unit: UnitOfWork) -> None:
     await _report(unit, _report_of(unit, event.flow_id, StepState.FAILED, event.step, event.service, event.reason))
 
 

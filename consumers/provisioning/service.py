@@ -8,21 +8,22 @@ from consumers.provisioning import handlers
 from consumers.provisioning.flows import COMPLETES, STARTERS
 from consumers.provisioning.stalls import STALLS
 from consumers.runtime import Handler, Service
+from schemas import Event, event_types
 from schemas.authentication import LoginProvisioned
 from schemas.operators import ManualActionCompleted
 from schemas.provisioning import StepFailed, StepWaiting
 from schemas.users import UserCreated, UserEnabled, UserUpdated
 
-_HANDLERS: dict[str, Handler] = {
-    **dict.fromkeys(STARTERS, handlers.flow_started),
-    UserCreated.event_type: handlers.user_created,
-    UserEnabled.event_type: handlers.user_enabled,
-    UserUpdated.event_type: handlers.user_updated,
-    **dict.fromkeys(COMPLETES, handlers.step_done),
-    LoginProvisioned.event_type: handlers.login_provisioned,
-    ManualActionCompleted.event_type: handlers.manual_action_completed,
-    StepWaiting.event_type: handlers.step_waiting,
-    StepFailed.event_type: handlers.step_failed,
+_HANDLERS: dict[type[Event], Handler] = {
+    **dict.fromkeys(map(event_types.model, STARTERS), handlers.flow_started),
+    UserCreated: handlers.user_created,
+    UserEnabled: handlers.user_enabled,
+    UserUpdated: handlers.user_updated,
+    **dict.fromkeys(map(event_types.model, COMPLETES), handlers.step_done),
+    LoginProvisioned: handlers.login_provisioned,
+    ManualActionCompleted: handlers.manual_action_completed,
+    StepWaiting: handlers.step_waiting,
+    StepFailed: handlers.step_failed,
 }
 
 SERVICE = Service(

@@ -24,7 +24,6 @@ import structlog
 from consumers.registry import store
 from consumers.registry.ledger import CashRefused, Unbookable, apply_cash_movement, settle
 from consumers.runtime import DomainError, MissingPrerequisite, UnitOfWork
-from schemas import Event
 from schemas.accounts import (
     FundsDeposited,
     FundsWithdrawn,
@@ -66,9 +65,8 @@ log = structlog.get_logger("xbus.registry")
 # Operators
 
 
-async def operator_registered(event: Event, unit: UnitOfWork) -> None:
+async def operator_registered(event: OperatorRegistered, unit: UnitOfWork) -> None:
     """Register the operator with the registry's Identity function, when it may use the registry."""
-    assert isinstance(event, OperatorRegistered)
     if OperatorSystem.REGISTRY not in event.systems:
         return  # no step of ours in this flow: the tracker does not expect one
     await store.register_operator(
@@ -86,22 +84,20 @@ async def operator_registered(event: Event, unit: UnitOfWork) -> None:
     )
 
 
-async def operator_deregistered(event: Event, unit: UnitOfWork) -> None:
+async def operator_deregistered(event: OperatorDeregistered, unit: UnitOfWork) -> None:
     """Keep the operator's row, marked deregistered: who could act, and until when, stays on record.
 
     An operator the registry does not know was never given the registry: nothing to do, and no
     flow tracks a deregistration.
     """
-    assert isinstance(event, OperatorDeregistered)
     await store.deregister_operator(unit, event.operator_id, event.reason, unit.cause.time)
 
 
 # Accounts
 
 
-async def account_opened(event: Event, unit: UnitOfWork) -> None:
+async def account_opened(event: TradingAccountOpened, unit: UnitOfWork) -> None:
     """Record the investor and the account it owns, active, with zero settled cash and no holdings."""
-    assert isinstance(event, TradingAccountOpened)
     await store.lock_account(unit, event.account_id)
     already_failed = await store.take_failed_opening(unit, unit.flow_id)
     existing = await store.find_account(unit, event.account_id)
@@ -172,9 +168,8 @@ def investor_conflicts(recorded: Investor, named: Investor) -> list[str]:
     return conflicts
 
 
-async def account_suspended(event: Event, unit: UnitOfWork) -> None:
+async def account_suspended(event: TradingAccountSuspended, unit: UnitOfWork) -> None:
     """Suspend the account; suspending a suspended account reports the step done again."""
-    assert isinstance(event, TradingAccountSuspended)
     await store.lock_account(unit, event.account_id)
     account = await store.find_account(unit, event.account_id)
     if account is None:
@@ -198,14 +193,13 @@ async def account_suspended(event: Event, unit: UnitOfWork) -> None:
     )
 
 
-async def account_closed(event: Event, unit: UnitOfWork) -> None:
+async def account_closed(event: TradingAccountClosed, unit: UnitOfWork) -> None:
     """Close an account that holds nothing; refuse, with what it holds, otherwise.
 
     The OMS and authorisation close the account on our ``RegistryAccountStateChanged(closed)``,
     so a refusal here keeps the account open everywhere. Closing a closed account reports the
     step done again (the others' closing is idempotent too).
     """
-    assert isinstance(event, TradingAccountClosed)
     await store.lock_account(unit, event.account_id)
     account = await store.find_account(unit, event.account_id)
     if account is None:
@@ -237,13 +231,11 @@ async def account_closed(event: Event, unit: UnitOfWork) -> None:
 # Cash
 
 
-async def funds_deposited(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, FundsDeposited)
+async def funds_deposited(event: FundsDeposited, unit: UnitOfWork) -> None:
     await _move_cash(unit, event.account_id, event.amount.amount, event.amount.currency, event.reference)
 
 
-async def funds_withdrawn(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, FundsWithdrawn)
+async def funds_withdrawn(event: FundsWithdrawn, unit: UnitOfWork) -> None:
     await _move_cash(unit, event.account_id, -event.amount.amount, event.amount.currency, event.reference)
 
 
@@ -293,21 +285,19 @@ async def _move_cash(unit: UnitOfWork, account_id: str, delta: Decimal, currency
 # Exchanges and settlement
 
 
-async def exchange_added(event: Event, unit: UnitOfWork) -> None:
+async def exchange_added(event: ExchangeAdded, unit: UnitOfWork) -> None:
     """Settle the exchange's fills here when it asks to, and say so (step ``registry.settlement``).
 
     An exchange that does not settle through the registry is remembered as such, and nothing is
     reported: its onboarding does not expect the step.
     """
-    assert isinstance(event, ExchangeAdded)
     await store.put_exchange(unit, event.code, event.settles_through_registry, unit.flow_id, unit.cause.time)
     if event.settles_through_registry:
         unit.record(RegistrySettlementEnabled(flow_id=unit.flow_id, exchange=event.code))
 
 
-async def exchange_updated(event: Event, unit: UnitOfWork) -> None:
+async def exchange_updated(event: ExchangeUpdated, unit: UnitOfWork) -> None:
     """Keep the flag an update sets; say that settlement is enabled only when it turns on."""
-    assert isinstance(event, ExchangeUpdated)
     if event.settles_through_registry is None:
         return  # a partial update that leaves settlement as it is
     settled_before = await store.exchange_settles(unit, event.code)
@@ -316,7 +306,7 @@ async def exchange_updated(event: Event, unit: UnitOfWork) -> None:
         unit.record(RegistrySettlementEnabled(flow_id=unit.flow_id, exchange=event.code))
 
 
-async def execution_reported(event: Event, unit: UnitOfWork) -> None:
+async def execution_reported(event: ExecutionReported, unit: UnitOfWork) -> None:
     """Book a fill of an exchange that settles through the registry: cash, holding and the
     settlement ledger, in this one transaction.
 
@@ -349,7 +339,6 @@ async def execution_reported(event: Event, unit: UnitOfWork) -> None:
     A suspended account is settled: suspension stops new orders and withdrawals, not the fills
     of orders the exchange already has.
     """
-    assert isinstance(event, ExecutionReported)
     if event.kind is not ExecutionKind.FILLED or not event.settles_through_registry:
         return
     assert event.fill_price is not None and event.venue_trade_id is not None, "the model requires them on a fill"
@@ -442,7 +431,7 @@ async def execution_reported(event: Event, unit: UnitOfWork) -> None:
 # Compensation
 
 
-async def provisioning_failed(event: Event, unit: UnitOfWork) -> None:
+async def provisioning_failed(event: ProvisioningFailed, unit: UnitOfWork) -> None:
     """Undo the opening of an account whose flow failed in another service.
 
     Only an opening is undone, and only one the registry did: the account whose opening flow is
@@ -450,7 +439,6 @@ async def provisioning_failed(event: Event, unit: UnitOfWork) -> None:
     that arrives before its opening (topics are not ordered against each other) is remembered,
     and the opening is undone as soon as it is applied.
     """
-    assert isinstance(event, ProvisioningFailed)
     if event.kind != FlowKind.ACCOUNT or event.service == unit.service or event.step.startswith(f"{unit.service}."):
         return
     failure = store.FailedOpening(event.flow_id, event.service, event.step, event.reason)

@@ -54,7 +54,7 @@ async def apply_fast(
             envelope = Envelope.from_headers(record.headers)
         except EnvelopeError:
             raise Unusual from None
-        if envelope.type in service.handlers:
+        if envelope.type in service.by_type:
             handled.append((record, envelope))
     ignored = len(records) - len(handled)
     if not handled:

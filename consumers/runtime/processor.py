@@ -196,7 +196,7 @@ class BatchProcessor:
         except EnvelopeError as error:
             await self._dead_letter(connection, record, event_id, Refusal("EnvelopeError", str(error)), outcome)
             return False
-        if envelope.type not in self.service.handlers:
+        if envelope.type not in self.service.by_type:
             reason = f"{envelope.type} is folded by a projection of {self.service.name}, which only a discard settles"
             await self._dead_letter(connection, record, event_id, Refusal("NotRedrivable", reason), outcome)
             return False
@@ -242,7 +242,7 @@ class BatchProcessor:
                 connection, record, record_id(record), Refusal("EnvelopeError", str(error)), outcome
             )
             return
-        if envelope.type not in self.service.handlers:
+        if envelope.type not in self.service.by_type:
             outcome.ignored += 1
             return
         if await connection.fetchval("select 1 from xbus_inbox where event_id = $1", envelope.id):

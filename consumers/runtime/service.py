@@ -16,6 +16,9 @@ healthy.
 from __future__ import annotations
 
 import asyncio
+import inspect
+import types
+import typing
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +32,9 @@ from infrastructure.catalogue import Catalogue, TopicKind
 from infrastructure.settings import Settings
 from schemas import Envelope, Event
 
-Handler = Callable[[Event, UnitOfWork], Awaitable[None]]
+#: A handler takes the event it is keyed by (typed as that class: ``user_created(event: UserCreated,
+#: unit)``), which the runtime has parsed into that class before calling it.
+Handler = Callable[[Any, UnitOfWork], Awaitable[None]]
 BackgroundTask = Callable[["BackgroundContext"], Coroutine[Any, Any, None]]
 
 
@@ -83,7 +88,8 @@ class Routing:
 @dataclass(frozen=True)
 class Service:
     name: str
-    handlers: Mapping[str, Handler]
+    #: The handler of each event class: ``{UserCreated: user_created}``.
+    handlers: Mapping[type[Event], Handler]
     migrations: Path | None = None
     #: Handler failures other than DomainError are retried this many times before dead-lettering.
     max_attempts: int = 3
@@ -101,13 +107,20 @@ class Service:
     #: Long-running work beside the consumer, each until ``context.stop`` is set (see the module doc).
     background: tuple[BackgroundTask, ...] = ()
     description: str = field(default="", compare=False)
+    #: ``handlers`` by CloudEvents type, as records name them.
+    by_type: Mapping[str, Handler] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for model, handler in self.handlers.items():
+            _check_takes(handler, model, self.name)
+        object.__setattr__(self, "by_type", {model.event_type: handler for model, handler in self.handlers.items()})
 
     @property
     def group_id(self) -> str:
         return f"xbus.{self.name}"
 
     def topics(self, catalogue: Catalogue) -> list[str]:
-        return sorted({topic.name for event_type in self.handlers for topic in catalogue.topics_for_type(event_type)})
+        return sorted({topic.name for event_type in self.by_type for topic in catalogue.topics_for_type(event_type)})
 
     def follow_up_topic(self, catalogue: Catalogue) -> str:
         for topic in catalogue.topics:
@@ -125,7 +138,7 @@ class Service:
         follow-ups it recorded, for the caller to write with the rest of its batch. The one place
         a handler is called: the fast path, the careful path and redrives all come here."""
         unit = UnitOfWork(connection, cause, routing.source, self.name, replayed=replayed)
-        await self.handlers[cause.type](event, unit)
+        await self.by_type[cause.type](event, unit)
         return unit.recorded
 
     def routing(self, settings: Settings, catalogue: Catalogue) -> Routing:
@@ -157,3 +170,16 @@ class BackgroundContext:
     #: The service's watchdog: a task with a consumer group of its own has it watch its
     #: partitions, which then count in the service's health (a stalled one makes /healthz 503).
     watchdog: Watchdog
+
+
+def _check_takes(handler: Handler, model: type[Event], service: str) -> None:
+    """Refuse a handler keyed by a class its event parameter does not accept (``{UserUpdated:
+    user_created}``): a wiring mistake that would otherwise surface as an AttributeError on the
+    first such event, dead-lettering it."""
+    hints = typing.get_type_hints(handler)
+    parameter = next(iter(inspect.signature(handler).parameters))
+    accepted = hints.get(parameter)
+    classes = typing.get_args(accepted) if isinstance(accepted, types.UnionType) else (accepted,)
+    if not any(isinstance(c, type) and issubclass(model, c) for c in classes):
+        name = getattr(handler, "__qualname__", repr(handler))
+        raise TypeError(f"service {service}: {name} is keyed by {model.__name__} but takes {accepted}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 from consumers.runtime import UnitOfWork
 from consumers.sessions import store
 from consumers.sessions.pools import Limits, UnknownPool, limits_in_force
-from schemas import Event
 from schemas.sessions import SessionLimitsAssigned, SessionsEnded
 from schemas.users import SessionPolicy, UserCreated, UserDeleted, UserDisabled, UserEnabled, UserUpdated
 
@@ -18,8 +17,7 @@ STEP_LIMITS = "sessions.limits"
 STEP_END = "sessions.end"
 
 
-async def user_created(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, UserCreated)
+async def user_created(event: UserCreated, unit: UnitOfWork) -> None:
     if event.session_policy is None:
         return  # Session Management is optional per user: no policy, no limits, no step
     limits = _limits_or_refuse(event.session_policy, unit)
@@ -29,9 +27,8 @@ async def user_created(event: Event, unit: UnitOfWork) -> None:
         _assigned(unit, event.login_id, event.session_policy.pool, limits)
 
 
-async def user_updated(event: Event, unit: UnitOfWork) -> None:
+async def user_updated(event: UserUpdated, unit: UnitOfWork) -> None:
     """A new policy replaces the old one; a refused one leaves the old limits in force."""
-    assert isinstance(event, UserUpdated)
     if event.session_policy is None:
         return  # a partial update that leaves the policy as it is
     limits = _limits_or_refuse(event.session_policy, unit)
@@ -42,14 +39,12 @@ async def user_updated(event: Event, unit: UnitOfWork) -> None:
         _assigned(unit, event.login_id, event.session_policy.pool, limits)
 
 
-async def user_disabled(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, UserDisabled)
+async def user_disabled(event: UserDisabled, unit: UnitOfWork) -> None:
     await store.end_sessions(unit, event.login_id, event.reason, unit.cause.time)
     unit.record(SessionsEnded(flow_id=unit.flow_id, login_id=event.login_id, reason=event.reason))
 
 
-async def user_enabled(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, UserEnabled)
+async def user_enabled(event: UserEnabled, unit: UnitOfWork) -> None:
     policy = await store.enable(unit, event.login_id, unit.cause.time)
     if policy is None:
         return  # no policy: the enabling flow expects no sessions step
@@ -59,9 +54,8 @@ async def user_enabled(event: Event, unit: UnitOfWork) -> None:
         _assigned(unit, event.login_id, policy.pool, limits)
 
 
-async def user_deleted(event: Event, unit: UnitOfWork) -> None:
+async def user_deleted(event: UserDeleted, unit: UnitOfWork) -> None:
     """A deleted login's policy and limits go with it (not a tracked flow: nothing to report)."""
-    assert isinstance(event, UserDeleted)
     await store.forget(unit, event.login_id)
 
 

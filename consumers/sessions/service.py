@@ -11,11 +11,11 @@ from schemas.users import UserCreated, UserDeleted, UserDisabled, UserEnabled, U
 SERVICE = Service(
     name="sessions",
     handlers={
-        UserCreated.event_type: handlers.user_created,
-        UserUpdated.event_type: handlers.user_updated,
-        UserDisabled.event_type: handlers.user_disabled,
-        UserEnabled.event_type: handlers.user_enabled,
-        UserDeleted.event_type: handlers.user_deleted,
+        UserCreated: handlers.user_created,
+        UserUpdated: handlers.user_updated,
+        UserDisabled: handlers.user_disabled,
+        UserEnabled: handlers.user_enabled,
+        UserDeleted: handlers.user_deleted,
     },
     migrations=Path(__file__).parent / "sql",
     description="Session Management: per-login session pool and limits; ends sessions of disabled logins.",

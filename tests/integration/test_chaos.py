@@ -218,7 +218,7 @@ def _readers(settings: Settings, topic: str, event_type: str | None) -> tuple[st
     return tuple(
         name
         for name, service in find_services().items()
-        if topic in service.topics(catalogue) and (event_type is None or event_type in service.handlers)
+        if topic in service.topics(catalogue) and (event_type is None or event_type in service.by_type)
     )
 
 

@@ -27,7 +27,6 @@ from infrastructure.endpoints import load_catalogue
 from infrastructure.kafka import client_options
 from infrastructure.process_endpoint import ProcessEndpoint
 from infrastructure.settings import Settings
-from schemas import Event
 from schemas.authentication import LoginProvisioned
 from schemas.users import UserCreated
 from tests.conftest import XbusCli
@@ -53,15 +52,14 @@ async def http(port: int, path: str) -> tuple[int, str]:
 def hanging_logins(release: asyncio.Event, entered: asyncio.Event | None = None) -> Service:
     """The logins service, except that a user named "hang" waits until ``release`` is set."""
 
-    async def user_created(event: Event, unit: UnitOfWork) -> None:
-        assert isinstance(event, UserCreated)
+    async def user_created(event: UserCreated, unit: UnitOfWork) -> None:
         if event.username == "hang":
             if entered is not None:
                 entered.set()
             await release.wait()
-        await LOGINS.handlers[UserCreated.event_type](event, unit)
+        await LOGINS.handlers[UserCreated](event, unit)
 
-    return Service(name=LOGINS.name, handlers={UserCreated.event_type: user_created}, migrations=LOGINS.migrations)
+    return Service(name=LOGINS.name, handlers={UserCreated: user_created}, migrations=LOGINS.migrations)
 
 
 async def test_a_partition_stuck_in_a_handler_is_reported_stalled_until_it_moves(service_settings: Settings) -> None:

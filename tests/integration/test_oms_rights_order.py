@@ -178,7 +178,7 @@ async def _played(authorisation: ServiceUnderTest, story: Story, copies: int, ex
     emitted: list[dict[str, list[Event]]] = [{} for _ in pairs]
     for step in zip(*runs, strict=True):
         for event in (await authorisation.handle(*step)).follow_ups:
-            if event.event_type in OMS.handlers:
+            if type(event) in OMS.handlers:
                 emitted[owner[event.aggregate_id]].setdefault(event.aggregate_id, []).append(event)
     return [
         Copy(login, account, opening, tuple(tuple(sequence) for sequence in emitted[index].values()))

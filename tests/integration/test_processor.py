@@ -265,7 +265,7 @@ async def test_batch_locks_hold_every_key_of_the_batch_before_the_first_handler_
         )
         seen.append({row["objid"] for row in rows})
 
-    service = dataclasses.replace(LOGINS, handlers={UserCreated.event_type: held}, batch_locks=keys_locked_as("login"))
+    service = dataclasses.replace(LOGINS, handlers={UserCreated: held}, batch_locks=keys_locked_as("login"))
     log = Log()
     await BatchProcessor(service, ROUTING).process(connection, [log(created("zed")), log(created("amy"))])
 
@@ -370,7 +370,7 @@ async def test_replay_marks_are_read_once_and_again_after_forget(connection: asy
         replayed.append(unit.replayed)
 
     log = Log()
-    processor = BatchProcessor(dataclasses.replace(LOGINS, handlers={UserCreated.event_type: note}), ROUTING)
+    processor = BatchProcessor(dataclasses.replace(LOGINS, handlers={UserCreated: note}), ROUTING)
     await processor.process(connection, [log(created("u0"))])
     await write_replay_marks(connection, {TopicPartition("xosp.users", 0): 100})
     await processor.process(connection, [log(created("u1"))])  # the marks read before are kept

@@ -43,15 +43,14 @@ EVENT_COUNT = LOGIN_COUNT * (1 + UPDATES_PER_LOGIN) + len(DISABLED)
 FAST_GROUPS = {"consumer_session_timeout_ms": 3_000, "consumer_heartbeat_interval_ms": 1_000}
 
 
-async def suspend(event: Event, unit: UnitOfWork) -> None:
+async def suspend(event: UserDisabled, unit: UnitOfWork) -> None:
     """A changed behaviour: a disabled login is now 'suspended'."""
-    assert isinstance(event, UserDisabled)
     await unit.execute(
         "update logins set status = 'suspended', changes = changes + 1 where login_id = $1", event.login_id
     )
 
 
-CHANGED = dataclasses.replace(LOGINS, handlers={**LOGINS.handlers, UserDisabled.event_type: suspend})
+CHANGED = dataclasses.replace(LOGINS, handlers={**LOGINS.handlers, UserDisabled: suspend})
 
 
 def _events() -> list[Event]:
@@ -142,7 +141,7 @@ async def test_rebuild_reproduces_the_same_checksum_and_publishes_nothing(stack:
         replayed.append(unit.replayed)
         await user_created(event, unit)
 
-    watched = dataclasses.replace(LOGINS, handlers={**LOGINS.handlers, UserCreated.event_type: watching_created})
+    watched = dataclasses.replace(LOGINS, handlers={**LOGINS.handlers, UserCreated: watching_created})
 
     report = await rebuild(watched, settings, stack.endpoints)
 

@@ -14,7 +14,6 @@ from consumers.runtime.records import headers_from_json
 from consumers.runtime.runner import ServiceRunner
 from infrastructure.endpoints import load_catalogue
 from infrastructure.settings import Settings
-from schemas import Event
 from schemas.authentication import LoginProvisioned
 from schemas.users import UserCreated
 from tests.integration.test_publisher import read_all
@@ -24,9 +23,8 @@ from tests.support.logins_service import LOGINS
 pytestmark = pytest.mark.integration
 
 
-async def login_created(event: Event, unit: UnitOfWork) -> None:
+async def login_created(event: UserCreated, unit: UnitOfWork) -> None:
     """Stores the login and records nothing: the timer announces it."""
-    assert isinstance(event, UserCreated)
     await unit.execute(
         "insert into logins (login_id, username, display_name, status) values ($1, $2, $3, 'new')",
         event.login_id,
@@ -46,7 +44,7 @@ async def announce(unit: TimerUnit) -> None:
 ANNOUNCE = Timer("announce", 0.1, announce)
 ANNOUNCING = Service(
     name=LOGINS.name,
-    handlers={UserCreated.event_type: login_created},
+    handlers={UserCreated: login_created},
     migrations=LOGINS.migrations,
     timers=(ANNOUNCE,),
 )

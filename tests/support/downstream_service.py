@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from consumers.runtime import Service, UnitOfWork
-from schemas import Event
 from schemas.authentication import LoginProvisioned
 
 
-async def login_provisioned(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, LoginProvisioned)
+async def login_provisioned(event: LoginProvisioned, unit: UnitOfWork) -> None:
     await unit.execute(
         "insert into provisioned (login_id, times) values ($1, 1) "
         "on conflict (login_id) do update set times = provisioned.times + 1",
@@ -20,6 +18,6 @@ async def login_provisioned(event: Event, unit: UnitOfWork) -> None:
 
 DOWNSTREAM = Service(
     name="provisioning",
-    handlers={LoginProvisioned.event_type: login_provisioned},
+    handlers={LoginProvisioned: login_provisioned},
     migrations=Path(__file__).parent / "downstream_sql",
 )

@@ -10,13 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from consumers.runtime import DomainError, Service, UnitOfWork
-from schemas import Event
 from schemas.authentication import LoginProvisioned
 from schemas.users import UserCreated, UserDisabled, UserUpdated
 
 
-async def user_created(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, UserCreated)
+async def user_created(event: UserCreated, unit: UnitOfWork) -> None:
     await unit.execute(
         "insert into logins (login_id, username, display_name, status) values ($1, $2, $3, 'active')",
         event.login_id,
@@ -26,8 +24,7 @@ async def user_created(event: Event, unit: UnitOfWork) -> None:
     unit.record(LoginProvisioned(login_id=event.login_id, username=event.username, flow_id=unit.flow_id))
 
 
-async def user_updated(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, UserUpdated)
+async def user_updated(event: UserUpdated, unit: UnitOfWork) -> None:
     if event.display_name == "boom":
         raise RuntimeError("a bug in the handler")
     changed = await unit.execute(
@@ -39,8 +36,7 @@ async def user_updated(event: Event, unit: UnitOfWork) -> None:
         raise DomainError(f"login {event.login_id} is unknown")
 
 
-async def user_disabled(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, UserDisabled)
+async def user_disabled(event: UserDisabled, unit: UnitOfWork) -> None:
     changed = await unit.execute(
         "update logins set status = 'disabled', changes = changes + 1 where login_id = $1", event.login_id
     )
@@ -51,9 +47,9 @@ async def user_disabled(event: Event, unit: UnitOfWork) -> None:
 LOGINS = Service(
     name="authentication",
     handlers={
-        UserCreated.event_type: user_created,
-        UserUpdated.event_type: user_updated,
-        UserDisabled.event_type: user_disabled,
+        UserCreated: user_created,
+        UserUpdated: user_updated,
+        UserDisabled: user_disabled,
     },
     migrations=Path(__file__).parent / "logins_sql",
 )

@@ -12,19 +12,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from consumers.runtime import DomainError, Service, UnitOfWork
-from schemas import Event
 from schemas.users import UserCreated, UserUpdated
 
 
-async def user_created(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, UserCreated)
+async def user_created(event: UserCreated, unit: UnitOfWork) -> None:
     await unit.execute(
         "insert into logins (login_id, display_name) values ($1, $2)", event.login_id, event.display_name
     )
 
 
-async def user_updated(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, UserUpdated)
+async def user_updated(event: UserUpdated, unit: UnitOfWork) -> None:
     if await unit.fetchval("select 1 from refused_logins where login_id = $1", event.login_id):
         raise RuntimeError(f"updates of login {event.login_id} are refused by the test")
     name = event.display_name or ""
@@ -36,6 +33,6 @@ async def user_updated(event: Event, unit: UnitOfWork) -> None:
 
 REFUSING = Service(
     name="authentication",
-    handlers={UserCreated.event_type: user_created, UserUpdated.event_type: user_updated},
+    handlers={UserCreated: user_created, UserUpdated: user_updated},
     migrations=Path(__file__).parent / "refusing_sql",
 )

@@ -7,12 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from consumers.runtime import Service, UnitOfWork
-from schemas import Event
 from schemas.users import UserCreated
 
 
-async def user_created(event: Event, unit: UnitOfWork) -> None:
-    assert isinstance(event, UserCreated)
+async def user_created(event: UserCreated, unit: UnitOfWork) -> None:
     await unit.execute("insert into logins (login_id, username) values ($1, $2)", event.login_id, event.username)
     if not unit.replayed:
         await unit.execute(
@@ -23,6 +21,6 @@ async def user_created(event: Event, unit: UnitOfWork) -> None:
 REPLAY_AWARE = Service(
     # the name of a service that owns a follow-up topic in topics.yaml; tests give it a schema of its own
     name="authentication",
-    handlers={UserCreated.event_type: user_created},
+    handlers={UserCreated: user_created},
     migrations=Path(__file__).parent / "replay_aware_sql",
 )

@@ -106,7 +106,7 @@ class ServiceUnderTest:
         published = [result for result in results if isinstance(result, Published)]
         assert len(published) == len(events), results
         ids = [result.event_id for result in published]
-        handled = [result.event_id for result in published if result.event_type in self.service.handlers]
+        handled = [result.event_id for result in published if result.event_type in self.service.by_type]
         assert handled, "send at least one event the service handles, to know when it has read them"
         await self._settled(handled)
         follow_ups = [

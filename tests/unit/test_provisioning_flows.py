@@ -45,7 +45,7 @@ def test_permissions_granted_closes_the_step_its_flow_expects() -> None:
 
 
 def test_every_starter_and_every_report_has_a_handler() -> None:
-    assert set(STARTERS) | set(COMPLETES) <= set(SERVICE.handlers)
+    assert set(STARTERS) | set(COMPLETES) <= set(SERVICE.by_type)
 
 
 def test_openings_have_their_own_outcome_and_changes_share_one() -> None:
