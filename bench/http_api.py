@@ -37,10 +37,10 @@ from types import ModuleType
 import asyncpg
 import httpx
 
-from infrastructure.endpoints import Endpoints, apply_catalogue, connect, load_catalogue
+from infrastructure.endpoints import Endpoints, apply_catalogue, connect
 from infrastructure.logs import configure_logging
 from infrastructure.settings import Settings, child_environment, load_settings
-from producers import Published, Publisher
+from producers import Published, Publisher, open_publisher
 from schemas.users import UserCreated
 from xbus.api.tokens import TokenStore
 
@@ -162,7 +162,7 @@ async def main(count: int, batch: int, clients: int, rounds: int) -> None:
         limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
         async with (
             httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as client,
-            Publisher(settings, endpoints.kafka_bootstrap, load_catalogue(settings)) as publisher,
+            open_publisher(settings) as publisher,
         ):
             await http_round(client, bodies[:10], clients)  # warm-up: connections, metadata, token cache
             await direct_round(publisher, batches[:10], clients)

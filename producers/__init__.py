@@ -9,6 +9,7 @@ from producers.publisher import (
     Publisher,
     PublishFailed,
     PublishResult,
+    open_publisher,
 )
 
-__all__ = ["Outgoing", "PublishFailed", "PublishResult", "Published", "Publisher"]
+__all__ = ["Outgoing", "PublishFailed", "PublishResult", "Published", "Publisher", "open_publisher"]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, NamedTuple, Self, cast
@@ -18,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from infrastructure.catalogue import Catalogue
+from infrastructure.endpoints import connect, load_catalogue
 from infrastructure.errors import XbusError
 from infrastructure.kafka_clients import start_producer
 from infrastructure.settings import Settings
@@ -249,3 +251,13 @@ class _Record(NamedTuple):
 
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+@asynccontextmanager
+async def open_publisher(settings: Settings, **options: Any) -> AsyncIterator[Publisher]:
+    """A started Publisher on the configured broker (the embedded one started if it is the one
+    configured) and catalogue, for the length of a block: what a script or a command needs in one
+    call. ``options`` are the Publisher's (``linger_ms``, ...)."""
+    endpoints = await connect(settings, database=False)
+    async with Publisher(settings, endpoints.kafka_bootstrap, load_catalogue(settings), **options) as publisher:
+        yield publisher

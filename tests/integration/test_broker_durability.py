@@ -24,11 +24,11 @@ from aiokafka import TopicPartition
 
 from infrastructure.embedded.processes import pid_alive
 from infrastructure.embedded.stack import EmbeddedStack
-from infrastructure.endpoints import connect, load_catalogue
+from infrastructure.endpoints import connect
 from infrastructure.groups import committed_offsets, partitions_of_topics
 from infrastructure.kafka_clients import admin_client
 from infrastructure.settings import EmbeddedBrokerChoice, Settings, load_settings
-from producers import Publisher
+from producers import open_publisher
 from schemas import Event
 from schemas.users import UserCreated, UserUpdated
 from tests.conftest import ROOT, Stack
@@ -102,7 +102,7 @@ def creations() -> list[Event]:
 
 
 async def publish(settings: Settings, events: Sequence[Event]) -> None:
-    async with Publisher(settings, settings.kafka_bootstrap or "", load_catalogue(settings)) as publisher:
+    async with open_publisher(settings) as publisher:
         assert publisher.idempotent
         results = await publisher.publish_many(events)
     assert all(hasattr(result, "offset") for result in results), results

@@ -18,9 +18,8 @@ from consumers.oms import queries as oms
 from consumers.provisioning.queries import FlowView, flows_of
 from consumers.registry import queries as registry
 from consumers.sessions import queries as sessions
-from infrastructure.endpoints import load_catalogue
 from infrastructure.settings import Settings
-from producers import Outgoing, Published, Publisher
+from producers import Outgoing, Published, open_publisher
 from schemas import Event
 from schemas.accounts import (
     AccountLogin,
@@ -48,7 +47,7 @@ class Platform:
     async def send(self, event: Event) -> str:
         """Publish ``event``; return its flow id once the tracker has seen that flow end."""
         self._clock += dt.timedelta(seconds=1)  # event times in the order sent, as upstream would
-        async with Publisher(self.settings, self.settings.kafka_bootstrap or "", load_catalogue(self.settings)) as p:
+        async with open_publisher(self.settings) as p:
             [result] = await p.publish_many([Outgoing(event, time=self._clock)])
         assert isinstance(result, Published), result
         await eventually(lambda: self._ended(result.event_id), 60, f"the flow of {event.event_type} ended")

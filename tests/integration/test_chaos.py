@@ -38,7 +38,7 @@ from infrastructure.embedded.processes import BrokerProcess, free_port, pid_aliv
 from infrastructure.endpoints import apply_catalogue, load_catalogue
 from infrastructure.kafka import client_options
 from infrastructure.settings import Settings, load_settings
-from producers import Outgoing, Published, Publisher
+from producers import Outgoing, Published, open_publisher
 from schemas import Envelope
 from tests.conftest import Stack
 from tests.integration.test_postgres_outage import OwnPostgres
@@ -185,7 +185,7 @@ async def test_the_demo_survives_kills_of_services_postgresql_and_broker(stack: 
 
 
 async def _publish(settings: Settings, events: list[Outgoing]) -> None:
-    async with Publisher(settings, settings.kafka_bootstrap or "", load_catalogue(settings)) as publisher:
+    async with open_publisher(settings) as publisher:
         results = await publisher.publish_many(events)
     assert all(isinstance(result, Published) for result in results), [
         r for r in results if not isinstance(r, Published)

@@ -12,9 +12,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from infrastructure.endpoints import load_catalogue
 from infrastructure.settings import Settings
-from producers import Publisher
+from producers import open_publisher
 from schemas.users import UserCreated
 from tests.conftest import Stack
 from tests.integration.test_publisher import read_all
@@ -38,7 +37,7 @@ async def test_kill_9_at_random_moments_loses_and_doubles_nothing(
         UserCreated(login_id=f"login-{i:05d}", username=f"user{i}", email=f"u{i}@example.com", display_name=f"U {i}")
         for i in range(EVENTS)
     ]
-    async with Publisher(settings, settings.kafka_bootstrap or "", load_catalogue(settings)) as publisher:
+    async with open_publisher(settings) as publisher:
         assert all(hasattr(r, "offset") for r in await publisher.publish_many(events))
 
     logins = ServiceProcess("tests.support.logins_service:LOGINS", settings, tmp_path / "logins.log")

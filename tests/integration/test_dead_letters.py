@@ -23,7 +23,7 @@ from consumers.runtime.runner import ServiceRunner
 from infrastructure.endpoints import load_catalogue
 from infrastructure.kafka import client_options
 from infrastructure.settings import Settings
-from producers import Publisher
+from producers import open_publisher
 from producers.partitioning import partition_for
 from schemas import Envelope, Event
 from schemas.users import UserCreated, UserUpdated
@@ -136,7 +136,7 @@ def updated(login: str, name: str) -> UserUpdated:
 
 
 async def publish(settings: Settings, events: list[Event]) -> list[Any]:
-    async with Publisher(settings, settings.kafka_bootstrap or "", load_catalogue(settings)) as publisher:
+    async with open_publisher(settings) as publisher:
         results = await publisher.publish_many(events)
     assert all(hasattr(r, "offset") for r in results), results
     return results

@@ -18,7 +18,6 @@ from aiokafka.admin import NewTopic
 
 from infrastructure.embedded.broker import start_broker
 from infrastructure.embedded.processes import free_port, stop_process
-from infrastructure.endpoints import load_catalogue
 from infrastructure.groups import (
     GroupActive,
     commit_offsets,
@@ -34,7 +33,7 @@ from infrastructure.groups import (
 from infrastructure.kafka import client_options
 from infrastructure.kafka_clients import admin_client
 from infrastructure.settings import Settings
-from producers import Published, Publisher
+from producers import Published, open_publisher
 from schemas.users import UserCreated
 from tests.conftest import Stack
 
@@ -47,7 +46,7 @@ def users(count: int) -> list[UserCreated]:
 
 
 async def publish(settings: Settings, events: Sequence[UserCreated]) -> list[Published]:
-    async with Publisher(settings, settings.kafka_bootstrap or "", load_catalogue(settings)) as publisher:
+    async with open_publisher(settings) as publisher:
         results = await publisher.publish_many(events)
     published = [result for result in results if isinstance(result, Published)]
     assert len(published) == len(events), results

@@ -20,13 +20,12 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from infrastructure.endpoints import load_catalogue
 from infrastructure.groups import commit_offsets, committed_offsets, partitions_of_topics
 from infrastructure.kafka import client_options
 from infrastructure.kafka_clients import admin_client, plain_consumer
 from infrastructure.offsets import log_end_offsets
 from infrastructure.settings import Settings
-from producers import Publisher
+from producers import open_publisher
 from schemas.users import UserCreated
 from tests.conftest import ROOT, Stack
 from tests.support.kafka_tools import consumer_groups, describe
@@ -73,7 +72,7 @@ class Log:
 async def log(stack: Stack) -> Log:
     settings = await module_settings(stack)  # topics of this module's own: every test reads the same waves
     between = []
-    async with Publisher(settings, settings.kafka_bootstrap or "", load_catalogue(settings)) as publisher:
+    async with open_publisher(settings) as publisher:
         for wave in range(WAVES):
             events = [
                 UserCreated(login_id=f"w{wave}-{n}", username=f"w{wave}n{n}", email="p@example.com", display_name="P")

@@ -21,12 +21,11 @@ from aiokafka import TopicPartition
 from consumers.provisioning.service import SERVICE as TRACKER
 from consumers.runtime.migrations import load_migrations, migrate
 from infrastructure.brokers import BrokerKind
-from infrastructure.endpoints import load_catalogue
 from infrastructure.groups import commit_offsets
 from infrastructure.kafka_clients import topic_reader
 from infrastructure.reader import read_topic
 from infrastructure.settings import Settings
-from producers import Published, Publisher
+from producers import Published, open_publisher
 from schemas.users import UserCreated
 from tests.conftest import ROOT, Stack, XbusCli
 from tests.support.logins_service import LOGINS
@@ -51,7 +50,7 @@ def user(login: str) -> UserCreated:
 
 
 async def publish(settings: Settings, *events: UserCreated) -> list[Published]:
-    async with Publisher(settings, settings.kafka_bootstrap or "", load_catalogue(settings)) as publisher:
+    async with open_publisher(settings) as publisher:
         results = await publisher.publish_many(list(events))
     assert all(isinstance(r, Published) for r in results), results
     return [r for r in results if isinstance(r, Published)]

@@ -41,7 +41,7 @@ from infrastructure.kafka_clients import acks_all_producer, topic_reader
 from infrastructure.offsets import log_end_offsets
 from infrastructure.reader import topic_partitions
 from infrastructure.settings import Settings
-from producers import Outgoing, Published, Publisher
+from producers import Outgoing, Published, Publisher, open_publisher
 from schemas import Envelope, Event, event_types
 from schemas.exchanges import ExchangeAdded, ExchangeSuspended, ExchangeUpdated
 from schemas.market_data import (
@@ -437,7 +437,7 @@ async def test_one_instance_feeds_an_exchange_and_another_takes_over_when_it_sto
     connection = await asyncpg.connect(settings.database_url or "")
     first = await start(SERVICE, settings)
     try:
-        async with Publisher(settings, settings.kafka_bootstrap or "", load_catalogue(settings)) as publisher:
+        async with open_publisher(settings) as publisher:
             await publisher.publish(exchange(code))
         await eventually(lambda: _at_least(_size_if_exists(settings, topic), 1), "the first instance feeds")
         since = await connection.fetchval("select clock_timestamp()")

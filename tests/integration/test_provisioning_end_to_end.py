@@ -18,9 +18,8 @@ from consumers.oms import queries as oms
 from consumers.registry import queries as registry
 from consumers.runtime.checksum import state_checksum
 from consumers.sessions import queries as sessions
-from infrastructure.endpoints import load_catalogue
 from infrastructure.settings import Settings
-from producers import Published, Publisher
+from producers import Published, open_publisher
 from schemas.accounts import TradingAccountOpened
 from schemas.operators import OperatorRegistered
 from schemas.types import OperatorSystem
@@ -40,7 +39,7 @@ async def test_shuffled_scenario_provisions_every_flow_and_replays_to_the_same_s
 ) -> None:
     settings = service_settings
     scenario = build_scenario(operators=3, users=500, accounts=200, seed=11)
-    async with Publisher(settings, settings.kafka_bootstrap or "", load_catalogue(settings)) as publisher:
+    async with open_publisher(settings) as publisher:
         results = await publisher.publish_many(scenario.shuffled(seed=5))
     assert all(isinstance(r, Published) for r in results), [r for r in results if not isinstance(r, Published)][:3]
 

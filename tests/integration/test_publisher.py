@@ -16,7 +16,7 @@ from infrastructure.kafka_clients import plain_consumer, topic_reader
 from infrastructure.offsets import log_end_offsets
 from infrastructure.reader import read_topic, topic_partitions
 from infrastructure.settings import Settings
-from producers import Outgoing, Published, Publisher, PublishFailed
+from producers import Outgoing, Published, Publisher, PublishFailed, open_publisher
 from producers.partitioning import partition_for
 from schemas import Envelope
 from schemas.accounts import FundsDeposited, TradingAccountOpened
@@ -40,7 +40,7 @@ async def read_all(settings: Settings, topic: str) -> list:
 
 async def test_round_trip_carries_every_cloudevents_header(topics: Settings) -> None:
     event = user("3f1c9a52-aaaa-4d1e-9c1a-000000000001")
-    async with Publisher(topics, topics.kafka_bootstrap or "", load_catalogue(topics)) as publisher:
+    async with open_publisher(topics) as publisher:
         result = await publisher.publish(event, correlation_id="flow-42", causation_id="cause-7")
 
     [read] = await read_all(topics, "xosp.users")
@@ -72,7 +72,7 @@ async def test_round_trip_carries_every_cloudevents_header(topics: Settings) -> 
 
 
 async def test_a_root_event_is_its_own_correlation_and_causation(topics: Settings) -> None:
-    async with Publisher(topics, topics.kafka_bootstrap or "", load_catalogue(topics)) as publisher:
+    async with open_publisher(topics) as publisher:
         result = await publisher.publish(user("root-login"))
     [read] = await read_all(topics, "xosp.users")
     assert read.envelope.correlation_id == read.envelope.causation_id == result.event_id
@@ -86,7 +86,7 @@ async def test_publish_many_reports_the_partition_and_offset_each_event_landed_a
         )
         for i in range(100)
     ]
-    async with Publisher(topics, topics.kafka_bootstrap or "", load_catalogue(topics)) as publisher:
+    async with open_publisher(topics) as publisher:
         results = await publisher.publish_many(events)
 
     assert all(isinstance(r, Published) for r in results)
@@ -109,7 +109,7 @@ async def test_partition_is_the_one_a_plain_kafka_client_picks_for_the_same_key(
         plain = [await producer.send_and_wait(topic, b"{}", key=f"login-{i}".encode()) for i in range(40)]
     finally:
         await producer.stop()
-    async with Publisher(topics, topics.kafka_bootstrap or "", load_catalogue(topics)) as publisher:
+    async with open_publisher(topics) as publisher:
         ours = await publisher.publish_many([user(f"login-{i}") for i in range(40)])
     assert [r.partition for r in ours] == [m.partition for m in plain]
     assert [r.partition for r in ours] == [partition_for(f"login-{i}".encode(), 12) for i in range(40)]
@@ -118,7 +118,7 @@ async def test_partition_is_the_one_a_plain_kafka_client_picks_for_the_same_key(
 async def test_events_of_one_aggregate_keep_their_order(topics: Settings) -> None:
     login = "ordered-login"
     sequence = [user(login)] + [UserDisabled(login_id=login, reason=f"step {i}") for i in range(300)]
-    async with Publisher(topics, topics.kafka_bootstrap or "", load_catalogue(topics)) as publisher:
+    async with open_publisher(topics) as publisher:
         await publisher.publish_many(sequence)
     read = [e for e in await read_all(topics, "xosp.users") if e.key == login]
     assert [e.data.get("reason") for e in read] == [None] + [f"step {i}" for i in range(300)]
@@ -127,7 +127,7 @@ async def test_events_of_one_aggregate_keep_their_order(topics: Settings) -> Non
 
 async def test_a_bad_item_fails_alone_and_the_rest_are_published(topics: Settings) -> None:
     good = user("good-login")
-    async with Publisher(topics, topics.kafka_bootstrap or "", load_catalogue(topics)) as publisher:
+    async with open_publisher(topics) as publisher:
         results = await publisher.publish_many([good, {"not": "an event"}, Outgoing(user("second-good"))])  # type: ignore[list-item]
     assert isinstance(results[0], Published) and isinstance(results[2], Published)
     assert isinstance(results[1], PublishFailed) and "expected an event model" in results[1].error
@@ -143,7 +143,7 @@ async def test_publish_before_start_says_how_to_start(topics: Settings) -> None:
 @pytest.mark.broker("kafka", reason="Apache Kafka grants the idempotent producer (InitProducerId)")
 async def test_apache_kafka_gets_an_idempotent_producer_and_no_fallback_warning(topics: Settings) -> None:
     with structlog.testing.capture_logs() as logged:
-        async with Publisher(topics, topics.kafka_bootstrap or "", load_catalogue(topics)) as publisher:
+        async with open_publisher(topics) as publisher:
             assert publisher.idempotent is True
             assert publisher._producer is not None and publisher._producer._sender._acks == -1  # acks=all
             manager = publisher._producer._txn_manager
@@ -156,7 +156,7 @@ async def test_apache_kafka_gets_an_idempotent_producer_and_no_fallback_warning(
 @pytest.mark.broker("tansu", reason="Tansu refuses InitProducerId; the publisher must fall back")
 async def test_the_embedded_broker_gets_a_plain_acks_all_producer(topics: Settings) -> None:
     """Tansu refuses InitProducerId: the publisher falls back instead of failing (docs/brokers.md)."""
-    async with Publisher(topics, topics.kafka_bootstrap or "", load_catalogue(topics)) as publisher:
+    async with open_publisher(topics) as publisher:
         assert publisher.idempotent is False
         assert publisher._producer is not None and publisher._producer._sender._acks == -1  # acks=all
         await publisher.publish(user("fallback-login"))

@@ -23,7 +23,7 @@ from infrastructure.groups import committed_offsets, describe_group, list_groups
 from infrastructure.kafka_clients import admin_client, plain_consumer
 from infrastructure.offsets import log_end_offsets
 from infrastructure.settings import Settings, load_settings
-from producers import Published, Publisher
+from producers import Published, open_publisher
 from schemas import Event
 from schemas.users import UserCreated, UserDisabled, UserUpdated
 from tests.conftest import Stack, XbusCli
@@ -68,7 +68,7 @@ def _events() -> list[Event]:
 
 
 async def _publish(settings: Settings, events: list[Event]) -> None:
-    async with Publisher(settings, settings.kafka_bootstrap or "", load_catalogue(settings)) as publisher:
+    async with open_publisher(settings) as publisher:
         results = await publisher.publish_many(events)
     assert all(isinstance(result, Published) for result in results), results[:3]
 

@@ -24,7 +24,7 @@ from consumers.registry.service import SERVICE
 from consumers.runtime.runner import ServiceRunner
 from infrastructure.endpoints import apply_catalogue, load_catalogue
 from infrastructure.settings import Settings, load_settings
-from producers import Outgoing, Published, Publisher
+from producers import Outgoing, Published, open_publisher
 from schemas import Event, event_types
 from schemas.accounts import (
     FundsDeposited,
@@ -60,7 +60,7 @@ class Registry:
     async def publish(self, *events: Event | Outgoing) -> list[str]:
         """Publish ``events`` in order and wait until the registry has applied them and published
         its follow-ups; return their event ids (the flow ids of the flows they start)."""
-        async with Publisher(self.settings, self.settings.kafka_bootstrap or "", load_catalogue(self.settings)) as p:
+        async with open_publisher(self.settings) as p:
             results = await p.publish_many([e if isinstance(e, Outgoing) else Outgoing(e) for e in events])
         ids = [r.event_id for r in results if isinstance(r, Published)]
         assert len(ids) == len(events), results

@@ -15,7 +15,7 @@ from consumers.runtime.runner import ServiceRunner
 from infrastructure.endpoints import load_catalogue
 from infrastructure.kafka import client_options
 from infrastructure.settings import Settings
-from producers import Outgoing, Publisher
+from producers import Outgoing, open_publisher
 from schemas.users import UserCreated
 from tests.integration.test_publisher import read_all
 from tests.support.logins_service import LOGINS
@@ -37,7 +37,7 @@ def user(login: str) -> UserCreated:
 
 
 async def publish(settings: Settings, items: list) -> None:
-    async with Publisher(settings, settings.kafka_bootstrap or "", load_catalogue(settings)) as publisher:
+    async with open_publisher(settings) as publisher:
         results = await publisher.publish_many(items)
     assert all(hasattr(r, "offset") for r in results), results
 

@@ -22,7 +22,7 @@ from consumers.runtime.records import headers_from_json
 from infrastructure.embedded.processes import free_port
 from infrastructure.endpoints import load_catalogue
 from infrastructure.settings import Settings
-from producers import Outgoing, Published, Publisher
+from producers import Outgoing, Published, open_publisher
 from tests.conftest import Stack
 from tests.support.scale_out_scenario import ScaleOutScenario, build_scale_out
 from tests.support.service_process import ServiceProcess, scalar, wait_for
@@ -89,7 +89,7 @@ def _instance(service: str, index: int, settings: Settings, tmp_path: Path) -> S
 
 
 async def _publish(settings: Settings, events: list[Outgoing]) -> None:
-    async with Publisher(settings, settings.kafka_bootstrap or "", load_catalogue(settings)) as publisher:
+    async with open_publisher(settings) as publisher:
         results = await publisher.publish_many(events)
     failed = [result for result in results if not isinstance(result, Published)]
     assert not failed, failed[:3]

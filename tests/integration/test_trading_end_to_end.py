@@ -27,11 +27,10 @@ from consumers.registry import queries as registry
 from consumers.runtime.dead_letters import schema_connection
 from consumers.runtime.runner import ServiceRunner
 from exchanges import load_oms_adapter
-from infrastructure.endpoints import load_catalogue
 from infrastructure.kafka_clients import topic_reader
 from infrastructure.reader import read_topic, topic_partitions
 from infrastructure.settings import Settings
-from producers import Outgoing, Published, Publisher
+from producers import Outgoing, Published, Publisher, open_publisher
 from schemas import Event, event_types
 from schemas.accounts import AccountLogin, Investor, TradingAccountOpened, TradingAccountUpdated, VettingLimits
 from schemas.gateway import ExecutionKind, ExecutionReported
@@ -90,7 +89,7 @@ async def bus(stack: Stack) -> AsyncIterator[Bus]:
     settings = await module_settings(stack)
     db = await asyncpg.connect(settings.database_url or "")
     async with (
-        Publisher(settings, settings.kafka_bootstrap or "", load_catalogue(settings)) as publisher,
+        open_publisher(settings) as publisher,
         running(settings, TRADING) as runners,
     ):
         bus = Bus(settings, publisher, db, runners)

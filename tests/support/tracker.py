@@ -20,7 +20,7 @@ from infrastructure.endpoints import load_catalogue
 from infrastructure.kafka import client_options
 from infrastructure.reader import ReadEvent
 from infrastructure.settings import Settings
-from producers import Outgoing, Publisher
+from producers import Outgoing, open_publisher
 from schemas import Envelope, Event
 from tests.integration.test_publisher import read_all
 from tests.integration.test_runtime import eventually
@@ -42,7 +42,7 @@ class Tracker:
 
     async def publish(self, *items: Event | Outgoing) -> None:
         """Events whose type one topic carries, routed by the catalogue."""
-        async with Publisher(self.settings, self.settings.kafka_bootstrap or "", load_catalogue(self.settings)) as p:
+        async with open_publisher(self.settings) as p:
             results = await p.publish_many(items)
         assert all(hasattr(result, "offset") for result in results), results
 

@@ -16,9 +16,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from infrastructure.endpoints import connect, load_catalogue
+from infrastructure.endpoints import load_catalogue
 from infrastructure.errors import XbusError
-from producers import Outgoing, Published, Publisher
+from producers import Outgoing, Published, open_publisher
 from producers.incoming import Fault, InvalidEvent, loads_strict, parse_event_document, parse_event_line
 from xbus.cli.common import err, out, run, settings
 
@@ -65,8 +65,7 @@ def _load_data(data: str) -> object:
 
 
 async def _publish_one(outgoing: Outgoing) -> Published:
-    endpoints = await connect(settings(), database=False)
-    async with Publisher(settings(), endpoints.kafka_bootstrap, load_catalogue(settings())) as publisher:
+    async with open_publisher(settings()) as publisher:
         return await publisher.publish(
             outgoing.event, correlation_id=outgoing.correlation_id, causation_id=outgoing.causation_id
         )
@@ -82,7 +81,6 @@ async def _publish_file(path: Path) -> None:
     with path.open("rb") as handle:
         total_lines = sum(1 for line in handle if line.strip())
     accepted = load_catalogue(settings()).input_types()
-    endpoints = await connect(settings(), database=False)
     tally = _Tally()
     progress = Progress(
         TextColumn("publishing {task.fields[name]}"),
@@ -91,7 +89,7 @@ async def _publish_file(path: Path) -> None:
         TimeRemainingColumn(),
         console=err,
     )
-    async with Publisher(settings(), endpoints.kafka_bootstrap, load_catalogue(settings())) as publisher:
+    async with open_publisher(settings()) as publisher:
         with progress:
             task = progress.add_task("publish", total=total_lines, name=path.name)
             for chunk in _chunks(path):
