@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaProducer
 from broker_option import add_broker_option, broker_name, choose_broker
 
 from infrastructure.endpoints import apply_catalogue, connect, load_catalogue
-from infrastructure.kafka import client_options
+from infrastructure.kafka_clients import client_options
 from infrastructure.logs import configure_logging
 from infrastructure.settings import Settings, load_settings
 from producers import Publisher

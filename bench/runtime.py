@@ -50,8 +50,7 @@ from consumers.runtime.service import Service
 from infrastructure.brokers import group_member_options
 from infrastructure.catalogue import Catalogue
 from infrastructure.endpoints import Endpoints, apply_catalogue, connect, load_catalogue
-from infrastructure.kafka import client_options
-from infrastructure.kafka_clients import acks_all_producer, admin_client
+from infrastructure.kafka_clients import acks_all_producer, admin_client, client_options
 from infrastructure.logs import configure_logging
 from infrastructure.reader import topic_partitions
 from infrastructure.settings import Settings, child_environment, load_settings

@@ -20,7 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from infrastructure.errors import BrokerUnavailable
-from infrastructure.kafka import MemberTiming, client_options, member_options
+from infrastructure.kafka_clients import MemberTiming, client_options, member_options
 from infrastructure.settings import Settings
 
 log = structlog.get_logger("xbus.brokers")
@@ -130,5 +130,5 @@ def member_timing(settings: Settings, traits: BrokerTraits) -> MemberTiming:
 
 
 async def group_member_options(settings: Settings, bootstrap: str, group: str) -> dict[str, Any]:
-    """:func:`infrastructure.kafka.member_options` with the timing of the broker at ``bootstrap``."""
+    """:func:`infrastructure.kafka_clients.member_options` with the timing of the broker at ``bootstrap``."""
     return member_options(settings, bootstrap, group, member_timing(settings, await broker_traits(settings, bootstrap)))

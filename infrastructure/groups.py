@@ -30,7 +30,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from infrastructure.brokers import broker_traits, member_timing
 from infrastructure.errors import XbusError
-from infrastructure.kafka import client_options
+from infrastructure.kafka_clients import client_options
 from infrastructure.settings import Settings
 
 log = structlog.get_logger("xbus.groups")

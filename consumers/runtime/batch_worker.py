@@ -1,6 +1,6 @@
 """The worker that applies a group of partitions' queues and commits their offsets.
 
-It takes a batch (partition_queues.py), applies it in one PostgreSQL transaction
+It takes a batch (poller.py), applies it in one PostgreSQL transaction
 (processor.py), and commits the offsets past it only after that transaction has committed, then
 takes the next, until the group's queues are empty. Errors of PostgreSQL or Kafka are retried
 with backoff, the batch as a whole, so nothing is skipped or reordered. A batch of several
@@ -23,7 +23,7 @@ from aiokafka.errors import KafkaError
 from consumers.runtime import metrics
 from consumers.runtime.committer import GroupCommitter
 from consumers.runtime.counts import EVENT_FATES, BatchOutcome, RunnerStats
-from consumers.runtime.partition_queues import Batch, PartitionQueues
+from consumers.runtime.poller import Batch, Poller
 from consumers.runtime.processor import BatchProcessor
 from consumers.runtime.progress import NoProgress, ProgressWatch
 from consumers.runtime.records import StoredRecord
@@ -39,14 +39,14 @@ class BatchWorker:
     def __init__(
         self,
         processor: BatchProcessor,
-        queues: PartitionQueues,
+        poller: Poller,
         watchdog: Watchdog,
         *,
         split_seconds: float,
     ) -> None:
         self.service = processor.service.name
         self.processor = processor
-        self.queues = queues
+        self.poller = poller
         self.watchdog = watchdog
         self.split_seconds = split_seconds
         self.stats = RunnerStats()
@@ -60,19 +60,20 @@ class BatchWorker:
         committer: GroupCommitter,
         pool: asyncpg.Pool,
         owned: set[TopicPartition],
+        *,
         stop: asyncio.Event,
     ) -> None:
         """Apply the queues of ``owned`` a batch at a time until none has records left, or the
         runner stops (the batch under way is finished either way)."""
         split: set[TopicPartition] = set()
         try:
-            while not stop.is_set() and (batch := self.queues.take(consumer, owned)):
+            while not stop.is_set() and (batch := self.poller.take(consumer, owned)):
                 if not await self._work(committer, pool, batch, stop):
                     split = set(batch)
                     return
         finally:
-            self.queues.release(owned, set(owned))
-            self.queues.go_solo(split)  # after the release, which ends solo runs
+            self.poller.release(owned, set(owned))
+            self.poller.go_solo(split)  # after the release, which ends solo runs
 
     async def _work(self, committer: GroupCommitter, pool: asyncpg.Pool, batch: Batch, stop: asyncio.Event) -> bool:
         """Apply ``batch`` and commit its offsets; False when it held several partitions and made
@@ -88,7 +89,7 @@ class BatchWorker:
         except NoProgress as stuck:
             # Rolled back, unless it was cancelled between COMMIT and the return: the records
             # then come back as duplicates, which the inbox skips.
-            self.queues.put_back(batch)
+            self.poller.put_back(batch)
             metrics.BATCH_SPLITS.labels(self.service).inc()
             log.warning(
                 "batch of a group made no progress; applying its partitions one by one",

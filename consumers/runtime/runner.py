@@ -4,8 +4,8 @@ transaction commits.
 
 The runner is a facade over parts with one job each:
 
-- the poll loop here: polled records join their partition's queue (partition_queues.py), and
-  the partitions with records and no worker get one worker together;
+- the poller (poller.py): polled records join their partition's queue, and the partitions with
+  records and no worker get one worker together;
 - the worker (batch_worker.py): applies a group's queues in one transaction a batch at a time
   (processor.py), commits their offsets in one request, retries what the infrastructure fails,
   and sends a group that makes no progress solo;
@@ -27,6 +27,7 @@ nothing.
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import asyncpg
 import structlog
@@ -37,13 +38,12 @@ from consumers.runtime.committer import GroupCommitter
 from consumers.runtime.counts import RunnerStats
 from consumers.runtime.held_events import look_after_held_events
 from consumers.runtime.migrations import load_migrations, migrate
-from consumers.runtime.partition_queues import PartitionQueues
+from consumers.runtime.poller import Poller
 from consumers.runtime.processor import BatchProcessor
 from consumers.runtime.relay import OutboxRelay
 from consumers.runtime.service import BackgroundContext, Service
 from consumers.runtime.supervisor import Supervisor
 from consumers.runtime.timers import TimerLoop
-from consumers.runtime.waits import unless_stopped
 from consumers.runtime.watchdog import ServiceHealth, Watchdog
 from infrastructure.brokers import group_member_options
 from infrastructure.catalogue import Catalogue
@@ -76,9 +76,9 @@ class ServiceRunner:
         self.relay = OutboxRelay(service.name, settings, bootstrap, database_url)
         self.watchdog = Watchdog(service.name, settings, bootstrap)
         self.timers = TimerLoop(service, settings, self.routing)
-        self._queues = PartitionQueues(max_records)
+        self._poller = Poller(max_records)
         self._worker = BatchWorker(
-            self.processor, self._queues, self.watchdog, split_seconds=settings.batch_split_seconds
+            self.processor, self._poller, self.watchdog, split_seconds=settings.batch_split_seconds
         )
         self._supervisor: Supervisor | None = None
         self._bootstrap = bootstrap
@@ -135,25 +135,13 @@ class ServiceRunner:
             topics=self.topics,
             schema=self.schema,
         )
+
         try:
-            while (
-                batches := await unless_stopped(stop, consumer.getmany(timeout_ms=200, max_records=self._max_records))
-            ) is not None:
-                if supervisor.failure is not None:
-                    raise supervisor.failure
-                assigned = consumer.assignment()
-                for tp, records in batches.items():
-                    if records and tp in assigned:
-                        self._worker.committed.setdefault(tp, records[0].offset)  # where the group's offset put us
-                        if self._queues.add(tp, records):
-                            consumer.pause(tp)  # until a worker takes the queue
-                for group in self._queues.waiting():
-                    worker = asyncio.create_task(self._worker.drain(consumer, committer, pool, group, stop))
-                    self._queues.hold(group, worker)
-                    supervisor.watch(worker)
+            drain = functools.partial(self._worker.drain, consumer, committer, pool, stop=stop)
+            await self._poller.run(consumer, stop, drain, self._worker.committed, supervisor)
         finally:
             stop.set()
-            log.info("service stopping", service=self.service.name, batches_under_way=len(self._queues.workers()))
+            log.info("service stopping", service=self.service.name, batches_under_way=len(self._poller.workers()))
             await self._finish_or_abandon()
             await stop_and_leave(consumer, self.settings, self._bootstrap)  # its partitions move at once
             await supervisor.finish()
@@ -174,7 +162,7 @@ class ServiceRunner:
     async def finish(self, partitions: set[TopicPartition]) -> None:
         """Drop what is queued for ``partitions`` and wait for their workers: the batches under way
         are applied and committed, or abandoned; the next owner reads the rest from the group's offsets."""
-        await self._queues.give_up(partitions)
+        await self._poller.give_up(partitions)
         for tp in partitions:
             self._worker.committed.pop(tp, None)
 
@@ -204,7 +192,7 @@ class ServiceRunner:
         """On stop, batches under way get ``stop_grace_seconds`` to apply and commit before the group is
         left; a batch stuck longer (a handler waiting forever) is cancelled: its transaction rolls
         back and the partition's next owner re-reads it."""
-        workers = self._queues.workers()
+        workers = self._poller.workers()
         if not workers:
             return
         _, stuck = await asyncio.wait(workers, timeout=self.settings.stop_grace_seconds)

@@ -36,7 +36,7 @@ from infrastructure.brokers import TRAITS, BrokerKind, remember
 from infrastructure.embedded.broker import start_broker
 from infrastructure.embedded.processes import BrokerProcess, free_port, pid_alive
 from infrastructure.endpoints import apply_catalogue, load_catalogue
-from infrastructure.kafka import client_options
+from infrastructure.kafka_clients import client_options
 from infrastructure.settings import Settings, load_settings
 from producers import Outgoing, Published, open_publisher
 from schemas import Envelope

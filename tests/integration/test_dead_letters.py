@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 
 from consumers.runtime.runner import ServiceRunner
 from infrastructure.endpoints import load_catalogue
-from infrastructure.kafka import client_options
+from infrastructure.kafka_clients import client_options
 from infrastructure.settings import Settings
 from producers import open_publisher
 from producers.partitioning import partition_for

@@ -31,8 +31,7 @@ from consumers.runtime.runner import ServiceRunner
 from exchanges import load_oms_adapter
 from infrastructure.endpoints import load_catalogue
 from infrastructure.groups import committed_offsets
-from infrastructure.kafka import client_options
-from infrastructure.kafka_clients import admin_client, plain_consumer
+from infrastructure.kafka_clients import admin_client, client_options, plain_consumer
 from infrastructure.offsets import log_end_offsets
 from infrastructure.reader import topic_partitions
 from infrastructure.settings import Settings

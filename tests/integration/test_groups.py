@@ -30,8 +30,7 @@ from infrastructure.groups import (
     require_inactive,
     stop_and_leave,
 )
-from infrastructure.kafka import client_options
-from infrastructure.kafka_clients import admin_client
+from infrastructure.kafka_clients import admin_client, client_options
 from infrastructure.settings import Settings
 from producers import Published, open_publisher
 from schemas.users import UserCreated

@@ -24,7 +24,7 @@ from consumers.runtime.watchdog import process_health
 from infrastructure.brokers import broker_traits, member_timing
 from infrastructure.embedded.processes import free_port
 from infrastructure.endpoints import load_catalogue
-from infrastructure.kafka import client_options
+from infrastructure.kafka_clients import client_options
 from infrastructure.process_endpoint import ProcessEndpoint
 from infrastructure.settings import Settings
 from schemas.authentication import LoginProvisioned

@@ -21,8 +21,7 @@ import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from infrastructure.groups import commit_offsets, committed_offsets, partitions_of_topics
-from infrastructure.kafka import client_options
-from infrastructure.kafka_clients import admin_client, plain_consumer
+from infrastructure.kafka_clients import admin_client, client_options, plain_consumer
 from infrastructure.offsets import log_end_offsets
 from infrastructure.settings import Settings
 from producers import open_publisher

@@ -36,8 +36,7 @@ from exchanges.plugins import MarketData
 from exchanges.prodigy import ProdigyMarketData
 from infrastructure.catalogue import MARKET_DATA_TOPICS
 from infrastructure.endpoints import load_catalogue
-from infrastructure.kafka import client_options
-from infrastructure.kafka_clients import acks_all_producer, topic_reader
+from infrastructure.kafka_clients import acks_all_producer, client_options, topic_reader
 from infrastructure.offsets import log_end_offsets
 from infrastructure.reader import topic_partitions
 from infrastructure.settings import Settings

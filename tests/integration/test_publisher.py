@@ -11,8 +11,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from infrastructure.endpoints import load_catalogue
 from infrastructure.errors import XbusError
-from infrastructure.kafka import client_options
-from infrastructure.kafka_clients import plain_consumer, topic_reader
+from infrastructure.kafka_clients import client_options, plain_consumer, topic_reader
 from infrastructure.offsets import log_end_offsets
 from infrastructure.reader import read_topic, topic_partitions
 from infrastructure.settings import Settings

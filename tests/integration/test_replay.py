@@ -16,8 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from consumers.runtime.replay_marks import read_replay_marks
 from infrastructure.errors import XbusError
 from infrastructure.groups import GroupActive, commit_offsets, committed_offsets, describe_group, partitions_of_topics
-from infrastructure.kafka import client_options
-from infrastructure.kafka_clients import admin_client, plain_consumer
+from infrastructure.kafka_clients import admin_client, client_options, plain_consumer
 from infrastructure.offsets import log_end_offsets
 from infrastructure.settings import Settings
 from producers import Published

@@ -17,7 +17,7 @@ from consumers.provisioning.service import SERVICE
 from consumers.runtime import Service
 from consumers.runtime.runner import ServiceRunner
 from infrastructure.endpoints import load_catalogue
-from infrastructure.kafka import client_options
+from infrastructure.kafka_clients import client_options
 from infrastructure.reader import ReadEvent
 from infrastructure.settings import Settings
 from producers import Outgoing, open_publisher

@@ -45,7 +45,7 @@ def test_a_sasl_password_is_never_echoed(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_sasl_and_tls_settings_reach_the_kafka_client(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    from infrastructure.kafka import client_options
+    from infrastructure.kafka_clients import client_options
 
     monkeypatch.setenv("XBUS_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
     monkeypatch.setenv("XBUS_KAFKA_SASL_MECHANISM", "SCRAM-SHA-256")

@@ -20,7 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from infrastructure.catalogue import Catalogue
 from infrastructure.endpoints import Endpoints, load_catalogue
-from infrastructure.kafka import client_options
+from infrastructure.kafka_clients import client_options
 from infrastructure.settings import Settings
 from producers import Publisher
 from xbus.api.auth import Auth

@@ -1,4 +1,4 @@
-"""Records polled and not yet applied, per partition, and which worker holds which partition.
+"""Polling: records polled and not yet applied, per partition, and which worker holds which one.
 
 The consumer keeps fetching while batches are applied: polled records join their partition's
 queue. The partitions with records and no worker are started together, as one group, in one
@@ -12,14 +12,18 @@ worker takes the queue: pausing earlier would drop what the consumer had prefetc
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from consumers.runtime.supervisor import Supervisor
+from consumers.runtime.waits import unless_stopped
 
 Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
 
-class PartitionQueues:
+class Poller:
     def __init__(self, max_records: int) -> None:
         self.max_records = max_records
         #: Records polled and not yet taken by their partition's worker, in offset order.
@@ -31,6 +35,34 @@ class PartitionQueues:
         self._solo: set[TopicPartition] = set()
         #: Set whenever a worker gives partitions up: what a rebalance waits for.
         self._released = asyncio.Event()
+
+    async def run(
+        self,
+        consumer: AIOKafkaConsumer,
+        stop: asyncio.Event,
+        drain: Callable[[set[TopicPartition]], Coroutine[Any, Any, None]],
+        first_offsets: dict[TopicPartition, int],
+        supervisor: Supervisor,
+    ) -> None:
+        """Poll until ``stop`` is set (or a supervised task failed: its error is raised): queue what
+        is polled for the partitions still assigned, noting the first offset read of each (where
+        the group's offset put us), and start ``drain(group)`` for each group waiting, as a worker
+        the supervisor watches."""
+        while (
+            batches := await unless_stopped(stop, consumer.getmany(timeout_ms=200, max_records=self.max_records))
+        ) is not None:
+            if supervisor.failure is not None:
+                raise supervisor.failure
+            assigned = consumer.assignment()
+            for tp, records in batches.items():
+                if records and tp in assigned:
+                    first_offsets.setdefault(tp, records[0].offset)
+                    if self.add(tp, records):
+                        consumer.pause(tp)  # until a worker takes the queue
+            for group in self.waiting():
+                worker = asyncio.create_task(drain(group))
+                self.hold(group, worker)
+                supervisor.watch(worker)
 
     def add(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> bool:
         """Queue ``records`` of ``tp``; True when its queue is now full (pause the partition)."""
