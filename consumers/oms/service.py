@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from consumers.oms import handlers
+from consumers.oms import accounts, placing, rights, venues
 from consumers.runtime import Service, keys_locked_as
 from schemas.accounts import TradingAccountOpened, TradingAccountSuspended, TradingAccountUpdated
 from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted
@@ -33,26 +33,26 @@ SERVICE = Service(
     # most of what it reads is keyed by trading account, and its handlers lock the account
     batch_locks=keys_locked_as("account"),
     handlers={
-        OperatorRegistered: handlers.operator_registered,
-        OperatorDeregistered: handlers.operator_deregistered,
-        TradingAccountOpened: handlers.account_opened,
-        TradingAccountUpdated: handlers.account_updated,
-        TradingAccountSuspended: handlers.account_suspended,
-        RegistryAccountStateChanged: handlers.registry_account_state_changed,
-        ProvisioningFailed: handlers.provisioning_failed,
-        ExchangeAdded: handlers.exchange_added,
-        ExchangeUpdated: handlers.exchange_updated,
-        ExchangeSuspended: handlers.exchange_suspended,
-        ExchangeRemoved: handlers.exchange_removed,
-        OmsAdapterRegistered: handlers.adapter_registered,
-        OmsAdapterStopped: handlers.adapter_stopped,
-        ExecutionReported: handlers.execution_reported,
-        AccountAccessGranted: handlers.account_access_granted,
-        AccessRevoked: handlers.access_revoked,
-        PermissionsGranted: handlers.permissions_granted,
-        CashMovementApplied: handlers.cash_movement_applied,
-        OrderPlaced: handlers.order_placed,
-        OrderCancelRequested: handlers.order_cancel_requested,
+        OperatorRegistered: accounts.operator_registered,
+        OperatorDeregistered: accounts.operator_deregistered,
+        TradingAccountOpened: accounts.account_opened,
+        TradingAccountUpdated: accounts.account_updated,
+        TradingAccountSuspended: accounts.account_suspended,
+        RegistryAccountStateChanged: accounts.registry_account_state_changed,
+        ProvisioningFailed: accounts.provisioning_failed,
+        ExchangeAdded: venues.exchange_added,
+        ExchangeUpdated: venues.exchange_updated,
+        ExchangeSuspended: venues.exchange_suspended,
+        ExchangeRemoved: venues.exchange_removed,
+        OmsAdapterRegistered: venues.adapter_registered,
+        OmsAdapterStopped: venues.adapter_stopped,
+        ExecutionReported: venues.execution_reported,
+        AccountAccessGranted: rights.account_access_granted,
+        AccessRevoked: rights.access_revoked,
+        PermissionsGranted: rights.permissions_granted,
+        CashMovementApplied: accounts.cash_movement_applied,
+        OrderPlaced: placing.order_placed,
+        OrderCancelRequested: placing.order_cancel_requested,
     },
     migrations=Path(__file__).parent / "sql",
     description=(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from consumers.registry import handlers
+from consumers.registry import accounts, compensation, operators, settlement
 from consumers.runtime import Service, keys_locked_as
 from schemas.accounts import (
     FundsDeposited,
@@ -27,17 +27,17 @@ SERVICE = Service(
     # most of what it reads is keyed by trading account, and its handlers lock the account
     batch_locks=keys_locked_as("account"),
     handlers={
-        OperatorRegistered: handlers.operator_registered,
-        OperatorDeregistered: handlers.operator_deregistered,
-        TradingAccountOpened: handlers.account_opened,
-        TradingAccountSuspended: handlers.account_suspended,
-        TradingAccountClosed: handlers.account_closed,
-        FundsDeposited: handlers.funds_deposited,
-        FundsWithdrawn: handlers.funds_withdrawn,
-        ProvisioningFailed: handlers.provisioning_failed,
-        ExchangeAdded: handlers.exchange_added,
-        ExchangeUpdated: handlers.exchange_updated,
-        ExecutionReported: handlers.execution_reported,
+        OperatorRegistered: operators.operator_registered,
+        OperatorDeregistered: operators.operator_deregistered,
+        TradingAccountOpened: accounts.account_opened,
+        TradingAccountSuspended: accounts.account_suspended,
+        TradingAccountClosed: accounts.account_closed,
+        FundsDeposited: accounts.funds_deposited,
+        FundsWithdrawn: accounts.funds_withdrawn,
+        ProvisioningFailed: compensation.provisioning_failed,
+        ExchangeAdded: settlement.exchange_added,
+        ExchangeUpdated: settlement.exchange_updated,
+        ExecutionReported: settlement.execution_reported,
     },
     migrations=Path(__file__).parent / "sql",
     description=(

@@ -49,7 +49,7 @@ def test_every_layer_imports_only_the_layers_below_it_and_no_service_imports_ano
         ("exchanges/plugins.py", "import consumers.runtime.service", "Layers point down", "consumers.runtime.service"),
         ("producers/publisher.py", "import exchanges.plugins", "Layers point down", "exchanges.plugins"),
         (
-            "consumers/registry/handlers.py",
+            "consumers/registry/settlement.py",
             "import consumers.oms.queries",
             "none imports another",
             "consumers.oms.queries",

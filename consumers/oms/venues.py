@@ -1,0 +1,133 @@
+"""The OMS's handlers of ``xosp.exchanges`` and ``xosp.gateway.events`` (docs/exchanges.md): the
+exchanges, their instruments and the adapter orders go to; whether an exchange takes orders and
+its reference prices; and the execution reports that move an order's state and book its fills
+into the positions, the final one completing the order and releasing what it still reserves. A
+report the OMS cannot apply (an order it never routed, a report after the final one) is a fault
+upstream and is dead-lettered; a fill reported twice is booked once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from consumers.oms import exchange_store, order_store, vetting
+from consumers.oms.orders import OUTCOMES, Order, report_problem, state_after
+from consumers.oms.positions import book_fill
+from consumers.runtime import DomainError, MissingPrerequisite, UnitOfWork
+from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated, Market
+from schemas.gateway import ExecutionKind, ExecutionReported, OmsAdapterRegistered, OmsAdapterStopped
+from schemas.money import money
+from schemas.oms import (
+    OrderCompleted,
+)
+
+
+async def exchange_added(event: ExchangeAdded, unit: UnitOfWork) -> None:
+    await _refuse_markets_of_others(unit, event.code, event.markets)
+    await exchange_store.add_exchange(unit, event, unit.cause.time)
+
+
+async def exchange_updated(event: ExchangeUpdated, unit: UnitOfWork) -> None:
+    if event.markets is not None:
+        await _refuse_markets_of_others(unit, event.code, event.markets)
+    if not await exchange_store.update_exchange(unit, event, unit.cause.time):
+        raise MissingPrerequisite(
+            f"exchange {event.code} is unknown to the OMS (no ExchangeAdded for it was applied)",
+            waits_for=event.code,
+            needs="the exchange's ExchangeAdded",
+            service="oms",
+        )
+
+
+async def exchange_suspended(event: ExchangeSuspended, unit: UnitOfWork) -> None:
+    """New orders for the exchange are rejected with ``Exchange.NotActive``; open ones stay open."""
+    if not await exchange_store.set_state(
+        unit, event.code, vetting.ExchangeState.SUSPENDED, event.reason, unit.cause.time
+    ):
+        raise MissingPrerequisite(
+            f"exchange {event.code} is unknown to the OMS (no ExchangeAdded for it was applied): cannot suspend it",
+            waits_for=event.code,
+            needs="the exchange's ExchangeAdded",
+            service="oms",
+        )
+
+
+async def exchange_removed(event: ExchangeRemoved, unit: UnitOfWork) -> None:
+    """Like a suspension; an exchange the OMS never had is already as good as removed."""
+    await exchange_store.set_state(unit, event.code, vetting.ExchangeState.REMOVED, event.reason, unit.cause.time)
+
+
+async def _refuse_markets_of_others(unit: UnitOfWork, code: str, markets: tuple[Market, ...]) -> None:
+    """An instrument ``SYMBOL.MARKET`` must name one exchange: a market is listed by one exchange only."""
+    taken = await exchange_store.markets_of_others(unit, code, markets)
+    if taken:
+        listed = ", ".join(f"{market} (by {exchange})" for market, exchange in sorted(taken.items()))
+        raise DomainError(
+            f"exchange {code} lists markets another exchange already lists: {listed}; give the market another "
+            "code or remove it from the other exchange first, then redrive this event"
+        )
+
+
+async def adapter_registered(event: OmsAdapterRegistered, unit: UnitOfWork) -> None:
+    """The exchange takes orders; its reference prices are last prices where none is known yet."""
+    await exchange_store.register_adapter(unit, event, unit.cause.time)
+
+
+async def adapter_stopped(event: OmsAdapterStopped, unit: UnitOfWork) -> None:
+    await exchange_store.stop_adapter(unit, event, unit.cause.time)
+
+
+async def execution_reported(event: ExecutionReported, unit: UnitOfWork) -> None:
+    """Move the order's state and book a fill; the final report completes the order."""
+    await unit.lock(f"account:{event.account_id}")  # orders and cash of the account come on other topics
+    at = unit.cause.time
+    order = await order_store.order(unit, event.order_id)
+    if event.kind is ExecutionKind.FILLED and await order_store.fill_booked(unit, event):
+        return  # the same venue trade reported again: booked once, as the registry settles it once
+    problem = report_problem(order, event)
+    if problem is not None:
+        raise DomainError(problem)
+    assert order is not None
+    if event.kind is ExecutionKind.FILLED:
+        await _book_fill(unit, order, event, at)
+    if not event.is_final:
+        await order_store.set_state(unit, order.order_id, state_after(order.state, event), at)
+        return
+    await _complete(unit, event, at)
+
+
+async def _book_fill(unit: UnitOfWork, order: Order, report: ExecutionReported, at: dt.datetime) -> None:
+    assert report.fill_price is not None and report.venue_trade_id is not None  # a fill carries both
+    assert order.price is not None and order.currency is not None  # set when it was accepted
+    booking = book_fill(order.side, report.fill_quantity, report.fill_price, order.price)
+    await order_store.record_fill(unit, report, at)
+    await order_store.apply_fill(unit, order.order_id, report.fill_quantity, booking, at)
+    await order_store.move_cash(
+        unit, order.account_id, order.currency, booked=booking.cash, reserved=-booking.cash_released
+    )
+    await order_store.move_holding(
+        unit, order.account_id, order.instrument, quantity=booking.quantity, held_back=-booking.held_back_released
+    )
+    await exchange_store.add_fill_price(unit, order.instrument, report.fill_price, report.venue_trade_id, at)
+
+
+async def _complete(unit: UnitOfWork, report: ExecutionReported, at: dt.datetime) -> None:
+    """Release what the order still reserves and report how it ended."""
+    left = await order_store.order(unit, report.order_id)  # as its fills have left it
+    assert left is not None and left.currency is not None
+    if left.reserved:
+        await order_store.move_cash(unit, left.account_id, left.currency, reserved=-left.reserved)
+    if left.held_back:
+        await order_store.move_holding(unit, left.account_id, left.instrument, held_back=-left.held_back)
+    ended = await order_store.complete(unit, left.order_id, OUTCOMES[report.kind], report.reason, at)
+    unit.record(
+        OrderCompleted(
+            order_id=ended.order_id,
+            account_id=ended.account_id,
+            instrument=ended.instrument,
+            outcome=OUTCOMES[report.kind],
+            filled_quantity=ended.filled_quantity,
+            filled_value=money(ended.filled_value, left.currency),
+            reason=report.reason,
+        )
+    )

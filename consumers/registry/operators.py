@@ -1,0 +1,42 @@
+"""The registry's handlers of ``xosp.operators``: an operator given the registry is registered
+with its Identity function (step ``registry.operator``); a deregistered one is kept, marked."""
+
+from __future__ import annotations
+
+from consumers.registry import store
+from consumers.runtime import UnitOfWork
+from schemas.operators import OperatorDeregistered, OperatorRegistered
+from schemas.registry import (
+    RegistryOperatorRegistered,
+)
+from schemas.types import OperatorSystem
+
+STEP_OPERATOR = "registry.operator"
+
+
+async def operator_registered(event: OperatorRegistered, unit: UnitOfWork) -> None:
+    """Register the operator with the registry's Identity function, when it may use the registry."""
+    if OperatorSystem.REGISTRY not in event.systems:
+        return  # no step of ours in this flow: the tracker does not expect one
+    await store.register_operator(
+        unit,
+        event.operator_id,
+        event.login_id,
+        [feature.value for feature in event.registry_features],
+        unit.flow_id,
+        unit.cause.time,
+    )
+    unit.record(
+        RegistryOperatorRegistered(
+            flow_id=unit.flow_id, operator_id=event.operator_id, features=event.registry_features
+        )
+    )
+
+
+async def operator_deregistered(event: OperatorDeregistered, unit: UnitOfWork) -> None:
+    """Keep the operator's row, marked deregistered: who could act, and until when, stays on record.
+
+    An operator the registry does not know was never given the registry: nothing to do, and no
+    flow tracks a deregistration.
+    """
+    await store.deregister_operator(unit, event.operator_id, event.reason, unit.cause.time)
