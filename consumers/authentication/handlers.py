@@ -11,8 +11,8 @@ and is dead-lettered so that someone looks at it.
 
 from __future__ import annotations
 
-from consumers.authentication import store
-from consumers.runtime import DomainError, MissingPrerequisite, UnitOfWork
+from consumers.authentication.store import LoginsUnit
+from consumers.runtime import DomainError, MissingPrerequisite
 from schemas.authentication import LoginDisabled, LoginEnabled, LoginProvisioned
 from schemas.users import UserCreated, UserDeleted, UserDisabled, UserEnabled, UserUpdated
 
@@ -21,8 +21,8 @@ DISABLE_STEP = "authentication.disable"
 ENABLE_STEP = "authentication.enable"
 
 
-async def user_created(event: UserCreated, unit: UnitOfWork) -> None:
-    status = await store.login_status(unit, event.login_id)
+async def user_created(event: UserCreated, unit: LoginsUnit) -> None:
+    status = await unit.store.login_status(event.login_id)
     if status is not None:
         unit.step_failed(
             unit.flow_id,
@@ -31,12 +31,12 @@ async def user_created(event: UserCreated, unit: UnitOfWork) -> None:
             "change an existing login with UserUpdated",
         )
         return
-    await store.insert_login(unit, event, unit.flow_id, unit.cause.time)
+    await unit.store.insert_login(event, unit.flow_id, unit.cause.time)
     unit.record(LoginProvisioned(login_id=event.login_id, username=event.username, flow_id=unit.flow_id))
 
 
-async def user_updated(event: UserUpdated, unit: UnitOfWork) -> None:
-    status = await store.login_status(unit, event.login_id)
+async def user_updated(event: UserUpdated, unit: LoginsUnit) -> None:
+    status = await unit.store.login_status(event.login_id)
     if status is None:
         raise MissingPrerequisite(
             f"login {event.login_id} is unknown: an update follows its UserCreated",
@@ -49,32 +49,32 @@ async def user_updated(event: UserUpdated, unit: UnitOfWork) -> None:
             f"login {event.login_id} is deleted: no update follows its UserDeleted; fix the upstream identity "
             "system and discard this event (`xbus dlq discard authentication --id ... --reason ...`)"
         )
-    await store.update_profile(unit, event, unit.cause.time)
+    await unit.store.update_profile(event, unit.cause.time)
 
 
-async def user_disabled(event: UserDisabled, unit: UnitOfWork) -> None:
+async def user_disabled(event: UserDisabled, unit: LoginsUnit) -> None:
     if await _refused(unit, event.login_id, DISABLE_STEP):
         return
-    await store.set_status(unit, event.login_id, "disabled", event.reason, unit.cause.time)
+    await unit.store.set_status(event.login_id, "disabled", event.reason, unit.cause.time)
     unit.record(LoginDisabled(flow_id=unit.flow_id, login_id=event.login_id, reason=event.reason))
 
 
-async def user_enabled(event: UserEnabled, unit: UnitOfWork) -> None:
+async def user_enabled(event: UserEnabled, unit: LoginsUnit) -> None:
     if await _refused(unit, event.login_id, ENABLE_STEP):
         return
-    await store.set_status(unit, event.login_id, "active", None, unit.cause.time)
+    await unit.store.set_status(event.login_id, "active", None, unit.cause.time)
     unit.record(LoginEnabled(flow_id=unit.flow_id, login_id=event.login_id))
 
 
-async def user_deleted(event: UserDeleted, unit: UnitOfWork) -> None:
+async def user_deleted(event: UserDeleted, unit: LoginsUnit) -> None:
     """Keep the row, marked deleted: the id stays taken. Deleting an unknown login changes nothing."""
-    if await store.login_status(unit, event.login_id) is not None:
-        await store.set_status(unit, event.login_id, "deleted", event.reason, unit.cause.time)
+    if await unit.store.login_status(event.login_id) is not None:
+        await unit.store.set_status(event.login_id, "deleted", event.reason, unit.cause.time)
 
 
-async def _refused(unit: UnitOfWork, login_id: str, step: str) -> bool:
+async def _refused(unit: LoginsUnit, login_id: str, step: str) -> bool:
     """Report ``step`` as failed when the login cannot change status (never created, or deleted)."""
-    status = await store.login_status(unit, login_id)
+    status = await unit.store.login_status(login_id)
     if status is None:
         unit.step_failed(unit.flow_id, step, f"login {login_id} is unknown to the authentication server")
         return True

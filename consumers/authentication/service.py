@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from consumers.authentication import handlers
+from consumers.authentication.store import PostgresLogins
 from consumers.runtime import Service
 from schemas.users import UserCreated, UserDeleted, UserDisabled, UserEnabled, UserUpdated
 
@@ -17,6 +18,7 @@ SERVICE = Service(
         UserEnabled: handlers.user_enabled,
         UserDeleted: handlers.user_deleted,
     },
+    store=PostgresLogins,
     migrations=Path(__file__).parent / "sql",
     description="The Auth Server: logins it can identify (username, email, display name, status).",
 )

@@ -1,10 +1,11 @@
 """The consumer runtime: exactly-once effects in PostgreSQL from at-least-once Kafka delivery."""
 
 from consumers.runtime.service import DomainError, Handler, MissingPrerequisite, Service, Timer, keys_locked_as
-from consumers.runtime.unit_of_work import TimerUnit, UnitOfWork
+from consumers.runtime.unit_of_work import FakeUnitOfWork, TimerUnit, UnitOfWork
 
 __all__ = [
     "DomainError",
+    "FakeUnitOfWork",
     "Handler",
     "MissingPrerequisite",
     "Service",

@@ -102,6 +102,10 @@ class Service:
     #: Without it, handlers lock as they go, in event order, and two batches touching the same
     #: entities in another order deadlock (retried, but at a cost) when the service locks across topics.
     batch_locks: Callable[[str], str] | None = None
+    #: The service's store over a batch's connection (``PostgresLogins``): handlers reach their
+    #: tables through ``unit.store``, which a unit test replaces with an in-memory one
+    #: (``FakeUnitOfWork``). A service without one runs its SQL on the unit itself.
+    store: Callable[[DbConnection], Any] | None = None
     #: Periodic work no event triggers (consumers/runtime/timers.py), run beside the consumer.
     timers: tuple[Timer, ...] = ()
     #: Long-running work beside the consumer, each until ``context.stop`` is set (see the module doc).
@@ -137,7 +141,8 @@ class Service:
         """Run the handler of ``event`` (which ``cause`` carried) in the caller's transaction; the
         follow-ups it recorded, for the caller to write with the rest of its batch. The one place
         a handler is called: the fast path, the careful path and redrives all come here."""
-        unit = UnitOfWork(connection, cause, routing.source, self.name, replayed=replayed)
+        store = self.store(connection) if self.store is not None else None
+        unit = UnitOfWork(connection, cause, routing.source, self.name, replayed=replayed, store=store)
         await self.by_type[cause.type](event, unit)
         return unit.recorded
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Generic, TypeAlias, TypeVar, cast
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -42,8 +42,13 @@ class Recorded:
     envelope: Envelope
 
 
+#: What a service keeps its state in, as its handlers see it (``Service.store`` makes it from the
+#: batch's connection; a unit test passes an in-memory one to :class:`FakeUnitOfWork`).
+StoreT = TypeVar("StoreT")
+
+
 @dataclass
-class UnitOfWork:
+class UnitOfWork(Generic[StoreT]):
     connection: DbConnection
     #: The envelope of the event being handled.
     cause: Envelope
@@ -55,6 +60,9 @@ class UnitOfWork:
     #: (a mail, a call to a third party) was done the first time and must not be repeated.
     replayed: bool = False
     recorded: list[Recorded] = field(default_factory=list)
+    #: The service's store over this unit's connection (None for a service that declares none and
+    #: uses the unit's ``fetch`` and ``execute`` itself).
+    store: StoreT = field(default=cast(StoreT, None), kw_only=True)
 
     @property
     def flow_id(self) -> str:
@@ -120,7 +128,7 @@ class UnitOfWork:
 
 
 @dataclass
-class TimerUnit(UnitOfWork):
+class TimerUnit(UnitOfWork[Any]):
     """A unit of work for one tick: the service's tables, the runner's settings, and follow-ups."""
 
     timer: str = field(kw_only=True)
@@ -141,3 +149,42 @@ class TimerUnit(UnitOfWork):
             causation_id=causation_id or key,
         )
         self.recorded.append(Recorded(event, envelope))
+
+
+@dataclass
+class FakeUnitOfWork(UnitOfWork[StoreT]):
+    """A unit of work with no database, for unit tests of a service's rules: its state is the
+    in-memory ``store`` given (the same protocol as the service's PostgreSQL store), and what it
+    records, reports and locks is kept here to be checked. A handler that reaches past its store
+    to SQL fails here, loudly."""
+
+    locked: list[str] = field(default_factory=list, kw_only=True)
+
+    @classmethod
+    def handling(cls, event: Event, store: StoreT, *, service: str, replayed: bool = False) -> FakeUnitOfWork[StoreT]:
+        """The unit of work of ``event`` as the runtime would build it, over ``store``."""
+        cause = Envelope.new(type=event.event_type, subject=event.aggregate_id, source="test")
+        return cls(cast(DbConnection, None), cause, f"xbus/{service}", service, replayed=replayed, store=store)
+
+    @property
+    def events(self) -> list[Event]:
+        """The follow-ups recorded, in order."""
+        return [recorded.event for recorded in self.recorded]
+
+    async def lock(self, *names: str) -> None:
+        self.locked += sorted(set(names))
+
+    async def execute(self, query: str, *args: Any) -> str:
+        return str(await self._no_sql(query))
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        return await self._no_sql(query)
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        return await self._no_sql(query)
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        return await self._no_sql(query)
+
+    async def _no_sql(self, query: str) -> Any:
+        raise AssertionError(f"a fake unit of work has no database; the handler ran SQL: {query.split()[0]} ...")
