@@ -7,9 +7,8 @@ login Session Management never knew, because the tracker expects it for each one
 
 from __future__ import annotations
 
-from consumers.runtime import UnitOfWork
-from consumers.sessions import store
 from consumers.sessions.pools import Limits, UnknownPool, limits_in_force
+from consumers.sessions.store import SessionsUnit
 from schemas.sessions import SessionLimitsAssigned, SessionsEnded
 from schemas.users import SessionPolicy, UserCreated, UserDeleted, UserDisabled, UserEnabled, UserUpdated
 
@@ -17,49 +16,49 @@ STEP_LIMITS = "sessions.limits"
 STEP_END = "sessions.end"
 
 
-async def user_created(event: UserCreated, unit: UnitOfWork) -> None:
+async def user_created(event: UserCreated, unit: SessionsUnit) -> None:
     if event.session_policy is None:
         return  # Session Management is optional per user: no policy, no limits, no step
     limits = _limits_or_refuse(event.session_policy, unit)
     # A refused policy is kept too: enabling the login later refuses it the same way.
-    disabled = await store.save_policy(unit, event.login_id, event.session_policy, limits, unit.cause.time)
+    disabled = await unit.store.save_policy(event.login_id, event.session_policy, limits, unit.cause.time)
     if limits is not None and not disabled:
         _assigned(unit, event.login_id, event.session_policy.pool, limits)
 
 
-async def user_updated(event: UserUpdated, unit: UnitOfWork) -> None:
+async def user_updated(event: UserUpdated, unit: SessionsUnit) -> None:
     """A new policy replaces the old one; a refused one leaves the old limits in force."""
     if event.session_policy is None:
         return  # a partial update that leaves the policy as it is
     limits = _limits_or_refuse(event.session_policy, unit)
     if limits is None:
         return
-    disabled = await store.save_policy(unit, event.login_id, event.session_policy, limits, unit.cause.time)
+    disabled = await unit.store.save_policy(event.login_id, event.session_policy, limits, unit.cause.time)
     if not disabled:  # a disabled login's new limits come into force when it is enabled
         _assigned(unit, event.login_id, event.session_policy.pool, limits)
 
 
-async def user_disabled(event: UserDisabled, unit: UnitOfWork) -> None:
-    await store.end_sessions(unit, event.login_id, event.reason, unit.cause.time)
+async def user_disabled(event: UserDisabled, unit: SessionsUnit) -> None:
+    await unit.store.end_sessions(event.login_id, event.reason, unit.cause.time)
     unit.record(SessionsEnded(flow_id=unit.flow_id, login_id=event.login_id, reason=event.reason))
 
 
-async def user_enabled(event: UserEnabled, unit: UnitOfWork) -> None:
-    policy = await store.enable(unit, event.login_id, unit.cause.time)
+async def user_enabled(event: UserEnabled, unit: SessionsUnit) -> None:
+    policy = await unit.store.enable(event.login_id, unit.cause.time)
     if policy is None:
         return  # no policy: the enabling flow expects no sessions step
     limits = _limits_or_refuse(policy, unit)
     if limits is not None:
-        await store.save_policy(unit, event.login_id, policy, limits, unit.cause.time)
+        await unit.store.save_policy(event.login_id, policy, limits, unit.cause.time)
         _assigned(unit, event.login_id, policy.pool, limits)
 
 
-async def user_deleted(event: UserDeleted, unit: UnitOfWork) -> None:
+async def user_deleted(event: UserDeleted, unit: SessionsUnit) -> None:
     """A deleted login's policy and limits go with it (not a tracked flow: nothing to report)."""
-    await store.forget(unit, event.login_id)
+    await unit.store.forget(event.login_id)
 
 
-def _limits_or_refuse(policy: SessionPolicy, unit: UnitOfWork) -> Limits | None:
+def _limits_or_refuse(policy: SessionPolicy, unit: SessionsUnit) -> Limits | None:
     """The limits in force, or None after refusing the step of the event's flow (unknown pool)."""
     try:
         return limits_in_force(policy)
@@ -68,7 +67,7 @@ def _limits_or_refuse(policy: SessionPolicy, unit: UnitOfWork) -> Limits | None:
         return None
 
 
-def _assigned(unit: UnitOfWork, login_id: str, pool: str, limits: Limits) -> None:
+def _assigned(unit: SessionsUnit, login_id: str, pool: str, limits: Limits) -> None:
     unit.record(
         SessionLimitsAssigned(
             flow_id=unit.flow_id,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from consumers.runtime import Service
 from consumers.sessions import handlers
+from consumers.sessions.store import PostgresSessions
 from schemas.users import UserCreated, UserDeleted, UserDisabled, UserEnabled, UserUpdated
 
 SERVICE = Service(
@@ -17,6 +18,7 @@ SERVICE = Service(
         UserEnabled: handlers.user_enabled,
         UserDeleted: handlers.user_deleted,
     },
+    store=PostgresSessions,
     migrations=Path(__file__).parent / "sql",
     description="Session Management: per-login session pool and limits; ends sessions of disabled logins.",
 )

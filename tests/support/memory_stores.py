@@ -8,7 +8,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from consumers.authentication.store import Logins
-from schemas.users import UserCreated, UserUpdated
+from consumers.sessions.pools import Limits
+from consumers.sessions.store import SessionsStore
+from schemas.users import SessionPolicy, UserCreated, UserUpdated
 
 
 @dataclass
@@ -49,3 +51,37 @@ class MemoryLogins(Logins):
         login = self.rows.get(login_id)
         if login is not None:
             login.status, login.status_reason, login.updated_at = status, reason, at
+
+
+@dataclass
+class SessionsRow:
+    policy: SessionPolicy | None = None
+    #: Assigned from the policy; None when the policy was refused (an unknown pool).
+    limits: Limits | None = None
+    disabled: bool = False
+    ended_reason: str | None = None
+    changed_at: dt.datetime | None = None
+
+
+@dataclass
+class MemorySessions(SessionsStore):
+    rows: dict[str, SessionsRow] = field(default_factory=dict)
+
+    async def save_policy(self, login_id: str, policy: SessionPolicy, limits: Limits | None, at: dt.datetime) -> bool:
+        row = self.rows.setdefault(login_id, SessionsRow())
+        row.policy, row.limits, row.changed_at = policy, limits, at
+        return row.disabled
+
+    async def end_sessions(self, login_id: str, reason: str, at: dt.datetime) -> None:
+        row = self.rows.setdefault(login_id, SessionsRow())
+        row.disabled, row.ended_reason, row.changed_at = True, reason, at
+
+    async def enable(self, login_id: str, at: dt.datetime) -> SessionPolicy | None:
+        row = self.rows.get(login_id)
+        if row is None:
+            return None
+        row.disabled, row.ended_reason, row.changed_at = False, None, at
+        return row.policy
+
+    async def forget(self, login_id: str) -> None:
+        self.rows.pop(login_id, None)
