@@ -18,7 +18,7 @@ import structlog
 
 from consumers.provisioning import flows, store
 from consumers.provisioning.flows import FlowState, Report, StepState
-from consumers.runtime import UnitOfWork
+from consumers.provisioning.store import FlowsUnit
 from schemas import Event
 from schemas.authentication import LoginProvisioned
 from schemas.operators import ManualActionCompleted
@@ -28,59 +28,59 @@ from schemas.users import UserCreated, UserEnabled, UserUpdated
 log = structlog.get_logger("xbus.provisioning")
 
 
-async def user_created(event: UserCreated, unit: UnitOfWork) -> None:
+async def user_created(event: UserCreated, unit: FlowsUnit) -> None:
     has_policy = event.session_policy is not None
-    await store.remember_login(unit, event.login_id, has_policy)
+    await unit.store.remember_login(event.login_id, has_policy, unit.cause.time)
     await _start(unit, flows.plan(event, session_policy=has_policy))
 
 
-async def user_updated(event: UserUpdated, unit: UnitOfWork) -> None:
+async def user_updated(event: UserUpdated, unit: FlowsUnit) -> None:
     """Not a flow; the tracker only learns whether the login now has a session policy."""
     if event.session_policy is not None:  # absent means unchanged (a partial update)
-        await store.remember_login(unit, event.login_id, True)
+        await unit.store.remember_login(event.login_id, True, unit.cause.time)
 
 
-async def user_enabled(event: UserEnabled, unit: UnitOfWork) -> None:
-    await _start(unit, flows.plan(event, session_policy=await store.has_session_policy(unit, event.login_id)))
+async def user_enabled(event: UserEnabled, unit: FlowsUnit) -> None:
+    await _start(unit, flows.plan(event, session_policy=await unit.store.has_session_policy(event.login_id)))
 
 
-async def flow_started(event: Event, unit: UnitOfWork) -> None:
+async def flow_started(event: Event, unit: FlowsUnit) -> None:
     """Every other flow-starting event: its steps depend on the event alone."""
     await _start(unit, flows.plan(event))
 
 
-async def step_done(event: Event, unit: UnitOfWork) -> None:
+async def step_done(event: Event, unit: FlowsUnit) -> None:
     """A service's follow-up event that completes a step (which one: flows.COMPLETES)."""
     flow_id = getattr(event, "flow_id", None)
     assert isinstance(flow_id, str), f"{event.event_type} carries no flow id"
     await _report(unit, _report_of(unit, flow_id, StepState.DONE))
 
 
-async def login_provisioned(event: LoginProvisioned, unit: UnitOfWork) -> None:
+async def login_provisioned(event: LoginProvisioned, unit: FlowsUnit) -> None:
     """``LoginProvisioned`` may name no flow (it is also the login's announcement): then it closes
     the login's latest ``UserCreated`` flow, if the tracker has one."""
-    flow_id = event.flow_id or await store.latest_user_flow(unit, event.login_id, UserCreated.event_type)
+    flow_id = event.flow_id or await unit.store.latest_user_flow(event.login_id, UserCreated.event_type)
     if flow_id is None:
         log.info("LoginProvisioned names no flow and the login has none; ignored", login_id=event.login_id)
         return
     await _report(unit, _report_of(unit, flow_id, StepState.DONE))
 
 
-async def manual_action_completed(event: ManualActionCompleted, unit: UnitOfWork) -> None:
+async def manual_action_completed(event: ManualActionCompleted, unit: FlowsUnit) -> None:
     await _report(unit, _report_of(unit, event.flow_id, StepState.DONE, event.step))
 
 
-async def step_waiting(event: StepWaiting, unit: UnitOfWork) -> None:
+async def step_waiting(event: StepWaiting, unit: FlowsUnit) -> None:
     reason = _waiting_reason(event)
     await _report(unit, _report_of(unit, event.flow_id, StepState.WAITING, event.step, event.service, reason))
 
 
-async def step_failed(event: StepFailed, unit: UnitOfWork) -> None:
+async def step_failed(event: StepFailed, unit: FlowsUnit) -> None:
     await _report(unit, _report_of(unit, event.flow_id, StepState.FAILED, event.step, event.service, event.reason))
 
 
 def _report_of(
-    unit: UnitOfWork,
+    unit: FlowsUnit,
     flow_id: str,
     outcome: StepState,
     step: str | None = None,
@@ -95,17 +95,17 @@ def _waiting_reason(event: StepWaiting) -> str:
     return f"{event.reason} (waiting for {', '.join(event.waiting_for)})" if event.waiting_for else event.reason
 
 
-async def _start(unit: UnitOfWork, plan: flows.FlowPlan) -> None:
+async def _start(unit: FlowsUnit, plan: flows.FlowPlan) -> None:
     flow_id = unit.flow_id
-    await store.lock_flow(unit, flow_id)
-    if not await store.create_flow(unit, flow_id, plan):
+    await lock_flow(unit, flow_id)
+    if not await unit.store.create_flow(flow_id, plan, unit.cause):
         return  # started already: the inbox drops a redelivery, this guards a replay onto kept state
-    flow = await store.flow(unit, flow_id)
+    flow = await unit.store.flow(flow_id)
     assert flow is not None
-    for report in await store.take_early(unit, flow_id):
+    for report in await unit.store.take_early(flow_id):
         await _apply(unit, flow, report)
     for manual in plan.manual:
-        if await store.step_state(unit, flow_id, manual.step) is StepState.MANUAL:
+        if await unit.store.step_state(flow_id, manual.step) is StepState.MANUAL:
             unit.record(
                 ManualActionRequired(
                     flow_id=flow_id,
@@ -118,37 +118,42 @@ async def _start(unit: UnitOfWork, plan: flows.FlowPlan) -> None:
     await _settle(unit, flow_id)
 
 
-async def _report(unit: UnitOfWork, report: Report) -> None:
-    await store.lock_flow(unit, report.flow_id)
-    flow = await store.flow(unit, report.flow_id)
+async def lock_flow(unit: FlowsUnit, flow_id: str) -> None:
+    """Serialise every change to ``flow_id`` until this transaction ends (store.py says why)."""
+    await unit.lock(f"flow:{flow_id}")
+
+
+async def _report(unit: FlowsUnit, report: Report) -> None:
+    await lock_flow(unit, report.flow_id)
+    flow = await unit.store.flow(report.flow_id)
     if flow is None:
-        await store.keep_early(unit, report)
+        await unit.store.keep_early(report)
         return
     await _apply(unit, flow, report)
     await _settle(unit, flow.flow_id)
 
 
-async def _apply(unit: UnitOfWork, flow: store.Flow, report: Report) -> None:
+async def _apply(unit: FlowsUnit, flow: store.Flow, report: Report) -> None:
     step = flows.step_of(report, flow.started_by)
     if step is None:
         return
     if report.outcome is StepState.FAILED:
         await _fail(unit, flow, step, report)
         return
-    if await store.step_state(unit, flow.flow_id, step) is None:
+    if await unit.store.step_state(flow.flow_id, step) is None:
         log.debug("report of a step the flow does not expect; ignored", flow_id=flow.flow_id, step=step)
         return
     if report.outcome is StepState.DONE:
-        await store.mark_done(unit, flow.flow_id, step, report.time)
+        await unit.store.mark_done(flow.flow_id, step, report.time)
     else:
-        await store.mark_waiting(unit, flow.flow_id, step, report.time, report.reason or "waiting")
+        await unit.store.mark_waiting(flow.flow_id, step, report.time, report.reason or "waiting")
 
 
-async def _fail(unit: UnitOfWork, flow: store.Flow, step: str, report: Report) -> None:
+async def _fail(unit: FlowsUnit, flow: store.Flow, step: str, report: Report) -> None:
     service = report.service or flows.service_of(step)
     reason = report.reason or "refused"
-    await store.mark_failed(unit, flow.flow_id, step, service, report.time, reason)
-    if await store.fail_flow(unit, flow.flow_id, unit.cause.time):
+    await unit.store.mark_failed(flow.flow_id, step, service, report.time, reason)
+    if await unit.store.fail_flow(flow.flow_id, unit.cause.time):
         unit.record(
             ProvisioningFailed(
                 flow_id=flow.flow_id,
@@ -161,11 +166,11 @@ async def _fail(unit: UnitOfWork, flow: store.Flow, step: str, report: Report) -
         )
 
 
-async def _settle(unit: UnitOfWork, flow_id: str) -> None:
+async def _settle(unit: FlowsUnit, flow_id: str) -> None:
     """Announce the flow's outcome once, when its last expected step is done."""
-    steps = await store.complete_if_done(unit, flow_id, unit.cause.time)
+    steps = await unit.store.complete_if_done(flow_id, unit.cause.time)
     if steps is None:
         return
-    flow = await store.flow(unit, flow_id)
+    flow = await unit.store.flow(flow_id)
     assert flow is not None and flow.state is FlowState.COMPLETED
     unit.record(flows.outcome(flow.flow_id, flow.kind, flow.entity_id, flow.started_by, steps))

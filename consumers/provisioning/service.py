@@ -7,6 +7,7 @@ from pathlib import Path
 from consumers.provisioning import handlers
 from consumers.provisioning.flows import COMPLETES, STARTERS
 from consumers.provisioning.stalls import STALLS
+from consumers.provisioning.store import PostgresFlows
 from consumers.runtime import Handler, Service
 from schemas import Event, event_types
 from schemas.authentication import LoginProvisioned
@@ -29,6 +30,7 @@ _HANDLERS: dict[type[Event], Handler] = {
 SERVICE = Service(
     name="provisioning",
     handlers=_HANDLERS,
+    store=PostgresFlows,
     migrations=Path(__file__).parent / "sql",
     timers=(STALLS,),
     description="The provisioning tracker: flows, their steps' state, outcomes, failures and stalls.",

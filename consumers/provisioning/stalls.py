@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from consumers.provisioning import store
 from consumers.runtime import Timer, TimerUnit
 from schemas.provisioning import ProvisioningStalled
 
@@ -22,7 +21,7 @@ CHECK_INTERVAL_SECONDS = 10.0
 async def report_stalls(unit: TimerUnit) -> None:
     now = unit.cause.time
     after = dt.timedelta(seconds=unit.settings.provisioning_stall_seconds)
-    for flow in await store.mark_stalled(unit, now, after):
+    for flow in await unit.store.mark_stalled(now, after):
         unit.record_about(
             flow.flow_id,
             ProvisioningStalled(
