@@ -28,7 +28,6 @@ import datetime as dt
 
 import structlog
 
-from consumers.gateway import store
 from consumers.gateway.handlers import adapter, report_event
 from consumers.gateway.trading_days import last_closed
 from consumers.runtime import Timer, TimerUnit
@@ -49,26 +48,26 @@ async def end_days(unit: TimerUnit) -> None:
     now = clock(unit)
     due = [
         (market, closed)
-        for market in await store.markets_of_active_exchanges(unit)
+        for market in await unit.store.markets_of_active_exchanges()
         if (closed := last_closed(now, market.time_zone, market.close)) > market.ended_through
     ]
-    instruments = {market: await store.instruments_with_state(unit, market) for market, _ in due}
+    instruments = {market: await unit.store.instruments_with_state(market) for market, _ in due}
     await unit.lock(*(f"instrument:{instrument}" for listed in instruments.values() for instrument in listed))
     for market, closed in due:
-        exchange = await store.exchange(unit, market.exchange)
+        exchange = await unit.store.exchange(market.exchange)
         assert exchange is not None  # markets are kept only of exchanges the gateway runs
         reported = 0
         for instrument in instruments[market]:
-            state = await store.adapter_state(unit, instrument)
+            state = await unit.store.adapter_state(instrument)
             result = await adapter(exchange.adapter).end_of_day(instrument, state)
             if result.state != state:
-                await store.save_adapter_state(unit, instrument, exchange.code, result.state, unit.cause.time)
+                await unit.store.save_adapter_state(instrument, exchange.code, result.state, unit.cause.time)
             for report in result.reports:
                 unit.record_about(
                     f"{instrument}/{report.order_id}/{report.kind}", report_event(exchange, instrument, report)
                 )
             reported += len(result.reports)
-        await store.end_day(unit, market, closed)
+        await unit.store.end_day(market, closed)
         log.info(
             "trading day ended",
             exchange=market.exchange,

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from functools import cache
 
 from consumers.gateway import store
-from consumers.gateway.store import ExchangeState
-from consumers.runtime import DomainError, MissingPrerequisite, UnitOfWork
+from consumers.gateway.store import ExchangeState, GatewayUnit
+from consumers.runtime import DomainError, MissingPrerequisite
 from exchanges import ExecutionReport, OmsAdapter, PluginError, load_oms_adapter
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated
 from schemas.gateway import ExecutionKind, ExecutionReported, InstrumentPrice, OmsAdapterRegistered, OmsAdapterStopped
@@ -42,14 +42,14 @@ def adapter(name: str) -> OmsAdapter:
     return load_oms_adapter(name)
 
 
-async def exchange_added(event: ExchangeAdded, unit: UnitOfWork) -> None:
+async def exchange_added(event: ExchangeAdded, unit: GatewayUnit) -> None:
     try:
         prices = adapter(event.oms_adapter).reference_prices(event)
     except PluginError as error:
         unit.step_failed(unit.flow_id, STEP_ADAPTER, str(error))
         return
-    await store.put_exchange(unit, event)
-    await store.put_markets(unit, event.code, event.markets, unit.cause.time)
+    await unit.store.put_exchange(event, unit.cause.time)
+    await unit.store.put_markets(event.code, event.markets, unit.cause.time)
     unit.record(
         OmsAdapterRegistered(
             flow_id=unit.flow_id,
@@ -62,13 +62,13 @@ async def exchange_added(event: ExchangeAdded, unit: UnitOfWork) -> None:
     )
 
 
-async def exchange_updated(event: ExchangeUpdated, unit: UnitOfWork) -> None:
+async def exchange_updated(event: ExchangeUpdated, unit: GatewayUnit) -> None:
     if event.oms_adapter is not None:
         try:
             adapter(event.oms_adapter)
         except PluginError as error:
             raise DomainError(f"exchange {event.code} cannot switch adapter: {error}") from None
-    if not await store.update_exchange(unit, event):
+    if not await unit.store.update_exchange(event, unit.cause.time):
         raise MissingPrerequisite(
             f"exchange {event.code} is unknown to the gateway (its ExchangeAdded was not applied here)",
             waits_for=event.code,
@@ -76,54 +76,54 @@ async def exchange_updated(event: ExchangeUpdated, unit: UnitOfWork) -> None:
             service="gateway",
         )
     if event.markets is not None:
-        await store.put_markets(unit, event.code, event.markets, unit.cause.time)
+        await unit.store.put_markets(event.code, event.markets, unit.cause.time)
 
 
-async def exchange_suspended(event: ExchangeSuspended, unit: UnitOfWork) -> None:
+async def exchange_suspended(event: ExchangeSuspended, unit: GatewayUnit) -> None:
     await _stop(unit, event.code, ExchangeState.SUSPENDED, f"suspended: {event.reason}")
 
 
-async def exchange_removed(event: ExchangeRemoved, unit: UnitOfWork) -> None:
+async def exchange_removed(event: ExchangeRemoved, unit: GatewayUnit) -> None:
     await _stop(unit, event.code, ExchangeState.REMOVED, f"removed: {event.reason or 'no reason given'}")
 
 
-async def _stop(unit: UnitOfWork, code: str, state: ExchangeState, reason: str) -> None:
+async def _stop(unit: GatewayUnit, code: str, state: ExchangeState, reason: str) -> None:
     """Stop the adapter and report it; stopping it again reports again, so every suspension or
     removal flow closes its ``gateway.adapter_stop`` step."""
     reason = reason[:MAX_REASON]
-    exchange = await store.exchange(unit, code)
+    exchange = await unit.store.exchange(code)
     if exchange is None:
         unit.step_failed(unit.flow_id, STEP_ADAPTER_STOP, f"exchange {code} is not connected to the gateway")
         return
-    await store.stop_exchange(unit, code, state, reason, unit.cause.time)
+    await unit.store.stop_exchange(code, state, reason, unit.cause.time)
     unit.record(OmsAdapterStopped(flow_id=unit.flow_id, exchange=code, adapter=exchange.adapter, reason=reason))
 
 
-async def order_routed(event: OrderRouted, unit: UnitOfWork) -> None:
+async def order_routed(event: OrderRouted, unit: GatewayUnit) -> None:
     exchange = await _active_exchange(unit, event.exchange)
     if isinstance(exchange, str):
         rejection = _rejection(event, exchange)
         unit.record(_event(event.exchange, event.instrument, event.currency, event.settles_through_registry, rejection))
         return
     await unit.lock(f"instrument:{event.instrument}")
-    result = await adapter(exchange.adapter).submit(event, await store.adapter_state(unit, event.instrument))
-    await store.save_adapter_state(unit, event.instrument, event.exchange, result.state, unit.cause.time)
+    result = await adapter(exchange.adapter).submit(event, await unit.store.adapter_state(event.instrument))
+    await unit.store.save_adapter_state(event.instrument, event.exchange, result.state, unit.cause.time)
     _report(unit, exchange, event.instrument, result.reports)
 
 
-async def order_cancel_routed(event: OrderCancelRouted, unit: UnitOfWork) -> None:
+async def order_cancel_routed(event: OrderCancelRouted, unit: GatewayUnit) -> None:
     exchange = await _active_exchange(unit, event.exchange)
     if isinstance(exchange, str):
         return  # the exchange takes nothing now; its open orders are not this platform's to end
     await unit.lock(f"instrument:{event.instrument}")
-    result = await adapter(exchange.adapter).cancel(event, await store.adapter_state(unit, event.instrument))
-    await store.save_adapter_state(unit, event.instrument, event.exchange, result.state, unit.cause.time)
+    result = await adapter(exchange.adapter).cancel(event, await unit.store.adapter_state(event.instrument))
+    await unit.store.save_adapter_state(event.instrument, event.exchange, result.state, unit.cause.time)
     _report(unit, exchange, event.instrument, result.reports)
 
 
-async def _active_exchange(unit: UnitOfWork, code: str) -> store.Exchange | str:
+async def _active_exchange(unit: GatewayUnit, code: str) -> store.Exchange | str:
     """The exchange to route to, or why there is none."""
-    exchange = await store.exchange(unit, code)
+    exchange = await unit.store.exchange(code)
     if exchange is None:
         return f"exchange {code} is not connected to the gateway"
     if exchange.state is not ExchangeState.ACTIVE:
@@ -143,7 +143,7 @@ def _rejection(order: OrderRouted, reason: str) -> ExecutionReport:
     )
 
 
-def _report(unit: UnitOfWork, exchange: store.Exchange, instrument: str, reports: Sequence[ExecutionReport]) -> None:
+def _report(unit: GatewayUnit, exchange: store.Exchange, instrument: str, reports: Sequence[ExecutionReport]) -> None:
     for report in reports:
         unit.record(report_event(exchange, instrument, report))
 

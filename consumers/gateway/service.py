@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from consumers.gateway import closing, handlers
+from consumers.gateway.store import PostgresGateway
 from consumers.runtime import Service
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated
 from schemas.oms import OrderCancelRouted, OrderRouted
@@ -20,6 +21,7 @@ SERVICE = Service(
         OrderRouted: handlers.order_routed,
         OrderCancelRouted: handlers.order_cancel_routed,
     },
+    store=PostgresGateway,
     migrations=Path(__file__).parent / "sql",
     timers=(closing.END_OF_DAY,),
     description=(
