@@ -10,7 +10,7 @@ event being handled, never the clock.
 from __future__ import annotations
 
 from consumers.market_data import store
-from consumers.runtime import UnitOfWork
+from consumers.market_data.store import FeedsUnit
 from exchanges.plugins import PluginError, load_market_data_plugin
 from infrastructure.catalogue import market_data_topic_name
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated
@@ -23,26 +23,26 @@ _STOP_REASON_LENGTH = 200
 _STEP_REASON_LENGTH = 2000
 
 
-async def exchange_added(event: ExchangeAdded, unit: UnitOfWork) -> None:
+async def exchange_added(event: ExchangeAdded, unit: FeedsUnit) -> None:
     """Start the exchange's feed (again, with this definition, if it was known)."""
     at = unit.cause.time
     try:
         load_market_data_plugin(event.market_data_plugin)
     except PluginError as error:
-        await store.put_feed(unit, event, reason=_reason(str(error)), flow_id=unit.flow_id, at=at)
+        await unit.store.put_feed(event, reason=_reason(str(error)), flow_id=unit.flow_id, at=at)
         unit.step_failed(unit.flow_id, STEP_FEED, _reason(str(error), _STEP_REASON_LENGTH))
         return
-    await store.put_feed(unit, event, reason=None, flow_id=unit.flow_id, at=at)
+    await unit.store.put_feed(event, reason=None, flow_id=unit.flow_id, at=at)
     unit.record(_started(event, unit.flow_id))
 
 
-async def exchange_updated(event: ExchangeUpdated, unit: UnitOfWork) -> None:
+async def exchange_updated(event: ExchangeUpdated, unit: FeedsUnit) -> None:
     """Apply the fields present; a running feed restarts when its plugin or its markets change.
 
     An update starts no flow, so a plugin that cannot be loaded fails no step: the feed stops,
     and ``MarketDataFeedStopped`` says why.
     """
-    feed = await store.feed(unit.connection, event.code)
+    feed = await unit.store.feed(event.code)
     if feed is None:
         return  # never added here: there is no feed to change
     changes = event.model_dump(exclude_none=True, exclude={"code"})
@@ -51,36 +51,36 @@ async def exchange_updated(event: ExchangeUpdated, unit: UnitOfWork) -> None:
         definition.market_data_plugin != feed.plugin or definition.markets != feed.definition.markets
     )
     if not restart:
-        await store.keep_definition(unit, definition, flow_id=unit.flow_id, at=unit.cause.time)
+        await unit.store.keep_definition(definition, flow_id=unit.flow_id, at=unit.cause.time)
         return
     try:
         load_market_data_plugin(definition.market_data_plugin)
     except PluginError as error:
         reason = _reason(str(error))
-        await store.put_feed(unit, definition, reason=reason, flow_id=unit.flow_id, at=unit.cause.time)
+        await unit.store.put_feed(definition, reason=reason, flow_id=unit.flow_id, at=unit.cause.time)
         unit.record(MarketDataFeedStopped(flow_id=unit.flow_id, exchange=event.code, plugin=feed.plugin, reason=reason))
         return
-    await store.put_feed(unit, definition, reason=None, flow_id=unit.flow_id, at=unit.cause.time)
+    await unit.store.put_feed(definition, reason=None, flow_id=unit.flow_id, at=unit.cause.time)
     unit.record(_started(definition, unit.flow_id))
 
 
-async def exchange_suspended(event: ExchangeSuspended, unit: UnitOfWork) -> None:
+async def exchange_suspended(event: ExchangeSuspended, unit: FeedsUnit) -> None:
     await _stop(unit, event.code, _reason(f"exchange suspended: {event.reason}"))
 
 
-async def exchange_removed(event: ExchangeRemoved, unit: UnitOfWork) -> None:
+async def exchange_removed(event: ExchangeRemoved, unit: FeedsUnit) -> None:
     await _stop(unit, event.code, _reason(f"exchange removed: {event.reason}" if event.reason else "exchange removed"))
 
 
-async def _stop(unit: UnitOfWork, exchange: str, reason: str) -> None:
+async def _stop(unit: FeedsUnit, exchange: str, reason: str) -> None:
     """Stop the exchange's feed (one stopped already gets the new reason: its step is done too)."""
-    feed = await store.feed(unit.connection, exchange)
+    feed = await unit.store.feed(exchange)
     if feed is None:
         unit.step_failed(
             unit.flow_id, STEP_FEED_STOP, f"exchange {exchange} has no market-data feed: it was never added"
         )
         return
-    await store.stop_feed(unit, exchange, reason=reason, flow_id=unit.flow_id, at=unit.cause.time)
+    await unit.store.stop_feed(exchange, reason=reason, flow_id=unit.flow_id, at=unit.cause.time)
     unit.record(MarketDataFeedStopped(flow_id=unit.flow_id, exchange=exchange, plugin=feed.plugin, reason=reason))
 
 

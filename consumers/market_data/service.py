@@ -7,6 +7,7 @@ from pathlib import Path
 
 from consumers.market_data import handlers, instruments, store
 from consumers.market_data.feeds import supervise_feeds
+from consumers.market_data.store import PostgresFeeds
 from consumers.runtime import Service
 from consumers.runtime.projection import Projection
 from infrastructure.catalogue import MARKET_DATA_TOPICS
@@ -30,6 +31,7 @@ SERVICE = Service(
         ExchangeSuspended: handlers.exchange_suspended,
         ExchangeRemoved: handlers.exchange_removed,
     },
+    store=PostgresFeeds,
     migrations=Path(__file__).parent / "sql",
     background=(supervise_feeds, INSTRUMENTS),
     description="Zenith market data: a feed per exchange from its plugin, and the latest state per instrument.",

@@ -1,6 +1,9 @@
 """The market-data service's SQL: the feeds table (handlers write it, the feed supervisor reads it)
 and the instruments table (the projection loads and saves it, one statement per batch each).
 
+Handlers reach the feeds through ``unit.store`` (a :class:`Feeds`): :class:`PostgresFeeds` in
+the service, an in-memory one in unit tests (tests/support/memory_stores.py).
+
 Every function runs on the service's schema (``search_path``), so none names it.
 """
 
@@ -9,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import Literal, Protocol
 
 import asyncpg
 
@@ -46,60 +49,75 @@ FEED_COLUMNS = (
 )
 
 
-async def feed(connection: DbConnection, exchange: str) -> Feed | None:
-    row = await connection.fetchrow(f"select {FEED_COLUMNS} from feeds where exchange = $1", exchange)
-    return None if row is None else feed_from_row(row)
+class Feeds(Protocol):
+    async def feed(self, exchange: str) -> Feed | None:
+        """The exchange's feed, or None when it was never added here."""
+
+    async def put_feed(self, definition: ExchangeAdded, *, reason: str | None, flow_id: str, at: dt.datetime) -> None:
+        """Insert or replace the exchange's feed: running with ``definition`` (a new revision), or
+        stopped with ``reason``."""
+
+    async def stop_feed(self, exchange: str, *, reason: str, flow_id: str, at: dt.datetime) -> None:
+        """The feed stops, with the reason."""
+
+    async def keep_definition(self, definition: ExchangeAdded, *, flow_id: str, at: dt.datetime) -> None:
+        """Store a new definition for the feed's next start, without restarting it (same revision)."""
 
 
-async def put_feed(
-    unit: UnitOfWork, definition: ExchangeAdded, *, reason: str | None, flow_id: str, at: dt.datetime
-) -> None:
-    """Insert or replace the exchange's feed: running with ``definition`` (a new revision), or
-    stopped with ``reason``."""
-    await unit.execute(
-        """
-        insert into feeds (exchange, plugin, definition, instruments, state, reason, flow_id, revision, changed_at)
-        values ($1, $2, $3::jsonb, $4, $5, $6, $7, 1, $8)
-        on conflict (exchange) do update set
-            plugin = excluded.plugin, definition = excluded.definition, instruments = excluded.instruments,
-            state = excluded.state, reason = excluded.reason, flow_id = excluded.flow_id,
-            revision = feeds.revision + 1, changed_at = excluded.changed_at
-        """,
-        definition.code,
-        definition.market_data_plugin,
-        definition.model_dump_json(),
-        instrument_count(definition),
-        "running" if reason is None else "stopped",
-        reason,
-        flow_id,
-        at,
-    )
+#: What the handlers are given.
+FeedsUnit = UnitOfWork[Feeds]
 
 
-async def stop_feed(unit: UnitOfWork, exchange: str, *, reason: str, flow_id: str, at: dt.datetime) -> None:
-    await unit.execute(
-        "update feeds set state = 'stopped', reason = $2, flow_id = $3, changed_at = $4 where exchange = $1",
-        exchange,
-        reason,
-        flow_id,
-        at,
-    )
+class PostgresFeeds(Feeds):
+    def __init__(self, connection: DbConnection) -> None:
+        self._db = connection
 
+    async def feed(self, exchange: str) -> Feed | None:
+        row = await self._db.fetchrow(f"select {FEED_COLUMNS} from feeds where exchange = $1", exchange)
+        return None if row is None else feed_from_row(row)
 
-async def keep_definition(unit: UnitOfWork, definition: ExchangeAdded, *, flow_id: str, at: dt.datetime) -> None:
-    """Store a new definition for the feed's next start, without restarting it (same revision)."""
-    await unit.execute(
-        """
-        update feeds set plugin = $2, definition = $3::jsonb, instruments = $4, flow_id = $5, changed_at = $6
-        where exchange = $1
-        """,
-        definition.code,
-        definition.market_data_plugin,
-        definition.model_dump_json(),
-        instrument_count(definition),
-        flow_id,
-        at,
-    )
+    async def put_feed(self, definition: ExchangeAdded, *, reason: str | None, flow_id: str, at: dt.datetime) -> None:
+        await self._db.execute(
+            """
+            insert into feeds (exchange, plugin, definition, instruments, state, reason, flow_id, revision, changed_at)
+            values ($1, $2, $3::jsonb, $4, $5, $6, $7, 1, $8)
+            on conflict (exchange) do update set
+                plugin = excluded.plugin, definition = excluded.definition, instruments = excluded.instruments,
+                state = excluded.state, reason = excluded.reason, flow_id = excluded.flow_id,
+                revision = feeds.revision + 1, changed_at = excluded.changed_at
+            """,
+            definition.code,
+            definition.market_data_plugin,
+            definition.model_dump_json(),
+            instrument_count(definition),
+            "running" if reason is None else "stopped",
+            reason,
+            flow_id,
+            at,
+        )
+
+    async def stop_feed(self, exchange: str, *, reason: str, flow_id: str, at: dt.datetime) -> None:
+        await self._db.execute(
+            "update feeds set state = 'stopped', reason = $2, flow_id = $3, changed_at = $4 where exchange = $1",
+            exchange,
+            reason,
+            flow_id,
+            at,
+        )
+
+    async def keep_definition(self, definition: ExchangeAdded, *, flow_id: str, at: dt.datetime) -> None:
+        await self._db.execute(
+            """
+            update feeds set plugin = $2, definition = $3::jsonb, instruments = $4, flow_id = $5, changed_at = $6
+            where exchange = $1
+            """,
+            definition.code,
+            definition.market_data_plugin,
+            definition.model_dump_json(),
+            instrument_count(definition),
+            flow_id,
+            at,
+        )
 
 
 def feed_from_row(row: asyncpg.Record) -> Feed:

@@ -50,8 +50,9 @@ from consumers.runtime.records import StoredRecord, key_text
 from consumers.runtime.service import BackgroundContext
 from consumers.runtime.transient import TRANSIENT_ERRORS
 from consumers.runtime.unit_of_work import DbConnection
-from consumers.runtime.waits import unless_stopped
+from consumers.runtime.waits import unless_stopped, until_it_works
 from infrastructure.brokers import group_member_options
+from infrastructure.errors import BrokerUnavailable
 from infrastructure.groups import stop_and_leave
 from schemas import Envelope, EnvelopeError, Event, describe_validation_error
 
@@ -143,20 +144,13 @@ class ProjectionRunner(Generic[State]):
         self._failure: BaseException | None = None
 
     async def run(self) -> None:
-        connection = await asyncpg.connect(self.context.database_url)
-        try:
-            await migrate(connection, self.schema, [OFFSETS])
-        finally:
-            await connection.close()
-        settings = self.context.settings
-        consumer = AIOKafkaConsumer(
-            **await group_member_options(settings, self.context.bootstrap, self.group),
-            max_poll_records=self.projection.max_records,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-            metadata_max_age_ms=METADATA_MAX_AGE_MS,
-        )
-        consumer.subscribe(pattern=self.pattern, listener=_SeekToStoredOffsets(self, consumer))
-        await consumer.start()
+        stop, service = self.context.stop, self.context.service.name
+        outage = (*TRANSIENT_ERRORS, KafkaError, BrokerUnavailable)
+        if await until_it_works(self._migrate, stop, outage, what="projection start", service=service) is None:
+            return
+        consumer = await until_it_works(self._join, stop, outage, what="projection start", service=service)
+        if consumer is None:
+            return
         committer = GroupCommitter(consumer)
         self.context.watchdog.watch(consumer, self._positions)
         log.info("projection started", projection=self.projection.name, group=self.group, pattern=self.pattern)
@@ -177,13 +171,38 @@ class ProjectionRunner(Generic[State]):
         finally:
             self.context.watchdog.unwatch(consumer)
             await self.finish(set(self._workers))
-            await stop_and_leave(consumer, settings, self.context.bootstrap)
+            await stop_and_leave(consumer, self.context.settings, self.context.bootstrap)
             log.info(
                 "projection stopped",
                 projection=self.projection.name,
                 applied=self.applied,
                 dead_lettered=self.dead_lettered,
             )
+
+    async def _migrate(self) -> bool:
+        connection = await asyncpg.connect(self.context.database_url)
+        try:
+            await migrate(connection, self.schema, [OFFSETS])
+        finally:
+            await connection.close()
+        return True
+
+    async def _join(self) -> AIOKafkaConsumer:
+        """The projection's group member, started (a failed start leaves nothing behind)."""
+        settings = self.context.settings
+        consumer = AIOKafkaConsumer(
+            **await group_member_options(settings, self.context.bootstrap, self.group),
+            max_poll_records=self.projection.max_records,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            metadata_max_age_ms=METADATA_MAX_AGE_MS,
+        )
+        consumer.subscribe(pattern=self.pattern, listener=_SeekToStoredOffsets(self, consumer))
+        try:
+            await consumer.start()
+        except BaseException:
+            await consumer.stop()
+            raise
+        return consumer
 
     async def finish(self, partitions: set[TopicPartition]) -> None:
         """Wait for the batches under way on ``partitions``."""

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import structlog
+
 T = TypeVar("T")
+
+log = structlog.get_logger("xbus.runtime")
 
 
 async def wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
@@ -44,4 +48,27 @@ async def unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> T | None:
         return task.result()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+    return None
+
+
+async def until_it_works(
+    attempt: Callable[[], Awaitable[T]],
+    stop: asyncio.Event,
+    errors: tuple[type[BaseException], ...],
+    *,
+    what: str,
+    service: str,
+    interval: float = 1.0,
+) -> T | None:
+    """``attempt()``'s result, tried again after ``interval`` while it fails with ``errors``; None
+    once ``stop`` is set. For what a task beside the consumer does as it starts (connect, migrate,
+    join a group): PostgreSQL or the broker restarting at that moment is no reason to stop a
+    service that is already running."""
+    while not stop.is_set():
+        try:
+            return await attempt()
+        except errors as error:
+            log.warning(f"{what} failed; trying again", service=service, error=repr(error), retry_in=interval)
+            if await sleep_unless(stop, interval):
+                break
     return None

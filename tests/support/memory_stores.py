@@ -4,6 +4,7 @@ constraints are proven by the real-stack tests."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from typing import Any
 from consumers.authentication.store import Logins
 from consumers.gateway.store import Exchange, ExchangeState, GatewayStore, MarketClose
 from consumers.gateway.trading_days import last_closed
+from consumers.market_data.store import Feed, Feeds, instrument_count
 from consumers.provisioning.flows import FlowPlan, FlowState, Report, StepState, service_of
 from consumers.provisioning.store import Flow, Flows, StalledFlow
 from consumers.sessions.pools import Limits
@@ -315,3 +317,44 @@ class MemoryGateway(GatewayStore):
         key = (market.exchange, market.market)
         known = self.markets[key]
         self.markets[key] = MarketClose(known.exchange, known.market, known.time_zone, known.close, trading_date)
+
+
+@dataclass
+class MemoryFeeds(Feeds):
+    feeds: dict[str, Feed] = field(default_factory=dict)
+
+    async def feed(self, exchange: str) -> Feed | None:
+        return self.feeds.get(exchange)
+
+    async def put_feed(self, definition: ExchangeAdded, *, reason: str | None, flow_id: str, at: dt.datetime) -> None:
+        known = self.feeds.get(definition.code)
+        self.feeds[definition.code] = Feed(
+            exchange=definition.code,
+            plugin=definition.market_data_plugin,
+            definition=definition,
+            instruments=instrument_count(definition),
+            state="running" if reason is None else "stopped",
+            reason=reason,
+            flow_id=flow_id,
+            revision=1 if known is None else known.revision + 1,
+            changed_at=at,
+        )
+
+    async def stop_feed(self, exchange: str, *, reason: str, flow_id: str, at: dt.datetime) -> None:
+        known = self.feeds.get(exchange)
+        if known is not None:
+            self.feeds[exchange] = dataclasses.replace(
+                known, state="stopped", reason=reason, flow_id=flow_id, changed_at=at
+            )
+
+    async def keep_definition(self, definition: ExchangeAdded, *, flow_id: str, at: dt.datetime) -> None:
+        known = self.feeds.get(definition.code)
+        if known is not None:
+            self.feeds[definition.code] = dataclasses.replace(
+                known,
+                plugin=definition.market_data_plugin,
+                definition=definition,
+                instruments=instrument_count(definition),
+                flow_id=flow_id,
+                changed_at=at,
+            )
