@@ -9,7 +9,6 @@ import dataclasses
 import datetime as dt
 import json
 import time
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 
@@ -26,11 +25,11 @@ from infrastructure.reader import read_topic, topic_partitions
 from schemas import event_types
 from schemas.exchanges import ExchangeAdded, ExchangeSuspended, TradingHours
 from schemas.gateway import ExecutionKind, ExecutionReported, OmsAdapterRegistered, OmsAdapterStopped
-from schemas.oms import OrderCancelRouted, OrderRouted
+from schemas.oms import OrderCancelRouted
 from schemas.provisioning import StepFailed
-from schemas.types import OrderLifetime, OrderSide, OrderType
+from schemas.types import OrderLifetime, OrderSide
 from tests.conftest import Stack
-from tests.support.exchanges import new_exchange_code
+from tests.support.exchanges import new_exchange_code, routed
 from tests.support.service_under_test import ServiceUnderTest, module_settings
 from xbus.trading import instruments, prodigy_exchange
 
@@ -53,30 +52,6 @@ async def added(gateway: ServiceUnderTest, exchange: ExchangeAdded) -> dict[str,
     [registered] = (await gateway.handle(exchange)).follow_ups
     assert isinstance(registered, OmsAdapterRegistered)
     return {price.instrument: price.price for price in registered.reference_prices}
-
-
-def routed(
-    exchange: ExchangeAdded,
-    instrument: str,
-    side: OrderSide,
-    quantity: int,
-    limit_price: Decimal,
-    lifetime: OrderLifetime = OrderLifetime.GOOD_TILL_CANCEL,
-) -> OrderRouted:
-    return OrderRouted(
-        order_id=f"o-{uuid.uuid4().hex[:10]}",
-        account_id=f"XS:{uuid.uuid4().hex[:8]}",
-        exchange=exchange.code,
-        adapter="prodigy",
-        instrument=instrument,
-        side=side,
-        order_type=OrderType.LIMIT,
-        quantity=quantity,
-        limit_price=limit_price,
-        lifetime=lifetime,
-        currency="AUD",
-        settles_through_registry=True,
-    )
 
 
 def reports(follow_ups: Sequence[object]) -> list[ExecutionReported]:

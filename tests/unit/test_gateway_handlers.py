@@ -5,7 +5,6 @@ runtime are proven on the real stack in tests/integration/test_gateway.py)."""
 
 from __future__ import annotations
 
-import uuid
 from decimal import Decimal
 
 import pytest
@@ -16,9 +15,10 @@ from consumers.runtime import DomainError, FakeUnitOfWork, MissingPrerequisite
 from schemas import Event
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated
 from schemas.gateway import ExecutionKind, ExecutionReported, OmsAdapterRegistered, OmsAdapterStopped
-from schemas.oms import OrderCancelRouted, OrderRouted
+from schemas.oms import OrderCancelRouted
 from schemas.provisioning import StepFailed
-from schemas.types import OrderLifetime, OrderSide, OrderType
+from schemas.types import OrderSide
+from tests.support.exchanges import routed
 from tests.support.memory_stores import MemoryGateway
 from xbus.trading import instruments, prodigy_exchange
 
@@ -37,23 +37,6 @@ async def added(exchange: ExchangeAdded = EXCHANGE) -> tuple[MemoryGateway, dict
     [registered] = (await handle(exchange, gateway)).events
     assert isinstance(registered, OmsAdapterRegistered)
     return gateway, {price.instrument: price.price for price in registered.reference_prices}
-
-
-def routed(side: OrderSide, quantity: int, limit: Decimal, exchange: str = EXCHANGE.code) -> OrderRouted:
-    return OrderRouted(
-        order_id=f"o-{uuid.uuid4().hex[:10]}",
-        account_id="XS:acct1",
-        exchange=exchange,
-        adapter="prodigy",
-        instrument=INSTRUMENT,
-        side=side,
-        order_type=OrderType.LIMIT,
-        quantity=quantity,
-        limit_price=limit,
-        lifetime=OrderLifetime.GOOD_TILL_CANCEL,
-        currency="USD",
-        settles_through_registry=True,
-    )
 
 
 def reports(unit: FakeUnitOfWork[GatewayStore]) -> list[ExecutionReported]:
@@ -92,7 +75,9 @@ async def test_an_update_to_an_adapter_that_is_not_installed_is_refused_and_chan
 
 async def test_a_marketable_order_is_acknowledged_then_filled_and_the_book_is_kept() -> None:
     gateway, prices = await added()
-    order = routed(OrderSide.BUY, 5, (prices[INSTRUMENT] * Decimal("1.1")).quantize(Decimal("0.01")))
+    order = routed(
+        EXCHANGE, INSTRUMENT, OrderSide.BUY, 5, (prices[INSTRUMENT] * Decimal("1.1")).quantize(Decimal("0.01"))
+    )
     unit = await handle(order, gateway)
     got = reports(unit)
     assert got[0].kind is ExecutionKind.ACKNOWLEDGED and got[0].order_id == order.order_id
@@ -105,7 +90,9 @@ async def test_a_marketable_order_is_acknowledged_then_filled_and_the_book_is_ke
 
 async def test_a_resting_order_can_be_cancelled_because_the_book_is_kept_between_instructions() -> None:
     gateway, prices = await added()
-    order = routed(OrderSide.BUY, 3, (prices[INSTRUMENT] * Decimal("0.5")).quantize(Decimal("0.01")))
+    order = routed(
+        EXCHANGE, INSTRUMENT, OrderSide.BUY, 3, (prices[INSTRUMENT] * Decimal("0.5")).quantize(Decimal("0.01"))
+    )
     assert [r.kind for r in reports(await handle(order, gateway))] == [ExecutionKind.ACKNOWLEDGED]
     cancel = OrderCancelRouted(
         order_id=order.order_id,
@@ -129,14 +116,16 @@ async def test_an_order_for_an_exchange_that_takes_none_is_rejected_with_the_rea
     gateway, prices = await added()
     [stopped] = (await handle(stop, gateway)).events
     assert isinstance(stopped, OmsAdapterStopped) and stopped.adapter == "prodigy"
-    unit = await handle(routed(OrderSide.BUY, 1, prices[INSTRUMENT]), gateway)
+    unit = await handle(routed(EXCHANGE, INSTRUMENT, OrderSide.BUY, 1, prices[INSTRUMENT]), gateway)
     [rejected] = reports(unit)
     assert (rejected.kind, rejected.reason) == (ExecutionKind.REJECTED, f"exchange XSUT {why}")
     assert unit.locked == [] and gateway.adapter_states == {}
 
 
 async def test_an_order_for_an_exchange_never_added_is_rejected_not_dropped() -> None:
-    [rejected] = reports(await handle(routed(OrderSide.SELL, 1, Decimal(1), exchange="XSZZ"), MemoryGateway()))
+    [rejected] = reports(
+        await handle(routed(prodigy_exchange("XSZZ"), "XS01.XSZZ", OrderSide.SELL, 1, Decimal(1)), MemoryGateway())
+    )
     assert (rejected.kind, rejected.reason) == (ExecutionKind.REJECTED, "exchange XSZZ is not connected to the gateway")
 
 
