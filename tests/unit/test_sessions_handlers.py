@@ -1,6 +1,6 @@
 """Session Management's rules, on a FakeUnitOfWork over an in-memory store: the limits a login's
 policy puts in force, when they are reported, and what disabling, enabling and deleting do (the
-arithmetic of limits alone is in test_session_limits.py; the SQL is proven on the real stack)."""
+arithmetic of limits alone is in test_sessions_pools.py; the SQL is proven on the real stack)."""
 
 from __future__ import annotations
 
