@@ -160,7 +160,6 @@ class PostgresFlows(Flows):
         return None if state is None else StepState(state)
 
     async def mark_done(self, flow_id: str, step: str, at: dt.datetime) -> None:
-        """An open step is done; a waiting reason is cleared. A failed step stays failed."""
         await self._db.execute(
             "update steps set state = 'done', updated_at = $3, reason = null "
             "where flow_id = $1 and step = $2 and state = any($4::text[])",
@@ -181,7 +180,6 @@ class PostgresFlows(Flows):
         )
 
     async def mark_failed(self, flow_id: str, step: str, service: str, at: dt.datetime, reason: str) -> None:
-        """The step is refused; one the flow did not expect is added, so that the refusal is shown."""
         await self._db.execute(
             """
             insert into steps (flow_id, step, position, service, state, updated_at, reason)
@@ -196,14 +194,12 @@ class PostgresFlows(Flows):
         )
 
     async def fail_flow(self, flow_id: str, at: dt.datetime) -> bool:
-        """True if the flow was open (and is failed now): its failure is announced once."""
         changed = await self._db.execute(
             "update flows set state = 'failed', failed_at = $2 where flow_id = $1 and state = 'open'", flow_id, at
         )
         return changed == "UPDATE 1"
 
     async def complete_if_done(self, flow_id: str, at: dt.datetime) -> tuple[str, ...] | None:
-        """Complete an open flow whose steps are all done; its steps, or None if it is not complete now."""
         changed = await self._db.execute(
             """
             update flows set state = 'completed', completed_at = $2
@@ -235,7 +231,6 @@ class PostgresFlows(Flows):
         )
 
     async def take_early(self, flow_id: str) -> list[Report]:
-        """The reports kept for ``flow_id``, in arrival order, removed from the table."""
         rows = await self._db.fetch(
             "delete from early_reports where flow_id = $1 "
             "returning seq, event_id, event_type, outcome, step, service, reason, reported_at",
@@ -267,7 +262,6 @@ class PostgresFlows(Flows):
         )
 
     async def has_session_policy(self, login_id: str) -> bool:
-        """What UserCreated and UserUpdated said; a login never seen has none."""
         return bool(await self._db.fetchval("select has_session_policy from logins where login_id = $1", login_id))
 
     async def mark_stalled(self, now: dt.datetime, after: dt.timedelta, limit: int = 1_000) -> list[StalledFlow]:

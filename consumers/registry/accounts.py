@@ -19,7 +19,7 @@ from decimal import Decimal
 from consumers.registry import store
 from consumers.registry.compensation import STEP_REASON_LENGTH, clip, holdings_described, undo_opening
 from consumers.registry.ledger import CashRefused, apply_cash_movement
-from consumers.runtime import UnitOfWork
+from consumers.registry.store import LedgerUnit
 from schemas.accounts import (
     FundsDeposited,
     FundsWithdrawn,
@@ -41,11 +41,11 @@ STEP_ACCOUNT_STATE = "registry.account_state"
 STEP_CASH = "registry.cash"
 
 
-async def account_opened(event: TradingAccountOpened, unit: UnitOfWork) -> None:
+async def account_opened(event: TradingAccountOpened, unit: LedgerUnit) -> None:
     """Record the investor and the account it owns, active, with zero settled cash and no holdings."""
     await store.lock_account(unit, event.account_id)
-    already_failed = await store.take_failed_opening(unit, unit.flow_id)
-    existing = await store.find_account(unit, event.account_id)
+    already_failed = await unit.store.take_failed_opening(unit.flow_id)
+    existing = await unit.store.find_account(event.account_id)
     if existing is not None:
         unit.step_failed(
             unit.flow_id,
@@ -54,8 +54,8 @@ async def account_opened(event: TradingAccountOpened, unit: UnitOfWork) -> None:
             f"{existing.opening_flow_id}); an account id is opened once",
         )
         return
-    await store.insert_investor(unit, event.investor, unit.cause.time)
-    recorded = await store.find_investor(unit, event.investor.investor_id)
+    await unit.store.insert_investor(event.investor, unit.cause.time)
+    recorded = await unit.store.find_investor(event.investor.investor_id)
     assert recorded is not None, "the investor was just inserted or already there"
     conflicts = investor_conflicts(recorded, event.investor)
     if conflicts:
@@ -70,9 +70,8 @@ async def account_opened(event: TradingAccountOpened, unit: UnitOfWork) -> None:
         )
         return
     if recorded.pii_hash is None and event.investor.pii_hash is not None:
-        await store.fill_pii_hash(unit, recorded.investor_id, event.investor.pii_hash)
-    await store.insert_account(
-        unit,
+        await unit.store.fill_pii_hash(recorded.investor_id, event.investor.pii_hash)
+    await unit.store.insert_account(
         account_id=event.account_id,
         investor_id=recorded.investor_id,
         owner=event.owner,
@@ -113,10 +112,10 @@ def investor_conflicts(recorded: Investor, named: Investor) -> list[str]:
     return conflicts
 
 
-async def account_suspended(event: TradingAccountSuspended, unit: UnitOfWork) -> None:
+async def account_suspended(event: TradingAccountSuspended, unit: LedgerUnit) -> None:
     """Suspend the account; suspending a suspended account reports the step done again."""
     await store.lock_account(unit, event.account_id)
-    account = await store.find_account(unit, event.account_id)
+    account = await unit.store.find_account(event.account_id)
     if account is None:
         unit.step_failed(
             unit.flow_id, STEP_ACCOUNT_STATE, f"account {event.account_id} is unknown to the registry: not suspended"
@@ -130,7 +129,7 @@ async def account_suspended(event: TradingAccountSuspended, unit: UnitOfWork) ->
         )
         return
     if account.state == AccountState.ACTIVE:
-        await store.set_state(unit, event.account_id, AccountState.SUSPENDED, event.reason, unit.cause.time)
+        await unit.store.set_state(event.account_id, AccountState.SUSPENDED, event.reason, unit.cause.time)
     unit.record(
         RegistryAccountStateChanged(
             flow_id=unit.flow_id, account_id=event.account_id, state=AccountState.SUSPENDED, reason=event.reason
@@ -138,7 +137,7 @@ async def account_suspended(event: TradingAccountSuspended, unit: UnitOfWork) ->
     )
 
 
-async def account_closed(event: TradingAccountClosed, unit: UnitOfWork) -> None:
+async def account_closed(event: TradingAccountClosed, unit: LedgerUnit) -> None:
     """Close an account that holds nothing; refuse, with what it holds, otherwise.
 
     The OMS and authorisation close the account on our ``RegistryAccountStateChanged(closed)``,
@@ -146,7 +145,7 @@ async def account_closed(event: TradingAccountClosed, unit: UnitOfWork) -> None:
     step done again (the others' closing is idempotent too).
     """
     await store.lock_account(unit, event.account_id)
-    account = await store.find_account(unit, event.account_id)
+    account = await unit.store.find_account(event.account_id)
     if account is None:
         unit.step_failed(
             unit.flow_id, STEP_ACCOUNT_STATE, f"account {event.account_id} is unknown to the registry: not closed"
@@ -165,7 +164,7 @@ async def account_closed(event: TradingAccountClosed, unit: UnitOfWork) -> None:
                 ),
             )
             return
-        await store.set_state(unit, event.account_id, AccountState.CLOSED, event.reason, unit.cause.time)
+        await unit.store.set_state(event.account_id, AccountState.CLOSED, event.reason, unit.cause.time)
     unit.record(
         RegistryAccountStateChanged(
             flow_id=unit.flow_id, account_id=event.account_id, state=AccountState.CLOSED, reason=event.reason
@@ -173,19 +172,19 @@ async def account_closed(event: TradingAccountClosed, unit: UnitOfWork) -> None:
     )
 
 
-async def funds_deposited(event: FundsDeposited, unit: UnitOfWork) -> None:
+async def funds_deposited(event: FundsDeposited, unit: LedgerUnit) -> None:
     await _move_cash(unit, event.account_id, event.amount.amount, event.amount.currency, event.reference)
 
 
-async def funds_withdrawn(event: FundsWithdrawn, unit: UnitOfWork) -> None:
+async def funds_withdrawn(event: FundsWithdrawn, unit: LedgerUnit) -> None:
     await _move_cash(unit, event.account_id, -event.amount.amount, event.amount.currency, event.reference)
 
 
-async def _move_cash(unit: UnitOfWork, account_id: str, delta: Decimal, currency: str, reference: str) -> None:
+async def _move_cash(unit: LedgerUnit, account_id: str, delta: Decimal, currency: str, reference: str) -> None:
     """Book a deposit (``delta`` > 0) or withdrawal on settled cash, or refuse it with the reason."""
     what = f"{'deposit' if delta > 0 else 'withdrawal'} of {show(abs(delta))} {currency} (reference {reference})"
     await store.lock_account(unit, account_id)
-    account = await store.find_account(unit, account_id)
+    account = await unit.store.find_account(account_id)
     if account is None:
         unit.step_failed(unit.flow_id, STEP_CASH, f"account {account_id} is unknown to the registry: {what} refused")
         return
@@ -197,14 +196,13 @@ async def _move_cash(unit: UnitOfWork, account_id: str, delta: Decimal, currency
             unit.flow_id, STEP_CASH, f"account {account_id} is suspended: {what} refused (deposits are still taken)"
         )
         return
-    balance = await store.settled_cash(unit, account_id, currency)
+    balance = await unit.store.settled_cash(account_id, currency)
     try:
         after = apply_cash_movement(balance, delta, currency)
     except CashRefused as refused:
         unit.step_failed(unit.flow_id, STEP_CASH, refused.reason)
         return
-    await store.book_cash_movement(
-        unit,
+    await unit.store.book_cash_movement(
         account_id=account_id,
         currency=currency,
         delta=delta,

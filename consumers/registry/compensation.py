@@ -5,7 +5,7 @@ first; and what the account handlers share with it to say what an account still 
 from __future__ import annotations
 
 from consumers.registry import store
-from consumers.runtime import UnitOfWork
+from consumers.registry.store import LedgerUnit
 from schemas.money import show
 from schemas.oms import AccountState
 from schemas.provisioning import FlowKind, ProvisioningFailed
@@ -21,7 +21,7 @@ STATE_REASON_LENGTH = 200
 STEP_REASON_LENGTH = 2000
 
 
-async def provisioning_failed(event: ProvisioningFailed, unit: UnitOfWork) -> None:
+async def provisioning_failed(event: ProvisioningFailed, unit: LedgerUnit) -> None:
     """Undo the opening of an account whose flow failed in another service.
 
     Only an opening is undone, and only one the registry did: the account whose opening flow is
@@ -33,17 +33,17 @@ async def provisioning_failed(event: ProvisioningFailed, unit: UnitOfWork) -> No
         return
     failure = store.FailedOpening(event.flow_id, event.service, event.step, event.reason)
     await store.lock_account(unit, event.entity_id)
-    opened = await store.account_opened_by(unit, event.flow_id)
+    opened = await unit.store.account_opened_by(event.flow_id)
     if opened is not None:
         await undo_opening(unit, opened, failure)
-    elif await store.find_account(unit, event.entity_id) is None:
-        await store.remember_failed_opening(
-            unit, event.flow_id, event.entity_id, event.service, event.step, event.reason, unit.cause.time
+    elif await unit.store.find_account(event.entity_id) is None:
+        await unit.store.remember_failed_opening(
+            event.flow_id, event.entity_id, event.service, event.step, event.reason, unit.cause.time
         )
     # else: the account was opened by another flow, so this failure is of a later change to it.
 
 
-async def undo_opening(unit: UnitOfWork, account: store.StoredAccount, failure: store.FailedOpening) -> None:
+async def undo_opening(unit: LedgerUnit, account: store.StoredAccount, failure: store.FailedOpening) -> None:
     """Close the account opened by a failed flow, reported with that flow's id.
 
     An account that already holds something (a deposit landed before the failure was known)
@@ -66,7 +66,7 @@ async def undo_opening(unit: UnitOfWork, account: store.StoredAccount, failure: 
         )
         return
     reason = clip(f"opening failed: {failure.step}: {failure.reason}", STATE_REASON_LENGTH)
-    await store.set_state(unit, account.account_id, AccountState.CLOSED, reason, unit.cause.time)
+    await unit.store.set_state(account.account_id, AccountState.CLOSED, reason, unit.cause.time)
     unit.record(
         RegistryAccountStateChanged(
             flow_id=failure.flow_id, account_id=account.account_id, state=AccountState.CLOSED, reason=reason
@@ -74,10 +74,10 @@ async def undo_opening(unit: UnitOfWork, account: store.StoredAccount, failure: 
     )
 
 
-async def holdings_described(unit: UnitOfWork, account_id: str) -> str:
+async def holdings_described(unit: LedgerUnit, account_id: str) -> str:
     """What the account still holds, for a reason ("" when it holds nothing)."""
-    cash = await store.nonzero_cash(unit, account_id)
-    holdings = await store.nonzero_holdings(unit, account_id)
+    cash = await unit.store.nonzero_cash(account_id)
+    holdings = await unit.store.nonzero_holdings(account_id)
     parts = []
     if cash:
         parts.append("settled cash " + ", ".join(f"{show(amount)} {currency}" for currency, amount in cash.items()))

@@ -3,8 +3,7 @@ with its Identity function (step ``registry.operator``); a deregistered one is k
 
 from __future__ import annotations
 
-from consumers.registry import store
-from consumers.runtime import UnitOfWork
+from consumers.registry.store import LedgerUnit
 from schemas.operators import OperatorDeregistered, OperatorRegistered
 from schemas.registry import (
     RegistryOperatorRegistered,
@@ -14,12 +13,11 @@ from schemas.types import OperatorSystem
 STEP_OPERATOR = "registry.operator"
 
 
-async def operator_registered(event: OperatorRegistered, unit: UnitOfWork) -> None:
+async def operator_registered(event: OperatorRegistered, unit: LedgerUnit) -> None:
     """Register the operator with the registry's Identity function, when it may use the registry."""
     if OperatorSystem.REGISTRY not in event.systems:
         return  # no step of ours in this flow: the tracker does not expect one
-    await store.register_operator(
-        unit,
+    await unit.store.register_operator(
         event.operator_id,
         event.login_id,
         [feature.value for feature in event.registry_features],
@@ -33,10 +31,10 @@ async def operator_registered(event: OperatorRegistered, unit: UnitOfWork) -> No
     )
 
 
-async def operator_deregistered(event: OperatorDeregistered, unit: UnitOfWork) -> None:
+async def operator_deregistered(event: OperatorDeregistered, unit: LedgerUnit) -> None:
     """Keep the operator's row, marked deregistered: who could act, and until when, stays on record.
 
     An operator the registry does not know was never given the registry: nothing to do, and no
     flow tracks a deregistration.
     """
-    await store.deregister_operator(unit, event.operator_id, event.reason, unit.cause.time)
+    await unit.store.deregister_operator(event.operator_id, event.reason, unit.cause.time)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from consumers.registry import accounts, compensation, operators, settlement
+from consumers.registry.store import PostgresLedger
 from consumers.runtime import Service, keys_locked_as
 from schemas.accounts import (
     FundsDeposited,
@@ -39,6 +40,7 @@ SERVICE = Service(
         ExchangeUpdated: settlement.exchange_updated,
         ExecutionReported: settlement.execution_reported,
     },
+    store=PostgresLedger,
     migrations=Path(__file__).parent / "sql",
     description=(
         "Foundry Registry: operators, investors, trading accounts, settled cash and holdings; "

@@ -11,7 +11,8 @@ import structlog
 
 from consumers.registry import store
 from consumers.registry.ledger import Unbookable, settle
-from consumers.runtime import DomainError, MissingPrerequisite, UnitOfWork
+from consumers.registry.store import LedgerUnit
+from consumers.runtime import DomainError, MissingPrerequisite
 from schemas.exchanges import ExchangeAdded, ExchangeUpdated
 from schemas.gateway import ExecutionKind, ExecutionReported
 from schemas.money import money, show
@@ -24,28 +25,28 @@ from schemas.registry import (
 log = structlog.get_logger("xbus.registry")
 
 
-async def exchange_added(event: ExchangeAdded, unit: UnitOfWork) -> None:
+async def exchange_added(event: ExchangeAdded, unit: LedgerUnit) -> None:
     """Settle the exchange's fills here when it asks to, and say so (step ``registry.settlement``).
 
     An exchange that does not settle through the registry is remembered as such, and nothing is
     reported: its onboarding does not expect the step.
     """
-    await store.put_exchange(unit, event.code, event.settles_through_registry, unit.flow_id, unit.cause.time)
+    await unit.store.put_exchange(event.code, event.settles_through_registry, unit.flow_id, unit.cause.time)
     if event.settles_through_registry:
         unit.record(RegistrySettlementEnabled(flow_id=unit.flow_id, exchange=event.code))
 
 
-async def exchange_updated(event: ExchangeUpdated, unit: UnitOfWork) -> None:
+async def exchange_updated(event: ExchangeUpdated, unit: LedgerUnit) -> None:
     """Keep the flag an update sets; say that settlement is enabled only when it turns on."""
     if event.settles_through_registry is None:
         return  # a partial update that leaves settlement as it is
-    settled_before = await store.exchange_settles(unit, event.code)
-    await store.put_exchange(unit, event.code, event.settles_through_registry, unit.flow_id, unit.cause.time)
+    settled_before = await unit.store.exchange_settles(event.code)
+    await unit.store.put_exchange(event.code, event.settles_through_registry, unit.flow_id, unit.cause.time)
     if event.settles_through_registry and not settled_before:
         unit.record(RegistrySettlementEnabled(flow_id=unit.flow_id, exchange=event.code))
 
 
-async def execution_reported(event: ExecutionReported, unit: UnitOfWork) -> None:
+async def execution_reported(event: ExecutionReported, unit: LedgerUnit) -> None:
     """Book a fill of an exchange that settles through the registry: cash, holding and the
     settlement ledger, in this one transaction.
 
@@ -86,9 +87,9 @@ async def execution_reported(event: ExecutionReported, unit: UnitOfWork) -> None
         f"{event.fill_quantity} {event.instrument} at {format(event.fill_price, 'f')} {event.currency})"
     )
     await store.lock_account(unit, event.account_id)
-    if await store.settled_already(unit, event.exchange, event.venue_trade_id, event.order_id):
+    if await unit.store.settled_already(event.exchange, event.venue_trade_id, event.order_id):
         return
-    account = await store.find_account(unit, event.account_id)
+    account = await unit.store.find_account(event.account_id)
     if account is None:
         raise MissingPrerequisite(
             f"{fill} names account {event.account_id}, which the registry has never opened",
@@ -102,8 +103,8 @@ async def execution_reported(event: ExecutionReported, unit: UnitOfWork) -> None
             "settle the fill by hand with the investor and the exchange, then discard this event: `xbus dlq discard "
             "registry --id ... --reason ...` (the account's later events wait behind this one until then)"
         )
-    cash = await store.settled_cash(unit, event.account_id, event.currency)
-    holding = await store.holding(unit, event.account_id, event.instrument)
+    cash = await unit.store.settled_cash(event.account_id, event.currency)
+    holding = await unit.store.holding(event.account_id, event.instrument)
     try:
         settled = settle(
             event.side,
@@ -129,8 +130,7 @@ async def execution_reported(event: ExecutionReported, unit: UnitOfWork) -> None
             settled_cash=show(settled.cash_after),
             fill=fill,
         )
-    await store.book_settlement(
-        unit,
+    await unit.store.book_settlement(
         store.SettlementRow(
             exchange=event.exchange,
             venue_trade_id=event.venue_trade_id,
