@@ -14,6 +14,7 @@ from typing import Protocol
 
 import asyncpg
 
+from consumers.registry import queries
 from consumers.runtime import UnitOfWork
 from consumers.runtime.unit_of_work import DbConnection
 from schemas.accounts import Investor
@@ -307,11 +308,7 @@ class PostgresLedger(Ledger):
         return {row["currency"]: row["settled"] for row in rows}
 
     async def nonzero_holdings(self, account_id: str) -> dict[str, int]:
-        rows = await self._db.fetch(
-            "select instrument, quantity from holdings where account_id = $1 and quantity <> 0 order by instrument",
-            account_id,
-        )
-        return {row["instrument"]: row["quantity"] for row in rows}
+        return await queries.holdings(self._db, account_id)
 
     async def remember_failed_opening(
         self, flow_id: str, account_id: str, service: str, step: str, reason: str, at: dt.datetime

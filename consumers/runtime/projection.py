@@ -179,13 +179,13 @@ class ProjectionRunner(Generic[State]):
                 dead_lettered=self.dead_lettered,
             )
 
-    async def _migrate(self) -> bool:
+    async def _migrate(self) -> list[str]:
+        """The projection's offsets table, migrated: the versions applied."""
         connection = await asyncpg.connect(self.context.database_url)
         try:
-            await migrate(connection, self.schema, [OFFSETS])
+            return await migrate(connection, self.schema, [OFFSETS])
         finally:
             await connection.close()
-        return True
 
     async def _join(self) -> AIOKafkaConsumer:
         """The projection's group member, started (a failed start leaves nothing behind)."""

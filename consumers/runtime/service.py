@@ -141,10 +141,16 @@ class Service:
         """Run the handler of ``event`` (which ``cause`` carried) in the caller's transaction; the
         follow-ups it recorded, for the caller to write with the rest of its batch. The one place
         a handler is called: the fast path, the careful path and redrives all come here."""
-        store = self.store(connection) if self.store is not None else None
-        unit = UnitOfWork(connection, cause, routing.source, self.name, replayed=replayed, store=store)
+        unit = UnitOfWork(
+            connection, cause, routing.source, self.name, replayed=replayed, store=self.store_over(connection)
+        )
         await self.by_type[cause.type](event, unit)
         return unit.recorded
+
+    def store_over(self, connection: DbConnection) -> Any:
+        """The service's store on ``connection``, for a handler's or a tick's unit of work (None
+        for a service that declares none)."""
+        return self.store(connection) if self.store is not None else None
 
     def routing(self, settings: Settings, catalogue: Catalogue) -> Routing:
         """Its follow-up and dead-letter topics as the broker names them, and its CloudEvents source."""

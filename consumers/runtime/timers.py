@@ -86,7 +86,7 @@ class TimerLoop:
                 self.service.name,
                 timer=timer.name,
                 settings=self.settings,
-                store=self.service.store(connection) if self.service.store is not None else None,
+                store=self.service.store_over(connection),
             )
             await timer.fn(unit)
             await insert_follow_ups(connection, self.service.name, self.routing.follow_up_topic, unit.recorded)
