@@ -17,7 +17,13 @@ times a baseline in this run: EchoService, a bare aiokafka consumer that answers
 a record and has no database (what no service on this broker and machine can beat); the ratio
 of the two p99s is what the runtime's transaction, outbox and relay add.
 
-Usage: python bench/runtime.py [--events N] [--rounds R] [--rate 1000] [--seconds 10]
+Contention: with ``--hog N`` the latency part runs twice, on a quiet machine and then beside N
+busy-loop processes (each wants a core all the time, as a neighbour's batch job would), and both
+rows are printed: the runtime and the echo baseline under the same contention, so the ratio says
+how much worse the runtime's transaction, outbox and relay fare than a bare consumer when cores
+are scarce.
+
+Usage: python bench/runtime.py [--events N] [--rounds R] [--rate 1000] [--seconds 10] [--hog N]
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -509,7 +515,19 @@ async def applied_times(endpoints: Endpoints, schema: str, logins: dict[str, str
     return {logins[row["event_id"]]: row["at"] for row in rows if row["event_id"] in logins}
 
 
-async def main(count: int, rounds: int, rate: int, seconds: float) -> None:
+@contextlib.contextmanager
+def hogs(count: int) -> Iterator[None]:
+    """``count`` processes that each spin on a core for as long as the block runs."""
+    spinning = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for process in spinning:
+            process.kill()
+            process.wait()
+
+
+async def main(count: int, rounds: int, rate: int, seconds: float, hog: int) -> None:
     base = load_settings()
     # The runner's per-round start/stop lines would bury the figures; XBUS_LOG_LEVEL brings them back.
     configure_logging(base.log_format, base.log_level if "XBUS_LOG_LEVEL" in os.environ else "warning")
@@ -520,6 +538,10 @@ async def main(count: int, rounds: int, rate: int, seconds: float) -> None:
             json.dumps({"broker": broker, "throughput": await throughput(base, endpoints, count, rounds)}), flush=True
         )
     print(json.dumps({"broker": broker, "latency": await latency(base, endpoints, rate, seconds)}), flush=True)
+    if hog:
+        with hogs(hog):
+            figures = await latency(base, endpoints, rate, seconds)
+        print(json.dumps({"broker": broker, "hogs": hog, "latency": figures}), flush=True)
 
 
 if __name__ == "__main__":
@@ -528,9 +550,11 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=5, help="throughput rounds; 0 runs the latency part alone")
     parser.add_argument("--rate", type=int, default=1_000, help="events/s published in the latency run")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
+    parser.add_argument("--hog", type=int, default=0, help="run the latency part again beside N busy-loop processes")
     parser.add_argument("--echo-service", action="store_true", help=argparse.SUPPRESS)  # ECHO_COMMAND
     add_broker_option(parser)
     args = parser.parse_args()
     choose_broker(args)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # as `xbus run` does
-        runner.run(serve_echo() if args.echo_service else main(args.events, args.rounds, args.rate, args.seconds))
+        job = serve_echo() if args.echo_service else main(args.events, args.rounds, args.rate, args.seconds, args.hog)
+        runner.run(job)

@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from infrastructure.durations import parse_duration_ms
 from infrastructure.errors import CatalogueError
-from infrastructure.yamlfile import load_yaml
 from schemas import EventTypes, UnknownEventType
 
 UPSTREAM = "upstream"
@@ -204,6 +203,26 @@ class Catalogue:
             if topic.owner == service and topic.kind == TopicKind.DEAD_LETTER:
                 return topic
         raise CatalogueError(f"service {service!r} has no dead-letter topic in {self.path}")
+
+
+#: YAML loading that refuses duplicate keys: PyYAML would silently keep the last one.
+
+
+class _StrictLoader(yaml.SafeLoader):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse ``path``; raises ``OSError`` or ``yaml.YAMLError`` with the line of the problem."""
+    with path.open(encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=_StrictLoader)  # a SafeLoader subclass: no arbitrary objects
 
 
 def _entry(path: Path, what: str, index: int, raw: Any, event_types: EventTypes) -> TopicSpec:

@@ -25,8 +25,7 @@ from infrastructure.kafka_clients import start_producer
 from infrastructure.settings import Settings
 from producers.partitioning import partition_for
 from schemas import Event
-from schemas.envelope import build_headers, format_time
-from schemas.ids import new_event_id
+from schemas.envelope import build_headers, format_time, new_event_id
 
 
 @dataclass(frozen=True)
@@ -254,10 +253,14 @@ def _describe(error: BaseException) -> str:
 
 
 @asynccontextmanager
-async def open_publisher(settings: Settings, **options: Any) -> AsyncIterator[Publisher]:
+async def open_publisher(
+    settings: Settings, catalogue: Catalogue | None = None, **options: Any
+) -> AsyncIterator[Publisher]:
     """A started Publisher on the configured broker (the embedded one started if it is the one
     configured) and catalogue, for the length of a block: what a script or a command needs in one
-    call. ``options`` are the Publisher's (``linger_ms``, ...)."""
+    call. A caller that has loaded the catalogue already (to check its input before it connects)
+    passes it rather than have it read again. ``options`` are the Publisher's (``linger_ms``, ...)."""
     endpoints = await connect(settings, database=False)
-    async with Publisher(settings, endpoints.kafka_bootstrap, load_catalogue(settings), **options) as publisher:
+    catalogue = catalogue or load_catalogue(settings)
+    async with Publisher(settings, endpoints.kafka_bootstrap, catalogue, **options) as publisher:
         yield publisher

@@ -11,9 +11,10 @@ only an update of a login never created, which cannot be merely early, is dead-l
 
 from __future__ import annotations
 
-from consumers.authorisation import access, store
+from consumers.authorisation import access
 from consumers.authorisation.permissions import permissions_for, shorten
-from consumers.runtime import DomainError, MissingPrerequisite, UnitOfWork
+from consumers.authorisation.store import EntitlementsUnit
+from consumers.runtime import DomainError, MissingPrerequisite
 from schemas.accounts import AccountLogin, AccountLoginLinked, AccountLoginUnlinked, TradingAccountOpened
 from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted, RevokedScope
 from schemas.oms import AccountState
@@ -31,24 +32,24 @@ ACCESS_STEP = access.ACCESS_STEP
 # --- xosp.users ---------------------------------------------------------------------------------
 
 
-async def user_created(event: UserCreated, unit: UnitOfWork) -> None:
+async def user_created(event: UserCreated, unit: EntitlementsUnit) -> None:
     """Grant the login its permissions, then every pending association that waited only for it."""
-    status = await store.login_status(unit, event.login_id)
+    status = await unit.store.login_status(event.login_id)
     if status is not None:
         unit.step_failed(unit.flow_id, PERMISSIONS_STEP, f"login {event.login_id} already exists ({status})")
         return
     roles, markets = [str(role) for role in event.roles], list(event.markets)
-    await store.insert_login(unit, event.login_id, roles, markets, unit.flow_id, unit.cause.time)
-    await store.replace_permissions(unit, event.login_id, permissions_for(roles, markets), unit.cause.time)
-    await access.apply_ready(unit, await store.ready_for_login(unit, event.login_id))
+    await unit.store.insert_login(event.login_id, roles, markets, unit.flow_id, unit.cause.time)
+    await unit.store.replace_permissions(event.login_id, permissions_for(roles, markets), unit.cause.time)
+    await access.apply_ready(unit, await unit.store.ready_for_login(event.login_id))
     await _report_permissions(unit, event.login_id)
 
 
-async def user_updated(event: UserUpdated, unit: UnitOfWork) -> None:
+async def user_updated(event: UserUpdated, unit: EntitlementsUnit) -> None:
     """New roles or markets replace the login's permissions; other fields are not authorisation's."""
     if event.roles is None and event.markets is None:
         return
-    status = await store.login_status(unit, event.login_id)
+    status = await unit.store.login_status(event.login_id)
     if status is None:
         raise MissingPrerequisite(
             f"login {event.login_id} is unknown: an update follows its UserCreated",
@@ -61,32 +62,31 @@ async def user_updated(event: UserUpdated, unit: UnitOfWork) -> None:
             f"login {event.login_id} is deleted: no update follows its UserDeleted; fix the upstream identity "
             "system and discard this event (`xbus dlq discard authorisation --id ... --reason ...`)"
         )
-    roles, markets = await store.update_roles_and_markets(
-        unit,
+    roles, markets = await unit.store.update_roles_and_markets(
         event.login_id,
         None if event.roles is None else [str(role) for role in event.roles],
         event.markets,
         unit.cause.time,
     )
-    await store.replace_permissions(unit, event.login_id, permissions_for(roles, markets), unit.cause.time)
+    await unit.store.replace_permissions(event.login_id, permissions_for(roles, markets), unit.cause.time)
     await _report_permissions(unit, event.login_id)
 
 
-async def user_disabled(event: UserDisabled, unit: UnitOfWork) -> None:
+async def user_disabled(event: UserDisabled, unit: EntitlementsUnit) -> None:
     """A disabled login loses everything: its rows stay, marked revoked, for an enable to restore."""
     if await _refused(unit, event.login_id, REVOKE_STEP):
         return
-    await store.set_login_status(unit, event.login_id, "disabled", unit.cause.time)
-    await store.revoke_login(unit, event.login_id, unit.cause.time)
+    await unit.store.set_login_status(event.login_id, "disabled", unit.cause.time)
+    await unit.store.revoke_login(event.login_id, unit.cause.time)
     _report_login_revoked(unit, event.login_id, event.reason)
 
 
-async def user_enabled(event: UserEnabled, unit: UnitOfWork) -> None:
+async def user_enabled(event: UserEnabled, unit: EntitlementsUnit) -> None:
     """Restore what the disable revoked (not what an unlink or a close took away)."""
     if await _refused(unit, event.login_id, ENABLE_STEP):
         return
-    await store.set_login_status(unit, event.login_id, "active", unit.cause.time)
-    restored = await store.restore_login(unit, event.login_id)
+    await unit.store.set_login_status(event.login_id, "active", unit.cause.time)
+    restored = await unit.store.restore_login(event.login_id)
     await _report_permissions(unit, event.login_id)
     # Services that keep account access themselves (the OMS's trade rights) learn it from these:
     # the disable revoked it with an AccessRevoked, the enable gives it back the same way it was given.
@@ -94,47 +94,47 @@ async def user_enabled(event: UserEnabled, unit: UnitOfWork) -> None:
         unit.record(AccountAccessGranted(flow_id=unit.flow_id, account_id=account_id, logins=(login,)))
 
 
-async def user_deleted(event: UserDeleted, unit: UnitOfWork) -> None:
+async def user_deleted(event: UserDeleted, unit: EntitlementsUnit) -> None:
     """Revoke everything for good (not a tracked flow); an unknown login has nothing to revoke."""
-    if await store.login_status(unit, event.login_id) is None:
+    if await unit.store.login_status(event.login_id) is None:
         return
-    await store.set_login_status(unit, event.login_id, "deleted", unit.cause.time)
-    await store.revoke_login(unit, event.login_id, unit.cause.time)
+    await unit.store.set_login_status(event.login_id, "deleted", unit.cause.time)
+    await unit.store.revoke_login(event.login_id, unit.cause.time)
     _report_login_revoked(unit, event.login_id, event.reason or "login deleted")
 
 
 # --- xosp.accounts ------------------------------------------------------------------------------
 
 
-async def account_opened(event: TradingAccountOpened, unit: UnitOfWork) -> None:
-    known = await store.account(unit, event.account_id)
+async def account_opened(event: TradingAccountOpened, unit: EntitlementsUnit) -> None:
+    known = await unit.store.account(event.account_id)
     if known is not None and known.opened_flow_id is not None:
         unit.step_failed(
             unit.flow_id, ACCESS_STEP, f"account {event.account_id} was already opened (flow {known.opened_flow_id})"
         )
         return
-    await store.open_account(unit, event.account_id, unit.flow_id, unit.cause.time)
+    await unit.store.open_account(event.account_id, unit.flow_id, unit.cause.time)
     await access.request(unit, unit.flow_id, event.account_id, event.logins)
-    failed = await store.failed_flow_reason(unit, unit.flow_id)
+    failed = await unit.store.failed_flow_reason(unit.flow_id)
     if failed is not None:  # the opening's failure overtook it: compensate at once
         await access.close_account(unit, event.account_id, unit.flow_id, failed)
 
 
-async def login_linked(event: AccountLoginLinked, unit: UnitOfWork) -> None:
+async def login_linked(event: AccountLoginLinked, unit: EntitlementsUnit) -> None:
     if await _account_refused(unit, event.account_id, ACCESS_STEP):
         return
     login = AccountLogin(login_id=event.login_id, rights=event.rights)
     await access.request(unit, unit.flow_id, event.account_id, [login])
 
 
-async def login_unlinked(event: AccountLoginUnlinked, unit: UnitOfWork) -> None:
+async def login_unlinked(event: AccountLoginUnlinked, unit: EntitlementsUnit) -> None:
     """Revoke the login's access; if the link is still pending, it is taken out of it instead."""
-    if await store.account(unit, event.account_id) is None:
+    if await unit.store.account(event.account_id) is None:
         unit.step_failed(unit.flow_id, REVOKE_STEP, f"account {event.account_id} is unknown to authorisation")
         return
-    await store.revoke_account_login(unit, event.account_id, event.login_id, unit.cause.time)
-    await store.drop_pending_login(unit, event.account_id, event.login_id)
-    await access.apply_ready(unit, await store.ready_for_account(unit, event.account_id))
+    await unit.store.revoke_account_login(event.account_id, event.login_id, unit.cause.time)
+    await unit.store.drop_pending_login(event.account_id, event.login_id)
+    await access.apply_ready(unit, await unit.store.ready_for_account(event.account_id))
     unit.record(
         AccessRevoked(
             flow_id=unit.flow_id,
@@ -150,7 +150,7 @@ async def login_unlinked(event: AccountLoginUnlinked, unit: UnitOfWork) -> None:
 # --- follow-ups of other services ---------------------------------------------------------------
 
 
-async def registry_account_state_changed(event: RegistryAccountStateChanged, unit: UnitOfWork) -> None:
+async def registry_account_state_changed(event: RegistryAccountStateChanged, unit: EntitlementsUnit) -> None:
     """Take the close step of a ``TradingAccountClosed`` flow once the registry has closed the
     account (an account the registry refuses to close keeps its access); suspensions are not ours."""
     if event.state != AccountState.CLOSED:
@@ -158,7 +158,7 @@ async def registry_account_state_changed(event: RegistryAccountStateChanged, uni
     await access.close_account(unit, event.account_id, event.flow_id, event.reason or "account closed in the registry")
 
 
-async def provisioning_failed(event: ProvisioningFailed, unit: UnitOfWork) -> None:
+async def provisioning_failed(event: ProvisioningFailed, unit: EntitlementsUnit) -> None:
     """Compensate a failed account opening: revoke the access granted for it.
 
     Only an opening is undone (a refused withdrawal or close is an account flow too, and leaves
@@ -168,9 +168,9 @@ async def provisioning_failed(event: ProvisioningFailed, unit: UnitOfWork) -> No
     if event.kind != FlowKind.ACCOUNT or event.service == SERVICE_NAME:
         return
     reason = shorten(f"compensation: {event.step} failed: {event.reason}")
-    account_id = await store.account_opened_by(unit, event.flow_id)
+    account_id = await unit.store.account_opened_by(event.flow_id)
     if account_id is None:
-        await store.remember_failed_flow(unit, event.flow_id, event.entity_id, reason, unit.cause.time)
+        await unit.store.remember_failed_flow(event.flow_id, event.entity_id, reason, unit.cause.time)
         return
     await access.close_account(unit, account_id, event.flow_id, reason)
 
@@ -178,15 +178,15 @@ async def provisioning_failed(event: ProvisioningFailed, unit: UnitOfWork) -> No
 # --- helpers ------------------------------------------------------------------------------------
 
 
-async def _report_permissions(unit: UnitOfWork, login_id: str) -> None:
-    permissions = await store.effective_permissions(unit, login_id)
-    active = await store.login_status(unit, login_id) == "active"
+async def _report_permissions(unit: EntitlementsUnit, login_id: str) -> None:
+    permissions = await unit.store.effective_permissions(login_id)
+    active = await unit.store.login_status(login_id) == "active"
     unit.record(
         PermissionsGranted(flow_id=unit.flow_id, login_id=login_id, permissions=permissions, login_active=active)
     )
 
 
-def _report_login_revoked(unit: UnitOfWork, login_id: str, reason: str) -> None:
+def _report_login_revoked(unit: EntitlementsUnit, login_id: str, reason: str) -> None:
     unit.record(
         AccessRevoked(
             flow_id=unit.flow_id,
@@ -198,18 +198,18 @@ def _report_login_revoked(unit: UnitOfWork, login_id: str, reason: str) -> None:
     )
 
 
-async def _refused(unit: UnitOfWork, login_id: str, step: str) -> bool:
+async def _refused(unit: EntitlementsUnit, login_id: str, step: str) -> bool:
     """Report ``step`` failed for a login that cannot change status (never created, or deleted)."""
-    status = await store.login_status(unit, login_id)
+    status = await unit.store.login_status(login_id)
     if status is None or status == "deleted":
         unit.step_failed(unit.flow_id, step, f"login {login_id} is {'deleted' if status else 'unknown'}")
         return True
     return False
 
 
-async def _account_refused(unit: UnitOfWork, account_id: str, step: str) -> bool:
+async def _account_refused(unit: EntitlementsUnit, account_id: str, step: str) -> bool:
     """Report ``step`` failed for an account never opened here, or closed."""
-    known = await store.account(unit, account_id)
+    known = await unit.store.account(account_id)
     if known is None or known.opened_flow_id is None:
         unit.step_failed(unit.flow_id, step, f"account {account_id} was never opened")
         return True

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from consumers.authorisation import handlers
+from consumers.authorisation.store import PostgresEntitlements
 from consumers.runtime import Service
 from schemas.accounts import AccountLoginLinked, AccountLoginUnlinked, TradingAccountOpened
 from schemas.provisioning import ProvisioningFailed
@@ -26,6 +27,7 @@ SERVICE = Service(
         RegistryAccountStateChanged: handlers.registry_account_state_changed,
         ProvisioningFailed: handlers.provisioning_failed,
     },
+    store=PostgresEntitlements,
     migrations=Path(__file__).parent / "sql",
     # An account and the logins it names arrive on different topics, applied by different
     # partitions' transactions at once; each could miss the other's uncommitted rows and leave the

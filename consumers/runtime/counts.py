@@ -43,7 +43,7 @@ EVENT_FATES = {
 @dataclass
 class BatchOutcome(Counts):
     dead_letter_ids: list[str] = field(default_factory=list)
-    #: The batch took the fast path (fast_batch.py).
+    #: The batch took the fast path (processor.py).
     fast: bool = False
 
     def add(self, other: Counts) -> None:

@@ -12,7 +12,7 @@ import datetime as dt
 
 import structlog
 
-from consumers.runtime.outbox_rows import insert_outbox
+from consumers.runtime.inbox_outbox import insert_outbox
 from consumers.runtime.records import StoredRecord, headers_to_json, key_text, storable_text
 from consumers.runtime.service import Routing
 from consumers.runtime.unit_of_work import DbConnection

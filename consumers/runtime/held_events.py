@@ -16,7 +16,7 @@ Requests wait in PostgreSQL, so a request made while the service is down is carr
 starts. Every member of the group polls; the entry's row lock (``skip locked``) gives each
 request to one of them.
 
-The same loop looks after the events held waiting for a prerequisite (processor.py holds them,
+The same loop looks after the events held waiting for a prerequisite (record_by_record.py holds them,
 and an event applied under the key they wait for applies them at once): every ``SWEEP_SECONDS``
 it tries them all again, for the rare wake-up two partitions' transactions miss, and it
 dead-letters those that waited longer than ``XBUS_PENDING_TIMEOUT_SECONDS``.

@@ -1,73 +1,53 @@
 """A batch of records (one partition's or several), applied in one PostgreSQL transaction.
 
-A batch first tries the fast path (fast_batch.py); one it calls unusual is rolled back and
-applied here, record by record, in a new transaction. Per record, in order: skip what this
-service does not handle; skip a duplicate (its event id is in the inbox); park it if its key is
-blocked by a dead-lettered event; otherwise parse it and, inside a savepoint, claim its inbox
-row (an event another partition's transaction applied meanwhile is a duplicate too), run the
-handler and write the outbox rows of its follow-up events. A record that cannot be parsed, or
-whose handler refuses it, is rolled back to its savepoint and dead-lettered: an entry in
-``xbus_dead_letters`` and an outbox row for the service's dead-letter topic, in the same
-transaction. Its key is blocked so that later events of the same aggregate are parked, not
-applied out of order; when the dead-lettered event comes back (redrive) and applies, its parked
-successors are applied after it, in order.
+The record-by-record path (record_by_record.py) costs about ten PostgreSQL round trips per event:
+three lookups (inbox, dead letters, blocked keys), a savepoint and its release, the inbox row and
+one outbox row per follow-up, besides the handler's own statements. Almost every batch needs none
+of that care: its records are well-formed events of handled types, none was dead-lettered, no
+key is blocked and every handler succeeds at its first try. For such a batch the fast path here
+claims every inbox row and looks up dead letters and blocked keys for all records in one
+statement (what it claims are the events to apply), runs the handlers one after the other
+without savepoints, and writes every follow-up, with the NOTIFY that wakes the relay, in one
+statement. A clean batch costs BEGIN, those two statements, the handlers' own and COMMIT.
 
-An event whose handler says its prerequisite has not been applied yet (``MissingPrerequisite``)
-is neither applied nor dead-lettered: it is held in ``xbus_pending``, without blocking its key,
-and applied as soon as an event keyed as the prerequisite has been (right after it, in the same
-transaction); :meth:`BatchProcessor.expire_waiting` dead-letters one that waited too long.
-
-Errors of the infrastructure (PostgreSQL gone, serialization failure) are not the record's
-fault: they abort the whole transaction and the caller retries the batch, so nothing is skipped
-or reordered.
+At the first thing the fast path does not handle (a record without an envelope, an unknown or
+invalid event, a dead-lettered id, a blocked key, an event id twice in the batch, a handler that
+raises) the transaction is rolled back, so nothing of the attempt remains, and the batch is
+applied record by record in a new one, where each of those cases has its rule. Errors of the
+infrastructure are not unusual: they abort the transaction and the caller retries the whole
+batch, on either path.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
-from enum import Enum
 
-import asyncpg
 import structlog
 from pydantic import ValidationError
 
 from consumers.runtime.counts import BatchOutcome
 from consumers.runtime.dead_lettering import Refusal, dead_letter, record_id
-from consumers.runtime.fast_batch import Unusual, apply_fast
-from consumers.runtime.inbox import claim
-from consumers.runtime.outbox_rows import insert_follow_ups
-from consumers.runtime.records import StoredRecord, headers_from_json, headers_to_json, key_text, storable_text
+from consumers.runtime.inbox_outbox import claim_unless_held_back, insert_follow_ups
+from consumers.runtime.record_by_record import RecordByRecord
+from consumers.runtime.records import StoredRecord, key_text
 from consumers.runtime.replay_marks import ReplayMarks, clear_passed_mark, is_replayed, read_replay_marks
-from consumers.runtime.service import DomainError, MissingPrerequisite, Routing, Service
+from consumers.runtime.service import Routing, Service
 from consumers.runtime.transient import TRANSIENT_ERRORS
-from consumers.runtime.unit_of_work import DbConnection, hold_locks
-from schemas import Envelope, EnvelopeError, UnknownEventType, describe_validation_error, event_types
+from consumers.runtime.unit_of_work import DbConnection, Recorded
+from schemas import Envelope, EnvelopeError, Event, UnknownEventType, event_types
 
 log = structlog.get_logger("xbus.runtime")
 
 
-class _Waiting(Exception):
-    """An event's prerequisite has not been applied here yet: hold it (see the module docstring)."""
-
-    def __init__(self, missing: MissingPrerequisite) -> None:
-        super().__init__(str(missing))
-        self.missing = missing
-
-
-class Fate(Enum):
-    """What became of one event: applied (or a duplicate), held waiting, or dead-lettered."""
-
-    APPLIED = "applied"
-    WAITING = "waiting"
-    DEAD_LETTERED = "dead-lettered"
+class _Unusual(Exception):
+    """The batch needs the record-by-record path."""
 
 
 class BatchProcessor:
     def __init__(self, service: Service, routing: Routing, retry_backoff: float = 0.05) -> None:
         self.service = service
         self.routing = routing
-        self.retry_backoff = retry_backoff
+        self.careful = RecordByRecord(service, routing, retry_backoff)
         self._marks: ReplayMarks | None = None
 
     def forget_replay_marks(self) -> None:
@@ -81,7 +61,7 @@ class BatchProcessor:
 
     async def process(self, connection: DbConnection, records: Sequence[StoredRecord]) -> BatchOutcome:
         """Apply ``records`` (each partition's in offset order) in one transaction on ``connection``:
-        the fast path's (fast_batch.py), or, when the batch is unusual, the record-by-record path's.
+        the fast path's, or, when the batch is unusual, the record-by-record path's.
 
         Any error that is not of the infrastructure and escapes the rules of both paths (a bug of
         the runtime, a service's ``batch_locks``, a value some statement refuses) must not stop the
@@ -144,78 +124,86 @@ class BatchProcessor:
         marks = await self._replay_marks(connection)
         try:
             async with connection.transaction():
-                await self._hold_batch_locks(connection, records)
-                outcome = await apply_fast(self.service, self.routing, connection, records, marks)
+                await self.careful.hold_batch_locks(connection, records)
+                outcome = await self._apply_fast(connection, records, marks)
                 await self._pass_mark(connection, records, marks)
             self._forget_passed_mark(records)
             return outcome
-        except Unusual:
+        except _Unusual:
             pass  # rolled back: nothing of the attempt remains
-        outcome = BatchOutcome()
         async with connection.transaction():
-            await self._hold_batch_locks(connection, records)
-            for record in records:
-                await self._one(connection, record, outcome, marks)
+            await self.careful.hold_batch_locks(connection, records)
+            outcome = await self.careful.apply(connection, records, marks)
             await self._pass_mark(connection, records, marks)
         self._forget_passed_mark(records)
         return outcome
 
+    async def _apply_fast(
+        self, connection: DbConnection, records: Sequence[StoredRecord], marks: ReplayMarks
+    ) -> BatchOutcome:
+        """Apply ``records`` in the caller's transaction on ``connection``, or raise _Unusual (the
+        caller must then roll that transaction back)."""
+        handled: list[tuple[StoredRecord, Envelope, Event]] = []
+        for record in records:
+            try:
+                envelope = Envelope.from_headers(record.headers)
+            except EnvelopeError:
+                raise _Unusual from None
+            if envelope.type in self.service.by_type:
+                handled.append((record, envelope, _parsed(envelope, record)))
+        ignored = len(records) - len(handled)
+        if not handled:
+            return BatchOutcome(ignored=ignored, fast=True)
+        ids = [envelope.id for _, envelope, _ in handled]
+        keys = [key_text(record.key) for record, _, _ in handled if record.key is not None]
+        if len(set(ids)) != len(ids):
+            raise _Unusual
+        claimed = await claim_unless_held_back(
+            connection, [(envelope.id, record) for record, envelope, _ in handled], keys
+        )
+        if claimed is None:
+            raise _Unusual
+        fresh = [item for item in handled if item[1].id in claimed]
+        recorded: list[Recorded] = []
+        for record, envelope, event in fresh:
+            try:
+                recorded += await self.service.handle(
+                    event, envelope, connection, self.routing, replayed=is_replayed(record, marks)
+                )
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception:  # refused, or a bug that may pass on a retry: the other path's rules decide
+                raise _Unusual from None
+        await insert_follow_ups(connection, self.service.name, self.routing.follow_up_topic, recorded)
+        return BatchOutcome(
+            applied=len(fresh),
+            duplicates=len(handled) - len(fresh),
+            ignored=ignored,
+            follow_ups=len(recorded),
+            fast=True,
+        )
+
     async def requests(self, connection: DbConnection) -> list[str]:
         """The dead letters an operator asked a redrive or a discard of, in the order of their records."""
-        return [row["event_id"] for row in await connection.fetch(_ASKED_IDS)]
+        return await self.careful.requests(connection)
 
     async def carry_out(self, connection: DbConnection, event_id: str) -> BatchOutcome | None:
-        """Carry out what an operator asked of dead letter ``event_id`` (dead_letters.py), in one
-        transaction: a redrive applies the stored record to this service again (or dead-letters it
-        again, with the new reason); a discard marks it discarded. Either way, once the event no
-        longer blocks its key, the events parked behind it are applied in their order. None when
-        there is nothing to do: done already, or another member of the group is on it."""
-        marks = await self._replay_marks(connection)
-        outcome = BatchOutcome()
-        async with connection.transaction():
-            row = await connection.fetchrow(_REQUESTED, event_id)
-            if row is None:
-                return None
-            key = row["key"]
-            record = _stored_row(row)
-            await self._hold_batch_locks(connection, [record])
-            if row["discard_requested_at"] is not None:
-                await connection.execute(_DISCARDED, event_id)
-                settled = True
-            else:
-                settled = await self._redrive(connection, record, event_id, outcome, marks)
-            if settled and key is not None and await connection.fetchval(_UNBLOCK, key, event_id):
-                await self._release_parked(connection, key, outcome, marks)
-        return outcome
+        """Carry out what an operator asked of dead letter ``event_id`` (RecordByRecord.carry_out)."""
+        return await self.careful.carry_out(connection, event_id, await self._replay_marks(connection))
 
-    async def _redrive(
-        self, connection: DbConnection, record: StoredRecord, event_id: str, outcome: BatchOutcome, marks: ReplayMarks
-    ) -> bool:
-        try:
-            envelope = Envelope.from_headers(record.headers)
-        except EnvelopeError as error:
-            await self._dead_letter(connection, record, event_id, Refusal("EnvelopeError", str(error)), outcome)
-            return False
-        if envelope.type not in self.service.by_type:
-            reason = f"{envelope.type} is folded by a projection of {self.service.name}, which only a discard settles"
-            await self._dead_letter(connection, record, event_id, Refusal("NotRedrivable", reason), outcome)
-            return False
-        return await self._apply_or_dead_letter(connection, record, envelope, outcome, marks) is Fate.APPLIED
+    async def retry_waiting(self, connection: DbConnection) -> BatchOutcome:
+        """Try every held event again (RecordByRecord.retry_waiting)."""
+        return await self.careful.retry_waiting(connection, await self._replay_marks(connection))
+
+    async def expire_waiting(self, connection: DbConnection, timeout_seconds: float) -> int:
+        """Dead-letter the events that waited too long (RecordByRecord.expire_waiting)."""
+        return await self.careful.expire_waiting(connection, timeout_seconds)
 
     async def _replay_marks(self, connection: DbConnection) -> ReplayMarks:
         """The replay marks, read on first use (see :meth:`forget_replay_marks`)."""
         if self._marks is None:
             self._marks = await read_replay_marks(connection)
         return self._marks
-
-    async def _hold_batch_locks(self, connection: DbConnection, records: Sequence[StoredRecord]) -> None:
-        if self.service.exclusive_batches:
-            await connection.execute(
-                "select pg_advisory_xact_lock(hashtextextended($1, 0))", f"xbus-batches:{self.service.name}"
-            )
-        if self.service.batch_locks is not None:
-            keys = {key_text(record.key) for record in records if record.key is not None}
-            await hold_locks(connection, self.service.name, map(self.service.batch_locks, keys))
 
     @staticmethod
     async def _pass_mark(connection: DbConnection, records: Sequence[StoredRecord], marks: ReplayMarks) -> None:
@@ -232,293 +220,15 @@ class BatchProcessor:
             if until is not None and until <= next_offset:
                 del self._marks[partition]
 
-    async def _one(
-        self, connection: DbConnection, record: StoredRecord, outcome: BatchOutcome, marks: ReplayMarks
-    ) -> None:
-        try:
-            envelope = Envelope.from_headers(record.headers)
-        except EnvelopeError as error:
-            await self._dead_letter(
-                connection, record, record_id(record), Refusal("EnvelopeError", str(error)), outcome
-            )
-            return
-        if envelope.type not in self.service.by_type:
-            outcome.ignored += 1
-            return
-        if await connection.fetchval("select 1 from xbus_inbox where event_id = $1", envelope.id):
-            outcome.duplicates += 1
-            return
-        dead = await connection.fetchrow("select redriven_at from xbus_dead_letters where event_id = $1", envelope.id)
-        if dead is not None and dead["redriven_at"] is None:
-            outcome.duplicates += 1  # redelivery of an event already dead-lettered
-            return
-        if await connection.fetchval("select 1 from xbus_pending where event_id = $1", envelope.id):
-            outcome.duplicates += 1  # redelivery of an event waiting for its prerequisite
-            return
-        key = key_text(record.key)
-        # FOR SHARE: a redrive or discard that is unblocking the key waits for this transaction to
-        # commit the event parked here before it reads what to release; one that already unblocked
-        # it (not yet committed) makes this wait, then find no block and apply the event.
-        blocker = await connection.fetchval("select blocked_by from xbus_blocked_keys where key = $1 for share", key)
-        if blocker is not None and blocker != envelope.id:
-            await self._park(connection, record, envelope.id, key, outcome)
-            return
-        if key is not None:  # earlier events of the key that wait go first, if they can now
-            await self._apply_waiting(connection, _HELD_UNDER_KEY, key, outcome, marks)
-        fate = await self._apply_or_dead_letter(connection, record, envelope, outcome, marks)
-        if fate is Fate.APPLIED and blocker is not None:
-            await connection.execute("delete from xbus_blocked_keys where key = $1", key)
-            await self._release_parked(connection, key, outcome, marks)
 
-    async def _apply_or_dead_letter(
-        self,
-        connection: DbConnection,
-        record: StoredRecord,
-        envelope: Envelope,
-        outcome: BatchOutcome,
-        marks: ReplayMarks,
-    ) -> Fate:
-        try:
-            follow_ups = await self._apply(connection, record, envelope, replayed=is_replayed(record, marks))
-        except _Waiting as waiting:
-            await _hold(connection, self.service.name, record, envelope.id, waiting.missing)
-            outcome.pending += 1
-            return Fate.WAITING
-        except Refusal as refused:
-            await self._dead_letter(connection, record, envelope.id, refused, outcome)
-            return Fate.DEAD_LETTERED
-        if follow_ups is None:
-            outcome.duplicates += 1
-            return Fate.APPLIED
-        outcome.applied += 1
-        outcome.follow_ups += follow_ups
-        if record.key is not None:
-            await self._apply_waiting(connection, _WAITING_FOR, key_text(record.key), outcome, marks)
-        return Fate.APPLIED
+def _parsed(envelope: Envelope, record: StoredRecord) -> Event:
+    try:
+        return event_types.parse(envelope.type, record.value or b"")
+    except (UnknownEventType, ValidationError):
+        raise _Unusual from None
 
-    async def _apply_waiting(
-        self, connection: DbConnection, which: str, key: str, outcome: BatchOutcome, marks: ReplayMarks
-    ) -> None:
-        """Try again, in the order they arrived, the held events ``which`` selects for ``key``: those
-        waiting for an event keyed ``key``, which has just been applied (each that applies frees
-        those waiting for its own key in turn), or those of key ``key``, before a later event of
-        the key is applied (so the key's events keep their order). One that still waits stays
-        held, where it was in the queue."""
-        rows = await connection.fetch(which, key)
-        for row in rows:
-            record = _stored_row(row)
-            fate = await self._apply_or_dead_letter(
-                connection, record, Envelope.from_headers(record.headers), outcome, marks
-            )
-            if fate is not Fate.WAITING:
-                await connection.execute(_UNHOLD, row["seq"])
-
-    async def retry_waiting(self, connection: DbConnection) -> BatchOutcome:
-        """Try every held event again, oldest first, each in a transaction of its own under the
-        batch locks of its key. Events are woken when their prerequisite is applied; this sweep
-        catches the one case that misses: a prerequisite applied by another partition's
-        transaction while the event was being held, neither seeing the other's rows."""
-        marks = await self._replay_marks(connection)
-        outcome = BatchOutcome()
-        for seq in [row["seq"] for row in await connection.fetch("select seq from xbus_pending order by seq")]:
-            async with connection.transaction():
-                row = await connection.fetchrow(_HELD_ROW, seq)
-                if row is None:
-                    continue  # applied meanwhile, or another member is on it
-                record = _stored_row(row)
-                await self._hold_batch_locks(connection, [record])
-                envelope = Envelope.from_headers(record.headers)
-                if await self._apply_or_dead_letter(connection, record, envelope, outcome, marks) is not Fate.WAITING:
-                    await connection.execute(_UNHOLD, seq)
-        return outcome
-
-    async def expire_waiting(self, connection: DbConnection, timeout_seconds: float) -> int:
-        """Dead-letter the events that have waited longer than ``timeout_seconds`` for their
-        prerequisite, with its reason and advice; how many. Their keys are not blocked: the missing
-        event, once published, must apply as it arrives, and the advice then says to redrive."""
-        async with connection.transaction():
-            rows = await connection.fetch(_EXPIRED, timeout_seconds)
-            for row in rows:
-                await connection.execute(_UNHOLD, row["seq"])
-                refusal = Refusal(
-                    "PrerequisiteMissing",
-                    f"waited {_seconds(timeout_seconds)} for what it needs, which never came: {row['reason']}",
-                )
-                await dead_letter(
-                    connection,
-                    self.service.name,
-                    self.routing,
-                    _stored_row(row),
-                    row["event_id"],
-                    refusal,
-                    block_key=False,
-                )
-        return len(rows)
-
-    async def _apply(
-        self, connection: DbConnection, record: StoredRecord, envelope: Envelope, *, replayed: bool
-    ) -> int | None:
-        """Apply one event in a savepoint; the number of follow-ups it recorded, or None when its
-        inbox row was already there (another partition's transaction applied it meanwhile)."""
-        try:
-            event = event_types.parse(envelope.type, record.value or b"")
-        except UnknownEventType as error:
-            raise Refusal("UnknownEventType", str(error)) from None
-        except ValidationError as error:
-            raise Refusal("ValidationError", describe_validation_error(error)) from None
-        for attempt in range(1, self.service.max_attempts + 1):
-            try:
-                async with connection.transaction():  # a savepoint: a refusal undoes only this event
-                    if not await claim(connection, [(envelope.id, record)]):
-                        return None
-                    recorded = await self.service.handle(event, envelope, connection, self.routing, replayed=replayed)
-                    await insert_follow_ups(connection, self.service.name, self.routing.follow_up_topic, recorded)
-                return len(recorded)
-            except TRANSIENT_ERRORS:
-                raise
-            except MissingPrerequisite as missing:
-                raise _Waiting(missing) from None
-            except DomainError as error:
-                raise Refusal(type(error).__name__, str(error) or type(error).__name__) from None
-            except Exception as error:  # a handler bug: retried, then dead-lettered with its type
-                if attempt == self.service.max_attempts:
-                    raise Refusal(type(error).__name__, str(error) or repr(error), attempts=attempt) from None
-                log.warning(
-                    "handler failed; retrying",
-                    service=self.service.name,
-                    event_id=envelope.id,
-                    attempt=attempt,
-                    error=repr(error),
-                )
-                await asyncio.sleep(self.retry_backoff * 2 ** (attempt - 1))
-        raise AssertionError("unreachable: the loop returns or raises")
-
-    async def _dead_letter(
-        self,
-        connection: DbConnection,
-        record: StoredRecord,
-        event_id: str,
-        refused: Refusal,
-        outcome: BatchOutcome,
-    ) -> None:
-        await dead_letter(connection, self.service.name, self.routing, record, event_id, refused)
-        outcome.dead_lettered += 1
-        outcome.dead_letter_ids.append(event_id)
-
-    async def _park(
-        self,
-        connection: DbConnection,
-        record: StoredRecord,
-        event_id: str,
-        key: str | None,
-        outcome: BatchOutcome,
-    ) -> None:
-        await connection.execute(
-            """
-            insert into xbus_parked (key, event_id, topic, partition, "offset", value, headers)
-            values ($1, $2, $3, $4, $5, $6, $7::jsonb) on conflict (event_id) do nothing
-            """,
-            key,
-            event_id,
-            record.topic,
-            record.partition,
-            record.offset,
-            record.value,
-            headers_to_json(record.headers),
-        )
-        outcome.parked += 1
-
-    async def _release_parked(
-        self, connection: DbConnection, key: str | None, outcome: BatchOutcome, marks: ReplayMarks
-    ) -> None:
-        """Apply the events parked behind ``key``'s blocker, in arrival order, until one fails."""
-        rows = await connection.fetch(
-            'select seq, event_id, key, topic, partition, "offset", value, headers::text as headers '
-            "from xbus_parked where key = $1 order by seq",
-            key,
-        )
-        for row in rows:
-            await connection.execute("delete from xbus_parked where seq = $1", row["seq"])
-            record = _stored_row(row)
-            outcome.released += 1
-            if await connection.fetchval("select 1 from xbus_inbox where event_id = $1", row["event_id"]):
-                continue
-            envelope = Envelope.from_headers(record.headers)
-            if await self._apply_or_dead_letter(connection, record, envelope, outcome, marks) is Fate.DEAD_LETTERED:
-                remaining = [r["event_id"] for r in rows if r["seq"] > row["seq"]]
-                log.info("release stopped at a failing event", key=key, still_parked=len(remaining))
-                return
-
-
-#: A dead letter an operator asked something of, locked: the member that carries it out holds it.
-#: A dead letter an operator asked a redrive or a discard of, not carried out yet.
-_ASKED = """d.discarded_at is null
-  and (d.discard_requested_at is not null or d.redriven_at is not null)
-  and not exists (select 1 from xbus_inbox i where i.event_id = d.event_id)"""
-_REQUESTED = f"""
-select d.key, d.topic, d.partition, d."offset", d.value, d.headers::text as headers, d.discard_requested_at
-from xbus_dead_letters d
-where d.event_id = $1 and {_ASKED}
-for update of d skip locked
-"""
-_ASKED_IDS = f'select d.event_id from xbus_dead_letters d where {_ASKED} order by d.topic, d.partition, d."offset"'
 
 _STILL_DEAD = "select 1 from xbus_dead_letters where event_id = $1 and redriven_at is null"
-_DISCARDED = "update xbus_dead_letters set discarded_at = now(), redriven_at = null where event_id = $1"
-_UNBLOCK = "delete from xbus_blocked_keys where key = $1 and blocked_by = $2 returning 1"
-
-
-async def _hold(
-    connection: DbConnection, service: str, record: StoredRecord, event_id: str, missing: MissingPrerequisite
-) -> None:
-    """Hold ``record`` until its prerequisite is applied; held again, it keeps its place and its age."""
-    await connection.execute(
-        """
-        insert into xbus_pending (event_id, key, waits_for, topic, partition, "offset", value, headers, reason)
-        values ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9)
-        on conflict (event_id) do update set waits_for = excluded.waits_for, reason = excluded.reason
-        """,
-        event_id,
-        key_text(record.key) if record.key is not None else None,
-        missing.waits_for,
-        record.topic,
-        record.partition,
-        record.offset,
-        record.value,
-        headers_to_json(record.headers),
-        storable_text(str(missing)),
-    )
-    log.info("event waits for its prerequisite", service=service, event_id=event_id, waits_for=missing.waits_for)
-
-
-def _stored_row(row: asyncpg.Record) -> StoredRecord:
-    """The record a runtime table row (pending, parked, dead letter) keeps, as read."""
-    key = row["key"]
-    return StoredRecord(
-        row["topic"],
-        row["partition"],
-        row["offset"],
-        key.encode() if key is not None else None,
-        row["value"],
-        headers_from_json(row["headers"]),
-    )
-
-
-def _seconds(seconds: float) -> str:
-    return f"{seconds:g} s" if seconds < 120 else f"{seconds / 60:g} min"
-
-
-_HELD = 'select seq, event_id, key, topic, partition, "offset", value, headers::text as headers from xbus_pending'
-_WAITING_FOR = f"{_HELD} where waits_for = $1 order by seq"
-_HELD_UNDER_KEY = f"{_HELD} where key = $1 order by seq"
-_HELD_ROW = f"{_HELD} where seq = $1 for update skip locked"
-_UNHOLD = "delete from xbus_pending where seq = $1"
-
-_EXPIRED = """
-select seq, event_id, key, topic, partition, "offset", value, headers::text as headers, reason
-from xbus_pending where pending_since < now() - make_interval(secs => $1)
-order by seq for update skip locked
-"""
 
 
 def _next_offsets(records: Sequence[StoredRecord]) -> dict[tuple[str, int], int]:

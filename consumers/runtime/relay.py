@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from consumers.runtime import metrics
-from consumers.runtime.outbox_rows import outbox_channel
+from consumers.runtime.inbox_outbox import outbox_channel
 from consumers.runtime.records import headers_from_json
 from consumers.runtime.transient import TRANSIENT_ERRORS
 from consumers.runtime.waits import sleep_unless, wait_any

@@ -30,7 +30,7 @@ import zlib
 import asyncpg
 import structlog
 
-from consumers.runtime.outbox_rows import insert_follow_ups
+from consumers.runtime.inbox_outbox import insert_follow_ups
 from consumers.runtime.service import Routing, Service, Timer
 from consumers.runtime.transient import TRANSIENT_ERRORS
 from consumers.runtime.unit_of_work import TIMER_IDS, TimerUnit

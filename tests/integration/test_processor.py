@@ -13,8 +13,8 @@ import pytest
 from aiokafka import TopicPartition
 
 from consumers.runtime import UnitOfWork, keys_locked_as
+from consumers.runtime.inbox_outbox import outbox_channel
 from consumers.runtime.migrations import load_migrations, migrate
-from consumers.runtime.outbox_rows import outbox_channel
 from consumers.runtime.processor import BatchProcessor
 from consumers.runtime.records import StoredRecord, headers_from_json
 from consumers.runtime.replay_marks import write_replay_marks

@@ -16,6 +16,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from infrastructure.catalogue import Catalogue
 from infrastructure.endpoints import load_catalogue
 from infrastructure.errors import XbusError
 from producers import Outgoing, Published, open_publisher
@@ -42,13 +43,14 @@ def publish(
         return
     if not event_type or data is None:
         raise XbusError("give TYPE and --data JSON (or --data @file.json), or --file events.ndjson")
+    catalogue = load_catalogue(settings())
     try:
         document = {"type": event_type, "data": _load_data(data)}
         document |= {"correlationid": correlation_id, "causationid": causation_id}
-        outgoing = parse_event_document(document, accepted=load_catalogue(settings()).input_types())
+        outgoing = parse_event_document(document, accepted=catalogue.input_types())
     except InvalidEvent as error:
         raise XbusError(str(error)) from None
-    result = run(_publish_one(outgoing))
+    result = run(_publish_one(outgoing, catalogue))
     print(json.dumps(result.__dict__))
 
 
@@ -64,8 +66,8 @@ def _load_data(data: str) -> object:
         raise XbusError(f"--data is not JSON this bus reads: {error}") from None
 
 
-async def _publish_one(outgoing: Outgoing) -> Published:
-    async with open_publisher(settings()) as publisher:
+async def _publish_one(outgoing: Outgoing, catalogue: Catalogue) -> Published:
+    async with open_publisher(settings(), catalogue) as publisher:
         return await publisher.publish(
             outgoing.event, correlation_id=outgoing.correlation_id, causation_id=outgoing.causation_id
         )
@@ -80,7 +82,8 @@ class _Tally:
 async def _publish_file(path: Path) -> None:
     with path.open("rb") as handle:
         total_lines = sum(1 for line in handle if line.strip())
-    accepted = load_catalogue(settings()).input_types()
+    catalogue = load_catalogue(settings())
+    accepted = catalogue.input_types()
     tally = _Tally()
     progress = Progress(
         TextColumn("publishing {task.fields[name]}"),
@@ -89,7 +92,7 @@ async def _publish_file(path: Path) -> None:
         TimeRemainingColumn(),
         console=err,
     )
-    async with open_publisher(settings()) as publisher:
+    async with open_publisher(settings(), catalogue) as publisher:
         with progress:
             task = progress.add_task("publish", total=total_lines, name=path.name)
             for chunk in _chunks(path):
