@@ -20,6 +20,11 @@ ENV_PREFIX = "XBUS_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+#: Settings renamed (old field → new field): the old variable, still set, stops the program with
+#: one line naming the new one rather than being silently ignored.
+RENAMED = {"provisioning_stall_seconds": "provisioning_overdue_seconds"}
+
+
 class SecurityProtocol(StrEnum):
     PLAINTEXT = "PLAINTEXT"
     SSL = "SSL"
@@ -93,8 +98,8 @@ class Settings(BaseSettings):
     #: On SIGTERM, how long batches under way may take to apply and commit before they are abandoned.
     stop_grace_seconds: float = Field(default=30.0, gt=0, le=3_600)
     #: The provisioning tracker reports a flow whose expected steps are not all done this long after
-    #: it started (once per flow: ``ProvisioningStalled``).
-    provisioning_stall_seconds: float = Field(default=300.0, gt=0, le=30 * 86_400)
+    #: it started as overdue (once per flow: ``ProvisioningOverdue``).
+    provisioning_overdue_seconds: float = Field(default=300.0, gt=0, le=30 * 86_400)
     #: Port of a process's /metrics and /healthz endpoint (`xbus run`); 0 picks a free port.
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     #: Where /metrics and /healthz listen: this host only unless told otherwise, since they answer
@@ -129,6 +134,17 @@ class Settings(BaseSettings):
     kafka_ssl_key_password: SecretStr | None = None
     #: Time to wait for the broker on start-up and for each request.
     kafka_request_timeout_ms: int = Field(default=30_000, ge=1_000, le=600_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_renamed_setting(cls, data: object) -> object:
+        """A renamed variable still set would be ignored without a word: stop and name the new one."""
+        environment = {name.upper() for name in os.environ}
+        given = {str(name).lower() for name in data} if isinstance(data, dict) else set()
+        for old, new in RENAMED.items():
+            if f"{ENV_PREFIX}{old}".upper() in environment or old in given:
+                raise _SettingProblem(old, f"was renamed to {ENV_PREFIX}{new.upper()}; set that instead")
+        return data
 
     @field_validator("kafka_bootstrap")
     @classmethod

@@ -133,7 +133,31 @@ class ManualActionRequired(Event):
     instructions: Reason
 
 
+class ProvisioningOverdue(Event):
+    """A flow is overdue: steps neither done nor failed XBUS_PROVISIONING_OVERDUE_SECONDS after it started.
+
+    Sent once per flow by the tracker's timer; a late report still completes the flow. It replaced
+    ``ProvisioningStalled`` (same fields) so that "stall" means one thing in the project: a Kafka
+    partition whose committed offset does not move while it has lag.
+    """
+
+    event_type = "xosp.provisioning.overdue.v1"
+    aggregate_field = "flow_id"
+
+    flow_id: FlowId
+    kind: FlowKind
+    entity_id: NonEmpty
+    silent_steps: tuple[StepName, ...]
+    silent_seconds: Annotated[int, Field(ge=0)]
+
+
 class ProvisioningStalled(Event):
+    """Retired, no longer emitted: replaced by ``ProvisioningOverdue`` (xosp.provisioning.overdue.v1).
+
+    Kept registered, its fields unchanged, so that the records already on
+    ``xosp.provisioning.events`` and in dead letters still replay and parse.
+    """
+
     event_type = "xosp.provisioning.stalled.v1"
     aggregate_field = "flow_id"
 

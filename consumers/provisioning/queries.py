@@ -53,8 +53,8 @@ class FlowView:
     started_at: dt.datetime
     completed_at: dt.datetime | None
     failed_at: dt.datetime | None
-    #: When ProvisioningStalled was sent (wall clock); the flow may have completed since.
-    stalled_at: dt.datetime | None
+    #: When ProvisioningOverdue was sent (wall clock); the flow may have completed since.
+    overdue_at: dt.datetime | None
     steps: tuple[StepView, ...]
 
     def to_json(self) -> dict[str, Any]:
@@ -67,7 +67,7 @@ class FlowView:
             "started_at": _time(self.started_at),
             "completed_at": _time(self.completed_at),
             "failed_at": _time(self.failed_at),
-            "stalled_at": _time(self.stalled_at),
+            "overdue_at": _time(self.overdue_at),
             "steps": [step.to_json() for step in self.steps],
         }
 
@@ -80,7 +80,7 @@ async def flows_of(db: Queryable, kind: FlowKind | str, entity_id: str, *, schem
 async def _flows(db: Queryable, schema: str | None, where: str, args: list[Any]) -> list[FlowView]:
     flows_table, steps_table = _table(schema, "flows"), _table(schema, "steps")
     rows = await db.fetch(
-        "select flow_id, kind, entity_id, started_by, state, started_at, completed_at, failed_at, stalled_at "
+        "select flow_id, kind, entity_id, started_by, state, started_at, completed_at, failed_at, overdue_at "
         f"from {flows_table} where {where} order by started_at, seq",
         *args,
     )
@@ -104,7 +104,7 @@ async def _flows(db: Queryable, schema: str | None, where: str, args: list[Any])
             started_at=row["started_at"],
             completed_at=row["completed_at"],
             failed_at=row["failed_at"],
-            stalled_at=row["stalled_at"],
+            overdue_at=row["overdue_at"],
             steps=tuple(steps.get(row["flow_id"], ())),
         )
         for row in rows

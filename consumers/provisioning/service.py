@@ -6,7 +6,7 @@ from pathlib import Path
 
 from consumers.provisioning import handlers
 from consumers.provisioning.flows import COMPLETES, STARTERS
-from consumers.provisioning.stalls import STALLS
+from consumers.provisioning.overdue import OVERDUE
 from consumers.provisioning.store import PostgresFlows
 from consumers.runtime import Handler, Service
 from schemas import Event, event_types
@@ -32,6 +32,6 @@ SERVICE = Service(
     handlers=_HANDLERS,
     store=PostgresFlows,
     migrations=Path(__file__).parent / "sql",
-    timers=(STALLS,),
-    description="The provisioning tracker: flows, their steps' state, outcomes, failures and stalls.",
+    timers=(OVERDUE,),
+    description="The provisioning tracker: flows, their steps' state, outcomes, failures and overdue flows.",
 )

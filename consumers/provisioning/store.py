@@ -1,6 +1,6 @@
 """The tracker's state: flows, their steps, early reports and what it knows of logins.
 
-Handlers and the stalls timer reach it through ``unit.store`` (a :class:`Flows`); the service
+Handlers and the overdue timer reach it through ``unit.store`` (a :class:`Flows`); the service
 runs them on :class:`PostgresFlows`, over the batch's transaction, and unit tests on an
 in-memory one (tests/support/memory_stores.py).
 
@@ -23,7 +23,7 @@ from consumers.runtime.unit_of_work import DbConnection
 from schemas import Envelope
 from schemas.provisioning import FlowKind
 
-#: A step is still open, for completion and stalls, in these states.
+#: A step is still open, for completion and overdue reports, in these states.
 OPEN_STEP_STATES = [StepState.EXPECTED.value, StepState.WAITING.value, StepState.MANUAL.value]
 
 
@@ -38,7 +38,7 @@ class Flow:
 
 
 @dataclass(frozen=True)
-class StalledFlow:
+class OverdueFlow:
     flow_id: str
     kind: FlowKind
     entity_id: str
@@ -88,9 +88,9 @@ class Flows(Protocol):
     async def has_session_policy(self, login_id: str) -> bool:
         """What UserCreated and UserUpdated said; a login never seen has none."""
 
-    async def mark_stalled(self, now: dt.datetime, after: dt.timedelta, limit: int = 1_000) -> list[StalledFlow]:
-        """Open flows started more than ``after`` before ``now`` with open steps and no stall reported
-        yet: marked stalled at ``now``, and returned with their open steps."""
+    async def mark_overdue(self, now: dt.datetime, after: dt.timedelta, limit: int = 1_000) -> list[OverdueFlow]:
+        """Open flows started more than ``after`` before ``now`` with open steps and not reported
+        overdue yet: marked overdue at ``now``, and returned with their open steps."""
 
 
 #: What the handlers are given.
@@ -264,18 +264,18 @@ class PostgresFlows(Flows):
     async def has_session_policy(self, login_id: str) -> bool:
         return bool(await self._db.fetchval("select has_session_policy from logins where login_id = $1", login_id))
 
-    async def mark_stalled(self, now: dt.datetime, after: dt.timedelta, limit: int = 1_000) -> list[StalledFlow]:
+    async def mark_overdue(self, now: dt.datetime, after: dt.timedelta, limit: int = 1_000) -> list[OverdueFlow]:
         rows = await self._db.fetch(
             """
             with due as (
                 select flow_id from flows
-                where state = 'open' and stalled_at is null and started_at <= $1::timestamptz - $2::interval
+                where state = 'open' and overdue_at is null and started_at <= $1::timestamptz - $2::interval
                   and exists (select 1 from steps where steps.flow_id = flows.flow_id and steps.state = any($3::text[]))
                 order by started_at
                 limit $4
                 for update skip locked
             )
-            update flows set stalled_at = $1 from due where flows.flow_id = due.flow_id
+            update flows set overdue_at = $1 from due where flows.flow_id = due.flow_id
             returning flows.flow_id, flows.kind, flows.entity_id, flows.correlation_id, flows.started_at,
                 array(select step from steps where steps.flow_id = flows.flow_id and steps.state = any($3::text[])
                       order by position) as silent
@@ -286,7 +286,7 @@ class PostgresFlows(Flows):
             limit,
         )
         return [
-            StalledFlow(
+            OverdueFlow(
                 row["flow_id"],
                 FlowKind(row["kind"]),
                 row["entity_id"],

@@ -102,6 +102,7 @@ async def test_provisioning_status_shows_the_flow_an_event_posted_over_http_star
     assert (body["kind"], body["id"]) == ("user", login)
     [flow] = body["flows"]
     assert (flow["flow_id"], flow["started_by"], flow["state"]) == (posted.json()["id"], USER_TYPE, "open")
+    assert flow["overdue_at"] is None and "stalled_at" not in flow
     assert flow["steps"] and all({"step", "service", "state"} <= set(step) for step in flow["steps"])
 
 

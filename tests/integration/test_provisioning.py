@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import json
 from collections.abc import Awaitable
 from decimal import Decimal
 
+import asyncpg
 import pytest
 
+from consumers.provisioning.queries import flows_of
 from consumers.provisioning.service import SERVICE
+from consumers.runtime.migrations import load_migrations, migrate
 from infrastructure.settings import Settings
 from producers import Outgoing
 from schemas.accounts import AccountLoginLinked, FundsWithdrawn, Investor, TradingAccountOpened
@@ -24,6 +28,7 @@ from schemas.provisioning import (
     ManualActionRequired,
     OperatorProvisioned,
     ProvisioningFailed,
+    ProvisioningOverdue,
     ProvisioningStalled,
     StepFailed,
     StepWaiting,
@@ -230,28 +235,51 @@ async def test_waiting_step_is_shown_then_cleared(service_settings: Settings) ->
     assert applied.data["change"] == AccountLoginLinked.event_type
 
 
-async def test_silent_flow_is_reported_stalled_once(service_settings: Settings) -> None:
-    settings = service_settings.model_copy(update={"provisioning_stall_seconds": 1.0})
-    [stalls] = SERVICE.timers
-    quick = dataclasses.replace(SERVICE, timers=(dataclasses.replace(stalls, interval_seconds=0.2),))
+async def test_silent_flow_is_reported_overdue_once(service_settings: Settings) -> None:
+    settings = service_settings.model_copy(update={"provisioning_overdue_seconds": 1.0})
+    [overdue_timer] = SERVICE.timers
+    assert overdue_timer.name == "overdue"
+    quick = dataclasses.replace(SERVICE, timers=(dataclasses.replace(overdue_timer, interval_seconds=0.2),))
     flow_id = new_id()
     async with running_tracker(settings, quick) as tracker:
         await tracker.publish(Outgoing(UserDisabled(login_id="u5", reason="left"), event_id=flow_id))
         await tracker.publish(LoginDisabled(flow_id=flow_id, login_id="u5", reason="left"))
-        await tracker.flow_when("user", "u5", lambda f: f.stalled_at is not None)
+        await tracker.flow_when("user", "u5", lambda f: f.overdue_at is not None)
         ticks = tracker.runner.timers.ticks
         await eventually(lambda: _true(tracker.runner.timers.ticks >= ticks + 3))  # more ticks: nothing new
-        [stalled] = await tracker.published(ProvisioningStalled)
-        assert stalled.data["silent_steps"] == ["authorisation.revoke", "sessions.end"]
-        assert stalled.data["silent_seconds"] >= 1
-        assert stalled.envelope is not None and stalled.envelope.causation_id == flow_id
+        [overdue] = await tracker.published(ProvisioningOverdue, ProvisioningStalled)
+        assert overdue.envelope is not None and overdue.envelope.type == "xosp.provisioning.overdue.v1"
+        assert overdue.data["silent_steps"] == ["authorisation.revoke", "sessions.end"]
+        assert overdue.data["silent_seconds"] >= 1
+        assert overdue.envelope.causation_id == flow_id
         await tracker.publish(
             AccessRevoked(flow_id=flow_id, scope=RevokedScope.LOGIN, subject_id="u5", login_ids=("u5",), reason="left"),
             SessionsEnded(flow_id=flow_id, login_id="u5", reason="left"),
         )
         await tracker.flow_when("user", "u5", state("completed"))  # a late report still completes it
-        assert len(await tracker.published(ProvisioningStalled)) == 1
+        assert len(await tracker.published(ProvisioningOverdue, ProvisioningStalled)) == 1
         assert len(await tracker.published(ChangeApplied)) == 1
+
+
+async def test_a_flow_reported_stalled_before_the_rename_keeps_its_time_as_overdue_at(
+    database: tuple[asyncpg.Connection, str],
+) -> None:
+    connection, schema = database
+    migrations = load_migrations(SERVICE.migrations)
+    before = [m for m in migrations if m.version != "0002_overdue"]
+    assert len(before) == len(migrations) - 1
+    await migrate(connection, schema, before)
+    at = dt.datetime(2025, 3, 4, 5, 6, 7, tzinfo=dt.UTC)
+    await connection.execute(
+        "insert into flows (flow_id, kind, entity_id, started_by, correlation_id, started_at, stalled_at) "
+        "values ('f-old', 'user', 'u-old', 'xosp.user.disabled.v1', 'f-old', $1, $2)",
+        at - dt.timedelta(minutes=5),
+        at,
+    )
+
+    assert await migrate(connection, schema, migrations) == ["0002_overdue"]
+    [flow] = await flows_of(connection, "user", "u-old", schema=schema)
+    assert flow.overdue_at == at and flow.to_json()["overdue_at"] == "2025-03-04T05:06:07.000000Z"
 
 
 async def _true(value: bool) -> bool:

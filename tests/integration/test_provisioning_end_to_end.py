@@ -30,7 +30,7 @@ from xbus.scenario import Scenario, build_scenario
 
 pytestmark = pytest.mark.integration
 
-#: The tracker is left out of the replay check: its stall timer reads the wall clock by design.
+#: The tracker is left out of the replay check: its overdue timer reads the wall clock by design.
 REPLAYED = ("authentication", "authorisation", "sessions", "oms", "registry")
 
 

@@ -17,7 +17,7 @@ from consumers.gateway.store import Exchange, ExchangeState, GatewayStore, Marke
 from consumers.gateway.trading_days import last_closed
 from consumers.market_data.store import Feed, Feeds, instrument_count
 from consumers.provisioning.flows import FlowPlan, FlowState, Report, StepState, service_of
-from consumers.provisioning.store import Flow, Flows, StalledFlow
+from consumers.provisioning.store import Flow, Flows, OverdueFlow
 from consumers.registry.store import FailedOpening, Ledger, SettlementRow, StoredAccount
 from consumers.sessions.pools import Limits
 from consumers.sessions.store import SessionsStore
@@ -116,7 +116,7 @@ class FlowRow:
     started_at: dt.datetime
     seq: int
     state: FlowState = FlowState.OPEN
-    stalled_at: dt.datetime | None = None
+    overdue_at: dt.datetime | None = None
 
 
 @dataclass
@@ -217,24 +217,24 @@ class MemoryFlows(Flows):
     async def has_session_policy(self, login_id: str) -> bool:
         return self.logins.get(login_id, False)
 
-    async def mark_stalled(self, now: dt.datetime, after: dt.timedelta, limit: int = 1_000) -> list[StalledFlow]:
+    async def mark_overdue(self, now: dt.datetime, after: dt.timedelta, limit: int = 1_000) -> list[OverdueFlow]:
         due = sorted(
             (
                 row
                 for row in self.flows.values()
                 if row.state is FlowState.OPEN
-                and row.stalled_at is None
+                and row.overdue_at is None
                 and row.started_at <= now - after
                 and any(s.state in _OPEN for s in self.steps[row.flow_id].values())
             ),
             key=lambda row: (row.started_at, row.flow_id),
         )[:limit]
-        stalled = []
+        overdue = []
         for row in due:
-            row.stalled_at = now
+            row.overdue_at = now
             silent = sorted((s for s in self.steps[row.flow_id].values() if s.state in _OPEN), key=lambda s: s.position)
-            stalled.append(
-                StalledFlow(
+            overdue.append(
+                OverdueFlow(
                     row.flow_id,
                     row.kind,
                     row.entity_id,
@@ -243,7 +243,7 @@ class MemoryFlows(Flows):
                     tuple(s.step for s in silent),
                 )
             )
-        return stalled
+        return overdue
 
 
 @dataclass

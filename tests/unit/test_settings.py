@@ -70,3 +70,20 @@ def test_no_settings_means_the_embedded_stack(monkeypatch: pytest.MonkeyPatch) -
 def test_the_unauthenticated_metrics_endpoint_listens_on_this_host_only_by_default() -> None:
     assert load_settings().metrics_host == "127.0.0.1"
     assert load_settings(metrics_host="0.0.0.0").metrics_host == "0.0.0.0"
+
+
+def test_the_renamed_provisioning_stall_variable_stops_the_program_naming_its_new_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("XBUS_PROVISIONING_STALL_SECONDS", "120")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message == (
+        "invalid setting XBUS_PROVISIONING_STALL_SECONDS: was renamed to XBUS_PROVISIONING_OVERDUE_SECONDS; "
+        "set that instead"
+    )
+    assert caught.value.exit_code == 2
+    monkeypatch.delenv("XBUS_PROVISIONING_STALL_SECONDS")
+    monkeypatch.setenv("XBUS_PROVISIONING_OVERDUE_SECONDS", "120")
+    assert load_settings().provisioning_overdue_seconds == 120.0

@@ -60,7 +60,9 @@ class Flow(BaseModel):
     started_at: str
     completed_at: str | None
     failed_at: str | None
-    stalled_at: str | None
+    overdue_at: str | None = Field(
+        description="when the tracker reported the flow overdue (RFC 3339); it may have completed since"
+    )
     steps: list[Step]
 
 

@@ -82,9 +82,9 @@ async def _flows(kind: EntityKind, entity_id: str) -> list[FlowView]:
 
 def _table(flow: FlowView) -> Table:
     ended = flow.completed_at or flow.failed_at
-    stalled = " [yellow](stalled)[/]" if flow.stalled_at and flow.state == "open" else ""
+    overdue = " [yellow](overdue)[/]" if flow.overdue_at and flow.state == "open" else ""
     title = (
-        f"{escape(flow.started_by)}  flow {escape(flow.flow_id)}  {_styled(flow.state)}{stalled}  "
+        f"{escape(flow.started_by)}  flow {escape(flow.flow_id)}  {_styled(flow.state)}{overdue}  "
         f"started {_when(flow.started_at)}  "
         f"{'failed' if flow.failed_at else 'completed'} {_when(ended)}"
     )
