@@ -132,8 +132,10 @@ async def login_unlinked(event: AccountLoginUnlinked, unit: EntitlementsUnit) ->
     if await unit.store.account(event.account_id) is None:
         unit.step_failed(unit.flow_id, REVOKE_STEP, f"account {event.account_id} is unknown to authorisation")
         return
-    await unit.store.revoke_account_login(event.account_id, event.login_id, unit.cause.time)
+    # the pending associations first: a grant of one of them under way elsewhere is waited for,
+    # so that the revocation then sees it (store.py, ready_for_login)
     await unit.store.drop_pending_login(event.account_id, event.login_id)
+    await unit.store.revoke_account_login(event.account_id, event.login_id, unit.cause.time)
     await access.apply_ready(unit, await unit.store.ready_for_account(event.account_id))
     unit.record(
         AccessRevoked(

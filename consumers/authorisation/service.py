@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from consumers.authorisation import handlers
+from consumers.authorisation.locks import entities_of
 from consumers.authorisation.store import PostgresEntitlements
 from consumers.runtime import Service
 from schemas.accounts import AccountLoginLinked, AccountLoginUnlinked, TradingAccountOpened
@@ -29,9 +30,7 @@ SERVICE = Service(
     },
     store=PostgresEntitlements,
     migrations=Path(__file__).parent / "sql",
-    # An account and the logins it names arrive on different topics, applied by different
-    # partitions' transactions at once; each could miss the other's uncommitted rows and leave the
-    # association pending for good. Applying one batch at a time rules that out (docs/provisioning.md).
-    exclusive_batches=True,
+    # an account and the logins it names arrive on different topics at once (locks.py)
+    locks=entities_of,
     description="Resource Authorisation: per-login permissions and trading-account access with rights.",
 )

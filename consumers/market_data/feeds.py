@@ -31,8 +31,8 @@ import structlog
 from consumers.market_data import queries, store
 from consumers.market_data.instruments import session_seq
 from consumers.runtime.service import BackgroundContext
+from consumers.runtime.tasks import sleep_unless
 from consumers.runtime.transient import TRANSIENT_ERRORS
-from consumers.runtime.waits import sleep_unless
 from exchanges.plugins import MarketData, load_market_data_plugin
 from infrastructure.catalogue import Catalogue
 from infrastructure.kafka_clients import admin_client

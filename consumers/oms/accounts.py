@@ -12,9 +12,9 @@ and applied when the opening arrives, never dropped.
 
 from __future__ import annotations
 
-from consumers.oms import order_store, store
-from consumers.oms.store import ClosureCause
-from consumers.runtime import MissingPrerequisite, UnitOfWork
+from consumers.oms.account_store import ClosureCause
+from consumers.oms.store import OmsUnit
+from consumers.runtime import MissingPrerequisite
 from schemas.accounts import TradingAccountOpened, TradingAccountSuspended, TradingAccountUpdated
 from schemas.oms import (
     AccountState,
@@ -34,10 +34,10 @@ STEP_ACCOUNT_STATE = "oms.account_state"
 MAX_REASON = 200
 
 
-async def operator_registered(event: OperatorRegistered, unit: UnitOfWork) -> None:
+async def operator_registered(event: OperatorRegistered, unit: OmsUnit) -> None:
     if OperatorSystem.OMS not in event.systems:
         return  # an operator of other systems only: no OMS step in its flow
-    await store.register_operator(unit, event, unit.cause.time)
+    await unit.store.register_operator(event, unit.cause.time)
     unit.record(
         OmsOperatorRegistered(
             flow_id=unit.flow_id, operator_id=event.operator_id, features=event.oms_features, owners=event.owners
@@ -45,13 +45,13 @@ async def operator_registered(event: OperatorRegistered, unit: UnitOfWork) -> No
     )
 
 
-async def operator_deregistered(event: OperatorDeregistered, unit: UnitOfWork) -> None:
-    await store.deregister_operator(unit, event.operator_id, event.reason, unit.cause.time)
+async def operator_deregistered(event: OperatorDeregistered, unit: OmsUnit) -> None:
+    await unit.store.deregister_operator(event.operator_id, event.reason, unit.cause.time)
 
 
-async def account_opened(event: TradingAccountOpened, unit: UnitOfWork) -> None:
+async def account_opened(event: TradingAccountOpened, unit: OmsUnit) -> None:
     await unit.lock(f"account:{event.account_id}")  # the same account may come from another topic at once
-    existing = await store.standing(unit, event.account_id)
+    existing = await unit.store.standing(event.account_id)
     if existing is not None:
         unit.step_failed(
             unit.flow_id,
@@ -60,7 +60,7 @@ async def account_opened(event: TradingAccountOpened, unit: UnitOfWork) -> None:
             f"{existing.opened_by_flow}); account ids are not reused: open it under a new id",
         )
         return
-    await store.open_account(unit, event, unit.flow_id, unit.cause.time)
+    await unit.store.open_account(event, unit.flow_id, unit.cause.time)
     unit.record(
         OmsAccountProvisioned(
             flow_id=unit.flow_id,
@@ -70,14 +70,14 @@ async def account_opened(event: TradingAccountOpened, unit: UnitOfWork) -> None:
             vetting=event.vetting,
         )
     )
-    for pending in await store.take_pending_closures(unit, event.account_id):
+    for pending in await unit.store.take_pending_closures(event.account_id):
         # A failed flow's compensation concerns this account only if that flow opened it.
         if pending.cause is ClosureCause.REGISTRY_CLOSED or pending.flow_id == unit.flow_id:
             await _close(unit, event.account_id, pending.flow_id, pending.reason)
 
 
-async def account_updated(event: TradingAccountUpdated, unit: UnitOfWork) -> None:
-    if not await store.update_account(unit, event, unit.cause.time):
+async def account_updated(event: TradingAccountUpdated, unit: OmsUnit) -> None:
+    if not await unit.store.update_account(event, unit.cause.time):
         raise MissingPrerequisite(
             f"trading account {event.account_id} is unknown to the OMS (its opening was not applied here)",
             waits_for=event.account_id,
@@ -86,28 +86,28 @@ async def account_updated(event: TradingAccountUpdated, unit: UnitOfWork) -> Non
         )
 
 
-async def account_suspended(event: TradingAccountSuspended, unit: UnitOfWork) -> None:
-    standing = await store.standing(unit, event.account_id)
+async def account_suspended(event: TradingAccountSuspended, unit: OmsUnit) -> None:
+    standing = await unit.store.standing(event.account_id)
     if standing is None or standing.state is AccountState.CLOSED:
         what = "unknown to the OMS" if standing is None else "closed in the OMS"
         unit.step_failed(
             unit.flow_id, STEP_ACCOUNT_STATE, f"trading account {event.account_id} is {what}: cannot suspend it"
         )
         return
-    if await store.set_state(
-        unit, event.account_id, AccountState.SUSPENDED, unit.flow_id, event.reason, unit.cause.time
+    if await unit.store.set_account_state(
+        event.account_id, AccountState.SUSPENDED, unit.flow_id, event.reason, unit.cause.time
     ):
         _state_changed(unit, event.account_id, AccountState.SUSPENDED, unit.flow_id, event.reason)
 
 
-async def registry_account_state_changed(event: RegistryAccountStateChanged, unit: UnitOfWork) -> None:
+async def registry_account_state_changed(event: RegistryAccountStateChanged, unit: OmsUnit) -> None:
     """The registry closed the account (its close flow, or its compensation of a failed opening)."""
     await unit.lock(f"account:{event.account_id}")  # the same account may come from another topic at once
     if event.state is not AccountState.CLOSED:
         return  # the OMS suspends on TradingAccountSuspended itself
-    if await store.standing(unit, event.account_id) is None:
-        await store.keep_pending_closure(
-            unit, event.account_id, event.flow_id, ClosureCause.REGISTRY_CLOSED, event.reason, unit.cause.time
+    if await unit.store.standing(event.account_id) is None:
+        await unit.store.keep_pending_closure(
+            event.account_id, event.flow_id, ClosureCause.REGISTRY_CLOSED, event.reason, unit.cause.time
         )
         unit.step_waiting(
             event.flow_id,
@@ -119,28 +119,28 @@ async def registry_account_state_changed(event: RegistryAccountStateChanged, uni
     await _close(unit, event.account_id, event.flow_id, event.reason)
 
 
-async def provisioning_failed(event: ProvisioningFailed, unit: UnitOfWork) -> None:
+async def provisioning_failed(event: ProvisioningFailed, unit: OmsUnit) -> None:
     """Compensation: an account opened by a flow that failed elsewhere is closed here too."""
     await unit.lock(f"account:{event.entity_id}")  # the same account may come from another topic at once
     if event.kind is not FlowKind.ACCOUNT or event.service == unit.service:
         return  # not an account flow, or the OMS refused its own part: nothing of it to undo
     reason = _fit(f"opening failed: {event.service} refused {event.step}: {event.reason}")
-    standing = await store.standing(unit, event.entity_id)
+    standing = await unit.store.standing(event.entity_id)
     if standing is None:
-        await store.keep_pending_closure(
-            unit, event.entity_id, event.flow_id, ClosureCause.OPENING_FAILED, reason, unit.cause.time
+        await unit.store.keep_pending_closure(
+            event.entity_id, event.flow_id, ClosureCause.OPENING_FAILED, reason, unit.cause.time
         )
     elif standing.opened_by_flow == event.flow_id:
         await _close(unit, event.entity_id, event.flow_id, reason)
 
 
-async def _close(unit: UnitOfWork, account_id: str, flow_id: str, reason: str | None) -> None:
+async def _close(unit: OmsUnit, account_id: str, flow_id: str, reason: str | None) -> None:
     """Close the account for ``flow_id`` and report it, once per flow."""
-    if await store.set_state(unit, account_id, AccountState.CLOSED, flow_id, reason, unit.cause.time):
+    if await unit.store.set_account_state(account_id, AccountState.CLOSED, flow_id, reason, unit.cause.time):
         _state_changed(unit, account_id, AccountState.CLOSED, flow_id, reason)
 
 
-def _state_changed(unit: UnitOfWork, account_id: str, state: AccountState, flow_id: str, reason: str | None) -> None:
+def _state_changed(unit: OmsUnit, account_id: str, state: AccountState, flow_id: str, reason: str | None) -> None:
     unit.record(OmsAccountStateChanged(flow_id=flow_id, account_id=account_id, state=state, reason=reason))
 
 
@@ -149,7 +149,7 @@ def _fit(reason: str) -> str:
     return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 1] + "…"
 
 
-async def cash_movement_applied(event: CashMovementApplied, unit: UnitOfWork) -> None:
+async def cash_movement_applied(event: CashMovementApplied, unit: OmsUnit) -> None:
     """Book the registry's deposit or withdrawal: its ``delta``, not its ``balance``.
 
     The OMS's booked cash is the registry's movements plus the fills the OMS books itself from
@@ -159,4 +159,4 @@ async def cash_movement_applied(event: CashMovementApplied, unit: UnitOfWork) ->
     cash to that balance would count such fills twice or lose them; adding the delta cannot.
     """
     await unit.lock(f"account:{event.account_id}")  # orders and fills of the account come on other topics
-    await order_store.move_cash(unit, event.account_id, event.delta.currency, booked=event.delta.amount)
+    await unit.store.move_cash(event.account_id, event.delta.currency, booked=event.delta.amount)

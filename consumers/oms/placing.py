@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from consumers.oms import exchange_store, order_store, store, vetting
+from consumers.oms import vetting
 from consumers.oms.orders import cancel_refusal
-from consumers.runtime import UnitOfWork
+from consumers.oms.store import OmsUnit
 from schemas.money import money
 from schemas.oms import (
     OrderAccepted,
@@ -24,7 +24,7 @@ from schemas.orders import OrderCancelRequested, OrderPlaced
 from schemas.types import OrderSide
 
 
-async def order_placed(event: OrderPlaced, unit: UnitOfWork) -> None:
+async def order_placed(event: OrderPlaced, unit: OmsUnit) -> None:
     """Vet the order; reject it, or reserve what it may cost and route it to the exchange's adapter."""
     await unit.lock(f"account:{event.account_id}")  # fills and cash of the account come on other topics
     snapshot = await _snapshot(unit, event)
@@ -32,7 +32,7 @@ async def order_placed(event: OrderPlaced, unit: UnitOfWork) -> None:
     at = unit.cause.time
     if isinstance(decision, vetting.Rejection):
         if not snapshot.order_id_taken:
-            await order_store.insert_rejected(unit, event, decision, at)
+            await unit.store.insert_rejected(event, decision, at)
         unit.record(
             OrderRejected(
                 order_id=event.order_id,
@@ -46,11 +46,11 @@ async def order_placed(event: OrderPlaced, unit: UnitOfWork) -> None:
         return
     instrument, exchange = snapshot.instrument, snapshot.exchange
     assert instrument is not None and exchange is not None  # vetting accepts only listed instruments
-    await order_store.insert_accepted(unit, event, decision, instrument, exchange, at)
+    await unit.store.insert_accepted(event, decision, instrument, exchange, at)
     if event.side is OrderSide.BUY:
-        await order_store.move_cash(unit, event.account_id, instrument.currency, reserved=decision.reserved_cash)
+        await unit.store.move_cash(event.account_id, instrument.currency, reserved=decision.reserved_cash)
     else:
-        await order_store.move_holding(unit, event.account_id, instrument.code, held_back=decision.held_back)
+        await unit.store.move_holding(event.account_id, instrument.code, held_back=decision.held_back)
     # what OrderAccepted and OrderRouted both carry (their base, OrderTerms)
     terms: dict[str, Any] = dict(
         order_id=event.order_id,
@@ -77,11 +77,11 @@ async def order_placed(event: OrderPlaced, unit: UnitOfWork) -> None:
     )
 
 
-async def order_cancel_requested(event: OrderCancelRequested, unit: UnitOfWork) -> None:
+async def order_cancel_requested(event: OrderCancelRequested, unit: OmsUnit) -> None:
     """Route the cancel of an open order to the adapter the order went to, or say why not."""
     await unit.lock(f"account:{event.account_id}")  # the account's reports come on another topic
-    order = await order_store.order(unit, event.order_id)
-    rights = await store.rights(unit, event.account_id, event.login_id)
+    order = await unit.store.order(event.order_id)
+    rights = await unit.store.rights(event.account_id, event.login_id)
     refusal = cancel_refusal(order, event, rights)
     if refusal is not None:
         unit.record(
@@ -103,17 +103,17 @@ async def order_cancel_requested(event: OrderCancelRequested, unit: UnitOfWork) 
     )
 
 
-async def _snapshot(unit: UnitOfWork, placed: OrderPlaced) -> vetting.Snapshot:
+async def _snapshot(unit: OmsUnit, placed: OrderPlaced) -> vetting.Snapshot:
     """What vetting decides on, as the OMS knows it now."""
-    listed = await exchange_store.listing(unit, placed.instrument)
+    listed = await unit.store.listing(placed.instrument)
     instrument, exchange = listed if listed is not None else (None, None)
     return vetting.Snapshot(
         order=placed,
-        order_id_taken=await order_store.order_id_taken(unit, placed.order_id),
-        account=await store.vetting_account(unit, placed.account_id),
-        rights=await store.rights(unit, placed.account_id, placed.login_id),
+        order_id_taken=await unit.store.order_id_taken(placed.order_id),
+        account=await unit.store.vetting_account(placed.account_id),
+        rights=await unit.store.rights(placed.account_id, placed.login_id),
         instrument=instrument,
         exchange=exchange,
-        cash=await order_store.cash(unit, placed.account_id, instrument.currency) if instrument else None,
-        holding=await order_store.holding(unit, placed.account_id, instrument.code) if instrument else None,
+        cash=await unit.store.cash(placed.account_id, instrument.currency) if instrument else None,
+        holding=await unit.store.holding(placed.account_id, instrument.code) if instrument else None,
     )

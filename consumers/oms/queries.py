@@ -12,14 +12,15 @@ from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 
-from consumers.oms.order_store import order_from_row
-from consumers.oms.orders import Order
+import asyncpg
+
+from consumers.oms.account_store import limits_from_row
+from consumers.oms.orders import Order, OrderState
 from consumers.oms.positions import CashPosition, HoldingPosition
-from consumers.oms.store import limits_from_row
 from consumers.runtime.unit_of_work import DbConnection
 from schemas.accounts import VettingLimits
-from schemas.oms import AccountState
-from schemas.types import OmsFeature
+from schemas.oms import AccountState, OrderOutcome, RejectionCode
+from schemas.types import OmsFeature, OrderLifetime, OrderSide, OrderType
 
 __all__ = ["Account", "CashPosition", "HoldingPosition", "Operator", "Order", "Positions"]
 
@@ -124,6 +125,37 @@ async def order(connection: DbConnection, order_id: str) -> Order | None:
     rejection of a repeated id, which belongs to the first order placed under it)."""
     row = await connection.fetchrow("select * from orders where order_id = $1", order_id)
     return None if row is None else order_from_row(row)
+
+
+def order_from_row(row: asyncpg.Record) -> Order:
+    """The order of an ``orders`` row (this read API's and the store's, ``order_store``)."""
+    return Order(
+        order_id=row["order_id"],
+        account_id=row["account_id"],
+        login_id=row["login_id"],
+        instrument=row["instrument"],
+        side=OrderSide(row["side"]),
+        order_type=OrderType(row["order_type"]),
+        quantity=row["quantity"],
+        limit_price=row["limit_price"],
+        lifetime=OrderLifetime(row["lifetime"]),
+        expiry_date=row["expiry_date"],
+        state=OrderState(row["state"]),
+        exchange=row["exchange"],
+        adapter=row["adapter"],
+        currency=row["currency"],
+        price=row["price"],
+        protection_price=row["protection_price"],
+        reserved=row["reserved"],
+        held_back=row["held_back"],
+        filled_quantity=row["filled_quantity"],
+        filled_value=row["filled_value"],
+        outcome=OrderOutcome(row["outcome"]) if row["outcome"] is not None else None,
+        rejection_code=RejectionCode(row["rejection_code"]) if row["rejection_code"] is not None else None,
+        reason=row["reason"],
+        placed_at=row["placed_at"],
+        changed_at=row["changed_at"],
+    )
 
 
 async def positions(connection: DbConnection, account_id: str) -> Positions:

@@ -8,23 +8,22 @@ the end state is the same whichever was read first (docs/exchanges.md, "Trade ri
 
 from __future__ import annotations
 
-from consumers.oms import store
-from consumers.runtime import UnitOfWork
+from consumers.oms.store import OmsUnit
 from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted
 
 
-async def account_access_granted(event: AccountAccessGranted, unit: UnitOfWork) -> None:
+async def account_access_granted(event: AccountAccessGranted, unit: OmsUnit) -> None:
     """Logins' rights on the account, recorded; a disabled login's are not in force until it is enabled."""
-    await store.grant_rights(unit, event.account_id, event.logins, event.flow_id)
+    await unit.store.grant_rights(event.account_id, event.logins, event.flow_id)
 
 
-async def access_revoked(event: AccessRevoked, unit: UnitOfWork) -> None:
+async def access_revoked(event: AccessRevoked, unit: OmsUnit) -> None:
     """A disabled or deleted login (it is disabled here), an unlinked login or a closed account
     (the rights are gone)."""
-    await store.revoke_rights(unit, event)
+    await unit.store.revoke_rights(event)
 
 
-async def permissions_granted(event: PermissionsGranted, unit: UnitOfWork) -> None:
+async def permissions_granted(event: PermissionsGranted, unit: OmsUnit) -> None:
     """A login active in Resource Authorisation is enabled here: its granted rights come into force.
 
     Authorisation also reports a disabled login's role or market update with ``PermissionsGranted``
@@ -35,4 +34,4 @@ async def permissions_granted(event: PermissionsGranted, unit: UnitOfWork) -> No
     """
     active = bool(event.permissions) if event.login_active is None else event.login_active
     if active:
-        await store.enable_login(unit, event.login_id)
+        await unit.store.enable_login(event.login_id)

@@ -18,7 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from consumers.oms import accounts, placing, rights, venues
-from consumers.runtime import Service, keys_locked_as
+from consumers.oms.store import PostgresBooks
+from consumers.runtime import Service, fields_locked_as
 from schemas.accounts import TradingAccountOpened, TradingAccountSuspended, TradingAccountUpdated
 from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated
@@ -30,8 +31,8 @@ from schemas.registry import CashMovementApplied, RegistryAccountStateChanged
 
 SERVICE = Service(
     name="oms",
-    # most of what it reads is keyed by trading account, and its handlers lock the account
-    batch_locks=keys_locked_as("account"),
+    # its handlers lock the account an event names (a failed flow names it as its entity)
+    locks=fields_locked_as("account", "account_id", "entity_id"),
     handlers={
         OperatorRegistered: accounts.operator_registered,
         OperatorDeregistered: accounts.operator_deregistered,
@@ -54,6 +55,7 @@ SERVICE = Service(
         OrderPlaced: placing.order_placed,
         OrderCancelRequested: placing.order_cancel_requested,
     },
+    store=PostgresBooks,
     migrations=Path(__file__).parent / "sql",
     description=(
         "OMS: operators through its Identity function; trading-account metadata, vetting and state; "

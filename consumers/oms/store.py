@@ -1,279 +1,34 @@
-"""The SQL of operators, trading accounts and logins' rights on them, run in the handler's unit of
-work (the service's schema is the search path)."""
+"""The OMS's state, kept out of the handlers so that they read as the rules of the domain.
+
+Handlers reach it through ``unit.store``, an :class:`OmsBooks`: the accounts and rights
+(``account_store``), the orders and positions (``order_store``) and the exchanges
+(``exchange_store``) in one object, since a handler draws on several (an order is vetted against
+all three). The service runs them on :class:`PostgresBooks`, over the batch's transaction (the
+service's schema is the search path, so nothing here names a schema or commits), and unit tests
+on an in-memory one (tests/support/memory_oms.py), so the rules are tested without a database
+and the SQL by the real-stack tests. Locks stay on the unit of work (``unit.lock``).
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-from collections.abc import Sequence
-from dataclasses import dataclass
-from enum import StrEnum
+from typing import Protocol
 
-import asyncpg
-
-from consumers.oms.vetting import Account
+from consumers.oms.account_store import AccountRecords, PostgresAccountRecords
+from consumers.oms.exchange_store import ExchangeRecords, PostgresExchangeRecords
+from consumers.oms.order_store import OrderRecords, PostgresOrderRecords
 from consumers.runtime import UnitOfWork
-from schemas.accounts import AccountLogin, TradingAccountOpened, TradingAccountUpdated, VettingLimits
-from schemas.authorisation import AccessRevoked, RevokedScope
-from schemas.oms import AccountState
-from schemas.operators import OperatorRegistered
-from schemas.types import AccountRight, PositiveMoney
+from consumers.runtime.unit_of_work import DbConnection
 
 
-class ClosureCause(StrEnum):
-    REGISTRY_CLOSED = "registry_closed"
-    OPENING_FAILED = "opening_failed"
+class OmsBooks(AccountRecords, OrderRecords, ExchangeRecords, Protocol):
+    """Everything the OMS keeps: operators, accounts, logins' rights, orders, fills, cash and
+    holdings, exchanges, their instruments, adapters and prices."""
 
 
-@dataclass(frozen=True)
-class Standing:
-    """What the handlers decide on: an account's state and the flows behind it."""
-
-    state: AccountState
-    state_flow_id: str
-    opened_by_flow: str
+#: What the handlers are given.
+OmsUnit = UnitOfWork[OmsBooks]
 
 
-@dataclass(frozen=True)
-class PendingClosure:
-    flow_id: str
-    cause: ClosureCause
-    reason: str | None
-
-
-async def register_operator(unit: UnitOfWork, event: OperatorRegistered, at: dt.datetime) -> None:
-    """Register the operator, or register it again with what the new event says."""
-    await unit.execute(
-        """
-        insert into operators (operator_id, login_id, features, owners, exchanges, status,
-                               registered_at, changed_at)
-        values ($1, $2, $3, $4, $5, 'registered', $6, $6)
-        on conflict (operator_id) do update set
-            login_id = excluded.login_id, features = excluded.features, owners = excluded.owners,
-            exchanges = excluded.exchanges, status = 'registered', deregistered_reason = null,
-            registered_at = excluded.registered_at, changed_at = excluded.changed_at
-        """,
-        event.operator_id,
-        event.login_id,
-        [str(feature) for feature in event.oms_features],
-        list(event.owners),
-        list(event.exchanges),
-        at,
-    )
-
-
-async def deregister_operator(unit: UnitOfWork, operator_id: str, reason: str | None, at: dt.datetime) -> None:
-    """Mark the operator deregistered; one the OMS never registered is nothing to do."""
-    await unit.execute(
-        "update operators set status = 'deregistered', deregistered_reason = $2, changed_at = $3 "
-        "where operator_id = $1",
-        operator_id,
-        reason,
-        at,
-    )
-
-
-async def standing(unit: UnitOfWork, account_id: str) -> Standing | None:
-    row = await unit.fetchrow(
-        "select state, state_flow_id, opened_by_flow from accounts where account_id = $1", account_id
-    )
-    if row is None:
-        return None
-    return Standing(AccountState(row["state"]), row["state_flow_id"], row["opened_by_flow"])
-
-
-async def open_account(unit: UnitOfWork, event: TradingAccountOpened, flow_id: str, at: dt.datetime) -> None:
-    vetting = event.vetting
-    await unit.execute(
-        """
-        insert into accounts (account_id, owner, name, classification, currency, categories, attributes,
-                              allowed_exchanges, max_order_value, max_order_value_currency,
-                              max_order_quantity, state, state_flow_id, opened_by_flow, opened_at,
-                              changed_at)
-        values ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, 'active', $12, $12, $13, $13)
-        """,
-        event.account_id,
-        event.owner,
-        event.name,
-        event.classification,
-        event.default_currency,
-        list(event.categories),
-        json.dumps(event.attributes, sort_keys=True),
-        list(event.allowed_exchanges),
-        vetting.max_order_value.amount if vetting.max_order_value else None,
-        vetting.max_order_value.currency if vetting.max_order_value else None,
-        vetting.max_order_quantity,
-        flow_id,
-        at,
-    )
-
-
-async def update_account(unit: UnitOfWork, event: TradingAccountUpdated, at: dt.datetime) -> bool:
-    """Change the fields the event carries; return False for an account the OMS does not have."""
-    vetting = event.vetting or VettingLimits()
-    value = vetting.max_order_value
-    changed = await unit.execute(
-        """
-        update accounts set
-            name = coalesce($2, name),
-            classification = coalesce($3, classification),
-            categories = coalesce($4, categories),
-            attributes = coalesce($5::jsonb, attributes),
-            allowed_exchanges = coalesce($6, allowed_exchanges),
-            max_order_value = case when $7 then $8 else max_order_value end,
-            max_order_value_currency = case when $7 then $9 else max_order_value_currency end,
-            max_order_quantity = case when $7 then $10 else max_order_quantity end,
-            changed_at = $11
-        where account_id = $1
-        """,
-        event.account_id,
-        event.name,
-        event.classification,
-        list(event.categories) if event.categories is not None else None,
-        json.dumps(event.attributes, sort_keys=True) if event.attributes is not None else None,
-        list(event.allowed_exchanges) if event.allowed_exchanges is not None else None,
-        event.vetting is not None,  # vetting limits are replaced as a whole: an absent limit is lifted
-        value.amount if value else None,
-        value.currency if value else None,
-        vetting.max_order_quantity,
-        at,
-    )
-    return changed != "UPDATE 0"
-
-
-async def set_state(
-    unit: UnitOfWork, account_id: str, state: AccountState, flow_id: str, reason: str | None, at: dt.datetime
-) -> bool:
-    """Put the account in ``state`` for ``flow_id``; False if that flow has already done so."""
-    changed = await unit.execute(
-        """
-        update accounts set state = $2, state_flow_id = $3, state_reason = $4, changed_at = $5
-        where account_id = $1 and not (state = $2 and state_flow_id = $3)
-        """,
-        account_id,
-        str(state),
-        flow_id,
-        reason,
-        at,
-    )
-    return changed != "UPDATE 0"
-
-
-async def keep_pending_closure(
-    unit: UnitOfWork, account_id: str, flow_id: str, cause: ClosureCause, reason: str | None, at: dt.datetime
-) -> None:
-    await unit.execute(
-        """
-        insert into pending_closures (account_id, flow_id, cause, reason, received_at)
-        values ($1, $2, $3, $4, $5) on conflict (account_id, flow_id, cause) do nothing
-        """,
-        account_id,
-        flow_id,
-        str(cause),
-        reason,
-        at,
-    )
-
-
-async def take_pending_closures(unit: UnitOfWork, account_id: str) -> list[PendingClosure]:
-    """The closures kept for ``account_id``, in arrival order, removed from the pending table."""
-    rows = await unit.fetch(
-        """
-        with taken as (delete from pending_closures where account_id = $1 returning seq, flow_id, cause, reason)
-        select flow_id, cause, reason from taken order by seq
-        """,
-        account_id,
-    )
-    return [PendingClosure(row["flow_id"], ClosureCause(row["cause"]), row["reason"]) for row in rows]
-
-
-async def vetting_account(unit: UnitOfWork, account_id: str) -> Account | None:
-    """The account as vetting needs it: state, allowed exchanges and limits."""
-    row = await unit.fetchrow(
-        """
-        select state, state_reason, allowed_exchanges, max_order_value, max_order_value_currency, max_order_quantity
-        from accounts where account_id = $1
-        """,
-        account_id,
-    )
-    if row is None:
-        return None
-    return Account(
-        account_id=account_id,
-        state=AccountState(row["state"]),
-        state_reason=row["state_reason"],
-        allowed_exchanges=tuple(row["allowed_exchanges"]),
-        limits=limits_from_row(row),
-    )
-
-
-def limits_from_row(row: asyncpg.Record) -> VettingLimits:
-    """The vetting limits of an ``accounts`` row."""
-    max_order_value = (
-        PositiveMoney(amount=row["max_order_value"], currency=row["max_order_value_currency"])
-        if row["max_order_value"] is not None
-        else None
-    )
-    return VettingLimits(max_order_value=max_order_value, max_order_quantity=row["max_order_quantity"])
-
-
-# --- logins' rights per account -----------------------------------------------------------------
-#
-# Two tables, each written from one partition only, and the view ``account_rights`` of the rights
-# in force (granted, and the login not disabled): migration 0004 and docs/exchanges.md.
-
-
-async def grant_rights(unit: UnitOfWork, account_id: str, logins: Sequence[AccountLogin], flow_id: str) -> None:
-    """Each login's rights on the account become those granted (as Resource Authorisation replaces
-    them); in force only while the login is not disabled."""
-    for login in logins:
-        await unit.execute(
-            """
-            insert into granted_rights (account_id, login_id, rights, granted_by_flow) values ($1, $2, $3, $4)
-            on conflict (account_id, login_id) do update set
-                rights = excluded.rights, granted_by_flow = excluded.granted_by_flow
-            """,
-            account_id,
-            login.login_id,
-            [str(right) for right in login.rights],
-            flow_id,
-        )
-
-
-async def revoke_rights(unit: UnitOfWork, revoked: AccessRevoked) -> None:
-    """Scope ``login``: the login is disabled, and its rights, kept, stop being in force (an
-    account's grants come on another partition: deleting them here would not outlast a grant
-    read after the disable); ``account_login``: the logins' rights on the account go;
-    ``account``: every login's rights on the account go."""
-    if revoked.scope is RevokedScope.LOGIN:
-        await unit.execute(
-            """
-            insert into disabled_logins (login_id, disabled_by_flow) values ($1, $2)
-            on conflict (login_id) do update set disabled_by_flow = excluded.disabled_by_flow
-            """,
-            revoked.subject_id,
-            revoked.flow_id,
-        )
-        return
-    account_id = revoked.account_id or revoked.subject_id
-    if revoked.scope is RevokedScope.ACCOUNT_LOGIN:
-        await unit.execute(
-            "delete from granted_rights where account_id = $1 and login_id = any($2::text[])",
-            account_id,
-            list(revoked.login_ids),
-        )
-        return
-    await unit.execute("delete from granted_rights where account_id = $1", account_id)
-
-
-async def enable_login(unit: UnitOfWork, login_id: str) -> None:
-    """The login's granted rights are in force again."""
-    await unit.execute("delete from disabled_logins where login_id = $1", login_id)
-
-
-async def rights(unit: UnitOfWork, account_id: str, login_id: str) -> frozenset[AccountRight]:
-    """The login's rights in force on the account: none while the login is disabled."""
-    granted = await unit.fetchval(
-        "select rights from account_rights where account_id = $1 and login_id = $2", account_id, login_id
-    )
-    return frozenset(AccountRight(right) for right in granted or ())
+class PostgresBooks(PostgresAccountRecords, PostgresOrderRecords, PostgresExchangeRecords, OmsBooks):
+    def __init__(self, connection: DbConnection) -> None:
+        self._db = connection

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from consumers.oms import exchange_store, order_store, vetting
+from consumers.oms import vetting
 from consumers.oms.orders import OUTCOMES, Order, report_problem, state_after
 from consumers.oms.positions import book_fill
-from consumers.runtime import DomainError, MissingPrerequisite, UnitOfWork
+from consumers.oms.store import OmsUnit
+from consumers.runtime import DomainError, MissingPrerequisite
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated, Market
 from schemas.gateway import ExecutionKind, ExecutionReported, OmsAdapterRegistered, OmsAdapterStopped
 from schemas.money import money
@@ -22,15 +23,15 @@ from schemas.oms import (
 )
 
 
-async def exchange_added(event: ExchangeAdded, unit: UnitOfWork) -> None:
+async def exchange_added(event: ExchangeAdded, unit: OmsUnit) -> None:
     await _refuse_markets_of_others(unit, event.code, event.markets)
-    await exchange_store.add_exchange(unit, event, unit.cause.time)
+    await unit.store.add_exchange(event, unit.cause.time)
 
 
-async def exchange_updated(event: ExchangeUpdated, unit: UnitOfWork) -> None:
+async def exchange_updated(event: ExchangeUpdated, unit: OmsUnit) -> None:
     if event.markets is not None:
         await _refuse_markets_of_others(unit, event.code, event.markets)
-    if not await exchange_store.update_exchange(unit, event, unit.cause.time):
+    if not await unit.store.update_exchange(event, unit.cause.time):
         raise MissingPrerequisite(
             f"exchange {event.code} is unknown to the OMS (no ExchangeAdded for it was applied)",
             waits_for=event.code,
@@ -39,10 +40,10 @@ async def exchange_updated(event: ExchangeUpdated, unit: UnitOfWork) -> None:
         )
 
 
-async def exchange_suspended(event: ExchangeSuspended, unit: UnitOfWork) -> None:
+async def exchange_suspended(event: ExchangeSuspended, unit: OmsUnit) -> None:
     """New orders for the exchange are rejected with ``Exchange.NotActive``; open ones stay open."""
-    if not await exchange_store.set_state(
-        unit, event.code, vetting.ExchangeState.SUSPENDED, event.reason, unit.cause.time
+    if not await unit.store.set_exchange_state(
+        event.code, vetting.ExchangeState.SUSPENDED, event.reason, unit.cause.time
     ):
         raise MissingPrerequisite(
             f"exchange {event.code} is unknown to the OMS (no ExchangeAdded for it was applied): cannot suspend it",
@@ -52,14 +53,14 @@ async def exchange_suspended(event: ExchangeSuspended, unit: UnitOfWork) -> None
         )
 
 
-async def exchange_removed(event: ExchangeRemoved, unit: UnitOfWork) -> None:
+async def exchange_removed(event: ExchangeRemoved, unit: OmsUnit) -> None:
     """Like a suspension; an exchange the OMS never had is already as good as removed."""
-    await exchange_store.set_state(unit, event.code, vetting.ExchangeState.REMOVED, event.reason, unit.cause.time)
+    await unit.store.set_exchange_state(event.code, vetting.ExchangeState.REMOVED, event.reason, unit.cause.time)
 
 
-async def _refuse_markets_of_others(unit: UnitOfWork, code: str, markets: tuple[Market, ...]) -> None:
+async def _refuse_markets_of_others(unit: OmsUnit, code: str, markets: tuple[Market, ...]) -> None:
     """An instrument ``SYMBOL.MARKET`` must name one exchange: a market is listed by one exchange only."""
-    taken = await exchange_store.markets_of_others(unit, code, markets)
+    taken = await unit.store.markets_of_others(code, markets)
     if taken:
         listed = ", ".join(f"{market} (by {exchange})" for market, exchange in sorted(taken.items()))
         raise DomainError(
@@ -68,21 +69,21 @@ async def _refuse_markets_of_others(unit: UnitOfWork, code: str, markets: tuple[
         )
 
 
-async def adapter_registered(event: OmsAdapterRegistered, unit: UnitOfWork) -> None:
+async def adapter_registered(event: OmsAdapterRegistered, unit: OmsUnit) -> None:
     """The exchange takes orders; its reference prices are last prices where none is known yet."""
-    await exchange_store.register_adapter(unit, event, unit.cause.time)
+    await unit.store.register_adapter(event, unit.cause.time)
 
 
-async def adapter_stopped(event: OmsAdapterStopped, unit: UnitOfWork) -> None:
-    await exchange_store.stop_adapter(unit, event, unit.cause.time)
+async def adapter_stopped(event: OmsAdapterStopped, unit: OmsUnit) -> None:
+    await unit.store.stop_adapter(event, unit.cause.time)
 
 
-async def execution_reported(event: ExecutionReported, unit: UnitOfWork) -> None:
+async def execution_reported(event: ExecutionReported, unit: OmsUnit) -> None:
     """Move the order's state and book a fill; the final report completes the order."""
     await unit.lock(f"account:{event.account_id}")  # orders and cash of the account come on other topics
     at = unit.cause.time
-    order = await order_store.order(unit, event.order_id)
-    if event.kind is ExecutionKind.FILLED and await order_store.fill_booked(unit, event):
+    order = await unit.store.order(event.order_id)
+    if event.kind is ExecutionKind.FILLED and await unit.store.fill_booked(event):
         return  # the same venue trade reported again: booked once, as the registry settles it once
     problem = report_problem(order, event)
     if problem is not None:
@@ -91,35 +92,33 @@ async def execution_reported(event: ExecutionReported, unit: UnitOfWork) -> None
     if event.kind is ExecutionKind.FILLED:
         await _book_fill(unit, order, event, at)
     if not event.is_final:
-        await order_store.set_state(unit, order.order_id, state_after(order.state, event), at)
+        await unit.store.set_order_state(order.order_id, state_after(order.state, event), at)
         return
     await _complete(unit, event, at)
 
 
-async def _book_fill(unit: UnitOfWork, order: Order, report: ExecutionReported, at: dt.datetime) -> None:
+async def _book_fill(unit: OmsUnit, order: Order, report: ExecutionReported, at: dt.datetime) -> None:
     assert report.fill_price is not None and report.venue_trade_id is not None  # a fill carries both
     assert order.price is not None and order.currency is not None  # set when it was accepted
     booking = book_fill(order.side, report.fill_quantity, report.fill_price, order.price)
-    await order_store.record_fill(unit, report, at)
-    await order_store.apply_fill(unit, order.order_id, report.fill_quantity, booking, at)
-    await order_store.move_cash(
-        unit, order.account_id, order.currency, booked=booking.cash, reserved=-booking.cash_released
+    await unit.store.record_fill(report, at)
+    await unit.store.apply_fill(order.order_id, report.fill_quantity, booking, at)
+    await unit.store.move_cash(order.account_id, order.currency, booked=booking.cash, reserved=-booking.cash_released)
+    await unit.store.move_holding(
+        order.account_id, order.instrument, quantity=booking.quantity, held_back=-booking.held_back_released
     )
-    await order_store.move_holding(
-        unit, order.account_id, order.instrument, quantity=booking.quantity, held_back=-booking.held_back_released
-    )
-    await exchange_store.add_fill_price(unit, order.instrument, report.fill_price, report.venue_trade_id, at)
+    await unit.store.add_fill_price(order.instrument, report.fill_price, report.venue_trade_id, at)
 
 
-async def _complete(unit: UnitOfWork, report: ExecutionReported, at: dt.datetime) -> None:
+async def _complete(unit: OmsUnit, report: ExecutionReported, at: dt.datetime) -> None:
     """Release what the order still reserves and report how it ended."""
-    left = await order_store.order(unit, report.order_id)  # as its fills have left it
+    left = await unit.store.order(report.order_id)  # as its fills have left it
     assert left is not None and left.currency is not None
     if left.reserved:
-        await order_store.move_cash(unit, left.account_id, left.currency, reserved=-left.reserved)
+        await unit.store.move_cash(left.account_id, left.currency, reserved=-left.reserved)
     if left.held_back:
-        await order_store.move_holding(unit, left.account_id, left.instrument, held_back=-left.held_back)
-    ended = await order_store.complete(unit, left.order_id, OUTCOMES[report.kind], report.reason, at)
+        await unit.store.move_holding(left.account_id, left.instrument, held_back=-left.held_back)
+    ended = await unit.store.complete(left.order_id, OUTCOMES[report.kind], report.reason, at)
     unit.record(
         OrderCompleted(
             order_id=ended.order_id,

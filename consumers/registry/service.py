@@ -10,7 +10,7 @@ from pathlib import Path
 
 from consumers.registry import accounts, compensation, operators, settlement
 from consumers.registry.store import PostgresLedger
-from consumers.runtime import Service, keys_locked_as
+from consumers.runtime import Service, fields_locked_as
 from schemas.accounts import (
     FundsDeposited,
     FundsWithdrawn,
@@ -25,8 +25,8 @@ from schemas.provisioning import ProvisioningFailed
 
 SERVICE = Service(
     name="registry",
-    # most of what it reads is keyed by trading account, and its handlers lock the account
-    batch_locks=keys_locked_as("account"),
+    # its handlers lock the account an event names (a failed flow names it as its entity)
+    locks=fields_locked_as("account", "account_id", "entity_id"),
     handlers={
         OperatorRegistered: operators.operator_registered,
         OperatorDeregistered: operators.operator_deregistered,

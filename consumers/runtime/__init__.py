@@ -1,6 +1,6 @@
 """The consumer runtime: exactly-once effects in PostgreSQL from at-least-once Kafka delivery."""
 
-from consumers.runtime.service import DomainError, Handler, MissingPrerequisite, Service, Timer, keys_locked_as
+from consumers.runtime.service import DomainError, Handler, MissingPrerequisite, Service, Timer, fields_locked_as
 from consumers.runtime.unit_of_work import FakeUnitOfWork, TimerUnit, UnitOfWork
 
 __all__ = [
@@ -12,5 +12,5 @@ __all__ = [
     "Timer",
     "TimerUnit",
     "UnitOfWork",
-    "keys_locked_as",
+    "fields_locked_as",
 ]

@@ -31,8 +31,8 @@ import asyncpg
 import structlog
 
 from consumers.runtime.processor import BatchProcessor
+from consumers.runtime.tasks import sleep_unless
 from consumers.runtime.transient import TRANSIENT_ERRORS
-from consumers.runtime.waits import sleep_unless
 
 log = structlog.get_logger("xbus.dead_letters")
 

@@ -17,8 +17,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from consumers.runtime.supervisor import Supervisor
-from consumers.runtime.waits import unless_stopped
+from consumers.runtime.tasks import Supervisor, unless_stopped
 
 Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 

@@ -33,7 +33,7 @@ from consumers.runtime.records import StoredRecord, key_text
 from consumers.runtime.replay_marks import ReplayMarks, clear_passed_mark, is_replayed, read_replay_marks
 from consumers.runtime.service import Routing, Service
 from consumers.runtime.transient import TRANSIENT_ERRORS
-from consumers.runtime.unit_of_work import DbConnection, Recorded
+from consumers.runtime.unit_of_work import DbConnection, Recorded, hold_locks
 from schemas import Envelope, EnvelopeError, Event, UnknownEventType, event_types
 
 log = structlog.get_logger("xbus.runtime")
@@ -64,7 +64,7 @@ class BatchProcessor:
         the fast path's, or, when the batch is unusual, the record-by-record path's.
 
         Any error that is not of the infrastructure and escapes the rules of both paths (a bug of
-        the runtime, a service's ``batch_locks``, a value some statement refuses) must not stop the
+        the runtime, a service's ``locks``, a value some statement refuses) must not stop the
         service on the same record at every restart: the batch is then applied one record per
         transaction, and the record that fails alone is dead-lettered with the error."""
         try:
@@ -124,7 +124,6 @@ class BatchProcessor:
         marks = await self._replay_marks(connection)
         try:
             async with connection.transaction():
-                await self.careful.hold_batch_locks(connection, records)
                 outcome = await self._apply_fast(connection, records, marks)
                 await self._pass_mark(connection, records, marks)
             self._forget_passed_mark(records)
@@ -154,6 +153,8 @@ class BatchProcessor:
         ignored = len(records) - len(handled)
         if not handled:
             return BatchOutcome(ignored=ignored, fast=True)
+        if self.service.locks is not None:
+            await hold_locks(connection, self.service.name, self.service.lock_names(e for _, _, e in handled))
         ids = [envelope.id for _, envelope, _ in handled]
         keys = [key_text(record.key) for record, _, _ in handled if record.key is not None]
         if len(set(ids)) != len(ids):

@@ -48,9 +48,9 @@ from consumers.runtime.dead_lettering import Refusal, dead_letter, record_id
 from consumers.runtime.migrations import Migration, migrate
 from consumers.runtime.records import StoredRecord, key_text
 from consumers.runtime.service import BackgroundContext
+from consumers.runtime.tasks import unless_stopped, until_it_works
 from consumers.runtime.transient import TRANSIENT_ERRORS
 from consumers.runtime.unit_of_work import DbConnection
-from consumers.runtime.waits import unless_stopped, until_it_works
 from infrastructure.brokers import group_member_options
 from infrastructure.errors import BrokerUnavailable
 from infrastructure.groups import stop_and_leave

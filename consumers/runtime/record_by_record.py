@@ -40,7 +40,7 @@ from consumers.runtime.replay_marks import ReplayMarks, is_replayed
 from consumers.runtime.service import DomainError, MissingPrerequisite, Routing, Service
 from consumers.runtime.transient import TRANSIENT_ERRORS
 from consumers.runtime.unit_of_work import DbConnection, hold_locks
-from schemas import Envelope, EnvelopeError, UnknownEventType, describe_validation_error, event_types
+from schemas import Envelope, EnvelopeError, Event, UnknownEventType, describe_validation_error, event_types
 
 log = structlog.get_logger("xbus.runtime")
 
@@ -77,13 +77,20 @@ class RecordByRecord:
         return outcome
 
     async def hold_batch_locks(self, connection: DbConnection, records: Sequence[StoredRecord]) -> None:
-        if self.service.exclusive_batches:
-            await connection.execute(
-                "select pg_advisory_xact_lock(hashtextextended($1, 0))", f"xbus-batches:{self.service.name}"
-            )
-        if self.service.batch_locks is not None:
-            keys = {key_text(record.key) for record in records if record.key is not None}
-            await hold_locks(connection, self.service.name, map(self.service.batch_locks, keys))
+        """The locks of the events among ``records`` this service handles (``Service.locks``), as the
+        fast path takes them; a record that does not parse takes none (it is dead-lettered)."""
+        if self.service.locks is not None:
+            events = [event for record in records if (event := self._event_or_none(record)) is not None]
+            await hold_locks(connection, self.service.name, self.service.lock_names(events))
+
+    def _event_or_none(self, record: StoredRecord) -> Event | None:
+        try:
+            envelope = Envelope.from_headers(record.headers)
+            if envelope.type not in self.service.by_type:
+                return None
+            return event_types.parse(envelope.type, record.value or b"")
+        except (EnvelopeError, UnknownEventType, ValidationError):
+            return None
 
     async def requests(self, connection: DbConnection) -> list[str]:
         """The dead letters an operator asked a redrive or a discard of, in the order of their records."""

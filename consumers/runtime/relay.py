@@ -26,8 +26,8 @@ from aiokafka.errors import KafkaError
 from consumers.runtime import metrics
 from consumers.runtime.inbox_outbox import outbox_channel
 from consumers.runtime.records import headers_from_json
+from consumers.runtime.tasks import sleep_unless, wait_any
 from consumers.runtime.transient import TRANSIENT_ERRORS
-from consumers.runtime.waits import sleep_unless, wait_any
 from infrastructure.errors import BrokerUnavailable
 from infrastructure.kafka_clients import acks_all_producer
 from infrastructure.settings import Settings

@@ -9,7 +9,7 @@ The runner is a facade over parts with one job each:
 - the worker (batch_worker.py): applies a group's queues in one transaction a batch at a time
   (processor.py), commits their offsets in one request, retries what the infrastructure fails,
   and sends a group that makes no progress solo;
-- the supervisor (supervisor.py) of what runs beside the consumer: the outbox relay, the
+- the supervisor (tasks.py) of what runs beside the consumer: the outbox relay, the
   watchdog (partitions that have lag and commit nothing), the held events' keeper, the timers
   and the service's background tasks; any that fails stops the runner.
 
@@ -42,7 +42,7 @@ from consumers.runtime.poller import Poller
 from consumers.runtime.processor import BatchProcessor
 from consumers.runtime.relay import OutboxRelay
 from consumers.runtime.service import BackgroundContext, Service
-from consumers.runtime.supervisor import Supervisor
+from consumers.runtime.tasks import Supervisor
 from consumers.runtime.timers import TimerLoop
 from consumers.runtime.watchdog import ServiceHealth, Watchdog
 from infrastructure.brokers import group_member_options

@@ -19,7 +19,7 @@ import asyncio
 import inspect
 import types
 import typing
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,11 +60,14 @@ class MissingPrerequisite(DomainError):
         self.waits_for = waits_for
 
 
-def keys_locked_as(entity: str) -> Callable[[str], str]:
-    """``Service.batch_locks`` for a service whose records are mostly keyed by ``entity`` ids and
-    whose handlers ``unit.lock(f"{entity}:{id}")`` (a key of another kind locks a name no handler
-    takes: harmless)."""
-    return lambda key: f"{entity}:{key}"
+def fields_locked_as(entity: str, *names: str) -> Callable[[Event], list[str]]:
+    """``Service.locks`` for a service whose handlers ``unit.lock(f"{entity}:{id}")`` on the id an
+    event carries in one of the fields ``names`` (an event without them takes no lock)."""
+
+    def locks(event: Event) -> list[str]:
+        return [f"{entity}:{value}" for name in names if (value := getattr(event, name, None)) is not None]
+
+    return locks
 
 
 @dataclass(frozen=True)
@@ -93,15 +96,13 @@ class Service:
     migrations: Path | None = None
     #: Handler failures other than DomainError are retried this many times before dead-lettering.
     max_attempts: int = 3
-    #: Apply one partition batch at a time (a PostgreSQL advisory lock per service, held by each
-    #: batch's transaction), for a service whose invariants span partitions and topics; it gives up
-    #: concurrency between partitions, so prefer ``UnitOfWork.lock`` on the entities involved.
-    exclusive_batches: bool = False
-    #: The ``UnitOfWork.lock`` name of a record key (``lambda key: f"account:{key}"``): each batch
-    #: takes the locks of all its records' keys first, in sorted order, before any handler runs.
-    #: Without it, handlers lock as they go, in event order, and two batches touching the same
-    #: entities in another order deadlock (retried, but at a cost) when the service locks across topics.
-    batch_locks: Callable[[str], str] | None = None
+    #: The ``UnitOfWork.lock`` names applying an event needs, for a service whose invariants span
+    #: partitions or topics (``fields_locked_as("account", "account_id")``): each batch takes the
+    #: names of all its events first, in sorted order, before any handler runs. Batches of other
+    #: entities run at the same time; two that share one wait for each other instead of missing
+    #: each other's uncommitted rows, and cannot deadlock on these locks, since neither takes one
+    #: while it holds another the first may want.
+    locks: Callable[[Event], Iterable[str]] | None = None
     #: The service's store over a batch's connection (``PostgresLogins``): handlers reach their
     #: tables through ``unit.store``, which a unit test replaces with an in-memory one
     #: (``FakeUnitOfWork``). A service without one runs its SQL on the unit itself.
@@ -146,6 +147,10 @@ class Service:
         )
         await self.by_type[cause.type](event, unit)
         return unit.recorded
+
+    def lock_names(self, events: Iterable[Event]) -> set[str]:
+        """What a batch of ``events`` locks before its first handler runs (see ``locks``)."""
+        return {name for event in events for name in self.locks(event)} if self.locks is not None else set()
 
     def store_over(self, connection: DbConnection) -> Any:
         """The service's store on ``connection``, for a handler's or a tick's unit of work (None

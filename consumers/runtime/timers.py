@@ -32,9 +32,9 @@ import structlog
 
 from consumers.runtime.inbox_outbox import insert_follow_ups
 from consumers.runtime.service import Routing, Service, Timer
+from consumers.runtime.tasks import sleep_unless
 from consumers.runtime.transient import TRANSIENT_ERRORS
 from consumers.runtime.unit_of_work import TIMER_IDS, TimerUnit
-from consumers.runtime.waits import sleep_unless
 from infrastructure.settings import Settings
 from schemas import Envelope
 

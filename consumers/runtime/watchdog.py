@@ -27,8 +27,8 @@ from aiokafka.errors import KafkaError
 
 from consumers.runtime import metrics
 from consumers.runtime.stall import PartitionHealth, PartitionState, StallWatch
+from consumers.runtime.tasks import sleep_unless
 from consumers.runtime.transient import TRANSIENT_ERRORS
-from consumers.runtime.waits import sleep_unless
 from infrastructure.brokers import broker_traits
 from infrastructure.errors import BrokerUnavailable
 from infrastructure.kafka_clients import plain_consumer

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from aiokafka import TopicPartition
 
-from consumers.runtime import UnitOfWork, keys_locked_as
+from consumers.runtime import UnitOfWork, fields_locked_as
 from consumers.runtime.inbox_outbox import outbox_channel
 from consumers.runtime.migrations import load_migrations, migrate
 from consumers.runtime.processor import BatchProcessor
@@ -208,16 +208,16 @@ async def test_a_redrive_carried_out_fails_again_and_a_discard_releases_the_key_
 async def test_a_record_that_breaks_the_runtime_outside_any_handler_is_dead_lettered_alone(
     connection: asyncpg.Connection,
 ) -> None:
-    """Not a refusal: an error the paths have no rule for (here the service's own batch_locks).
+    """Not a refusal: an error the paths have no rule for (here the service's own ``locks``).
     It once stopped the service, and stopped it again at every restart."""
 
-    def locks(key: str) -> str:
-        if key == "boom":
+    def locks(event: Event) -> list[str]:
+        if event.aggregate_id == "boom":
             raise ZeroDivisionError("no lock for that key")
-        return f"login:{key}"
+        return [f"login:{event.aggregate_id}"]
 
     log = Log()
-    processor = BatchProcessor(dataclasses.replace(LOGINS, batch_locks=locks), ROUTING, retry_backoff=0.001)
+    processor = BatchProcessor(dataclasses.replace(LOGINS, locks=locks), ROUTING, retry_backoff=0.001)
     batch = [log(created("a")), log(created("boom")), log(created("c"))]
     outcome = await processor.process(connection, batch)
 
@@ -251,12 +251,12 @@ async def test_migrations_apply_once_and_are_recorded(connection: asyncpg.Connec
         await other.close()
 
 
-async def test_batch_locks_hold_every_key_of_the_batch_before_the_first_handler_runs(
+async def test_a_batch_holds_the_locks_of_all_its_events_before_the_first_handler_runs(
     connection: asyncpg.Connection,
 ) -> None:
     """Two batches that touch the same entities in another order must not deadlock: with
-    ``batch_locks`` each batch holds all its keys' locks (taken in sorted order) before any
-    handler runs, so the first handler already sees the last record's lock held."""
+    ``Service.locks`` each batch holds all its events' locks (taken in sorted order) before any
+    handler runs, so the first handler already sees the last event's lock held."""
     seen: list[set[int]] = []
 
     async def held(event: Event, unit: UnitOfWork) -> None:
@@ -265,7 +265,7 @@ async def test_batch_locks_hold_every_key_of_the_batch_before_the_first_handler_
         )
         seen.append({row["objid"] for row in rows})
 
-    service = dataclasses.replace(LOGINS, handlers={UserCreated: held}, batch_locks=keys_locked_as("login"))
+    service = dataclasses.replace(LOGINS, handlers={UserCreated: held}, locks=fields_locked_as("login", "login_id"))
     log = Log()
     await BatchProcessor(service, ROUTING).process(connection, [log(created("zed")), log(created("amy"))])
 

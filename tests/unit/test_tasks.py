@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from consumers.runtime.waits import until_it_works
+from consumers.runtime.tasks import until_it_works
 
 
 async def test_an_attempt_that_fails_with_an_outage_is_tried_again_until_it_works() -> None:
