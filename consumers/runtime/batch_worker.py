@@ -53,6 +53,10 @@ class BatchWorker:
         #: The offset committed (or, before the first commit, read from) per partition: what the
         #: watchdog compares with the log's end.
         self.committed: dict[TopicPartition, int] = {}
+        #: The progress of the batch under way of each partition that has one: the watchdog counts
+        #: a batch that completes statements as its partitions' progress, so that a partition
+        #: working through a long batch is not taken for a stuck one.
+        self.in_flight: dict[TopicPartition, ProgressWatch] = {}
 
     async def drain(
         self,
@@ -80,12 +84,11 @@ class BatchWorker:
         no progress for ``split_seconds``: it was rolled back and its records queued again, each
         partition to be applied on its own."""
         records = [record for records in batch.values() for record in records]
+        watch = ProgressWatch(self.split_seconds)
+        self.in_flight.update(dict.fromkeys(batch, watch))
         try:
-            if len(batch) > 1:
-                watch = ProgressWatch(self.split_seconds)
-                self._count(await watch.run(self._process_with_retry(pool, records, stop, watch.progressed)))
-            else:
-                self._count(await self._process_with_retry(pool, records, stop))
+            work = self._process_with_retry(pool, records, stop, watch.progressed)
+            self._count(await (watch.run(work) if len(batch) > 1 else work))
         except NoProgress as stuck:
             # Rolled back, unless it was cancelled between COMMIT and the return: the records
             # then come back as duplicates, which the inbox skips.
@@ -105,6 +108,10 @@ class BatchWorker:
                 partitions=names(batch),
             )
             return True
+        finally:
+            for tp in batch:
+                if self.in_flight.get(tp) is watch:
+                    del self.in_flight[tp]
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
         try:
             await committer.commit(offsets)
@@ -120,7 +127,7 @@ class BatchWorker:
         pool: asyncpg.Pool,
         records: Sequence[ConsumerRecord[bytes, bytes]],
         stop: asyncio.Event,
-        on_statement: Callable[[Any], None] | None = None,
+        on_statement: Callable[[Any], None],
     ) -> BatchOutcome:
         """Apply ``records`` in a transaction, retried while the infrastructure fails;
         ``on_statement`` is told of every statement the transaction's connection completes."""
@@ -130,13 +137,11 @@ class BatchWorker:
         while True:
             try:
                 async with pool.acquire() as connection:
-                    if on_statement is not None:
-                        connection.add_query_logger(on_statement)
+                    connection.add_query_logger(on_statement)
                     try:
                         outcome = await self.processor.process(connection, stored)
                     finally:
-                        if on_statement is not None:
-                            connection.remove_query_logger(on_statement)
+                        connection.remove_query_logger(on_statement)
                 metrics.BATCH_DURATION.labels(self.service).observe(time.perf_counter() - started)
                 return outcome
             except TRANSIENT_ERRORS as error:

@@ -9,6 +9,10 @@ its transaction completes, because it waits on a lock or its handler awaits some
 not come. So the watch is on progress: every statement the batch's connection completes is
 progress (asyncpg's query logger reports each one), and the batch is cancelled only after
 ``seconds`` without any.
+
+The same record of progress tells the watchdog a busy partition from a stuck one: a partition
+whose batch keeps completing statements is working through its backlog, however long the batch
+takes to commit (watchdog.py).
 """
 
 from __future__ import annotations
@@ -40,6 +44,11 @@ class ProgressWatch:
     def progressed(self, *_: Any) -> None:
         """A statement completed (the signature of an asyncpg query logger)."""
         self._last = time.monotonic()
+
+    @property
+    def last_progress(self) -> float:
+        """When (``time.monotonic()``) the watched work last completed a statement, or started."""
+        return self._last
 
     async def run(self, work: Awaitable[T]) -> T:
         task = asyncio.ensure_future(work)

@@ -124,7 +124,7 @@ class ServiceRunner:
             supervisor.start(self.relay.run(stop), f"relay-{self.service.name}")
         await consumer.start()
         committer = GroupCommitter(consumer)
-        self.watchdog.watch(consumer, self._worker.committed)
+        self.watchdog.watch(consumer, self._worker.committed, self._worker.in_flight)
         supervisor.start(self.watchdog.run(pool, stop), f"watchdog-{self.service.name}")
         if not self.consume_only:
             self._start_companions(supervisor, pool, stop)

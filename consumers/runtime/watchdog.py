@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from consumers.runtime import metrics
+from consumers.runtime.progress import ProgressWatch
 from consumers.runtime.stall import PartitionHealth, PartitionState, StallWatch
 from consumers.runtime.tasks import sleep_unless
 from consumers.runtime.transient import TRANSIENT_ERRORS
@@ -85,15 +86,22 @@ class Watchdog:
         self._backlog: int | None = None
         self._checked_at: float | None = None
         self._last_commit: float | None = None
-        #: The consumers watched, each with the committed offsets of its partitions.
-        self._sources: list[tuple[AIOKafkaConsumer, Mapping[TopicPartition, int]]] = []
+        #: The consumers watched, each with the committed offsets of its partitions and the
+        #: progress of their batches under way.
+        self._sources: list[_Source] = []
 
-    def watch(self, consumer: AIOKafkaConsumer, committed: Mapping[TopicPartition, int]) -> None:
-        """Judge ``consumer``'s partitions too, ``committed`` holding the offset each has reached."""
-        self._sources.append((consumer, committed))
+    def watch(
+        self,
+        consumer: AIOKafkaConsumer,
+        committed: Mapping[TopicPartition, int],
+        in_flight: Mapping[TopicPartition, ProgressWatch] | None = None,
+    ) -> None:
+        """Judge ``consumer``'s partitions too, ``committed`` holding the offset each has reached and
+        ``in_flight`` the progress of the batch each has under way, if any."""
+        self._sources.append(_Source(consumer, committed, {} if in_flight is None else in_flight))
 
     def unwatch(self, consumer: AIOKafkaConsumer) -> None:
-        self._sources = [source for source in self._sources if source[0] is not consumer]
+        self._sources = [source for source in self._sources if source.consumer is not consumer]
 
     def committed_now(self) -> None:
         """Called after each successful offset commit (a projection's: each stored position)."""
@@ -133,17 +141,20 @@ class Watchdog:
 
     async def _check(self, reader: AIOKafkaConsumer, pool: asyncpg.Pool) -> None:
         # A topic two of them read is judged by the first watched (the runner's own consumer).
-        committed = {tp: offsets for consumer, offsets in reversed(self._sources) for tp in consumer.assignment()}
-        owned = sorted(committed)
+        source_of = {tp: source for source in reversed(self._sources) for tp in source.consumer.assignment()}
+        owned = sorted(source_of)
         trusted = (await broker_traits(self._settings, self._bootstrap)).true_end_offsets
         ends = await log_end_offsets(reader, owned, trusted_ends=trusted)
         now = time.monotonic()
         partitions = []
         for tp in owned:
-            offset = committed[tp].get(tp)
+            source = source_of[tp]
+            offset = source.committed.get(tp)
             if offset is None:
                 continue
-            health = self._watch.observe(tp.topic, tp.partition, offset, ends[tp], now)
+            batch = source.in_flight.get(tp)
+            progressed_at = None if batch is None else batch.last_progress
+            health = self._watch.observe(tp.topic, tp.partition, offset, ends[tp], now, progressed_at)
             self._report_change(health)
             partitions.append(health)
         for gone in {(p.topic, p.partition) for p in self._partitions} - {(tp.topic, tp.partition) for tp in owned}:
@@ -176,6 +187,13 @@ class Watchdog:
             )
         elif was_stalled and not stalled:
             log.info("partition moving again", service=self.service, topic=health.topic, partition=health.partition)
+
+
+@dataclass(frozen=True)
+class _Source:
+    consumer: AIOKafkaConsumer
+    committed: Mapping[TopicPartition, int]
+    in_flight: Mapping[TopicPartition, ProgressWatch]
 
 
 def _rounded(value: float | None) -> float | None:

@@ -29,10 +29,12 @@ from infrastructure.process_endpoint import ProcessEndpoint
 from infrastructure.settings import Settings
 from schemas.authentication import LoginProvisioned
 from schemas.users import UserCreated
-from tests.conftest import XbusCli
+from tests.conftest import Stack, XbusCli
 from tests.integration.test_runtime import count, eventually, publish, user
 from tests.support.logins_service import LOGINS
 from tests.support.service_process import ServiceProcess, scalar
+from xbus.lag.model import Status
+from xbus.lag.watch import LagOptions, LagWatcher
 
 pytestmark = pytest.mark.integration
 
@@ -110,6 +112,60 @@ async def test_a_partition_stuck_in_a_handler_is_reported_stalled_until_it_moves
             release.set()
             stop.set()
             await task
+
+
+def slow_logins(seconds_per_event: float) -> Service:
+    """The logins service, each event taking ``seconds_per_event`` of its handler's own (a call to
+    something slow that answers), so that one batch of a backlog outlasts the stall time."""
+
+    async def user_created(event: UserCreated, unit: UnitOfWork) -> None:
+        await asyncio.sleep(seconds_per_event)
+        await LOGINS.handlers[UserCreated](event, unit)
+
+    return Service(name=LOGINS.name, handlers={UserCreated: user_created}, migrations=LOGINS.migrations)
+
+
+async def test_a_backlog_drained_in_batches_longer_than_the_stall_time_raises_no_alarm(
+    service_settings: Settings, stack: Stack
+) -> None:
+    """Busy is not stuck (issue 18): a partition whose batch keeps completing statements is working,
+    however long the batch takes to commit. /healthz stays 200, no partition is reported stalled,
+    and `xbus lag`, stalled after a time longer than a batch (it cannot see a batch under way, only
+    commits), says catching up."""
+    settings = service_settings.model_copy(update={"stall_after_seconds": 3.0, "health_interval_seconds": 0.2})
+    service = slow_logins(0.012)
+    bootstrap, database_url = settings.kafka_bootstrap or "", settings.database_url or ""
+    runner = ServiceRunner(service, settings, load_catalogue(settings), bootstrap, database_url)
+    await runner.migrate()
+    backlog = [user(f"b{i:04d}") for i in range(1_200)]
+    await publish(settings, backlog)
+    stop = asyncio.Event()
+    probes: list[int] = []
+    since_commit: list[float] = []
+    lag_statuses: set[Status] = set()
+    options = LagOptions(groups=(settings.group(service.group_id),), window=3, stall_seconds=30.0)
+    with capture_logs() as logs, ProcessEndpoint("127.0.0.1", 0, lambda: process_health([runner.health()])) as endpoint:
+        async with LagWatcher(settings, stack.endpoints, options) as watcher:
+            task = asyncio.create_task(runner.run(stop))
+            try:
+                await eventually(lambda: _status_is(endpoint.port, "/readyz", 200))  # in the group
+                while not await _applied(settings, len(backlog)):
+                    status, body = await http(endpoint.port, "/healthz")
+                    probes.append(status)
+                    seconds = json.loads(body)["services"][0]["seconds_since_commit"]
+                    since_commit.append(seconds or 0.0)
+                    lag_statuses |= {group.status for group in (await watcher.report()).groups}
+                    await asyncio.sleep(0.1)
+            finally:
+                stop.set()
+                await task
+    assert max(since_commit) > settings.stall_after_seconds  # the batches did outlast the stall time
+    alarms = [
+        entry for entry in logs if entry["event"].startswith("partition stalled") or entry.get("path") == "/healthz"
+    ]
+    assert len(probes) > 20 and set(probes) == {200}, alarms
+    assert not alarms
+    assert lag_statuses <= {Status.OK, Status.WARN}
 
 
 async def test_a_projection_partition_stuck_in_its_fold_is_reported_stalled_until_it_moves(

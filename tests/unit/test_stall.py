@@ -45,3 +45,27 @@ def test_partitions_are_judged_apart_and_forgotten_when_revoked() -> None:
     assert watch.observe("t", 1, committed=3, end=5, now=20).state is PartitionState.OK
     watch.forget("t", 0)
     assert watch.observe("t", 0, committed=0, end=5, now=25).state is PartitionState.OK
+
+
+def test_a_batch_under_way_that_completes_statements_is_progress_however_long_it_takes() -> None:
+    """A partition working through a backlog commits only when its batch does; while the batch's
+    statements keep completing, it is busy, not stuck."""
+    watch = StallWatch(stall_after=10)
+    watch.observe("t", 0, committed=5, end=900, now=100)
+    busy = watch.observe("t", 0, committed=5, end=900, now=130, progressed_at=125)
+    assert (busy.state, busy.idle_seconds) == (PartitionState.OK, 5)
+    assert watch.observe("t", 0, committed=5, end=900, now=134.9, progressed_at=125).state is PartitionState.OK
+
+
+def test_a_batch_that_stopped_completing_statements_is_stalled_after_the_stall_time() -> None:
+    watch = StallWatch(stall_after=10)
+    watch.observe("t", 0, committed=5, end=900, now=100)
+    stuck = watch.observe("t", 0, committed=5, end=900, now=135, progressed_at=125)
+    assert (stuck.state, stuck.idle_seconds) == (PartitionState.STALLED, 10)
+
+
+def test_progress_older_than_the_last_commit_does_not_turn_the_clock_back() -> None:
+    watch = StallWatch(stall_after=10)
+    watch.observe("t", 0, committed=5, end=900, now=100)
+    watch.observe("t", 0, committed=6, end=900, now=120)
+    assert watch.observe("t", 0, committed=6, end=900, now=130, progressed_at=105).state is PartitionState.STALLED

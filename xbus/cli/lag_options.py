@@ -49,4 +49,5 @@ def lag_options(
         warn_lag=warn_lag,
         warn_seconds=warn_seconds,
         retention_margin_seconds=float("inf") if margin < 0 else margin / 1000,
+        stall_seconds=settings.stall_after_seconds,
     )

@@ -8,7 +8,12 @@ rules"):
 2. OK: lag was 0 in at least one sample (a consumer that catches up now and then is healthy).
 3. OK with "not judged yet" while there is a single sample.
 4. STOP: lag, nothing committed across the window, and no member consumes the partition.
-5. STALL: lag, nothing committed across the window, while a member holds it (stuck but alive).
+5. STALL: lag, nothing committed for ``stall_seconds`` (and across the window), while a member
+   holds it (stuck but alive). Before ``stall_seconds`` a partition without a commit is only
+   catching up: a service commits when a batch does, and a batch of a backlog takes a while. The
+   time is counted from the sample where the committed offset last moved (or lag was zero), so
+   it may be longer than the window; ``stall_seconds`` is the watchdog's ``XBUS_STALL_AFTER_SECONDS``,
+   so that `xbus lag` and a service's /healthz call the same partition stalled.
 6. WARN: offsets move but lag grew across the window (never fell, and ends higher).
 7. OK otherwise; then an OK partition above ``warn_lag`` or ``warn_seconds`` is WARN.
 
@@ -46,14 +51,20 @@ class Observation:
 class Thresholds:
     warn_lag: int | None = None
     warn_seconds: float | None = None
+    #: How long a partition with lag and a member may go without a commit before it is STALL.
+    stall_seconds: float = 0.0
 
 
 def partition_status(
-    window: Sequence[Observation], consumed: bool, thresholds: Thresholds = Thresholds()
+    window: Sequence[Observation],
+    consumed: bool,
+    thresholds: Thresholds = Thresholds(),
+    unchanged_since: float | None = None,
 ) -> tuple[Status, str]:
     """The status of one partition over ``window`` (oldest first, at least one observation) and
     why. ``consumed``: a member of the group holds the partition now (or the group has members and
-    the broker does not say which partitions they hold)."""
+    the broker does not say which partitions they hold). ``unchanged_since``: when the committed
+    offset last moved (or lag was zero), if known from before the window."""
     last = window[-1]
     committed = [o.lag.committed for o in window]
     for before, after in pairwise(committed):
@@ -69,7 +80,11 @@ def partition_status(
         at = "no commit" if committed[0] is None else f"committed offset {committed[0]}"
         if not consumed:
             return Status.STOP, f"lag {lags[-1]}, {at} for {span}, and no member consumes the partition"
-        return Status.STALL, f"lag {lags[-1]}, {at} for {span} while a member holds the partition"
+        still = last.taken_at - (window[0].taken_at if unchanged_since is None else unchanged_since)
+        if still < thresholds.stall_seconds:
+            reason = f"catching up: lag {lags[-1]}, {at} for {still:.1f}s (stalled after {thresholds.stall_seconds:g}s)"
+            return _thresholds(last.lag, reason, thresholds)
+        return Status.STALL, f"lag {lags[-1]}, {at} for {still:.1f}s while a member holds the partition"
     if lags[-1] > lags[0] and all(b >= a for a, b in pairwise(lags)):
         return Status.WARN, f"offsets move but lag grew from {lags[0]} to {lags[-1]} over {span}"
     return _thresholds(last.lag, f"consuming: lag {lags[0]} -> {lags[-1]} over {span}", thresholds)
@@ -120,6 +135,8 @@ class LagJudge:
         self.thresholds = thresholds
         self.retention_margin_seconds = retention_margin_seconds
         self._windows: dict[tuple[str, str, int], deque[Observation]] = {}
+        #: When each partition's committed offset last moved, or its lag was last zero.
+        self._unchanged_since: dict[tuple[str, str, int], float] = {}
 
     def judge(self, sample: LagSample) -> tuple[GroupReport, ...]:
         seen: set[tuple[str, str, int]] = set()
@@ -131,16 +148,20 @@ class LagJudge:
                 key = (group.group, lag.topic, lag.partition)
                 seen.add(key)
                 window = self._windows.setdefault(key, deque(maxlen=self.window))
+                if not window or window[-1].lag.committed != lag.committed or lag.lag == 0:
+                    self._unchanged_since[key] = sample.taken_at
                 window.append(Observation(sample.taken_at, lag))
-                partitions.append(self._report(window, consumed(TopicPartition(lag.topic, lag.partition))))
+                since = self._unchanged_since[key]
+                partitions.append(self._report(window, consumed(TopicPartition(lag.topic, lag.partition)), since))
             status = max((p.status for p in partitions), default=Status.OK)
             reports.append(GroupReport(group.group, group.state, group.members, status, tuple(partitions)))
         for key in set(self._windows) - seen:
             del self._windows[key]
+            del self._unchanged_since[key]
         return tuple(reports)
 
-    def _report(self, window: Sequence[Observation], consumed: bool) -> PartitionReport:
-        status, reason = partition_status(window, consumed, self.thresholds)
+    def _report(self, window: Sequence[Observation], consumed: bool, unchanged_since: float) -> PartitionReport:
+        status, reason = partition_status(window, consumed, self.thresholds, unchanged_since)
         loss = loss_in(window)
         return PartitionReport(
             window[-1].lag, status, reason, loss, loss is not None and loss < self.retention_margin_seconds

@@ -36,6 +36,9 @@ class LagOptions:
     warn_seconds: float | None = None
     #: A lagging partition whose time to data loss is under this is flagged ``retention_at_risk``.
     retention_margin_seconds: float = 3600.0
+    #: A partition with lag and no commit for this long is STALL (STOP without a member): the
+    #: services' XBUS_STALL_AFTER_SECONDS, so that `xbus lag` and /healthz agree.
+    stall_seconds: float = 60.0
 
 
 class LagWatcher:
@@ -46,7 +49,9 @@ class LagWatcher:
         self.endpoints = endpoints
         self.options = options
         self._judge = LagJudge(
-            options.window, Thresholds(options.warn_lag, options.warn_seconds), options.retention_margin_seconds
+            options.window,
+            Thresholds(options.warn_lag, options.warn_seconds, options.stall_seconds),
+            options.retention_margin_seconds,
         )
         self._stack = AsyncExitStack()
         self._collector: LagCollector | None = None
