@@ -7,12 +7,14 @@ from pathlib import Path
 
 from consumers.gateway import closing, handlers
 from consumers.gateway.store import PostgresGateway
-from consumers.runtime import Service
+from consumers.runtime import Service, fields_locked_as
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated
 from schemas.oms import OrderCancelRouted, OrderRouted
 
 SERVICE = Service(
     name="gateway",
+    # an instrument's book is one state, and its orders come from every account's partition
+    locks=fields_locked_as("instrument", "instrument"),
     handlers={
         ExchangeAdded: handlers.exchange_added,
         ExchangeUpdated: handlers.exchange_updated,

@@ -93,7 +93,7 @@ class BatchWorker:
             # Rolled back, unless it was cancelled between COMMIT and the return: the records
             # then come back as duplicates, which the inbox skips.
             self.poller.put_back(batch)
-            metrics.BATCH_SPLITS.labels(self.service).inc()
+            metrics.BATCHES_REDONE.labels(self.service, "no_progress").inc()
             log.warning(
                 "batch of a group made no progress; applying its partitions one by one",
                 service=self.service,

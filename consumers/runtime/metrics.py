@@ -22,11 +22,14 @@ BATCH_FAILURES = Counter(
     "Partition batches that failed on the infrastructure (PostgreSQL, Kafka) and were retried.",
     ["service", "error"],
 )
-BATCH_SPLITS = Counter(
-    "xbus_batch_splits",
-    "Transactions applying several partitions that made no progress (no statement completed for "
-    "XBUS_BATCH_SPLIT_SECONDS): rolled back, their partitions then applied one by one.",
-    ["service"],
+BATCHES_REDONE = Counter(
+    "xbus_batches_redone",
+    "Transactions rolled back and their records applied again, by reason: no_progress (a group of "
+    "partitions in which no statement completed for XBUS_BATCH_SPLIT_SECONDS; its partitions are "
+    "then applied one by one), unusual (the fast path met something it does not handle: applied "
+    "record by record), record_broke_batch (an error no rule covers: applied one record per "
+    "transaction). Each is logged with its reason.",
+    ["service", "reason"],
 )
 BATCH_DURATION = Histogram(
     "xbus_batch_duration_seconds",

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import structlog
 from pydantic import ValidationError
 
+from consumers.runtime import metrics
 from consumers.runtime.counts import BatchOutcome
 from consumers.runtime.dead_lettering import Refusal, dead_letter, record_id
 from consumers.runtime.inbox_outbox import claim_unless_held_back, insert_follow_ups
@@ -40,7 +41,7 @@ log = structlog.get_logger("xbus.runtime")
 
 
 class _Unusual(Exception):
-    """The batch needs the record-by-record path."""
+    """The batch needs the record-by-record path; the message says why (it is logged)."""
 
 
 class BatchProcessor:
@@ -72,6 +73,7 @@ class BatchProcessor:
         except TRANSIENT_ERRORS:
             raise
         except Exception as error:
+            metrics.BATCHES_REDONE.labels(self.service.name, "record_broke_batch").inc()
             log.error(
                 "a record broke its batch; applying the batch one record at a time",
                 service=self.service.name,
@@ -128,8 +130,11 @@ class BatchProcessor:
                 await self._pass_mark(connection, records, marks)
             self._forget_passed_mark(records)
             return outcome
-        except _Unusual:
-            pass  # rolled back: nothing of the attempt remains
+        except _Unusual as unusual:  # rolled back: nothing of the attempt remains
+            metrics.BATCHES_REDONE.labels(self.service.name, "unusual").inc()
+            log.info(
+                "batch applied record by record", service=self.service.name, records=len(records), why=str(unusual)
+            )
         async with connection.transaction():
             await self.careful.hold_batch_locks(connection, records)
             outcome = await self.careful.apply(connection, records, marks)
@@ -147,7 +152,9 @@ class BatchProcessor:
             try:
                 envelope = Envelope.from_headers(record.headers)
             except EnvelopeError:
-                raise _Unusual from None
+                raise _Unusual(
+                    f"a record without a valid envelope at {record.topic}[{record.partition}]@{record.offset}"
+                ) from None
             if envelope.type in self.service.by_type:
                 handled.append((record, envelope, _parsed(envelope, record)))
         ignored = len(records) - len(handled)
@@ -158,12 +165,12 @@ class BatchProcessor:
         ids = [envelope.id for _, envelope, _ in handled]
         keys = [key_text(record.key) for record, _, _ in handled if record.key is not None]
         if len(set(ids)) != len(ids):
-            raise _Unusual
+            raise _Unusual("an event id twice in the batch")
         claimed = await claim_unless_held_back(
             connection, [(envelope.id, record) for record, envelope, _ in handled], keys
         )
         if claimed is None:
-            raise _Unusual
+            raise _Unusual("held back: a dead-lettered or waiting event, or a blocked key")
         fresh = [item for item in handled if item[1].id in claimed]
         recorded: list[Recorded] = []
         for record, envelope, event in fresh:
@@ -173,8 +180,8 @@ class BatchProcessor:
                 )
             except TRANSIENT_ERRORS:
                 raise
-            except Exception:  # refused, or a bug that may pass on a retry: the other path's rules decide
-                raise _Unusual from None
+            except Exception as error:  # refused, or a bug that may pass on a retry: the other path decides
+                raise _Unusual(f"the handler of {envelope.type} raised {type(error).__name__}") from None
         await insert_follow_ups(connection, self.service.name, self.routing.follow_up_topic, recorded)
         return BatchOutcome(
             applied=len(fresh),
@@ -225,8 +232,8 @@ class BatchProcessor:
 def _parsed(envelope: Envelope, record: StoredRecord) -> Event:
     try:
         return event_types.parse(envelope.type, record.value or b"")
-    except (UnknownEventType, ValidationError):
-        raise _Unusual from None
+    except (UnknownEventType, ValidationError) as error:
+        raise _Unusual(f"{envelope.type} {envelope.id} does not parse: {type(error).__name__}") from None
 
 
 _STILL_DEAD = "select 1 from xbus_dead_letters where event_id = $1 and redriven_at is null"

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 from aiokafka import TopicPartition
+from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
 from consumers.runtime import UnitOfWork, fields_locked_as
 from consumers.runtime.inbox_outbox import outbox_channel
@@ -377,3 +379,18 @@ async def test_replay_marks_are_read_once_and_again_after_forget(connection: asy
     processor.forget_replay_marks()  # as on joining the group again
     await processor.process(connection, [log(created("u2"))])
     assert replayed == [False, False, True]
+
+
+async def test_a_fast_attempt_rolled_back_is_counted_and_logged_with_why(connection: asyncpg.Connection) -> None:
+    """A rolled-back attempt redone another way is work done twice: counted by reason, logged with why."""
+    counter = {"service": LOGINS.name, "reason": "unusual"}
+    before = REGISTRY.get_sample_value("xbus_batches_redone_total", counter) or 0.0
+    log, processor = Log(), BatchProcessor(LOGINS, ROUTING)
+    with capture_logs() as logs:
+        outcome = await processor.process(
+            connection, [log(created("u1")), log(UserUpdated(login_id="ghost", display_name="G"))]
+        )
+    assert not outcome.fast
+    assert REGISTRY.get_sample_value("xbus_batches_redone_total", counter) == before + 1
+    [said] = [entry for entry in logs if entry["event"] == "batch applied record by record"]
+    assert said["why"] == "the handler of xosp.user.updated.v1 raised DomainError"
