@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from pydantic import ValidationError
 
 import schemas
 from schemas.accounts import FundsDeposited, TradingAccountOpened
 from schemas.exchanges import ExchangeAdded
+from schemas.market_data import PriceLevel
 from schemas.operators import OperatorRegistered
 from schemas.orders import OrderAmendRequested, OrderPlaced
 from schemas.types import Money
@@ -124,3 +127,20 @@ def test_exchange_markets_need_a_real_time_zone_and_hours() -> None:
 def test_unknown_type_names_the_way_to_find_known_ones() -> None:
     with pytest.raises(schemas.UnknownEventType, match="xbus schemas list"):
         schemas.event_types.parse("xosp.user.created.v9", {})
+
+
+@pytest.mark.parametrize("price", ["0", "0.000", "-1", "1e3", "1.5E2", "", "abc", "1234567890123456789", "1.123456789"])
+def test_a_market_data_price_outside_the_amounts_grammar_or_not_above_zero_is_refused(price: str) -> None:
+    with pytest.raises(ValidationError):
+        PriceLevel.model_validate_json(f'{{"price": "{price}", "quantity": 1}}')
+
+
+def test_a_market_data_price_is_a_decimal_string_read_exactly_and_never_a_json_number() -> None:
+    level = PriceLevel.model_validate_json('{"price": "10.12345678", "quantity": 1}')
+    assert level.price == Decimal("10.12345678") and isinstance(level.price, Decimal)
+    assert level.model_dump_json() == '{"price":"10.12345678","quantity":1}'
+    assert PriceLevel(price=Decimal("0.5"), quantity=1).price == Decimal("0.5")
+    with pytest.raises(ValidationError):
+        PriceLevel.model_validate_json('{"price": 10.5, "quantity": 1}')
+    with pytest.raises(ValidationError):
+        PriceLevel(price=Decimal("0"), quantity=1)
