@@ -2,7 +2,7 @@
 
 Handlers reach it through ``unit.store`` (a :class:`Logins`); the service runs them on
 :class:`PostgresLogins`, over the batch's transaction, and unit tests on an in-memory one
-(tests/support/memory_stores.py), so the rules are tested without a database and the SQL by the
+(tests/support/memory_authentication.py), so the rules are tested without a database and the SQL by the
 real-stack tests.
 """
 

@@ -3,7 +3,7 @@ close, with how far its trading days are ended.
 
 Handlers and the closing timer reach it through ``unit.store`` (a :class:`GatewayStore`); the
 service runs them on :class:`PostgresGateway`, over the batch's transaction (its schema is the
-search path), and unit tests on an in-memory one (tests/support/memory_stores.py)."""
+search path), and unit tests on an in-memory one (tests/support/memory_gateway.py)."""
 
 from __future__ import annotations
 

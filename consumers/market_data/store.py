@@ -2,7 +2,7 @@
 and the instruments table (the projection loads and saves it, one statement per batch each).
 
 Handlers reach the feeds through ``unit.store`` (a :class:`Feeds`): :class:`PostgresFeeds` in
-the service, an in-memory one in unit tests (tests/support/memory_stores.py).
+the service, an in-memory one in unit tests (tests/support/memory_market_data.py).
 
 Every function runs on the service's schema (``search_path``), so none names it.
 """

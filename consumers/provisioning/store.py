@@ -2,7 +2,7 @@
 
 Handlers and the overdue timer reach it through ``unit.store`` (a :class:`Flows`); the service
 runs them on :class:`PostgresFlows`, over the batch's transaction, and unit tests on an
-in-memory one (tests/support/memory_stores.py).
+in-memory one (tests/support/memory_provisioning.py).
 
 Every change to a flow happens under the flow's lock (``lock_flow`` in handlers.py). The tracker
 reads many topics, whose partitions are applied concurrently in separate transactions: without the lock, two reports

@@ -2,7 +2,7 @@
 
 Handlers reach it through ``unit.store`` (a :class:`Ledger`): :class:`PostgresLedger` in the
 service, over the batch's transaction (``search_path`` set to the registry's schema, so nothing
-here names a schema or commits), and an in-memory one in unit tests (tests/support/memory_stores.py).
+here names a schema or commits), and an in-memory one in unit tests (tests/support/memory_registry.py).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Handlers reach it through ``unit.store`` (a :class:`SessionsStore`); the service runs them on
 :class:`PostgresSessions`, over the batch's transaction (its schema is the search path), and
-unit tests on an in-memory one (tests/support/memory_stores.py)."""
+unit tests on an in-memory one (tests/support/memory_sessions.py)."""
 
 from __future__ import annotations
 

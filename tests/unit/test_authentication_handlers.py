@@ -13,7 +13,7 @@ from schemas import Event
 from schemas.authentication import LoginDisabled, LoginEnabled, LoginProvisioned
 from schemas.provisioning import StepFailed
 from schemas.users import UserCreated, UserDeleted, UserDisabled, UserEnabled, UserUpdated
-from tests.support.memory_stores import MemoryLogins
+from tests.support.memory_authentication import MemoryLogins
 
 CREATED = UserCreated(login_id="pk-1", username="pk", email="pk@example.com", display_name="P K")
 

@@ -19,7 +19,7 @@ from schemas.oms import OrderCancelRouted
 from schemas.provisioning import StepFailed
 from schemas.types import OrderSide
 from tests.support.exchanges import routed
-from tests.support.memory_stores import MemoryGateway
+from tests.support.memory_gateway import MemoryGateway
 from xbus.trading import instruments, prodigy_exchange
 
 EXCHANGE = prodigy_exchange("XSUT", currency="USD")

@@ -13,7 +13,7 @@ from schemas import Event
 from schemas.exchanges import ExchangeRemoved, ExchangeSuspended, ExchangeUpdated
 from schemas.market_data import MarketDataFeedStarted, MarketDataFeedStopped
 from schemas.provisioning import StepFailed
-from tests.support.memory_stores import MemoryFeeds
+from tests.support.memory_market_data import MemoryFeeds
 from xbus.trading import prodigy_exchange
 
 EXCHANGE = prodigy_exchange("XSMD", markets=2, symbols=3)

@@ -15,7 +15,7 @@ from schemas.authorisation import PermissionsGranted
 from schemas.provisioning import ProvisioningFailed, StepFailed, StepWaiting, UserProvisioned
 from schemas.sessions import SessionLimitsAssigned
 from schemas.users import SessionPolicy, UserCreated, UserEnabled, UserUpdated
-from tests.support.memory_stores import MemoryFlows
+from tests.support.memory_provisioning import MemoryFlows
 
 CREATED = UserCreated(login_id="pk-1", username="pk", email="pk@example.com", display_name="P K")
 

@@ -23,7 +23,7 @@ from infrastructure.settings import PROJECT_ROOT, load_settings
 from schemas import Envelope, Event
 from schemas.provisioning import FlowKind, ProvisioningOverdue, ProvisioningStalled
 from schemas.users import UserDisabled
-from tests.support.memory_stores import MemoryFlows
+from tests.support.memory_provisioning import MemoryFlows
 
 OLD_TYPE = "xosp.provisioning.stalled.v1"
 

@@ -36,7 +36,7 @@ from schemas.registry import (
     SettlementApplied,
 )
 from schemas.types import OperatorSystem, OrderSide, PositiveMoney
-from tests.support.memory_stores import MemoryLedger
+from tests.support.memory_registry import MemoryLedger
 from xbus.trading import prodigy_exchange
 
 ACCOUNT = "XS:acct1"

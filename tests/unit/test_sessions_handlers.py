@@ -22,7 +22,7 @@ from schemas.users import (
     UserEnabled,
     UserUpdated,
 )
-from tests.support.memory_stores import MemorySessions
+from tests.support.memory_sessions import MemorySessions
 
 HANDLERS = {
     UserCreated: handlers.user_created,
