@@ -34,7 +34,6 @@ import contextlib
 import importlib
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -49,25 +48,25 @@ import uvloop
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from broker_option import add_broker_option, broker_name, choose_broker
 from publish import sample_events  # bench/ is on sys.path when this file runs
+from services import MAX_RECORDS, ServiceProcess, drop_schemas, echo_command, fresh_world, percentiles
 
 from consumers.runtime.migrations import load_migrations, migrate
 from consumers.runtime.runner import ServiceRunner
 from consumers.runtime.service import Service
 from infrastructure.brokers import group_member_options
 from infrastructure.catalogue import Catalogue
-from infrastructure.endpoints import Endpoints, apply_catalogue, connect, load_catalogue
-from infrastructure.kafka_clients import acks_all_producer, admin_client, client_options
+from infrastructure.endpoints import Endpoints, connect, load_catalogue
+from infrastructure.kafka_clients import admin_client, client_options
 from infrastructure.logs import configure_logging
 from infrastructure.reader import topic_partitions
-from infrastructure.settings import Settings, child_environment, load_settings
+from infrastructure.settings import Settings, load_settings
 from producers import Published, Publisher
 from schemas.users import UserCreated
 
 ROOT = Path(__file__).resolve().parent.parent
 INPUT_TOPIC = "xosp.users"
 FOLLOW_UP_TOPIC = "xosp.authentication.events"
-#: What ServiceRunner polls per getmany and pools per service; the raw side uses the same.
-MAX_RECORDS = 500
+#: What ServiceRunner pools per service; the raw side uses the same (and its MAX_RECORDS per poll).
 POOL_SIZE = 8
 FOLLOW_UP_IDS = uuid.UUID("0b6f3a52-8d1e-4c7a-9f20-5e4d3c2b1a09")
 #: What `xbus run` loads in the latency run's service process (whose working directory is ROOT).
@@ -170,16 +169,6 @@ class RawConsumer:
                 )
 
 
-async def fresh_world(base: Settings, endpoints: Endpoints, name: str) -> Settings:
-    """Settings with topics, groups and schemas no one has used: every side starts from scratch."""
-    tag = uuid.uuid4().hex[:8]
-    settings = base.model_copy(
-        update={"topic_prefix": f"bench-{tag}-{name}.", "db_schema_prefix": f"bench_{tag}_{name}_"}
-    )
-    await apply_catalogue(settings, endpoints.kafka_bootstrap)
-    return settings
-
-
 async def publish_all(
     settings: Settings, endpoints: Endpoints, catalogue: Catalogue, events: list[UserCreated]
 ) -> None:
@@ -240,14 +229,6 @@ async def raw_round(settings: Settings, endpoints: Endpoints, count: int) -> flo
         await worker
 
 
-async def drop_schema(endpoints: Endpoints, schema: str) -> None:
-    connection = await asyncpg.connect(endpoints.database_url)
-    try:
-        await connection.execute(f'drop schema if exists "{schema}" cascade')
-    finally:
-        await connection.close()
-
-
 async def throughput(base: Settings, endpoints: Endpoints, count: int, rounds: int) -> dict[str, object]:
     catalogue = load_catalogue(base)
     events = sample_events(count)
@@ -272,7 +253,7 @@ async def throughput(base: Settings, endpoints: Endpoints, count: int, rounds: i
             flush=True,
         )
         for settings in (raw_settings, runner_settings):
-            await drop_schema(endpoints, settings.db_schema(LOGINS.name))
+            await drop_schemas(endpoints, [settings.db_schema(LOGINS.name)])
     raw, ours = statistics.median(raw_rates), statistics.median(runner_rates)
     return {
         "events": count,
@@ -317,29 +298,8 @@ class Probe:
 
 #: The service under test in the latency run: the logins service under `xbus run`, as in production.
 RUNTIME_COMMAND = [sys.executable, "-m", "xbus", "run", SERVICE_SPEC]
-#: The latency run's baseline: EchoService (below), in a process of its own too.
-ECHO_COMMAND = [sys.executable, str(Path(__file__).resolve()), "--echo-service"]
-
-
-class ServiceProcess:
-    """A service in a process of its own, pointed at the bench's broker, database and prefixes."""
-
-    def __init__(self, settings: Settings, endpoints: Endpoints, command: list[str]) -> None:
-        self._command = command
-        self._env = {
-            **child_environment(settings, endpoints.kafka_bootstrap, endpoints.database_url),
-            "XBUS_LOG_LEVEL": "warning",
-        }
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> ServiceProcess:
-        self._process = subprocess.Popen(self._command, env=self._env, cwd=ROOT)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        assert self._process is not None
-        self._process.send_signal(signal.SIGTERM)
-        self._process.wait(timeout=60)
+#: The latency run's baseline: EchoService (services.py), in a process of its own too.
+ECHO_COMMAND = echo_command([INPUT_TOPIC], FOLLOW_UP_TOPIC, "bench.echo")
 
 
 async def follow_ups(settings: Settings, endpoints: Endpoints, probe: Probe, stop: asyncio.Event) -> None:
@@ -388,15 +348,6 @@ async def paced(publisher: Publisher, probe: Probe, events: list[UserCreated], r
         next_tick = started + (int((time.perf_counter() - started) / 0.01) + 1) * 0.01
         await asyncio.sleep(max(0.0, next_tick - time.perf_counter()))
     return ids
-
-
-def percentiles(values_ms: list[float]) -> dict[str, float]:
-    ordered = sorted(values_ms)
-
-    def at(fraction: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 1)
-
-    return {"p50_ms": at(0.50), "p95_ms": at(0.95), "p99_ms": at(0.99), "max_ms": round(ordered[-1], 1)}
 
 
 async def latency(base: Settings, endpoints: Endpoints, rate: int, seconds: float) -> dict[str, object]:
@@ -449,60 +400,12 @@ async def timed_follow_ups(
         ]
         applied = await applied_times(endpoints, settings.db_schema(LOGINS.name), ids)
         to_applied = [(applied[login] - probe.sent_wall[login]) * 1000 for login in logins if login in applied]
-        await drop_schema(endpoints, settings.db_schema(LOGINS.name))
+        await drop_schemas(endpoints, [settings.db_schema(LOGINS.name)])
         figures["stages"] = {
             "publish_to_transaction_start": percentiles(to_applied),
             "publish_to_relay_send": percentiles(to_relay),
         }
     return figures
-
-
-class EchoService:
-    """The latency baseline: the least any service that answers each event with a follow-up must
-    do on this broker, with none of the runtime and no database.
-
-    A consumer group member with the runner's settings (fetch wait, session) reads the input
-    topic; per poll it sends one record per event to the follow-up topic, keyed like the event,
-    with the relay's producer (acks=all, no linger), waits for the acknowledgements and commits
-    the offsets. The runtime's latency over this one is what its transaction, its outbox and its
-    relay cost.
-    """
-
-    def __init__(self, settings: Settings, bootstrap: str) -> None:
-        self._settings = settings
-        self._bootstrap = bootstrap
-
-    async def run(self, stop: asyncio.Event) -> None:
-        settings = self._settings
-        consumer = AIOKafkaConsumer(
-            settings.topic(INPUT_TOPIC),
-            **await group_member_options(settings, self._bootstrap, settings.group("bench.echo")),
-        )
-        await consumer.start()
-        try:
-            async with acks_all_producer(settings, self._bootstrap, linger_ms=0) as producer:
-                topic = settings.topic(FOLLOW_UP_TOPIC)
-                while not stop.is_set():
-                    batches = await consumer.getmany(timeout_ms=200, max_records=MAX_RECORDS)
-                    sent = [
-                        await producer.send(topic, b"{}", key=record.key)
-                        for records in batches.values()
-                        for record in records
-                    ]
-                    if sent:
-                        await asyncio.gather(*sent)
-                        await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
-        finally:
-            await consumer.stop()
-
-
-async def serve_echo() -> None:
-    """The echo service's process: settings from XBUS_* as ServiceProcess sets them; SIGTERM stops it."""
-    settings = load_settings()
-    configure_logging(settings.log_format, settings.log_level)
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await EchoService(settings, settings.kafka_bootstrap or "").run(stop)
 
 
 async def applied_times(endpoints: Endpoints, schema: str, logins: dict[str, str]) -> dict[str, float]:
@@ -551,10 +454,8 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=int, default=1_000, help="events/s published in the latency run")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
     parser.add_argument("--hog", type=int, default=0, help="run the latency part again beside N busy-loop processes")
-    parser.add_argument("--echo-service", action="store_true", help=argparse.SUPPRESS)  # ECHO_COMMAND
     add_broker_option(parser)
     args = parser.parse_args()
     choose_broker(args)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # as `xbus run` does
-        job = serve_echo() if args.echo_service else main(args.events, args.rounds, args.rate, args.seconds, args.hog)
-        runner.run(job)
+        runner.run(main(args.events, args.rounds, args.rate, args.seconds, args.hog))

@@ -31,6 +31,6 @@ SERVICE = Service(
     store=PostgresEntitlements,
     migrations=Path(__file__).parent / "sql",
     # an account and the logins it names arrive on different topics at once (locks.py)
-    locks=entities_of,
+    locks=lambda event, _: entities_of(event),
     description="Resource Authorisation: per-login permissions and trading-account access with rights.",
 )

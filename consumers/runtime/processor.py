@@ -161,7 +161,7 @@ class BatchProcessor:
         if not handled:
             return BatchOutcome(ignored=ignored, fast=True)
         if self.service.locks is not None:
-            await hold_locks(connection, self.service.name, self.service.lock_names(e for _, _, e in handled))
+            await hold_locks(connection, self.service.name, self.service.lock_names((e, env) for _, env, e in handled))
         ids = [envelope.id for _, envelope, _ in handled]
         keys = [key_text(record.key) for record, _, _ in handled if record.key is not None]
         if len(set(ids)) != len(ids):

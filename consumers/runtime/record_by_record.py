@@ -80,15 +80,15 @@ class RecordByRecord:
         """The locks of the events among ``records`` this service handles (``Service.locks``), as the
         fast path takes them; a record that does not parse takes none (it is dead-lettered)."""
         if self.service.locks is not None:
-            events = [event for record in records if (event := self._event_or_none(record)) is not None]
+            events = [parsed for record in records if (parsed := self._parsed_or_none(record)) is not None]
             await hold_locks(connection, self.service.name, self.service.lock_names(events))
 
-    def _event_or_none(self, record: StoredRecord) -> Event | None:
+    def _parsed_or_none(self, record: StoredRecord) -> tuple[Event, Envelope] | None:
         try:
             envelope = Envelope.from_headers(record.headers)
             if envelope.type not in self.service.by_type:
                 return None
-            return event_types.parse(envelope.type, record.value or b"")
+            return event_types.parse(envelope.type, record.value or b""), envelope
         except (EnvelopeError, UnknownEventType, ValidationError):
             return None
 

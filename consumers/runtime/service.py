@@ -60,11 +60,11 @@ class MissingPrerequisite(DomainError):
         self.waits_for = waits_for
 
 
-def fields_locked_as(entity: str, *names: str) -> Callable[[Event], list[str]]:
+def fields_locked_as(entity: str, *names: str) -> Callable[[Event, Envelope], list[str]]:
     """``Service.locks`` for a service whose handlers ``unit.lock(f"{entity}:{id}")`` on the id an
     event carries in one of the fields ``names`` (an event without them takes no lock)."""
 
-    def locks(event: Event) -> list[str]:
+    def locks(event: Event, envelope: Envelope) -> list[str]:
         return [f"{entity}:{value}" for name in names if (value := getattr(event, name, None)) is not None]
 
     return locks
@@ -96,13 +96,14 @@ class Service:
     migrations: Path | None = None
     #: Handler failures other than DomainError are retried this many times before dead-lettering.
     max_attempts: int = 3
-    #: The ``UnitOfWork.lock`` names applying an event needs, for a service whose invariants span
-    #: partitions or topics (``fields_locked_as("account", "account_id")``): each batch takes the
+    #: The ``UnitOfWork.lock`` names applying an event (carried by its envelope) needs, for a
+    #: service whose invariants span partitions or topics (``fields_locked_as("account",
+    #: "account_id")``): each batch takes the
     #: names of all its events first, in sorted order, before any handler runs. Batches of other
     #: entities run at the same time; two that share one wait for each other instead of missing
     #: each other's uncommitted rows, and cannot deadlock on these locks, since neither takes one
     #: while it holds another the first may want.
-    locks: Callable[[Event], Iterable[str]] | None = None
+    locks: Callable[[Event, Envelope], Iterable[str]] | None = None
     #: The service's store over a batch's connection (``PostgresLogins``): handlers reach their
     #: tables through ``unit.store``, which a unit test replaces with an in-memory one
     #: (``FakeUnitOfWork``). A service without one runs its SQL on the unit itself.
@@ -148,9 +149,11 @@ class Service:
         await self.by_type[cause.type](event, unit)
         return unit.recorded
 
-    def lock_names(self, events: Iterable[Event]) -> set[str]:
+    def lock_names(self, events: Iterable[tuple[Event, Envelope]]) -> set[str]:
         """What a batch of ``events`` locks before its first handler runs (see ``locks``)."""
-        return {name for event in events for name in self.locks(event)} if self.locks is not None else set()
+        if self.locks is None:
+            return set()
+        return {name for event, envelope in events for name in self.locks(event, envelope)}
 
     def store_over(self, connection: DbConnection) -> Any:
         """The service's store on ``connection``, for a handler's or a tick's unit of work (None

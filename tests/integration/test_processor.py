@@ -213,7 +213,7 @@ async def test_a_record_that_breaks_the_runtime_outside_any_handler_is_dead_lett
     """Not a refusal: an error the paths have no rule for (here the service's own ``locks``).
     It once stopped the service, and stopped it again at every restart."""
 
-    def locks(event: Event) -> list[str]:
+    def locks(event: Event, _: Envelope) -> list[str]:
         if event.aggregate_id == "boom":
             raise ZeroDivisionError("no lock for that key")
         return [f"login:{event.aggregate_id}"]

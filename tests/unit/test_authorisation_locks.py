@@ -9,7 +9,7 @@ import pytest
 
 from consumers.authorisation.locks import entities_of
 from consumers.authorisation.service import SERVICE
-from schemas import Event
+from schemas import Envelope, Event
 from schemas.accounts import AccountLogin, AccountLoginLinked, AccountLoginUnlinked, Investor, TradingAccountOpened
 from schemas.oms import AccountState
 from schemas.provisioning import FlowKind, ProvisioningFailed
@@ -78,4 +78,8 @@ def test_only_a_failed_account_flow_locks_its_account() -> None:
 
 def test_the_service_takes_these_locks_for_a_batch_all_at_once() -> None:
     batch = [opened("pk-2"), UserCreated(login_id="pk-2", username="u", email="u@example.com", display_name="U")]
-    assert SERVICE.lock_names(batch) == {"account:XS:a1", "login:pk-2"}
+    assert SERVICE.lock_names((event, _envelope(event)) for event in batch) == {"account:XS:a1", "login:pk-2"}
+
+
+def _envelope(event: Event) -> Envelope:
+    return Envelope.new(type=event.event_type, subject=event.aggregate_id, source="test")
