@@ -91,7 +91,7 @@ class Report:
     event_type: str
     outcome: StepState
     time: dt.datetime
-    #: Named by StepWaiting, StepFailed and ManualActionCompleted; derived from the type otherwise.
+    #: Named by StepWaiting and StepFailed; derived from the type otherwise.
     step: str | None = None
     service: str | None = None
     reason: str | None = None
@@ -211,6 +211,30 @@ def step_of(report: Report, started_by: str) -> str | None:
     if report.event_type == PermissionsGranted.event_type and started_by == UserEnabled.event_type:
         return "authorisation.enable"  # the same event re-grants what a disabled login had
     return COMPLETES.get(report.event_type)
+
+
+def manual_refusal(
+    flow_id: str, step: str, state: StepState | None, asked_of: str | None, operator_id: str
+) -> str | None:
+    """Why a ``ManualActionCompleted`` of ``operator_id`` cannot close ``step`` of flow ``flow_id``;
+    None when it closes it, or closed it already (a person who sends it twice changes nothing).
+
+    ``state`` is the step's (None: the flow does not expect it) and ``asked_of`` the operator its
+    ``ManualActionRequired`` named (None: a step a service takes, which closes on its own report).
+    A person closes only a step waiting for a person, and only the one asked of them.
+    """
+    if state is None:
+        return f"flow {flow_id} has no step {step}"
+    if asked_of is None:
+        return (
+            f"step {step} of flow {flow_id} is taken by the {service_of(step)} service, not by a person: "
+            "it closes on that service's own report"
+        )
+    if operator_id != asked_of:
+        return f"step {step} of flow {flow_id} was asked of operator {asked_of}, not {operator_id}"
+    if state not in (StepState.MANUAL, StepState.DONE):
+        return f"step {step} of flow {flow_id} is {state.value}"
+    return None
 
 
 #: The event that completes an opening, by the event type that starts it, and its field naming the entity.

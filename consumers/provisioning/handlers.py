@@ -5,7 +5,9 @@ against each other, so a service's report can come before the event that starts 
 cannot be told at that moment from a report of a flow the tracker never tracks (the
 ``PermissionsGranted`` of a ``UserUpdated``): both are kept in ``early_reports``; when a flow of
 that id starts, its reports are applied in arrival order. The others stay there, inert (a flow
-id is an event id: no flow of that id will ever start). They are a few hundred bytes each.
+id is an event id: no flow of that id will ever start). They are a few hundred bytes each. A
+person's ``ManualActionCompleted`` is no such report: it is checked against its flow at once
+(:func:`manual_action_completed`).
 
 A report about a step the flow does not expect is ignored (the compensations that follow a
 failed opening carry its flow id: ``AccessRevoked`` does not close anything of a
@@ -19,6 +21,7 @@ import structlog
 from consumers.provisioning import flows, store
 from consumers.provisioning.flows import FlowState, Report, StepState
 from consumers.provisioning.store import FlowsUnit
+from consumers.runtime import DomainError
 from schemas import Event
 from schemas.authentication import LoginProvisioned
 from schemas.operators import ManualActionCompleted
@@ -67,7 +70,38 @@ async def login_provisioned(event: LoginProvisioned, unit: FlowsUnit) -> None:
 
 
 async def manual_action_completed(event: ManualActionCompleted, unit: FlowsUnit) -> None:
-    await _report(unit, _report_of(unit, event.flow_id, StepState.DONE, event.step))
+    """A person's word that a step the tracker asked of them is done: it closes that step only.
+
+    Anything else is refused (dead-lettered with the reason), never ignored and never kept early: a
+    person sent it by hand, in answer to a ``ManualActionRequired`` that is published only once the
+    flow is here, and the event that starts a flow with a manual step (``OperatorRegistered``) comes
+    before it on the same topic, under the same key. A copy sent again changes nothing.
+    """
+    await lock_flow(unit, event.flow_id)
+    flow = await unit.store.flow(event.flow_id)
+    if flow is None:
+        raise _refused(event, f"flow {event.flow_id} is unknown to the tracker")
+    state = await unit.store.step_state(flow.flow_id, event.step)
+    asked_of = await unit.store.asked_of(flow.flow_id, event.step)
+    refusal = flows.manual_refusal(flow.flow_id, event.step, state, asked_of, event.operator_id)
+    if refusal is not None:
+        raise _refused(event, refusal)
+    if state is StepState.DONE:
+        log.info("manual action reported again; already done", flow_id=flow.flow_id, step=event.step)
+    else:
+        await unit.store.mark_done(flow.flow_id, event.step, unit.cause.time)
+        await _settle(unit, flow.flow_id)
+
+
+def _refused(event: ManualActionCompleted, reason: str) -> DomainError:
+    return DomainError(
+        f"ManualActionCompleted by {event.done_by} (operator {event.operator_id}, flow {event.flow_id}, step "
+        f"{event.step}) refused, the flow left as it was: {reason}. A person closes only a step the tracker "
+        "asked of them, with the flow id, step and operator id of its ManualActionRequired (`xbus status "
+        "operator ID` shows an operator's flows and their steps). If that action was done, publish a corrected "
+        "ManualActionCompleted; then discard this event: `xbus dlq discard provisioning --id ... --reason ...` "
+        "(the tracker parks this operator id's later events behind it until then)"
+    )
 
 
 async def step_waiting(event: StepWaiting, unit: FlowsUnit) -> None:
@@ -139,11 +173,9 @@ async def _apply(unit: FlowsUnit, flow: store.Flow, report: Report) -> None:
         return
     if report.outcome is StepState.FAILED:
         await _fail(unit, flow, step, report)
-        return
-    if await unit.store.step_state(flow.flow_id, step) is None:
+    elif await unit.store.step_state(flow.flow_id, step) is None:
         log.debug("report of a step the flow does not expect; ignored", flow_id=flow.flow_id, step=step)
-        return
-    if report.outcome is StepState.DONE:
+    elif report.outcome is StepState.DONE:
         await unit.store.mark_done(flow.flow_id, step, report.time)
     else:
         await unit.store.mark_waiting(flow.flow_id, step, report.time, report.reason or "waiting")

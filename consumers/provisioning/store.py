@@ -61,6 +61,10 @@ class Flows(Protocol):
     async def step_state(self, flow_id: str, step: str) -> StepState | None:
         """The step's state in the flow, or None when the flow does not expect it."""
 
+    async def asked_of(self, flow_id: str, step: str) -> str | None:
+        """The operator a manual step of the flow was asked of (its ``ManualActionRequired``); None
+        for a step a service takes, or one the flow does not expect."""
+
     async def mark_done(self, flow_id: str, step: str, at: dt.datetime) -> None:
         """An open step is done; a waiting reason is cleared. A failed step stays failed."""
 
@@ -116,19 +120,21 @@ class PostgresFlows(Flows):
         )
         if inserted == "INSERT 0 0":
             return False
-        manual = {m.step: m.instructions for m in plan.manual}
+        manual = {m.step: m for m in plan.manual}
         for position, step in enumerate(plan.steps):
-            state = StepState.MANUAL if step in manual else StepState.EXPECTED
+            asked = manual.get(step)
+            state = StepState.EXPECTED if asked is None else StepState.MANUAL
             await self._db.execute(
-                "insert into steps (flow_id, step, position, service, state, updated_at, reason) "
-                "values ($1, $2, $3, $4, $5, $6, $7)",
+                "insert into steps (flow_id, step, position, service, state, updated_at, reason, asked_of) "
+                "values ($1, $2, $3, $4, $5, $6, $7, $8)",
                 flow_id,
                 step,
                 position,
                 service_of(step),
                 state.value,
-                cause.time if step in manual else None,
-                manual.get(step),
+                None if asked is None else cause.time,
+                None if asked is None else asked.instructions,
+                None if asked is None else asked.operator_id,
             )
         return True
 
@@ -158,6 +164,9 @@ class PostgresFlows(Flows):
     async def step_state(self, flow_id: str, step: str) -> StepState | None:
         state = await self._db.fetchval("select state from steps where flow_id = $1 and step = $2", flow_id, step)
         return None if state is None else StepState(state)
+
+    async def asked_of(self, flow_id: str, step: str) -> str | None:
+        return await self._db.fetchval("select asked_of from steps where flow_id = $1 and step = $2", flow_id, step)
 
     async def mark_done(self, flow_id: str, step: str, at: dt.datetime) -> None:
         await self._db.execute(

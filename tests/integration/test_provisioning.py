@@ -15,6 +15,7 @@ import pytest
 
 from consumers.provisioning.queries import flows_of
 from consumers.provisioning.service import SERVICE
+from consumers.provisioning.store import PostgresFlows
 from consumers.runtime.migrations import load_migrations, migrate
 from infrastructure.settings import Settings
 from producers import Outgoing
@@ -182,6 +183,37 @@ async def test_operator_with_prodigy_waits_for_manual_action(service_settings: S
     assert provisioned.data["steps"] == ["oms.operator", "prodigy.operator"]
 
 
+async def test_a_manual_action_not_asked_of_its_operator_is_dead_lettered_and_changes_nothing(
+    service_settings: Settings,
+) -> None:
+    flow_id = new_id()
+    operator = OperatorRegistered(
+        operator_id="op4", login_id="u4", systems=(OperatorSystem.OMS, OperatorSystem.PRODIGY)
+    )
+    wrong_operator = ManualActionCompleted(operator_id="op5", flow_id=flow_id, step="prodigy.operator", done_by="ops")
+    service_step = ManualActionCompleted(operator_id="op6", flow_id=flow_id, step="oms.operator", done_by="ops")
+    async with running_tracker(service_settings) as tracker:
+        await tracker.publish(Outgoing(operator, event_id=flow_id))
+        await tracker.flow_when("operator", "op4", lambda f: steps(f)["prodigy.operator"] == "manual")
+        await tracker.publish(Outgoing(wrong_operator, event_id=new_id()), Outgoing(service_step, event_id=new_id()))
+        await eventually(lambda: _equals(tracker.scalar("select count(*) from {schema}.xbus_dead_letters"), 2))
+        schema = tracker.schema
+        reasons = await tracker.connection.fetch(
+            f'select key, error_type, error_message from "{schema}".xbus_dead_letters order by key'
+        )
+        [flow] = await tracker.flows("operator", "op4")
+        assert steps(flow) == {"oms.operator": "expected", "prodigy.operator": "manual"}
+        await tracker.publish(OmsOperatorRegistered(flow_id=flow_id, operator_id="op4", features=()))
+        await tracker.publish(
+            ManualActionCompleted(operator_id="op4", flow_id=flow_id, step="prodigy.operator", done_by="ops")
+        )
+        await tracker.flow_when("operator", "op4", state("completed"))
+    assert [(r["key"], r["error_type"]) for r in reasons] == [("op5", "DomainError"), ("op6", "DomainError")]
+    assert "was asked of operator op4, not op5" in reasons[0]["error_message"]
+    assert "oms.operator of flow" in reasons[1]["error_message"]
+    assert "taken by the oms service" in reasons[1]["error_message"]
+
+
 async def test_step_failed_fails_the_flow_once(service_settings: Settings) -> None:
     flow_id = new_id()
     withdrawal = FundsWithdrawn(
@@ -280,6 +312,30 @@ async def test_a_flow_reported_stalled_before_the_rename_keeps_its_time_as_overd
     assert await migrate(connection, schema, migrations) == ["0002_overdue"]
     [flow] = await flows_of(connection, "user", "u-old", schema=schema)
     assert flow.overdue_at == at and flow.to_json()["overdue_at"] == "2025-03-04T05:06:07.000000Z"
+
+
+async def test_a_prodigy_step_open_before_steps_named_their_operator_is_asked_of_the_operator_it_registers(
+    database: tuple[asyncpg.Connection, str],
+) -> None:
+    connection, schema = database
+    migrations = load_migrations(SERVICE.migrations)
+    before = [m for m in migrations if m.version != "0003_asked_of"]
+    assert len(before) == len(migrations) - 1
+    await migrate(connection, schema, before)
+    await connection.execute(
+        "insert into flows (flow_id, kind, entity_id, started_by, correlation_id, started_at) "
+        "values ('f-op', 'operator', 'op-old', 'xosp.operator.registered.v1', 'f-op', now())"
+    )
+    await connection.execute(
+        "insert into steps (flow_id, step, position, service, state, reason) values "
+        "('f-op', 'oms.operator', 0, 'oms', 'expected', null), "
+        "('f-op', 'prodigy.operator', 1, 'prodigy', 'manual', 'register op-old in Prodigy')"
+    )
+
+    assert await migrate(connection, schema, migrations) == ["0003_asked_of"]
+    store = PostgresFlows(connection)
+    assert await store.asked_of("f-op", "prodigy.operator") == "op-old"
+    assert await store.asked_of("f-op", "oms.operator") is None
 
 
 async def _true(value: bool) -> bool:

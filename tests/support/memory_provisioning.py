@@ -36,6 +36,7 @@ class StepRow:
     state: StepState
     updated_at: dt.datetime | None = None
     reason: str | None = None
+    asked_of: str | None = None
 
 
 @dataclass
@@ -51,11 +52,19 @@ class MemoryFlows(Flows):
         self.flows[flow_id] = FlowRow(
             flow_id, plan.kind, plan.entity_id, cause.type, cause.correlation_id, cause.time, len(self.flows)
         )
-        manual = {m.step: m.instructions for m in plan.manual}
+        manual = {m.step: m for m in plan.manual}
         self.steps[flow_id] = {
             step: StepRow(step, position, service_of(step), StepState.EXPECTED)
             if step not in manual
-            else StepRow(step, position, service_of(step), StepState.MANUAL, cause.time, manual[step])
+            else StepRow(
+                step,
+                position,
+                service_of(step),
+                StepState.MANUAL,
+                cause.time,
+                manual[step].instructions,
+                manual[step].operator_id,
+            )
             for position, step in enumerate(plan.steps)
         }
         return True
@@ -77,6 +86,10 @@ class MemoryFlows(Flows):
     async def step_state(self, flow_id: str, step: str) -> StepState | None:
         row = self.steps.get(flow_id, {}).get(step)
         return None if row is None else row.state
+
+    async def asked_of(self, flow_id: str, step: str) -> str | None:
+        row = self.steps.get(flow_id, {}).get(step)
+        return None if row is None else row.asked_of
 
     async def mark_done(self, flow_id: str, step: str, at: dt.datetime) -> None:
         row = self.steps.get(flow_id, {}).get(step)

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
-from consumers.provisioning.flows import COMPLETES, STARTERS, Report, StepState, outcome, plan, step_of
+import pytest
+
+from consumers.provisioning.flows import (
+    COMPLETES,
+    STARTERS,
+    Report,
+    StepState,
+    manual_refusal,
+    outcome,
+    plan,
+    step_of,
+)
 from consumers.provisioning.service import SERVICE
 from schemas.accounts import TradingAccountClosed
 from schemas.authorisation import PermissionsGranted
@@ -94,3 +106,47 @@ def test_an_onboarded_exchange_has_its_own_outcome() -> None:
     assert done == ExchangeOnboarded(flow_id="f", exchange="XSX", steps=("gateway.adapter",))
     change = outcome("f", FlowKind.EXCHANGE, "XSX", ExchangeSuspended.event_type, ("gateway.adapter_stop",))
     assert isinstance(change, ChangeApplied) and change.kind == FlowKind.EXCHANGE
+
+
+@pytest.mark.parametrize(
+    ("step", "state", "asked_of", "operator_id", "refusal"),
+    [
+        ("prodigy.operator", StepState.MANUAL, "op1", "op1", None),
+        ("prodigy.operator", StepState.DONE, "op1", "op1", None),  # sent again: nothing left to do, nothing wrong
+        ("prodigy.operator", None, None, "op1", "flow f1 has no step prodigy.operator"),
+        ("oms.operator", StepState.EXPECTED, None, "op1", "oms.operator of flow f1 is taken by the oms service"),
+        ("oms.operator", StepState.DONE, None, "op1", "oms.operator of flow f1 is taken by the oms service"),
+        ("prodigy.operator", StepState.MANUAL, "op1", "op2", "prodigy.operator of flow f1 was asked of operator op1"),
+        ("prodigy.operator", StepState.DONE, "op1", "op2", "prodigy.operator of flow f1 was asked of operator op1"),
+        ("prodigy.operator", StepState.FAILED, "op1", "op1", "prodigy.operator of flow f1 is failed"),
+        ("prodigy.operator", StepState.WAITING, "op1", "op1", "prodigy.operator of flow f1 is waiting"),
+    ],
+)
+def test_a_manual_action_closes_only_a_step_asked_of_its_operator(
+    step: str, state: StepState | None, asked_of: str | None, operator_id: str, refusal: str | None
+) -> None:
+    refused = manual_refusal("f1", step, state, asked_of, operator_id)
+    assert refused == refusal if refusal is None else refused is not None and refusal in refused
+
+
+def test_the_prodigy_step_is_asked_of_the_operator_it_registers() -> None:
+    operator = OperatorRegistered(operator_id="op7", login_id="u1", systems=(OperatorSystem.OMS,))
+    assert plan(operator).manual == ()
+    [manual] = plan(operator.model_copy(update={"systems": (OperatorSystem.PRODIGY,)})).manual
+    assert manual.operator_id == "op7" and "op7" in manual.instructions
+    assert "in Prodigy for its exchanges;" in manual.instructions
+    [named] = plan(operator.model_copy(update={"systems": (OperatorSystem.PRODIGY,), "exchanges": ("XSX",)})).manual
+    assert "in Prodigy for XSX;" in named.instructions
+
+
+def test_a_user_expects_session_limits_only_when_told_it_has_a_policy() -> None:
+    created = UserCreated(login_id="u1", username="u1", email="u1@example.com", display_name="U")
+    assert plan(created).steps == ("authentication.login", "authorisation.permissions")
+    assert plan(created, session_policy=True).steps[-1] == "sessions.limits"
+
+
+def test_plans_manual_steps_and_reports_are_values_that_cannot_change() -> None:
+    made = plan(OperatorRegistered(operator_id="op1", login_id="u1", systems=(OperatorSystem.PRODIGY,)))
+    for value, field in ((made, "steps"), (made.manual[0], "operator_id"), (report("t"), "step")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, field, None)

@@ -5,15 +5,27 @@ the SQL and the runtime are proven on the real stack)."""
 
 from __future__ import annotations
 
+import pytest
+
 from consumers.provisioning.flows import FlowState, StepState
 from consumers.provisioning.service import SERVICE
 from consumers.provisioning.store import Flows
-from consumers.runtime import FakeUnitOfWork
+from consumers.runtime import DomainError, FakeUnitOfWork
 from schemas import Event
 from schemas.authentication import LoginProvisioned
 from schemas.authorisation import PermissionsGranted
-from schemas.provisioning import ProvisioningFailed, StepFailed, StepWaiting, UserProvisioned
+from schemas.oms import OmsOperatorRegistered
+from schemas.operators import ManualActionCompleted, OperatorRegistered
+from schemas.provisioning import (
+    ManualActionRequired,
+    OperatorProvisioned,
+    ProvisioningFailed,
+    StepFailed,
+    StepWaiting,
+    UserProvisioned,
+)
 from schemas.sessions import SessionLimitsAssigned
+from schemas.types import OmsFeature, OperatorSystem
 from schemas.users import SessionPolicy, UserCreated, UserEnabled, UserUpdated
 from tests.support.memory_provisioning import MemoryFlows
 
@@ -133,7 +145,9 @@ async def test_a_login_provisioned_without_a_flow_closes_the_logins_latest_creat
     flow_id = (await handle(CREATED, flows)).cause.id
     await handle(login_provisioned(None), flows)
     assert flows.steps[flow_id]["authentication.login"].state is StepState.DONE
-    assert (await handle(LoginProvisioned(login_id="pk-2", username="x"), MemoryFlows())).events == []
+    alone = MemoryFlows()
+    assert (await handle(LoginProvisioned(login_id="pk-2", username="x"), alone)).events == []
+    assert alone.early == []  # nothing to keep for later either
 
 
 async def test_a_flow_started_again_changes_nothing() -> None:
@@ -164,3 +178,100 @@ async def test_a_step_waiting_for_nothing_named_keeps_its_reason_as_given() -> N
         StepWaiting(flow_id=flow_id, service="authorisation", step="authorisation.permissions", reason="busy"), flows
     )
     assert flows.steps[flow_id]["authorisation.permissions"].reason == "busy"
+
+
+OPERATOR = OperatorRegistered(
+    operator_id="op1",
+    login_id="pk-1",
+    systems=(OperatorSystem.OMS, OperatorSystem.PRODIGY),
+    oms_features=(OmsFeature.OPERATOR,),
+    exchanges=("XSX",),
+)
+
+
+def done_by_hand(flow_id: str, step: str = "prodigy.operator", operator_id: str = "op1") -> ManualActionCompleted:
+    return ManualActionCompleted(operator_id=operator_id, flow_id=flow_id, step=step, done_by="ops")
+
+
+async def operator_flow(flows: MemoryFlows) -> str:
+    """An operator flow waiting for its Prodigy step, asked of op1."""
+    start = await handle(OPERATOR, flows)
+    [required] = start.events
+    assert isinstance(required, ManualActionRequired)
+    assert (required.step, required.operator_id) == ("prodigy.operator", "op1")
+    assert flows.steps[start.cause.id]["prodigy.operator"].state is StepState.MANUAL
+    return start.cause.id
+
+
+def states(flows: MemoryFlows, flow_id: str) -> dict[str, StepState]:
+    return {step: row.state for step, row in flows.steps[flow_id].items()}
+
+
+async def test_a_manual_action_closes_the_step_asked_of_its_operator() -> None:
+    flows = MemoryFlows()
+    flow_id = await operator_flow(flows)
+    registered = OmsOperatorRegistered(flow_id=flow_id, operator_id="op1", features=(OmsFeature.OPERATOR,))
+    assert (await handle(registered, flows)).events == []
+    done = await handle(done_by_hand(flow_id), flows)
+    assert done.events == [
+        OperatorProvisioned(flow_id=flow_id, operator_id="op1", steps=("oms.operator", "prodigy.operator"))
+    ]
+    assert done.locked == [f"flow:{flow_id}"]
+    assert flows.steps[flow_id]["prodigy.operator"].reason is None  # the instructions are done with
+
+
+async def test_a_manual_action_cannot_close_a_step_a_service_takes() -> None:
+    flows = MemoryFlows()
+    flow_id = await operator_flow(flows)
+    with pytest.raises(DomainError, match=r"oms\.operator .* is taken by the oms service, not by a person"):
+        await handle(done_by_hand(flow_id, step="oms.operator"), flows)
+    assert states(flows, flow_id) == {"oms.operator": StepState.EXPECTED, "prodigy.operator": StepState.MANUAL}
+
+
+async def test_a_manual_action_by_another_operator_than_the_one_asked_is_refused() -> None:
+    flows = MemoryFlows()
+    flow_id = await operator_flow(flows)
+    await handle(OmsOperatorRegistered(flow_id=flow_id, operator_id="op1", features=()), flows)
+    with pytest.raises(DomainError, match="was asked of operator op1, not op2"):
+        await handle(done_by_hand(flow_id, operator_id="op2"), flows)
+    assert states(flows, flow_id) == {"oms.operator": StepState.DONE, "prodigy.operator": StepState.MANUAL}
+    assert flows.flows[flow_id].state is FlowState.OPEN
+
+
+async def test_a_manual_action_of_a_step_the_flow_does_not_have_is_refused_not_ignored() -> None:
+    flows = MemoryFlows()
+    flow_id = await operator_flow(flows)
+    with pytest.raises(DomainError, match=r"has no step registry\.operator"):
+        await handle(done_by_hand(flow_id, step="registry.operator"), flows)
+    assert set(flows.steps[flow_id]) == {"oms.operator", "prodigy.operator"}
+
+
+async def test_a_manual_action_for_a_flow_the_tracker_does_not_know_is_refused_not_kept() -> None:
+    flows = MemoryFlows()
+    with pytest.raises(DomainError, match="flow nowhere is unknown to the tracker"):
+        await handle(done_by_hand("nowhere"), flows)
+    assert flows.early == [] and flows.flows == {}
+
+
+async def test_a_manual_action_on_a_refused_step_is_refused() -> None:
+    flows = MemoryFlows()
+    flow_id = await operator_flow(flows)
+    refused = StepFailed(flow_id=flow_id, service="prodigy-desk", step="prodigy.operator", reason="no such login")
+    [failed] = (await handle(refused, flows)).events
+    assert isinstance(failed, ProvisioningFailed) and failed.service == "prodigy-desk"  # who said so, as they said
+    with pytest.raises(DomainError, match=r"prodigy\.operator of flow \S+ is failed"):
+        await handle(done_by_hand(flow_id), flows)
+    assert flows.steps[flow_id]["prodigy.operator"].state is StepState.FAILED
+
+
+async def test_a_manual_action_sent_again_changes_nothing_and_is_not_refused() -> None:
+    flows = MemoryFlows()
+    flow_id = await operator_flow(flows)
+    first = await handle(done_by_hand(flow_id), flows)
+    assert first.events == []  # the OMS has not answered yet
+    row = flows.steps[flow_id]["prodigy.operator"]
+    assert row.state is StepState.DONE
+    again = await handle(done_by_hand(flow_id), flows)  # a person sends it twice: another event id
+    assert again.events == [] and row.updated_at == first.cause.time
+    with pytest.raises(DomainError, match="was asked of operator op1, not op2"):
+        await handle(done_by_hand(flow_id, operator_id="op2"), flows)
