@@ -17,6 +17,8 @@ from schemas.users import SessionLimits
 @dataclass(frozen=True)
 class LoginLimits:
     login_id: str
+    #: ``created``; ``not_created`` (only disabled so far); ``deleted`` (no policy or limits left).
+    status: str
     #: None: the login has no session policy.
     pool: str | None
     overrides: SessionLimits
@@ -45,6 +47,7 @@ async def limits(connection: DbConnection, login_id: str) -> LoginLimits | None:
     )
     return LoginLimits(
         login_id=row["login_id"],
+        status=row["status"],
         pool=row["pool"],
         overrides=SessionLimits(
             max_sessions=row["override_max_sessions"],

@@ -1,4 +1,5 @@
-"""Session Management on the real stack: limits assigned, refused, ended and restored."""
+"""Session Management on the real stack: limits assigned, refused, ended and restored; a login
+created twice, updated before its creation or after its deletion."""
 
 from __future__ import annotations
 
@@ -15,11 +16,21 @@ from consumers.sessions.service import SERVICE
 from producers import Outgoing
 from schemas.provisioning import StepFailed
 from schemas.sessions import SessionLimitsAssigned, SessionsEnded
-from schemas.users import SessionLimits, SessionPolicy, UserCreated, UserDisabled, UserEnabled, UserUpdated
+from schemas.users import (
+    SessionLimits,
+    SessionPolicy,
+    UserCreated,
+    UserDeleted,
+    UserDisabled,
+    UserEnabled,
+    UserUpdated,
+)
 from tests.conftest import Stack
 from tests.support.service_under_test import ServiceUnderTest, module_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
+
+GENERAL = Limits(10, 50, 120)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -63,9 +74,84 @@ async def test_user_with_policy_gets_pool_limits_with_overrides(sessions: Servic
     assert stored.changed_at == at  # the event's time, not the clock
 
 
-async def test_user_without_policy_gets_no_limits(sessions: ServiceUnderTest) -> None:
+async def test_user_without_policy_gets_no_limits_but_is_known(sessions: ServiceUnderTest) -> None:
     login = new_login()
     handled = await sessions.handle(created(login))
+
+    assert handled.follow_ups == []
+    stored = await queries.limits(sessions.db, login)
+    assert stored is not None
+    assert (stored.status, stored.pool, stored.limits, stored.in_force) == ("created", None, None, False)
+
+
+async def test_second_user_created_fails_its_step_and_keeps_the_first_policy(sessions: ServiceUnderTest) -> None:
+    login = new_login()
+    at = dt.datetime(2025, 3, 1, 9, 30, tzinfo=dt.UTC)
+    await sessions.handle(Outgoing(created(login, SessionPolicy(pool="General")), time=at))
+    handled = await sessions.handle(created(login, SessionPolicy(pool="Default")))
+
+    [failed] = handled.follow_ups
+    assert isinstance(failed, StepFailed)
+    assert (failed.flow_id, failed.service, failed.step) == (handled.flow_id, "sessions", "sessions.limits")
+    assert f"login {login} already exists (created)" in failed.reason
+    assert not await sessions.dead_lettered(handled.flow_id)
+    stored = await queries.limits(sessions.db, login)
+    assert stored is not None and (stored.pool, stored.limits) == ("General", Limits(10, 50, 120))
+    assert stored.changed_at == at and stored.in_force
+
+
+async def test_update_of_a_login_never_created_waits_for_its_create(sessions: ServiceUnderTest) -> None:
+    login = new_login()
+    handled = await sessions.handle(UserUpdated(login_id=login, session_policy=SessionPolicy(pool="General")))
+
+    assert handled.follow_ups == []
+    assert not await sessions.dead_lettered(handled.flow_id)  # see test_pending_prerequisites.py
+    assert await sessions.db.fetchval("select 1 from xbus_pending where event_id = $1", handled.flow_id)
+    assert await queries.limits(sessions.db, login) is None
+
+    await sessions.handle(created(login))  # the update is applied right after its creation
+    assert not await sessions.db.fetchval("select 1 from xbus_pending where event_id = $1", handled.flow_id)
+    stored = await queries.limits(sessions.db, login)
+    assert stored is not None and (stored.status, stored.pool, stored.limits) == ("created", "General", GENERAL)
+
+
+async def test_a_login_disabled_before_its_creation_is_not_created_until_it_is(sessions: ServiceUnderTest) -> None:
+    login = new_login()
+    await sessions.handle(UserDisabled(login_id=login, reason="on leave"))
+    stored = await queries.limits(sessions.db, login)
+    assert stored is not None and (stored.status, stored.disabled) == ("not_created", True)
+
+    handled = await sessions.handle(created(login, SessionPolicy(pool="General")))
+    assert handled.follow_ups == []  # created disabled: the limits come into force when it is enabled
+    stored = await queries.limits(sessions.db, login)
+    assert stored is not None and (stored.status, stored.limits, stored.disabled) == ("created", GENERAL, True)
+
+
+async def test_deleted_login_is_kept_marked_deleted_and_an_update_is_dead_lettered(sessions: ServiceUnderTest) -> None:
+    login = new_login()
+    await sessions.handle(created(login, SessionPolicy(pool="General")))
+    at = dt.datetime(2025, 3, 2, 10, 0, tzinfo=dt.UTC)
+    deleted = await sessions.handle(Outgoing(UserDeleted(login_id=login, reason="left the firm"), time=at))
+    assert deleted.follow_ups == []
+    stored = await queries.limits(sessions.db, login)
+    assert stored is not None
+    assert (stored.status, stored.pool, stored.overrides, stored.limits) == ("deleted", None, SessionLimits(), None)
+    assert stored.changed_at == at and not stored.in_force
+
+    updated = await sessions.handle(UserUpdated(login_id=login, session_policy=SessionPolicy(pool="Default")))
+    assert updated.follow_ups == []
+    assert await sessions.dead_lettered(updated.flow_id)
+    reason = await sessions.db.fetchval(
+        "select error_message from xbus_dead_letters where event_id = $1", updated.flow_id
+    )
+    assert f"login {login} is deleted" in reason and "xbus dlq discard sessions" in reason
+    stored = await queries.limits(sessions.db, login)
+    assert stored is not None and (stored.status, stored.pool, stored.limits) == ("deleted", None, None)
+
+
+async def test_deleting_a_login_never_created_changes_nothing(sessions: ServiceUnderTest) -> None:
+    login = new_login()
+    handled = await sessions.handle(UserDeleted(login_id=login))
 
     assert handled.follow_ups == []
     assert await queries.limits(sessions.db, login) is None

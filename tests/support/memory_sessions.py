@@ -8,12 +8,13 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from consumers.sessions.pools import Limits
-from consumers.sessions.store import SessionsStore
+from consumers.sessions.store import LoginStatus, SessionsStore
 from schemas.users import SessionPolicy
 
 
 @dataclass
 class SessionsRow:
+    status: LoginStatus = "not_created"
     policy: SessionPolicy | None = None
     #: Assigned from the policy; None when the policy was refused (an unknown pool).
     limits: Limits | None = None
@@ -26,8 +27,19 @@ class SessionsRow:
 class MemorySessions(SessionsStore):
     rows: dict[str, SessionsRow] = field(default_factory=dict)
 
-    async def save_policy(self, login_id: str, policy: SessionPolicy, limits: Limits | None, at: dt.datetime) -> bool:
+    async def status(self, login_id: str) -> LoginStatus | None:
+        row = self.rows.get(login_id)
+        return None if row is None else row.status
+
+    async def create(self, login_id: str, policy: SessionPolicy | None, limits: Limits | None, at: dt.datetime) -> bool:
         row = self.rows.setdefault(login_id, SessionsRow())
+        row.status, row.policy, row.limits, row.changed_at = "created", policy, limits, at
+        return row.disabled
+
+    async def save_policy(self, login_id: str, policy: SessionPolicy, limits: Limits | None, at: dt.datetime) -> bool:
+        row = self.rows.get(login_id)
+        if row is None:  # an update of no row, as in SQL
+            return False
         row.policy, row.limits, row.changed_at = policy, limits, at
         return row.disabled
 
@@ -42,5 +54,6 @@ class MemorySessions(SessionsStore):
         row.disabled, row.ended_reason, row.changed_at = False, None, at
         return row.policy
 
-    async def forget(self, login_id: str) -> None:
-        self.rows.pop(login_id, None)
+    async def delete(self, login_id: str, at: dt.datetime) -> None:
+        row = self.rows[login_id]
+        row.status, row.policy, row.limits, row.changed_at = "deleted", None, None, at
