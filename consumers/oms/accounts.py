@@ -2,8 +2,9 @@
 accounts from ``xosp.accounts``, the registry's closures and cash movements from
 ``xosp.registry.events`` and failed openings from ``xosp.provisioning.events``.
 
-Steps: ``oms.operator`` when ``oms`` is among an operator's systems, ``oms.account`` of an
-opening, ``oms.account_state`` of a suspension and of a closing. The OMS closes an account only
+Steps: ``oms.operator`` when ``oms`` is among an operator's systems (a registration without it
+deregisters an operator registered here before), ``oms.account`` of an opening,
+``oms.account_state`` of a suspension and of a closing. The OMS closes an account only
 once the registry has (``RegistryAccountStateChanged`` closed, with that event's flow id), never
 on ``TradingAccountClosed``: an account the registry refuses to close stays open. The registry's
 events come on another topic than the opening, so a closure of an account not seen yet is kept
@@ -35,8 +36,14 @@ MAX_REASON = 200
 
 
 async def operator_registered(event: OperatorRegistered, unit: OmsUnit) -> None:
+    """Register the operator when ``oms`` is among its systems. A registration that no longer names
+    the OMS is the one in force: an operator registered here before is deregistered (no step: the
+    flow expects none of the OMS)."""
     if OperatorSystem.OMS not in event.systems:
-        return  # an operator of other systems only: no OMS step in its flow
+        await unit.store.deregister_operator(
+            event.operator_id, f"registered again by flow {unit.flow_id} without the OMS", unit.cause.time
+        )
+        return
     await unit.store.register_operator(event, unit.cause.time)
     unit.record(
         OmsOperatorRegistered(

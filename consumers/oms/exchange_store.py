@@ -22,8 +22,13 @@ class ExchangeRecords(Protocol):
         """Change the fields the event carries (its markets: the instruments become exactly
         theirs); False for an exchange the OMS does not have."""
 
-    async def set_exchange_state(self, code: str, state: ExchangeState, reason: str | None, at: dt.datetime) -> bool:
-        """The exchange's new state and why; False for an exchange the OMS does not have."""
+    async def set_exchange_state(
+        self, code: str, state: ExchangeState, reason: str | None, at: dt.datetime
+    ) -> ExchangeState | None:
+        """Set the exchange's state and why, and return the state it is left in; None for an
+        exchange the OMS does not have. A removed exchange stays removed (only a new ExchangeAdded
+        lists it again): a suspension leaves it as it is and returns REMOVED; a removal again
+        takes the new reason."""
 
     async def markets_of_others(self, code: str, markets: Sequence[Market]) -> dict[str, str]:
         """Of ``markets``, those another exchange lists, with that exchange's code."""
@@ -89,15 +94,26 @@ class PostgresExchangeRecords(ExchangeRecords):
             await self._replace_instruments(event.code, event.markets)
         return True
 
-    async def set_exchange_state(self, code: str, state: ExchangeState, reason: str | None, at: dt.datetime) -> bool:
-        changed = await self._db.execute(
-            "update exchanges set state = $2, state_reason = $3, changed_at = $4 where code = $1",
+    async def set_exchange_state(
+        self, code: str, state: ExchangeState, reason: str | None, at: dt.datetime
+    ) -> ExchangeState | None:
+        left = await self._db.fetchval(
+            """
+            with changed as (
+                update exchanges set state = $2, state_reason = $3, changed_at = $4
+                where code = $1 and (state <> 'removed' or $2 = 'removed')
+                returning state
+            )
+            select state from changed
+            union all
+            select state from exchanges where code = $1 and not exists (select from changed)
+            """,
             code,
             str(state),
             reason,
             at,
         )
-        return changed != "UPDATE 0"
+        return None if left is None else ExchangeState(left)
 
     async def markets_of_others(self, code: str, markets: Sequence[Market]) -> dict[str, str]:
         rows = await self._db.fetch(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import structlog
+
 from consumers.oms import vetting
 from consumers.oms.orders import OUTCOMES, Order, report_problem, state_after
 from consumers.oms.positions import book_fill
@@ -21,6 +23,8 @@ from schemas.money import money
 from schemas.oms import (
     OrderCompleted,
 )
+
+log = structlog.get_logger("xbus.oms")
 
 
 async def exchange_added(event: ExchangeAdded, unit: OmsUnit) -> None:
@@ -41,16 +45,23 @@ async def exchange_updated(event: ExchangeUpdated, unit: OmsUnit) -> None:
 
 
 async def exchange_suspended(event: ExchangeSuspended, unit: OmsUnit) -> None:
-    """New orders for the exchange are rejected with ``Exchange.NotActive``; open ones stay open."""
-    if not await unit.store.set_exchange_state(
+    """New orders for the exchange are rejected with ``Exchange.NotActive``; open ones stay open.
+
+    A removed exchange stays removed (only a new ``ExchangeAdded`` lists it again): its suspension
+    changes nothing here, and says so in the log (the OMS has no step in the flow).
+    """
+    left = await unit.store.set_exchange_state(
         event.code, vetting.ExchangeState.SUSPENDED, event.reason, unit.cause.time
-    ):
+    )
+    if left is None:
         raise MissingPrerequisite(
             f"exchange {event.code} is unknown to the OMS (no ExchangeAdded for it was applied): cannot suspend it",
             waits_for=event.code,
             needs="the exchange's ExchangeAdded",
             service="oms",
         )
+    if left is not vetting.ExchangeState.SUSPENDED:
+        log.info("oms.exchange_suspension_ignored", exchange=event.code, state=str(left), reason=event.reason)
 
 
 async def exchange_removed(event: ExchangeRemoved, unit: OmsUnit) -> None:
@@ -98,8 +109,10 @@ async def execution_reported(event: ExecutionReported, unit: OmsUnit) -> None:
 
 
 async def _book_fill(unit: OmsUnit, order: Order, report: ExecutionReported, at: dt.datetime) -> None:
-    assert report.fill_price is not None and report.venue_trade_id is not None  # a fill carries both
-    assert order.price is not None and order.currency is not None  # set when it was accepted
+    assert report.fill_price is not None  # a fill carries its price
+    assert report.venue_trade_id is not None  # and its venue trade id
+    assert order.price is not None  # set when it was accepted
+    assert order.currency is not None
     booking = book_fill(order.side, report.fill_quantity, report.fill_price, order.price)
     await unit.store.record_fill(report, at)
     await unit.store.apply_fill(order.order_id, report.fill_quantity, booking, at)
@@ -113,7 +126,8 @@ async def _book_fill(unit: OmsUnit, order: Order, report: ExecutionReported, at:
 async def _complete(unit: OmsUnit, report: ExecutionReported, at: dt.datetime) -> None:
     """Release what the order still reserves and report how it ended."""
     left = await unit.store.order(report.order_id)  # as its fills have left it
-    assert left is not None and left.currency is not None
+    assert left is not None
+    assert left.currency is not None
     if left.reserved:
         await unit.store.move_cash(left.account_id, left.currency, reserved=-left.reserved)
     if left.held_back:

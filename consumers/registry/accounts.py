@@ -7,6 +7,10 @@ dead letters: the event is applied, the refusal is its effect, nothing else chan
 tracker fails the flow. Times come from the event (``unit.cause.time``), never the clock, so a
 replay rebuilds the same tables.
 
+A bank transfer is credited once: a deposit whose reference the account was already credited
+under (a ``FundsDeposited`` sent again under a new event id) is refused, naming the earlier
+credit, and the ledger's unique key backs the rule.
+
 Suspended accounts take deposits (money already sent by the bank has to land somewhere, and
 refusing it would bounce a real transfer) but refuse withdrawals (suspension freezes what
 leaves the account). Closed accounts refuse both. The arithmetic of cash is in ``ledger.py``.
@@ -14,6 +18,7 @@ leaves the account). Closed accounts refuse both. The arithmetic of cash is in `
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 from consumers.registry import store
@@ -194,6 +199,19 @@ async def _move_cash(unit: LedgerUnit, account_id: str, delta: Decimal, currency
     if account.state == AccountState.SUSPENDED and delta < 0:
         unit.step_failed(
             unit.flow_id, STEP_CASH, f"account {account_id} is suspended: {what} refused (deposits are still taken)"
+        )
+        return
+    earlier = await unit.store.credit_under(account_id, reference) if delta > 0 else None
+    if earlier is not None:
+        unit.step_failed(
+            unit.flow_id,
+            STEP_CASH,
+            clip(
+                f"account {account_id} was credited under bank reference {reference} already "
+                f"({show(earlier.amount)} {earlier.currency}, flow {earlier.flow_id}, "
+                f"{earlier.at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC): {what} refused; a transfer is credited once",
+                STEP_REASON_LENGTH,
+            ),
         )
         return
     balance = await unit.store.settled_cash(account_id, currency)

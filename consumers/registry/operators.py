@@ -1,5 +1,6 @@
 """The registry's handlers of ``xosp.operators``: an operator given the registry is registered
-with its Identity function (step ``registry.operator``); a deregistered one is kept, marked."""
+with its Identity function (step ``registry.operator``); a deregistered one, or one registered
+again without the registry, is kept, marked."""
 
 from __future__ import annotations
 
@@ -14,9 +15,17 @@ STEP_OPERATOR = "registry.operator"
 
 
 async def operator_registered(event: OperatorRegistered, unit: LedgerUnit) -> None:
-    """Register the operator with the registry's Identity function, when it may use the registry."""
+    """Register the operator with the registry's Identity function, when it may use the registry.
+
+    A registration that no longer names the registry is the one in force: an operator registered
+    here before is deregistered, kept and marked (no step of ours in that flow: the tracker expects
+    none).
+    """
     if OperatorSystem.REGISTRY not in event.systems:
-        return  # no step of ours in this flow: the tracker does not expect one
+        await unit.store.deregister_operator(
+            event.operator_id, f"registered again by flow {unit.flow_id} without the registry", unit.cause.time
+        )
+        return
     await unit.store.register_operator(
         event.operator_id,
         event.login_id,

@@ -38,6 +38,16 @@ class FailedOpening:
 
 
 @dataclass(frozen=True)
+class Credit:
+    """A deposit booked: what it credited, by which flow, when."""
+
+    flow_id: str
+    amount: Decimal
+    currency: str
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
 class SettlementRow:
     exchange: str
     venue_trade_id: str
@@ -111,7 +121,11 @@ class Ledger(Protocol):
         flow_id: str,
         at: dt.datetime,
     ) -> None:
-        """Set the new balance and write the movement to the ledger, together."""
+        """Set the new balance and write the movement to the ledger, together. A deposit (``delta``
+        > 0) takes its bank reference for the account: the ledger's unique key refuses a second."""
+
+    async def credit_under(self, account_id: str, reference: str) -> Credit | None:
+        """The deposit credited to the account under this bank reference, or None."""
 
     async def nonzero_cash(self, account_id: str) -> dict[str, Decimal]:
         """Settled cash per currency, where it is not zero."""
@@ -278,8 +292,9 @@ class PostgresLedger(Ledger):
         await self._set_cash(account_id, currency, balance)
         await self._db.execute(
             """
-            insert into cash_movements (flow_id, account_id, currency, delta, balance_after, reference, applied_at)
-            values ($1, $2, $3, $4, $5, $6, $7)
+            insert into cash_movements (flow_id, account_id, currency, delta, balance_after, reference,
+                                        bank_reference, applied_at)
+            values ($1, $2, $3, $4, $5, $6, case when $4::numeric > 0 then $6 end, $7)
             """,
             flow_id,
             account_id,
@@ -289,6 +304,17 @@ class PostgresLedger(Ledger):
             reference,
             at,
         )
+
+    async def credit_under(self, account_id: str, reference: str) -> Credit | None:
+        row = await self._db.fetchrow(
+            """
+            select flow_id, delta, currency, applied_at from cash_movements
+            where account_id = $1 and bank_reference = $2
+            """,
+            account_id,
+            reference,
+        )
+        return Credit(row["flow_id"], row["delta"], row["currency"], row["applied_at"]) if row is not None else None
 
     async def _set_cash(self, account_id: str, currency: str, balance: Decimal) -> None:
         await self._db.execute(

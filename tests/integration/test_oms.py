@@ -136,6 +136,24 @@ async def test_deregistered_operator_is_marked_without_a_report(oms: ServiceUnde
     assert stored is not None and not stored.registered and stored.deregistered_reason == "retired"
 
 
+async def test_operator_registered_again_without_the_oms_is_deregistered(oms: ServiceUnderTest) -> None:
+    operator_id = f"op-{uuid.uuid4().hex[:8]}"
+    with_oms = OperatorRegistered(operator_id=operator_id, login_id="login-10", systems=(OperatorSystem.OMS,))
+    await oms.handle(with_oms)
+
+    again = await oms.handle(
+        OperatorRegistered(operator_id=operator_id, login_id="login-10", systems=(OperatorSystem.REGISTRY,))
+    )
+    assert again.follow_ups == []
+    stored = await queries.operator(oms.db, operator_id)
+    assert stored is not None and not stored.registered
+    assert stored.deregistered_reason == f"registered again by flow {again.flow_id} without the OMS"
+    restored = await oms.handle(with_oms.model_copy())
+    assert [type(e) for e in restored.follow_ups] == [OmsOperatorRegistered]
+    stored = await queries.operator(oms.db, operator_id)
+    assert stored is not None and stored.registered and stored.deregistered_reason is None
+
+
 async def test_opened_account_is_provisioned_with_its_metadata(oms: ServiceUnderTest) -> None:
     account_id = new_account()
     handled = await oms.handle(opened(account_id))

@@ -504,6 +504,23 @@ async def test_an_updated_exchange_lists_its_new_instruments_and_a_removed_one_t
     assert await rejected_code(oms, order(account_id, third, 10, "10.00")) is RejectionCode.EXCHANGE_NOT_ACTIVE
 
 
+async def test_a_removed_exchange_stays_removed_when_a_suspension_comes_after(
+    oms: ServiceUnderTest, venue: Venue
+) -> None:
+    account_id = await open_account(oms, venue)
+    await oms.handle(ExchangeRemoved(code=venue.code, reason="delisted"))
+
+    suspended = await oms.handle(ExchangeSuspended(code=venue.code, reason="trading halted"))
+    assert suspended.follow_ups == [] and not await oms.dead_lettered(suspended.flow_id)
+    rejected = rejection(await oms.handle(order(account_id, venue.instrument)))
+    assert rejected.code is RejectionCode.EXCHANGE_NOT_ACTIVE
+    assert f"exchange {venue.code} is removed (delisted)" in rejected.reason
+    await oms.handle(*venue.listing())  # added again: listed anew, and then it can be suspended
+    await oms.handle(ExchangeSuspended(code=venue.code, reason="trading halted"))
+    rejected = rejection(await oms.handle(order(account_id, venue.instrument)))
+    assert f"exchange {venue.code} is suspended (trading halted)" in rejected.reason
+
+
 async def test_an_exchange_listing_a_market_another_exchange_lists_goes_to_dead_letter(
     oms: ServiceUnderTest, venue: Venue
 ) -> None:

@@ -8,6 +8,7 @@ own, and waits for exactly the events it published.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,6 +22,7 @@ import pytest_asyncio
 
 from consumers.registry import queries
 from consumers.registry.service import SERVICE
+from consumers.runtime.migrations import load_migrations, migrate
 from consumers.runtime.runner import ServiceRunner
 from infrastructure.endpoints import apply_catalogue, load_catalogue
 from infrastructure.settings import Settings, load_settings
@@ -172,9 +174,12 @@ def opening(
     )
 
 
-def deposit(account_id: str, amount: str, currency: str = "AUD", reference: str = "D1") -> FundsDeposited:
+def deposit(account_id: str, amount: str, currency: str = "AUD", reference: str | None = None) -> FundsDeposited:
+    """A deposit under ``reference``, or a bank reference of its own: a reference is credited once."""
     return FundsDeposited(
-        account_id=account_id, amount=PositiveMoney(amount=Decimal(amount), currency=currency), reference=reference
+        account_id=account_id,
+        amount=PositiveMoney(amount=Decimal(amount), currency=currency),
+        reference=reference or f"D-{uuid.uuid4().hex[:10]}",
     )
 
 
@@ -331,6 +336,94 @@ async def test_cash_movement_on_an_unknown_account_fails_the_step(the_registry: 
     refusal = await the_registry.the_follow_up(flow)
     assert isinstance(refusal, StepFailed) and refusal.step == "registry.cash"
     assert f"account {account} is unknown to the registry" in refusal.reason
+
+
+async def test_a_deposit_sent_again_under_a_new_event_id_is_refused_naming_the_earlier_credit(
+    the_registry: Registry, account: str, investor: str
+) -> None:
+    _, credited, again, in_usd, other = await the_registry.publish(
+        opening(account, investor),
+        deposit(account, "100", reference="BANK-1"),
+        deposit(account, "100", reference="BANK-1"),
+        deposit(account, "100", "USD", reference="BANK-1"),
+        deposit(account, "7", reference="BANK-2"),
+    )
+
+    assert isinstance(await the_registry.the_follow_up(credited), CashMovementApplied)
+    first, _ = await the_registry.view(queries.cash_movements, account)
+    when = f"{first.applied_at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+    for flow in (again, in_usd):
+        refusal = await the_registry.the_follow_up(flow)
+        assert isinstance(refusal, StepFailed) and (refusal.flow_id, refusal.step) == (flow, "registry.cash")
+        assert refusal.reason.startswith(
+            f"account {account} was credited under bank reference BANK-1 already (100.00 AUD, flow {credited}, {when})"
+        )
+    assert isinstance(await the_registry.the_follow_up(other), CashMovementApplied)
+    assert await the_registry.view(queries.cash, account) == {"AUD": Decimal("107")}
+    assert [m.flow_id for m in await the_registry.view(queries.cash_movements, account)] == [credited, other]
+
+
+async def test_the_ledger_itself_refuses_a_second_credit_of_a_bank_reference(
+    the_registry: Registry, account: str, investor: str
+) -> None:
+    await the_registry.publish(opening(account, investor), deposit(account, "100", reference="BANK-1"))
+
+    async with the_registry.connection() as connection:
+        with pytest.raises(asyncpg.UniqueViolationError, match="cash_movements_bank_reference_once"):
+            await connection.execute(
+                """
+                insert into cash_movements (flow_id, account_id, currency, delta, balance_after, reference,
+                                            bank_reference, applied_at)
+                values ($1, $2, 'AUD', 100, 200, 'BANK-1', 'BANK-1', now())
+                """,
+                str(uuid.uuid4()),
+                account,
+            )
+        with pytest.raises(asyncpg.CheckViolationError, match="cash_movements_bank_reference_of_a_deposit"):
+            await connection.execute(
+                """
+                insert into cash_movements (flow_id, account_id, currency, delta, balance_after, reference,
+                                            bank_reference, applied_at)
+                values ($1, $2, 'AUD', -1, 99, 'W1', 'W1', now())
+                """,
+                str(uuid.uuid4()),
+                account,
+            )
+
+
+async def test_the_migration_keeps_deposits_credited_twice_before_it_and_guards_the_first(stack: Stack) -> None:
+    """Deposits booked twice before the guard existed stay in the ledger (a person reconciles them):
+    the migration marks the first credit of each reference, so it applies, and guards from then on."""
+    schema = f"t{uuid.uuid4().hex[:8]}_registry_migration"
+    migrations = load_migrations(SERVICE.migrations)
+    before = [m for m in migrations if m.version < "0003"]
+    connection = await asyncpg.connect(stack.endpoints.database_url or "")
+    try:
+        await migrate(connection, schema, before)
+        await connection.execute(f'set search_path to "{schema}"')
+        await connection.execute(
+            """
+            insert into investors (investor_id, full_name, country, type, recorded_at)
+            values ('INV-1', 'Ada Lovelace', 'AU', 'individual', now());
+            insert into accounts (account_id, investor_id, owner, name, default_currency, state, opening_flow_id,
+                                  opened_at, state_changed_at)
+            values ('XS:1', 'INV-1', 'XS', 'A', 'AUD', 'active', 'open-1', now(), now());
+            insert into cash_movements (flow_id, account_id, currency, delta, balance_after, reference, applied_at)
+            values ('d-1', 'XS:1', 'AUD', 100, 100, 'BANK-1', now()),
+                   ('d-2', 'XS:1', 'AUD', 100, 200, 'BANK-1', now()),
+                   ('w-1', 'XS:1', 'AUD', -10, 190, 'BANK-1', now())
+            """
+        )
+        assert await migrate(connection, schema, migrations) == [m.version for m in migrations if m not in before]
+        marked = await connection.fetch("select flow_id, bank_reference from cash_movements order by seq")
+        assert [(row["flow_id"], row["bank_reference"]) for row in marked] == [
+            ("d-1", "BANK-1"),
+            ("d-2", None),
+            ("w-1", None),
+        ]
+    finally:
+        await connection.execute(f'drop schema if exists "{schema}" cascade')
+        await connection.close()
 
 
 async def test_suspended_account_takes_deposits_and_refuses_withdrawals(
@@ -490,6 +583,30 @@ async def test_operator_with_registry_system_is_registered_then_deregistered(the
     operator = await the_registry.view(queries.operator, operator_id)
     assert (operator.status, operator.deregistration_reason) == ("deregistered", "left the firm")
     assert await the_registry.follow_ups(gone) == []
+
+
+async def test_operator_registered_again_without_the_registry_is_deregistered(the_registry: Registry) -> None:
+    operator_id = f"OP-{uuid.uuid4().hex[:10]}"
+    given = OperatorRegistered(operator_id=operator_id, login_id="User:ops-3", systems=(OperatorSystem.REGISTRY,))
+    await the_registry.publish(given)
+
+    [again] = await the_registry.publish(
+        OperatorRegistered(operator_id=operator_id, login_id="User:ops-3", systems=(OperatorSystem.OMS,))
+    )
+    assert await the_registry.follow_ups(again) == []
+    operator = await the_registry.view(queries.operator, operator_id)
+    assert (operator.status, operator.deregistration_reason) == (
+        "deregistered",
+        f"registered again by flow {again} without the registry",
+    )
+    [restored] = await the_registry.publish(given.model_copy())
+    assert isinstance(await the_registry.the_follow_up(restored), RegistryOperatorRegistered)
+    operator = await the_registry.view(queries.operator, operator_id)
+    assert (operator.status, operator.deregistration_reason, operator.registered_flow_id) == (
+        "registered",
+        None,
+        restored,
+    )
 
 
 async def test_operator_without_registry_system_is_ignored(the_registry: Registry) -> None:

@@ -292,12 +292,15 @@ class MemoryBooks(OmsBooks):
             self._replace_instruments(event.code, event.markets)
         return True
 
-    async def set_exchange_state(self, code: str, state: ExchangeState, reason: str | None, at: dt.datetime) -> bool:
+    async def set_exchange_state(
+        self, code: str, state: ExchangeState, reason: str | None, at: dt.datetime
+    ) -> ExchangeState | None:
         known = self.exchanges.get(code)
         if known is None:
-            return False
-        known.state, known.state_reason = state, reason
-        return True
+            return None
+        if known.state is not ExchangeState.REMOVED or state is ExchangeState.REMOVED:
+            known.state, known.state_reason = state, reason
+        return known.state
 
     async def markets_of_others(self, code: str, markets: Sequence[Market]) -> dict[str, str]:
         wanted = {market.code for market in markets}

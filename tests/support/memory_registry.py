@@ -9,7 +9,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from consumers.registry.store import FailedOpening, Ledger, SettlementRow, StoredAccount
+from consumers.registry.store import Credit, FailedOpening, Ledger, SettlementRow, StoredAccount
 from schemas.accounts import Investor
 from schemas.oms import AccountState
 
@@ -22,6 +22,7 @@ class Movement:
     balance_after: Decimal
     reference: str
     flow_id: str
+    at: dt.datetime
 
 
 @dataclass
@@ -95,8 +96,21 @@ class MemoryLedger(Ledger):
         flow_id: str,
         at: dt.datetime,
     ) -> None:
+        assert delta < 0 or await self.credit_under(account_id, reference) is None, (
+            "the ledger's unique key refuses a second credit of a bank reference"
+        )
         self.cash[(account_id, currency)] = balance
-        self.movements.append(Movement(account_id, currency, delta, balance, reference, flow_id))
+        self.movements.append(Movement(account_id, currency, delta, balance, reference, flow_id, at))
+
+    async def credit_under(self, account_id: str, reference: str) -> Credit | None:
+        return next(
+            (
+                Credit(m.flow_id, m.delta, m.currency, m.at)
+                for m in self.movements
+                if m.account_id == account_id and m.reference == reference and m.delta > 0
+            ),
+            None,
+        )
 
     async def nonzero_cash(self, account_id: str) -> dict[str, Decimal]:
         return {c: amount for (a, c), amount in sorted(self.cash.items()) if a == account_id and amount != 0}

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import pytest
+import structlog
 
 from consumers.oms.account_store import Standing
 from consumers.oms.orders import OrderState
@@ -254,6 +255,19 @@ async def test_a_deregistered_operator_keeps_its_record_with_the_reason() -> Non
     unit = await handle(OperatorDeregistered(operator_id="op-1", reason="left"), books)
     assert unit.events == []
     assert (books.operators["op-1"].deregistered, books.operators["op-1"].deregistered_reason) == (True, "left")
+
+
+async def test_a_registration_again_without_the_oms_deregisters_the_operator_here_and_one_with_it_restores_it() -> None:
+    books = MemoryBooks()
+    await handle(OperatorRegistered(operator_id="op-1", login_id="l", systems=(OperatorSystem.OMS,)), books)
+    without = OperatorRegistered(operator_id="op-1", login_id="l", systems=(OperatorSystem.REGISTRY,))
+    unit = await handle(without, books)
+    assert unit.events == []  # no oms.operator step in that flow
+    stored = books.operators["op-1"]
+    assert stored.deregistered and stored.registered.systems == (OperatorSystem.OMS,)
+    assert stored.deregistered_reason == f"registered again by flow {unit.flow_id} without the OMS"
+    again = await handle(OperatorRegistered(operator_id="op-1", login_id="l", systems=(OperatorSystem.OMS,)), books)
+    assert [type(e) for e in again.events] == [OmsOperatorRegistered] and not books.operators["op-1"].deregistered
 
 
 # --- accounts -------------------------------------------------------------------------------------
@@ -542,6 +556,30 @@ async def test_a_suspended_or_removed_exchange_takes_no_orders_and_a_removal_of_
     )
     assert (await handle(ExchangeRemoved(code="XNONE"), books)).events == []
     assert "XNONE" not in books.exchanges
+
+
+async def test_a_removed_exchange_stays_removed_whatever_suspension_or_update_comes_after_until_added_again() -> None:
+    books = await trading()
+    await handle(ExchangeRemoved(code=EXCHANGE, reason="delisted"), books)
+    with structlog.testing.capture_logs() as logs:
+        suspended = await handle(ExchangeSuspended(code=EXCHANGE, reason="outage"), books)
+    assert suspended.events == []
+    assert [(log["event"], log["exchange"], log["state"], log["reason"]) for log in logs] == [
+        ("oms.exchange_suspension_ignored", EXCHANGE, "removed", "outage")
+    ]
+    await handle(ExchangeUpdated(code=EXCHANGE, name="Renamed"), books)
+    assert (books.exchanges[EXCHANGE].state, books.exchanges[EXCHANGE].state_reason) == (
+        ExchangeState.REMOVED,
+        "delisted",
+    )
+    assert "removed (delisted)" in only(await handle(placed(), books), OrderRejected).reason
+    await handle(ExchangeRemoved(code=EXCHANGE, reason="gone for good"), books)  # removing again keeps it removed
+    assert books.exchanges[EXCHANGE].state_reason == "gone for good"
+    await handle(prodigy_exchange(EXCHANGE, markets=1, symbols=2), books)  # only an ExchangeAdded lists it anew
+    assert books.exchanges[EXCHANGE].state is ExchangeState.LISTED
+    with structlog.testing.capture_logs() as logs:
+        await handle(ExchangeSuspended(code=EXCHANGE, reason="outage"), books)
+    assert books.exchanges[EXCHANGE].state is ExchangeState.SUSPENDED and logs == []
 
 
 async def test_a_stopped_adapter_stops_orders_and_a_registered_one_keeps_the_first_reference_price() -> None:

@@ -5,6 +5,7 @@ constraints and the runtime are proven on the real stack in test_registry*.py)."
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -202,6 +203,37 @@ async def test_a_closed_or_unknown_account_refuses_every_movement(movement: Even
     assert ledger.movements == []
 
 
+async def test_a_deposit_sent_again_under_a_new_event_id_is_refused_naming_the_earlier_credit() -> None:
+    ledger = MemoryLedger()
+    await handle(opened(), ledger)
+    credited = await handle(deposit("1000", "BANK-7"), ledger)
+    again = await handle(deposit("1000", "BANK-7"), ledger)
+    failed = failed_step(again)
+    assert (failed.flow_id, failed.step) == (again.flow_id, "registry.cash")
+    when = f"{credited.cause.time.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+    assert failed.reason == (
+        f"account {ACCOUNT} was credited under bank reference BANK-7 already (1000.00 AUD, flow "
+        f"{credited.flow_id}, {when}): deposit of 1000.00 AUD (reference BANK-7) refused; a transfer is credited once"
+    )
+    assert ledger.cash[(ACCOUNT, "AUD")] == Decimal(1000) and len(ledger.movements) == 1
+    assert again.locked == [f"account:{ACCOUNT}"]
+
+
+async def test_a_bank_reference_is_credited_once_per_account_and_a_withdrawals_reference_is_not_a_credit() -> None:
+    ledger = await funded("100")  # reference D1
+    await handle(opened(account_id="XS:acct2"), ledger)
+    other = deposit("5").model_copy(update={"account_id": "XS:acct2"})
+    assert [type(e) for e in (await handle(other, ledger)).events] == [CashMovementApplied]
+    await handle(
+        FundsWithdrawn(account_id=ACCOUNT, amount=PositiveMoney(amount=Decimal(1), currency="AUD"), reference="W9"),
+        ledger,
+    )
+    assert [type(e) for e in (await handle(deposit("5", "W9"), ledger)).events] == [CashMovementApplied]
+    assert [type(e) for e in (await handle(withdrawal("1"), ledger)).events] == [CashMovementApplied]
+    assert [type(e) for e in (await handle(withdrawal("1"), ledger)).events] == [CashMovementApplied]
+    assert ledger.cash[(ACCOUNT, "AUD")] == Decimal(102)
+
+
 # --- account state --------------------------------------------------------------------------
 
 
@@ -253,6 +285,20 @@ async def test_an_operator_given_the_registry_is_registered_and_one_without_it_i
     assert isinstance(registered, RegistryOperatorRegistered) and registered.operator_id == "op-1"
     without = OperatorRegistered(operator_id="op-2", login_id="pk-2", systems=(OperatorSystem.OMS,))
     assert (await handle(without, ledger)).events == [] and set(ledger.operators) == {"op-1"}
+
+
+async def test_a_registration_again_without_the_registry_deregisters_the_operator_here() -> None:
+    ledger = MemoryLedger()
+    await handle(OperatorRegistered(operator_id="op-1", login_id="pk-1", systems=(OperatorSystem.REGISTRY,)), ledger)
+    unit = await handle(OperatorRegistered(operator_id="op-1", login_id="pk-1", systems=(OperatorSystem.OMS,)), ledger)
+    assert unit.events == []  # no registry.operator step in that flow
+    assert ledger.operators["op-1"][2:] == (
+        "deregistered",
+        f"registered again by flow {unit.flow_id} without the registry",
+    )
+    given = OperatorRegistered(operator_id="op-1", login_id="pk-1", systems=(OperatorSystem.REGISTRY,))
+    assert [type(e) for e in (await handle(given, ledger)).events] == [RegistryOperatorRegistered]
+    assert ledger.operators["op-1"][2:] == ("registered", None)
 
 
 async def test_a_deregistered_operator_is_kept_with_the_reason() -> None:
