@@ -50,19 +50,25 @@ from pathlib import Path
 
 import asyncpg
 import uvloop
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from broker_option import add_broker_option, broker_name, choose_broker
-from services import ServiceProcess, drop_schemas, echo_command, fresh_world, percentiles  # bench/ is on sys.path
+from services import (  # bench/ is on sys.path
+    ServiceProcess,
+    drop_schemas,
+    echo_command,
+    fresh_world,
+    percentiles,
+    read_as_downstream,
+)
 
 from consumers.provisioning.flows import STARTERS
 from consumers.runtime.discovery import find_services
 from infrastructure.brokers import broker_traits
 from infrastructure.endpoints import Endpoints, connect, load_catalogue
 from infrastructure.groups import committed_offsets, partitions_of_topics
-from infrastructure.kafka_clients import admin_client, client_options, plain_consumer
+from infrastructure.kafka_clients import admin_client, plain_consumer
 from infrastructure.logs import configure_logging
 from infrastructure.offsets import log_end_offsets
-from infrastructure.reader import topic_partitions
 from infrastructure.settings import Settings, load_settings
 from producers import Outgoing, Published, Publisher
 from schemas.accounts import TradingAccountOpened
@@ -228,26 +234,6 @@ class Probe:
         return True
 
 
-async def watch(settings: Settings, endpoints: Endpoints, probe: Probe, stop: asyncio.Event) -> None:
-    """Read the outcome topic as a downstream service would, with runtime.py's probe's 5 ms fetch wait."""
-    consumer = AIOKafkaConsumer(
-        **client_options(settings, endpoints.kafka_bootstrap),
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=5,
-    )
-    await consumer.start()
-    try:
-        async with admin_client(settings, endpoints.kafka_bootstrap) as admin:
-            consumer.assign(await topic_partitions(admin, settings.topic(OUTCOME_TOPIC)))
-        while not stop.is_set():
-            for records in (await consumer.getmany(timeout_ms=50)).values():
-                probe.arrive(records)
-    finally:
-        await consumer.stop()
-
-
 @dataclass(frozen=True)
 class Logged:
     """A warning or error a process logged: the services' own word on where time went (batches
@@ -265,7 +251,7 @@ async def running(
     """``commands`` each in a process of its own and the probe watching; all stopped at the end,
     together, and then what they logged is in the list yielded."""
     stop = asyncio.Event()
-    reader = asyncio.create_task(watch(settings, endpoints, probe, stop))
+    reader = asyncio.create_task(read_as_downstream(settings, endpoints, OUTCOME_TOPIC, probe.arrive, stop))
     warnings: list[Logged] = []
     with tempfile.TemporaryDirectory(prefix="bench-flows-") as logs:
         processes = {

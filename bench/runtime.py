@@ -48,7 +48,15 @@ import uvloop
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from broker_option import add_broker_option, broker_name, choose_broker
 from publish import sample_events  # bench/ is on sys.path when this file runs
-from services import MAX_RECORDS, ServiceProcess, drop_schemas, echo_command, fresh_world, percentiles
+from services import (
+    MAX_RECORDS,
+    ServiceProcess,
+    drop_schemas,
+    echo_command,
+    fresh_world,
+    percentiles,
+    read_as_downstream,
+)
 
 from consumers.runtime.migrations import load_migrations, migrate
 from consumers.runtime.runner import ServiceRunner
@@ -56,9 +64,7 @@ from consumers.runtime.service import Service
 from infrastructure.brokers import group_member_options
 from infrastructure.catalogue import Catalogue
 from infrastructure.endpoints import Endpoints, connect, load_catalogue
-from infrastructure.kafka_clients import admin_client, client_options
 from infrastructure.logs import configure_logging
-from infrastructure.reader import topic_partitions
 from infrastructure.settings import Settings, load_settings
 from producers import Published, Publisher
 from schemas.users import UserCreated
@@ -302,28 +308,6 @@ RUNTIME_COMMAND = [sys.executable, "-m", "xbus", "run", SERVICE_SPEC]
 ECHO_COMMAND = echo_command([INPUT_TOPIC], FOLLOW_UP_TOPIC, "bench.echo")
 
 
-async def follow_ups(settings: Settings, endpoints: Endpoints, probe: Probe, stop: asyncio.Event) -> None:
-    """Read the follow-up topic as a downstream service would, with a short fetch wait."""
-    consumer = AIOKafkaConsumer(
-        **client_options(settings, endpoints.kafka_bootstrap),
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=5,
-    )
-    await consumer.start()
-    try:
-        # from the admin client: a group-less consumer's metadata names only topics it was told of on
-        # Apache Kafka (Tansu's names every topic)
-        async with admin_client(settings, endpoints.kafka_bootstrap) as admin:
-            consumer.assign(await topic_partitions(admin, settings.topic(FOLLOW_UP_TOPIC)))
-        while not stop.is_set():
-            for records in (await consumer.getmany(timeout_ms=50)).values():
-                probe.arrive(records)
-    finally:
-        await consumer.stop()
-
-
 async def paced(publisher: Publisher, probe: Probe, events: list[UserCreated], rate: int) -> dict[str, str]:
     """Publish ``events`` at ``rate``/s, every 10 ms what is due; returns event id -> login id.
 
@@ -370,7 +354,7 @@ async def timed_follow_ups(
     events = sample_events(warm_up + measured)
     probe = Probe()
     stop = asyncio.Event()
-    reader = asyncio.create_task(follow_ups(settings, endpoints, probe, stop))
+    reader = asyncio.create_task(read_as_downstream(settings, endpoints, FOLLOW_UP_TOPIC, probe.arrive, stop))
     try:
         with ServiceProcess(settings, endpoints, command):
             async with Publisher(settings, endpoints.kafka_bootstrap, catalogue, linger_ms=1) as publisher:

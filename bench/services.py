@@ -18,17 +18,18 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import asyncpg
 import uvloop
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from infrastructure.brokers import group_member_options
 from infrastructure.endpoints import Endpoints, apply_catalogue
-from infrastructure.kafka_clients import acks_all_producer
+from infrastructure.kafka_clients import acks_all_producer, admin_client, client_options
 from infrastructure.logs import configure_logging
+from infrastructure.reader import topic_partitions
 from infrastructure.settings import Settings, child_environment, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,6 +144,36 @@ class EchoService:
                         await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
         finally:
             await consumer.stop()
+
+
+async def read_as_downstream(
+    settings: Settings,
+    endpoints: Endpoints,
+    topic: str,
+    arrive: Callable[[list[ConsumerRecord[bytes, bytes]]], None],
+    stop: asyncio.Event,
+) -> None:
+    """Hand every record of ``topic`` (a catalogue name) to ``arrive`` until ``stop`` is set, read as
+    a downstream service would, with a short fetch wait so that the probe's own share of a latency
+    figure stays small."""
+    consumer = AIOKafkaConsumer(
+        **client_options(settings, endpoints.kafka_bootstrap),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=5,
+    )
+    await consumer.start()
+    try:
+        # from the admin client: a group-less consumer's metadata names only topics it was told of on
+        # Apache Kafka (Tansu's names every topic)
+        async with admin_client(settings, endpoints.kafka_bootstrap) as admin:
+            consumer.assign(await topic_partitions(admin, settings.topic(topic)))
+        while not stop.is_set():
+            for records in (await consumer.getmany(timeout_ms=50)).values():
+                arrive(records)
+    finally:
+        await consumer.stop()
 
 
 def percentiles(values_ms: list[float]) -> dict[str, float]:
