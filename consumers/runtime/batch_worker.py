@@ -4,16 +4,17 @@ It takes a batch (poller.py), applies it in one PostgreSQL transaction
 (processor.py), and commits the offsets past it only after that transaction has committed, then
 takes the next, until the group's queues are empty. Errors of PostgreSQL or Kafka are retried
 with backoff, the batch as a whole, so nothing is skipped or reordered. A batch of several
-partitions that makes no progress for ``batch_split_seconds`` (progress.py: a handler stuck on a
-lock, say) is rolled back and its partitions go solo.
+partitions that makes no progress for ``batch_split_seconds`` (progress.py: a handler stuck on
+something external, say) is rolled back and its partitions go solo; waiting for the locks of a
+batch that progresses is not stuck (lock_waits.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 import asyncpg
 import structlog
@@ -23,6 +24,7 @@ from aiokafka.errors import KafkaError
 from consumers.runtime import metrics
 from consumers.runtime.committer import GroupCommitter
 from consumers.runtime.counts import EVENT_FATES, BatchOutcome, RunnerStats
+from consumers.runtime.lock_waits import waiting_on_progress
 from consumers.runtime.poller import Batch, Poller
 from consumers.runtime.processor import BatchProcessor
 from consumers.runtime.progress import NoProgress, ProgressWatch
@@ -87,7 +89,7 @@ class BatchWorker:
         watch = ProgressWatch(self.split_seconds)
         self.in_flight.update(dict.fromkeys(batch, watch))
         try:
-            work = self._process_with_retry(pool, records, stop, watch.progressed)
+            work = self._process_with_retry(pool, records, stop, watch)
             self._count(await (watch.run(work) if len(batch) > 1 else work))
         except NoProgress as stuck:
             # Rolled back, unless it was cancelled between COMMIT and the return: the records
@@ -127,21 +129,25 @@ class BatchWorker:
         pool: asyncpg.Pool,
         records: Sequence[ConsumerRecord[bytes, bytes]],
         stop: asyncio.Event,
-        on_statement: Callable[[Any], None],
+        watch: ProgressWatch,
     ) -> BatchOutcome:
-        """Apply ``records`` in a transaction, retried while the infrastructure fails;
-        ``on_statement`` is told of every statement the transaction's connection completes."""
+        """Apply ``records`` in a transaction, retried while the infrastructure fails; ``watch`` is
+        told of every statement the transaction's connection completes, and may ask whether a
+        wait of that connection is on others' progress."""
         stored = [StoredRecord(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or ())) for r in records]
         backoff = 0.1
         started = time.perf_counter()
         while True:
             try:
                 async with pool.acquire() as connection:
-                    connection.add_query_logger(on_statement)
+                    connection.add_query_logger(watch.progressed)
+                    pid = connection.get_server_pid()
+                    watch.excuse = functools.partial(waiting_on_progress, pool, pid, self.split_seconds)
                     try:
                         outcome = await self.processor.process(connection, stored)
                     finally:
-                        connection.remove_query_logger(on_statement)
+                        watch.excuse = None
+                        connection.remove_query_logger(watch.progressed)
                 metrics.BATCH_DURATION.labels(self.service).observe(time.perf_counter() - started)
                 return outcome
             except TRANSIENT_ERRORS as error:

@@ -10,6 +10,10 @@ not come. So the watch is on progress: every statement the batch's connection co
 progress (asyncpg's query logger reports each one), and the batch is cancelled only after
 ``seconds`` without any.
 
+A batch that waits for locks completes no statement either. When the transactions it waits on
+are themselves progressing, it only waits its turn: ``excuse`` (lock_waits.py) says so, and the
+wait counts as progress.
+
 The same record of progress tells the watchdog a busy partition from a stuck one: a partition
 whose batch keeps completing statements is working through its backlog, however long the batch
 takes to commit (watchdog.py).
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -35,11 +39,14 @@ class NoProgress(Exception):
 
 class ProgressWatch:
     """``await watch.run(work)``: ``work``'s result, or :class:`NoProgress` once ``seconds`` pass
-    without :meth:`progressed` being called (``work`` is then cancelled and awaited)."""
+    without :meth:`progressed` being called (``work`` is then cancelled and awaited), unless
+    ``excuse`` then answers True: the work waits on others' progress, which counts as its own."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._last = time.monotonic()
+        #: Asked when ``seconds`` have passed without progress; set while the work's connection is known.
+        self.excuse: Callable[[], Awaitable[bool]] | None = None
 
     def progressed(self, *_: Any) -> None:
         """A statement completed (the signature of an asyncpg query logger)."""
@@ -57,7 +64,10 @@ class ProgressWatch:
             while True:
                 idle = time.monotonic() - self._last
                 if idle >= self.seconds:
-                    break
+                    if self.excuse is None or not await self.excuse():
+                        break
+                    self.progressed()
+                    continue
                 done, _ = await asyncio.wait({task}, timeout=self.seconds - idle)
                 if done:
                     return task.result()

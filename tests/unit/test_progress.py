@@ -66,3 +66,33 @@ async def test_a_cancelled_caller_cancels_the_work() -> None:
         await caller
     await asyncio.sleep(0)
     assert cancelled.is_set()
+
+
+async def test_a_wait_the_excuse_accepts_counts_as_progress_each_time_it_is_asked() -> None:
+    watch = ProgressWatch(0.1)
+    asked = 0
+
+    async def excuse() -> bool:
+        nonlocal asked
+        asked += 1
+        return True
+
+    watch.excuse = excuse
+
+    async def waits_its_turn() -> str:
+        await asyncio.sleep(0.45)  # no progress of its own, more than four times the limit
+        return "applied"
+
+    assert await watch.run(waits_its_turn()) == "applied"
+    assert asked >= 3
+
+
+async def test_a_wait_the_excuse_refuses_is_cancelled_after_the_limit() -> None:
+    watch = ProgressWatch(0.1)
+
+    async def refuse() -> bool:
+        return False
+
+    watch.excuse = refuse
+    with pytest.raises(NoProgress):
+        await watch.run(asyncio.sleep(60))
