@@ -37,28 +37,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import os
 import sys
-import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import asyncpg
 import uvloop
 from aiokafka import ConsumerRecord, TopicPartition
 from broker_option import add_broker_option, broker_name, choose_broker
 from services import (  # bench/ is on sys.path
-    ServiceProcess,
+    Logged,
     drop_schemas,
     echo_command,
     fresh_world,
     percentiles,
     read_as_downstream,
+    started_processes,
+    tally,
+    xbus_run,
 )
 
 from consumers.provisioning.flows import STARTERS
@@ -234,68 +234,24 @@ class Probe:
         return True
 
 
-@dataclass(frozen=True)
-class Logged:
-    """A warning or error a process logged: the services' own word on where time went (batches
-    split for making no progress, deadlocks retried)."""
-
-    at: float
-    process: str
-    event: str
-
-
 @contextlib.asynccontextmanager
 async def running(
-    settings: Settings, endpoints: Endpoints, commands: dict[str, list[str]], probe: Probe
+    settings: Settings,
+    endpoints: Endpoints,
+    commands: dict[str, list[str]],
+    probe: Probe,
+    environment: Mapping[str, str] | None = None,
 ) -> AsyncIterator[list[Logged]]:
-    """``commands`` each in a process of its own and the probe watching; all stopped at the end,
-    together, and then what they logged is in the list yielded."""
+    """``commands`` each in a process of its own (with ``environment``'s further settings) and the
+    probe watching; all stopped at the end, together, and then what they logged is in the list yielded."""
     stop = asyncio.Event()
     reader = asyncio.create_task(read_as_downstream(settings, endpoints, OUTCOME_TOPIC, probe.arrive, stop))
-    warnings: list[Logged] = []
-    with tempfile.TemporaryDirectory(prefix="bench-flows-") as logs:
-        processes = {
-            name: ServiceProcess(settings, endpoints, command, Path(logs, f"{name}.log"))
-            for name, command in commands.items()
-        }
-        try:
-            for process in processes.values():
-                process.start()
-            yield warnings
-        finally:
-            for process in processes.values():
-                process.signal_stop()
-            for process in processes.values():
-                await asyncio.to_thread(process.wait)
-            stop.set()
-            await reader
-            for name in processes:
-                warnings.extend(logged(name, Path(logs, f"{name}.log")))
-
-
-def logged(process: str, log: Path) -> Iterator[Logged]:
-    """The warnings and errors of a process's JSON log; a line that is not JSON (a traceback) counts as one."""
-    for line in log.read_text(errors="replace").splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            yield Logged(time.time(), process, "(a line that is not JSON)")
-            continue
-        if entry.get("level") in ("warning", "error", "critical"):
-            yield Logged(dt.datetime.fromisoformat(entry["timestamp"]).timestamp(), process, entry["event"])
-
-
-def tally(warnings: list[Logged], since: float, until: float = float("inf")) -> dict[str, dict[str, int]]:
-    """Process -> warning -> how many, logged between ``since`` and ``until`` (epoch seconds)."""
-    counts: dict[str, Counter[str]] = {}
-    for entry in warnings:
-        if since <= entry.at < until:
-            counts.setdefault(entry.process, Counter())[entry.event] += 1
-    return {process: dict(events) for process, events in sorted(counts.items())}
-
-
-def xbus_run(service: str) -> list[str]:
-    return [sys.executable, "-m", "xbus", "run", service]
+    try:
+        async with started_processes(settings, endpoints, commands, environment) as started:
+            yield started.warnings
+    finally:
+        stop.set()
+        await reader
 
 
 # --- publishing -------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
-"""What the latency benches share: fresh worlds, services in processes of their own, the echo baseline.
+"""What the service benches share: fresh worlds, services in processes of their own, the echo baseline.
 
 `runtime.py` times one service against one echo; `flows.py` times the whole provisioning job
-against a chain of echoes. Both start what they measure as production does, each service in a
-process of its own, and both measure their baseline with the same EchoService, so that the two
-benches' floors are the same thing.
+against a chain of echoes; `backlog.py` times each provisioning service alone on a backlog. They
+start what they measure as production does, each service in a process of its own (and collect
+the warnings those processes log the same way), and the latency benches measure their baseline
+with the same EchoService, so that their floors are the same thing.
 
 Run as a script, this file is one echo of such a chain (ServiceProcess gives it its settings):
 
@@ -14,11 +15,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import datetime as dt
+import json
 import signal
 import subprocess
 import sys
+import tempfile
+import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -27,6 +35,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from infrastructure.brokers import group_member_options
 from infrastructure.endpoints import Endpoints, apply_catalogue
+from infrastructure.groups import topics_under
 from infrastructure.kafka_clients import acks_all_producer, admin_client, client_options
 from infrastructure.logs import configure_logging
 from infrastructure.reader import topic_partitions
@@ -59,14 +68,33 @@ async def drop_schemas(endpoints: Endpoints, schemas: Iterable[str]) -> None:
         await connection.close()
 
 
+async def drop_topics(settings: Settings, endpoints: Endpoints) -> None:
+    """A world's topics, deleted when a bench is done with them. Most benches leave theirs to the
+    broker, but one that makes many worlds (backlog.py: eleven a run) fills the embedded Apache
+    Kafka's 512 MB heap with partitions: at about 14,000 it ran out of memory."""
+    if not settings.topic_prefix.startswith("bench-"):
+        raise ValueError(f"not a bench's world: {settings.topic_prefix!r}")
+    async with admin_client(settings, endpoints.kafka_bootstrap) as admin:
+        if topics := await topics_under(admin, settings.topic_prefix):
+            await admin.delete_topics(topics)
+
+
 class ServiceProcess:
     """A service in a process of its own, pointed at the bench's broker, database and prefixes.
 
     Its metrics endpoint picks a free port: a bench runs several of these at once. Its warnings
     go to the bench's stderr, or as JSON lines to ``log``, for a bench that counts them.
+    ``environment`` holds further settings (``XBUS_...``) a bench needs the process to run with.
     """
 
-    def __init__(self, settings: Settings, endpoints: Endpoints, command: list[str], log: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        endpoints: Endpoints,
+        command: list[str],
+        log: Path | None = None,
+        environment: Mapping[str, str] | None = None,
+    ) -> None:
         self._command = command
         self._log = log
         self._env = {
@@ -74,6 +102,7 @@ class ServiceProcess:
             "XBUS_LOG_LEVEL": "warning",
             "XBUS_METRICS_PORT": "0",
             **({"XBUS_LOG_FORMAT": "json"} if log else {}),
+            **(environment or {}),
         }
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -93,6 +122,10 @@ class ServiceProcess:
         assert self._process is not None
         self._process.wait(timeout=STOP_SECONDS)
 
+    def exited(self) -> bool:
+        """Whether the process has ended: a bench that waits for it to drain stops waiting then."""
+        return self._process is not None and self._process.poll() is not None
+
     def __enter__(self) -> ServiceProcess:
         self.start()
         return self
@@ -100,6 +133,89 @@ class ServiceProcess:
     def __exit__(self, *_: object) -> None:
         self.signal_stop()
         self.wait()
+
+
+def xbus_run(service: str) -> list[str]:
+    """The command that runs ``service`` as production does (a name, or ``module:attribute``)."""
+    return [sys.executable, "-m", "xbus", "run", service]
+
+
+@dataclass(frozen=True)
+class Logged:
+    """A warning or error a process logged: the services' own word on where time went (batches
+    split for making no progress, deadlocks retried)."""
+
+    at: float
+    process: str
+    event: str
+    #: The class of the error it names, if any (``DeadlockDetectedError``): which failure was retried.
+    error: str = ""
+
+
+@dataclass
+class Started:
+    """Processes a bench started: whether any has ended, and (once they are stopped) what they logged."""
+
+    processes: dict[str, ServiceProcess]
+    warnings: list[Logged]
+
+    def exited(self) -> list[str]:
+        """The names of those that have ended (a service that fails at start-up ends at once)."""
+        return [name for name, process in self.processes.items() if process.exited()]
+
+
+@contextlib.asynccontextmanager
+async def started_processes(
+    settings: Settings,
+    endpoints: Endpoints,
+    commands: Mapping[str, list[str]],
+    environment: Mapping[str, str] | None = None,
+) -> AsyncIterator[Started]:
+    """``commands`` each in a process of its own, logging JSON to a file; all stopped at the end,
+    together, and then what they logged is in ``warnings``."""
+    with tempfile.TemporaryDirectory(prefix="bench-services-") as logs:
+        processes = {
+            name: ServiceProcess(settings, endpoints, command, Path(logs, f"{name}.log"), environment)
+            for name, command in commands.items()
+        }
+        started = Started(processes, [])
+        try:
+            for process in processes.values():
+                process.start()
+            yield started
+        finally:
+            for process in processes.values():
+                process.signal_stop()
+            for process in processes.values():
+                await asyncio.to_thread(process.wait)
+            for name in processes:
+                started.warnings.extend(logged(name, Path(logs, f"{name}.log")))
+
+
+def logged(process: str, log: Path) -> Iterator[Logged]:
+    """The warnings and errors of a process's JSON log; a line that is not JSON (a traceback) counts as one."""
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            yield Logged(time.time(), process, "(a line that is not JSON)")
+            continue
+        if entry.get("level") in ("warning", "error", "critical"):
+            at = dt.datetime.fromisoformat(entry["timestamp"]).timestamp()
+            yield Logged(at, process, entry["event"], str(entry.get("error", "")).split("(", 1)[0])
+
+
+def tally(
+    warnings: list[Logged], since: float, until: float = float("inf"), *, errors: bool = False
+) -> dict[str, dict[str, int]]:
+    """Process -> warning -> how many, logged between ``since`` and ``until`` (epoch seconds); with
+    ``errors``, a warning that names an error is counted by that error's class too."""
+    counts: dict[str, Counter[str]] = {}
+    for entry in warnings:
+        if since <= entry.at < until:
+            said = f"{entry.event} ({entry.error})" if errors and entry.error else entry.event
+            counts.setdefault(entry.process, Counter())[said] += 1
+    return {process: dict(events) for process, events in sorted(counts.items())}
 
 
 def echo_command(inputs: Sequence[str], follow_up: str, group: str) -> list[str]:
