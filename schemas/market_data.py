@@ -86,6 +86,11 @@ class MarketTradeReported(Event):
     quantity: Volume
     venue_trade_id: NonEmpty
     at: dt.datetime
+    #: The market's trading date the trade counts on (Zenith's ``TradingDate``): the market-data
+    #: feed stamps it from the exchange's definition, by the market's close in its time zone, so
+    #: that the day it gave a trade travels with it. None on trades published before trades
+    #: carried it, which count on the UTC date of ``at``.
+    trading_date: dt.date | None = None
 
 
 class QuoteUpdated(Event):

@@ -84,28 +84,61 @@ class OmsAccountStateChanged(Event):
 
 
 class RejectionCode(StrEnum):
-    """Why the OMS (or the exchange) refused an order, in the platform's ``Subject.Problem`` style."""
+    """Why the OMS refused an order.
 
-    ACCOUNT_UNKNOWN = "Account.Unknown"
-    ACCOUNT_SUSPENDED = "Account.Suspended"
-    ACCOUNT_CLOSED = "Account.Closed"
-    LOGIN_NO_TRADE_RIGHT = "Login.NoTradeRight"
-    EXCHANGE_NOT_ALLOWED = "Exchange.NotAllowed"
-    EXCHANGE_NOT_ACTIVE = "Exchange.NotActive"
-    INSTRUMENT_UNKNOWN = "Instrument.Unknown"
-    #: Settled cash, less what open buys reserve, does not cover a buy.
+    The codes of the rule set ``OMS.General`` of the platform's ``Config/Zenith/Vetting.config``
+    (docs/exchanges.md, "Vetting"), spelled as its rules write them; and, beginning ``Xbus.``,
+    those of the checks this project makes outside that file (before vetting: the order is new,
+    the account and instrument known, the login may trade, the exchange is allowed and active, the
+    order is one the platform takes and can price; after it: the account's own limits), so that
+    none of ours can be mistaken for a code of the platform's.
+    """
+
+    #: ``OMS.Implicit``: the account is suspended or closed.
+    ACCOUNT_INACTIVE = "Account.Inactive"
+    #: ``OMS.FundingCheck``: a bid needs more than the trading balance (booked cash less what open buys reserve).
     BALANCE_EXCEED = "Balance.Exceed"
-    #: Holdings, less what open sells hold back, do not cover a sell.
+    #: ``OMS.HoldingCheck``: an ask needs more than the holding available (held less what open sells hold back).
     QUANTITY_INSUFFICIENT = "Quantity.Insufficient"
-    #: A limit price more than 10 % away from the instrument's last price.
-    PRICE_OUT_OF_RANGE = "Price.OutOfRange"
-    VALUE_LIMIT = "Vetting.MaxOrderValue"
-    QUANTITY_LIMIT = "Vetting.MaxOrderQuantity"
-    #: An order type, side or lifetime this platform or exchange does not take.
-    ORDER_UNSUPPORTED = "Order.Unsupported"
-    ORDER_DUPLICATE = "Order.Duplicate"
-    #: The exchange refused it after the OMS had accepted it.
-    EXCHANGE_REJECTED = "Exchange.Rejected"
+    #: ``OMS.Compliance``: the price is not above zero.
+    ORDER_PRICE_INVALID = "OrderPrice.Invalid"
+    #: ``OMS.Compliance``: a bid more than 10 % above the instrument's last price.
+    ORDER_PRICE_TOO_FAR_ABOVE = "OrderPrice.TooFarAbove"
+    #: ``OMS.Compliance``: an ask more than 10 % below the instrument's last price.
+    ORDER_PRICE_TOO_FAR_BELOW = "OrderPrice.TooFarBelow"
+    #: ``OMS.Limits``: value above 1,000,000, price above 200.00, quantity above 5,000,000.
+    ORDER_VALUE_EXCEED = "OrderValue.Exceed"
+    ORDER_PRICE_EXCEED = "OrderPrice.Exceed"
+    ORDER_QUANTITY_EXCEED = "OrderQuantity.Exceed"
+    ORDER_DUPLICATE = "Xbus.Order.Duplicate"
+    ACCOUNT_UNKNOWN = "Xbus.Account.Unknown"
+    LOGIN_NO_TRADE_RIGHT = "Xbus.Login.NoTradeRight"
+    INSTRUMENT_UNKNOWN = "Xbus.Instrument.Unknown"
+    EXCHANGE_NOT_ALLOWED = "Xbus.Exchange.NotAllowed"
+    EXCHANGE_NOT_ACTIVE = "Xbus.Exchange.NotActive"
+    #: An order type, side or lifetime this platform does not take.
+    ORDER_UNSUPPORTED = "Xbus.Order.Unsupported"
+    #: A market order with no protection price to be valued at (the instrument has no last price).
+    ORDER_UNPRICED = "Xbus.Order.Unpriced"
+    #: The account's own limits (``VettingLimits``), beyond Vetting.config's.
+    ACCOUNT_MAX_ORDER_QUANTITY = "Xbus.AccountLimit.MaxOrderQuantity"
+    ACCOUNT_MAX_ORDER_VALUE = "Xbus.AccountLimit.MaxOrderValue"
+    #: The account's maximum order value is in another currency than the market's (no rates to compare).
+    ACCOUNT_LIMIT_CURRENCY = "Xbus.AccountLimit.Currency"
+
+
+class VettingRule(StrEnum):
+    """The rules of Vetting.config's rule set ``OMS.General``, in the order the set runs them."""
+
+    IMPLICIT = "OMS.Implicit"
+    FUNDING_CHECK = "OMS.FundingCheck"
+    HOLDING_CHECK = "OMS.HoldingCheck"
+    COMPLIANCE = "OMS.Compliance"
+    LIMITS = "OMS.Limits"
+
+
+#: A value a rejection code carries, as Vetting.config's ``FAIL WITH [code, ...]`` states it.
+RejectionParameter = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^\S+$")]
 
 
 class OrderTerms(Event):
@@ -142,7 +175,16 @@ class OrderAccepted(OrderTerms):
 
 
 class OrderRejected(Event):
-    event_type = "xosp.order.rejected.v1"
+    """The OMS refused the order: nothing is reserved and nothing routed.
+
+    ``rule`` is the rule of Vetting.config's ``OMS.General`` that failed and ``parameters`` what its
+    ``FAIL WITH`` states beside the code (``Balance.Exceed`` with the trading balance,
+    ``OrderPrice.TooFarAbove`` with ``10.0%``, ``OrderValue.Exceed`` with ``1000000``, ...). A check
+    of this project's (an ``Xbus.`` code) has no rule; of those, the account's own limits carry
+    the limit.
+    """
+
+    event_type = "xosp.order.rejected.v2"
     aggregate_field = "account_id"
 
     order_id: OrderId
@@ -150,6 +192,8 @@ class OrderRejected(Event):
     login_id: LoginId | None = None
     instrument: InstrumentCode | None = None
     code: RejectionCode
+    rule: VettingRule | None = None
+    parameters: tuple[RejectionParameter, ...] = ()
     reason: Reason
 
 
@@ -211,3 +255,44 @@ class OrderCompleted(Event):
     #: Cash the fills cost (a buy) or brought (a sell), in the market's currency.
     filled_value: Money
     reason: NonEmpty | None = None
+
+
+class RejectionCodeV1(StrEnum):
+    """The codes of the retired ``xosp.order.rejected.v1``; orders the OMS stored rejected before
+    ``RejectionCode`` replaced them keep theirs."""
+
+    ACCOUNT_UNKNOWN = "Account.Unknown"
+    ACCOUNT_SUSPENDED = "Account.Suspended"
+    ACCOUNT_CLOSED = "Account.Closed"
+    LOGIN_NO_TRADE_RIGHT = "Login.NoTradeRight"
+    EXCHANGE_NOT_ALLOWED = "Exchange.NotAllowed"
+    EXCHANGE_NOT_ACTIVE = "Exchange.NotActive"
+    INSTRUMENT_UNKNOWN = "Instrument.Unknown"
+    BALANCE_EXCEED = "Balance.Exceed"
+    QUANTITY_INSUFFICIENT = "Quantity.Insufficient"
+    PRICE_OUT_OF_RANGE = "Price.OutOfRange"
+    VALUE_LIMIT = "Vetting.MaxOrderValue"
+    QUANTITY_LIMIT = "Vetting.MaxOrderQuantity"
+    ORDER_UNSUPPORTED = "Order.Unsupported"
+    ORDER_DUPLICATE = "Order.Duplicate"
+    EXCHANGE_REJECTED = "Exchange.Rejected"
+
+
+class OrderRejectedV1(Event):
+    """Retired, no longer emitted: replaced by ``OrderRejected`` (xosp.order.rejected.v2), whose codes
+    are Vetting.config's (or, for this project's own checks, begin ``Xbus.``) and which names the
+    rule that failed and the code's parameters.
+
+    Kept registered, its fields unchanged, so that the records already on ``xosp.oms.events`` and
+    in dead letters still replay and parse.
+    """
+
+    event_type = "xosp.order.rejected.v1"
+    aggregate_field = "account_id"
+
+    order_id: OrderId
+    account_id: TradingAccountId
+    login_id: LoginId | None = None
+    instrument: InstrumentCode | None = None
+    code: RejectionCodeV1
+    reason: Reason

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import Field, field_validator
+from pydantic import field_validator
 
 from schemas.event import Event
+from schemas.session_pools import GracePeriodSeconds, MaxConnections, MaxSessions
 from schemas.types import (
     Email,
     Frozen,
@@ -22,9 +21,9 @@ from schemas.types import (
 class SessionLimits(Frozen):
     """Per-login overrides of a session pool's limits; an absent value keeps the pool's."""
 
-    max_sessions: Annotated[int, Field(ge=1, le=10_000)] | None = None
-    max_connections: Annotated[int, Field(ge=1, le=100_000)] | None = None
-    grace_period_seconds: Annotated[int, Field(ge=0, le=86_400)] | None = None
+    max_sessions: MaxSessions | None = None
+    max_connections: MaxConnections | None = None
+    grace_period_seconds: GracePeriodSeconds | None = None
 
 
 class SessionPolicy(Frozen):
@@ -79,6 +78,16 @@ class UserDisabled(Event):
 
 class UserEnabled(Event):
     event_type = "xosp.user.enabled.v1"
+    aggregate_field = "login_id"
+
+    login_id: LoginId
+
+
+class UserSessionPolicyRemoved(Event):
+    """The login leaves Session Management: no pool, no limits (Session Management is optional per
+    user). ``UserUpdated`` cannot say it: there an absent policy leaves the policy as it is."""
+
+    event_type = "xosp.user.session_policy_removed.v1"
     aggregate_field = "login_id"
 
     login_id: LoginId

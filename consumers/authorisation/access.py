@@ -1,16 +1,25 @@
 """Trading-account access as flows need it: grant now or keep pending, apply what became ready,
-close an account. Shared by the handlers of ``xosp.accounts``, ``xosp.users`` and the follow-up
-topics, which all end up granting or revoking the same associations.
+close an account, and announce what a login may do on the accounts it reaches. Shared by the
+handlers of ``xosp.users``, ``xosp.accounts`` and the follow-up topics, which all end up granting
+or revoking the same associations.
+
+A reader that keeps access itself (the OMS's trade rights) replaces a login's rights on an account
+with those an ``AccountAccessGranted`` names, and forgets them on an ``AccessRevoked``. So what is
+announced for a login is always everything it may do there: its own association's rights and
+those its groups give (reach.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from consumers.authorisation import reach
 from consumers.authorisation.permissions import shorten
+from consumers.authorisation.reach import Asset
 from consumers.authorisation.store import EntitlementsUnit, Pending
 from schemas.accounts import AccountLogin
 from schemas.authorisation import AccessRevoked, AccountAccessGranted, RevokedScope
+from schemas.types import AccountRight
 
 ACCESS_STEP = "authorisation.access"
 
@@ -36,12 +45,17 @@ async def request(unit: EntitlementsUnit, flow_id: str, account_id: str, logins:
 
 
 async def grant(unit: EntitlementsUnit, flow_id: str, account_id: str, logins: Sequence[AccountLogin]) -> None:
-    """Associate ``logins`` with the account, and announce the access now in force. A login
-    associated while disabled (or with a closed account) is on record but left out of the
-    ``AccountAccessGranted``: a reader such as the OMS must not give it rights. Its access is
-    announced when it is enabled (``user_enabled`` re-emits the associations it restores)."""
+    """Associate ``logins`` with the account, and announce the access now in force, with what
+    each login's groups add to it. A login associated while disabled (or with a closed account)
+    is on record but left out of the ``AccountAccessGranted``: a reader such as the OMS must not
+    give it rights. Its access is announced when it is enabled (``user_enabled`` announces every
+    account it reaches again)."""
     in_force = [login for login in logins if await unit.store.grant(account_id, login, flow_id, unit.cause.time)]
-    unit.record(AccountAccessGranted(flow_id=flow_id, account_id=account_id, logins=tuple(in_force)))
+    announced = [
+        AccountLogin(login_id=login.login_id, rights=await _rights(unit, login.login_id, account_id))
+        for login in in_force
+    ]
+    unit.record(AccountAccessGranted(flow_id=flow_id, account_id=account_id, logins=tuple(announced)))
 
 
 async def apply_ready(unit: EntitlementsUnit, ready: Sequence[Pending]) -> None:
@@ -52,9 +66,34 @@ async def apply_ready(unit: EntitlementsUnit, ready: Sequence[Pending]) -> None:
         await grant(unit, pending.flow_id, pending.account_id, logins)
 
 
+async def unlink(unit: EntitlementsUnit, account_id: str, login_id: str) -> None:
+    """Take the login's own association with the account away, as step ``authorisation.revoke``
+    of this flow; what its groups give it there stays, and is announced again."""
+    await unit.store.revoke_account_login(account_id, login_id, unit.cause.time)
+    await apply_ready(unit, await unit.store.ready_for_account(account_id))
+    unit.record(
+        AccessRevoked(
+            flow_id=unit.flow_id,
+            scope=RevokedScope.ACCOUNT_LOGIN,
+            subject_id=account_id,
+            account_id=account_id,
+            login_ids=(login_id,),
+            reason="login unlinked from the account",
+        )
+    )
+    kept = await _rights(unit, login_id, account_id)
+    if kept:
+        unit.record(
+            AccountAccessGranted(
+                flow_id=unit.flow_id, account_id=account_id, logins=(AccountLogin(login_id=login_id, rights=kept),)
+            )
+        )
+
+
 async def close_account(unit: EntitlementsUnit, account_id: str, flow_id: str, reason: str) -> None:
     """Revoke every login's access to the account for good, as step ``authorisation.revoke`` of
-    ``flow_id`` (a close) or as the compensation of ``flow_id`` (a failed opening).
+    ``flow_id`` (a close) or as the compensation of ``flow_id`` (a failed opening); a group's
+    association with it is revoked too.
 
     Associations still pending for the account can never be granted now: their flows' access
     steps are reported failed, so that they do not wait for ever.
@@ -76,3 +115,22 @@ async def close_account(unit: EntitlementsUnit, account_id: str, flow_id: str, r
             reason=shorten(reason),
         )
     )
+
+
+async def announce_reach(unit: EntitlementsUnit, login_id: str, *, given_only: bool = False) -> None:
+    """Announce every account the login reaches, with its rights there, by account id (only those
+    it reaches through its groups alone when ``given_only``: its own associations' grants were
+    announced as they were granted)."""
+    root = Asset.user(login_id)
+    reached = await unit.store.reached(root)
+    through_groups = reach.given_only(root, reached)
+    for account_id, rights in reach.account_rights(root, reached).items():
+        if not given_only or account_id in through_groups:
+            login = AccountLogin(login_id=login_id, rights=rights)
+            unit.record(AccountAccessGranted(flow_id=unit.flow_id, account_id=account_id, logins=(login,)))
+
+
+async def _rights(unit: EntitlementsUnit, login_id: str, account_id: str) -> tuple[AccountRight, ...]:
+    """The login's rights on the account: its own association's and its groups'; () for none."""
+    root = Asset.user(login_id)
+    return reach.account_rights(root, await unit.store.reached(root)).get(account_id, ())

@@ -1,28 +1,30 @@
-"""Handlers of Resource Authorisation: one function per event type it reads.
+"""Handlers of Resource Authorisation for its logins and accounts: one function per event type.
 
-From ``xosp.users``: a login's permissions (steps ``authorisation.permissions``,
-``authorisation.revoke``, ``authorisation.enable``). From ``xosp.accounts``: account access
-(``authorisation.access``, ``authorisation.revoke``). From ``xosp.registry.events``: an account
-the registry closed loses every login's access, with the registry's flow id. From
-``xosp.provisioning.events``: a failed account opening is compensated. A step this service
-refuses (a login created twice, an account it never saw opened) is reported with ``StepFailed``;
-only an update of a login never created, which cannot be merely early, is dead-lettered.
+From ``xosp.users``: a login (the asset ``User:<login id>``), its roles and its associations with
+markets (steps ``authorisation.permissions``, ``authorisation.revoke``, ``authorisation.enable``).
+From ``xosp.accounts``: a login's association with a trading account (``authorisation.access``,
+``authorisation.revoke``). From ``xosp.registry.events``: an account the registry closed loses
+every association, with the registry's flow id. From ``xosp.provisioning.events``: a failed
+account opening is compensated. A step this service refuses (a login created twice, an account it
+never saw opened) is reported with ``StepFailed``; only an update of a login never created, which
+cannot be merely early, is dead-lettered. Groups and markets have handlers of their own
+(groups.py, markets.py).
 """
 
 from __future__ import annotations
 
 from consumers.authorisation import access
-from consumers.authorisation.permissions import permissions_for, shorten
+from consumers.authorisation.locks import SERVICE_NAME
+from consumers.authorisation.permissions import role_permissions, shorten
 from consumers.authorisation.store import EntitlementsUnit
 from consumers.runtime import DomainError, MissingPrerequisite
 from schemas.accounts import AccountLogin, AccountLoginLinked, AccountLoginUnlinked, TradingAccountOpened
-from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted, RevokedScope
+from schemas.authorisation import AccessRevoked, PermissionsGranted, RevokedScope
 from schemas.oms import AccountState
 from schemas.provisioning import FlowKind, ProvisioningFailed
 from schemas.registry import RegistryAccountStateChanged
 from schemas.users import UserCreated, UserDeleted, UserDisabled, UserEnabled, UserUpdated
 
-SERVICE_NAME = "authorisation"
 PERMISSIONS_STEP = "authorisation.permissions"
 REVOKE_STEP = "authorisation.revoke"
 ENABLE_STEP = "authorisation.enable"
@@ -33,15 +35,18 @@ ACCESS_STEP = access.ACCESS_STEP
 
 
 async def user_created(event: UserCreated, unit: EntitlementsUnit) -> None:
-    """Grant the login its permissions, then every pending association that waited only for it."""
+    """Define the login with its roles and markets, grant every pending association that waited
+    only for it, and announce the accounts it reaches through groups it was associated with
+    before it arrived."""
     status = await unit.store.login_status(event.login_id)
     if status is not None:
         unit.step_failed(unit.flow_id, PERMISSIONS_STEP, f"login {event.login_id} already exists ({status})")
         return
     roles, markets = [str(role) for role in event.roles], list(event.markets)
     await unit.store.insert_login(event.login_id, roles, markets, unit.flow_id, unit.cause.time)
-    await unit.store.replace_permissions(event.login_id, permissions_for(roles, markets), unit.cause.time)
+    await _set_roles_and_markets(unit, event.login_id, roles, markets)
     await access.apply_ready(unit, await unit.store.ready_for_login(event.login_id))
+    await access.announce_reach(unit, event.login_id, given_only=True)
     await _report_permissions(unit, event.login_id)
 
 
@@ -68,7 +73,7 @@ async def user_updated(event: UserUpdated, unit: EntitlementsUnit) -> None:
         event.markets,
         unit.cause.time,
     )
-    await unit.store.replace_permissions(event.login_id, permissions_for(roles, markets), unit.cause.time)
+    await _set_roles_and_markets(unit, event.login_id, roles, markets)
     await _report_permissions(unit, event.login_id)
 
 
@@ -86,12 +91,11 @@ async def user_enabled(event: UserEnabled, unit: EntitlementsUnit) -> None:
     if await _refused(unit, event.login_id, ENABLE_STEP):
         return
     await unit.store.set_login_status(event.login_id, "active", unit.cause.time)
-    restored = await unit.store.restore_login(event.login_id)
+    await unit.store.restore_login(event.login_id)
     await _report_permissions(unit, event.login_id)
     # Services that keep account access themselves (the OMS's trade rights) learn it from these:
     # the disable revoked it with an AccessRevoked, the enable gives it back the same way it was given.
-    for account_id, login in restored:
-        unit.record(AccountAccessGranted(flow_id=unit.flow_id, account_id=account_id, logins=(login,)))
+    await access.announce_reach(unit, event.login_id)
 
 
 async def user_deleted(event: UserDeleted, unit: EntitlementsUnit) -> None:
@@ -135,18 +139,7 @@ async def login_unlinked(event: AccountLoginUnlinked, unit: EntitlementsUnit) ->
     # the pending associations first: a grant of one of them under way elsewhere is waited for,
     # so that the revocation then sees it (store.py, ready_for_login)
     await unit.store.drop_pending_login(event.account_id, event.login_id)
-    await unit.store.revoke_account_login(event.account_id, event.login_id, unit.cause.time)
-    await access.apply_ready(unit, await unit.store.ready_for_account(event.account_id))
-    unit.record(
-        AccessRevoked(
-            flow_id=unit.flow_id,
-            scope=RevokedScope.ACCOUNT_LOGIN,
-            subject_id=event.account_id,
-            account_id=event.account_id,
-            login_ids=(event.login_id,),
-            reason="login unlinked from the account",
-        )
-    )
+    await access.unlink(unit, event.account_id, event.login_id)
 
 
 # --- follow-ups of other services ---------------------------------------------------------------
@@ -178,6 +171,12 @@ async def provisioning_failed(event: ProvisioningFailed, unit: EntitlementsUnit)
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+async def _set_roles_and_markets(unit: EntitlementsUnit, login_id: str, roles: list[str], markets: list[str]) -> None:
+    """The login's roles as permissions, its markets as its associations with ``Market`` assets."""
+    await unit.store.replace_permissions(login_id, role_permissions(roles), unit.cause.time)
+    await unit.store.associate_markets(login_id, markets, unit.flow_id, unit.cause.time)
 
 
 async def _report_permissions(unit: EntitlementsUnit, login_id: str) -> None:

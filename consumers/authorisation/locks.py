@@ -9,15 +9,32 @@ registry and the compensation of a failed opening lock the account: an opening a
 arriving at once must not miss each other either. (A login's arrival also grants associations
 pending for accounts it holds no lock on: the store holds such an account's row instead,
 ``Entitlements.hold_account``.)
+
+Groups reach across every entity: a group's association changes what each of its members
+reaches, through any number of groups, and none of them can be named before reading the
+associations. So the group graph has a lock of its own, :data:`GROUP_GRAPH`: an event defining
+or removing a group's association holds it alone (batch locks are exclusive), and every other
+batch holds it shared from its first statement on authorisation's tables (the store takes it,
+``PostgresEntitlements``). Batches of logins and accounts share it and run side by side; a
+group's event waits for them to end and they for it, so what each computes from the groups (the
+rights it announces) is what the other committed. Its name sorts after every entity's (``~``
+after letters), so a batch takes it last: a group's batch never holds it while it waits for an
+entity another batch holds, and a batch holding it shared holds its entities already. Neither
+waits for the other in a cycle.
 """
 
 from __future__ import annotations
 
 from schemas import Event
 from schemas.accounts import AccountLoginLinked, AccountLoginUnlinked, TradingAccountOpened
+from schemas.groups import GroupAssociationDefined, GroupAssociationUndefined
 from schemas.provisioning import FlowKind, ProvisioningFailed
 from schemas.registry import RegistryAccountStateChanged
 from schemas.users import UserCreated, UserDeleted, UserDisabled, UserEnabled, UserUpdated
+
+SERVICE_NAME = "authorisation"
+#: The lock of the group graph (see the module's doc).
+GROUP_GRAPH = "~groups"
 
 
 def entities_of(event: Event) -> list[str]:
@@ -33,4 +50,6 @@ def entities_of(event: Event) -> list[str]:
             return [f"account:{event.account_id}"]
         case ProvisioningFailed() if event.kind == FlowKind.ACCOUNT:
             return [f"account:{event.entity_id}"]
+        case GroupAssociationDefined() | GroupAssociationUndefined():
+            return [GROUP_GRAPH]
     return []

@@ -1,9 +1,11 @@
-"""The permissions a login's roles and markets give it: pure, so the rule is tested on its own.
+"""The permission strings a login's roles and what it reaches give it: pure, so the rule is tested
+on its own.
 
 Permissions are strings in the platform's style (schemas/authorisation.py): ``role:<role>`` per
-role held, ``market-data:<market>`` per market whose data the login may see. ``trade:<account>``
-is not derived here: it follows the login's access to an account with the trade right (the
-``login_permissions`` view), so that revoking the access revokes it too.
+role held (the authentication server's roles, kept as they are), ``market-data:<market>`` per
+``Market`` asset the login reaches, ``trade:<account>`` per trading account it reaches with the
+trade right. Only the roles are stored as strings; the others follow the login's associations
+(the ``login_permissions`` view), so that revoking an association revokes them too.
 """
 
 from __future__ import annotations
@@ -15,12 +17,21 @@ MARKET_DATA = "market-data"
 TRADE = "trade"
 
 
-def permissions_for(roles: Iterable[str], markets: Iterable[str]) -> tuple[str, ...]:
-    """The permissions of a login with ``roles`` and ``markets``: sorted, each once.
+def role_permissions(roles: Iterable[str]) -> tuple[str, ...]:
+    """``role:<role>`` for each of ``roles``, sorted, each once."""
+    return tuple(sorted({f"{ROLE}:{role}" for role in roles}))
+
+
+def permissions_for(
+    roles: Iterable[str], markets: Iterable[str], trade_accounts: Iterable[str] = ()
+) -> tuple[str, ...]:
+    """The permissions of a login with ``roles`` that reaches ``markets`` and may trade
+    ``trade_accounts``: sorted, each once.
 
     Market codes keep their environment tag (``XSX[Demo]``): a demo market is another market.
     """
-    return tuple(sorted({f"{ROLE}:{role}" for role in roles} | {f"{MARKET_DATA}:{market}" for market in markets}))
+    reached = {f"{MARKET_DATA}:{market}" for market in markets} | {f"{TRADE}:{account}" for account in trade_accounts}
+    return tuple(sorted(set(role_permissions(roles)) | reached))
 
 
 def shorten(text: str, limit: int = 200) -> str:

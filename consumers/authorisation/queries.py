@@ -4,6 +4,11 @@ Every function takes an asyncpg connection whose ``search_path`` is the service'
 (``Settings.db_schema("authorisation")``), as the runtime's own connections have: the SQL never
 names a schema, so the same query serves any deployment's or test's schema prefix. Revoked rows
 are returned too, with ``revoked_at`` set: a disabled login keeps them, and that is worth seeing.
+
+Assets and subjects are named as the platform names them: ``User:<login id>``,
+``Client:<client id>``, ``TradingAccount:XS:0001``, ``Market:XSX``, ``Group:<code>``.
+:func:`reach` answers what a login (or a client) may see and trade, by following its
+associations as the Authority service does (:func:`transitive`).
 """
 
 from __future__ import annotations
@@ -11,7 +16,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import asyncpg
+
+from consumers.authorisation.reach import Asset, Association, account_rights, codes
 from consumers.runtime.unit_of_work import DbConnection
+from schemas.groups import AssetType
+from schemas.types import AccountRight
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,70 @@ class Account:
 
 
 @dataclass(frozen=True)
+class AssetView:
+    """One asset, defined by its own lifecycle (a login, an account, an exchange's market, a group)."""
+
+    type: str
+    code: str
+    #: for people: a group's name, a market's exchange
+    name: str | None
+    #: the flow (or event) that defined it
+    defined_flow_id: str | None
+
+    @property
+    def asset(self) -> str:
+        return f"{self.type}:{self.code}"
+
+
+@dataclass(frozen=True)
+class AssociationView:
+    """One association from an asset to another, in force or revoked."""
+
+    from_asset: str
+    to_asset: str
+    #: what an association to a trading account allows there; () for the others
+    rights: tuple[str, ...]
+    flow_id: str
+    granted_at: dt.datetime
+    #: login, account_login, account, or None: in force
+    revoked_by: str | None
+    revoked_at: dt.datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_by is None
+
+
+@dataclass(frozen=True)
+class AccountReach:
+    """A trading account a subject reaches, and what it may do there."""
+
+    account_id: str
+    #: the union of what every association reaching it allows: the subject's own first, as granted
+    rights: tuple[str, ...]
+    #: the assets whose associations lead to it: the subject itself, its groups
+    via: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What a subject may see and trade, following its associations in force transitively."""
+
+    subject: str
+    #: the groups it is in, directly or through another group
+    groups: tuple[str, ...]
+    #: the markets whose data it may see
+    markets: tuple[str, ...]
+    #: the trading accounts it may see, with its rights on each
+    accounts: tuple[AccountReach, ...]
+
+    @property
+    def trades(self) -> tuple[str, ...]:
+        """The accounts it may trade (the trade right)."""
+        return tuple(account.account_id for account in self.accounts if AccountRight.TRADE in account.rights)
+
+
+@dataclass(frozen=True)
 class PendingAccess:
     """An opening or a link kept until every login it names is known."""
 
@@ -105,13 +179,87 @@ async def account(connection: DbConnection, account_id: str) -> Account | None:
 
 
 async def account_access(connection: DbConnection, account_id: str) -> list[Access]:
-    """Every login associated with the account, revoked or not, by login id."""
-    return await _access(connection, "account_id = $1", account_id)
+    """Every login associated with the account itself (not through a group), revoked or not, by login id."""
+    return await _access(connection, "to_code = $1", account_id)
 
 
 async def login_access(connection: DbConnection, login_id: str) -> list[Access]:
-    """Every account the login is associated with, revoked or not, by account id."""
-    return await _access(connection, "login_id = $1", login_id)
+    """Every account the login itself is associated with, revoked or not, by account id."""
+    return await _access(connection, "from_code = $1", login_id)
+
+
+async def assets(connection: DbConnection, asset_type: AssetType | None = None) -> list[AssetView]:
+    """Every asset (of ``asset_type`` when given), by type and code."""
+    rows = await connection.fetch(
+        "select type, code, name, defined_flow_id from assets where $1::text is null or type = $1 order by type, code",
+        asset_type,
+    )
+    return [AssetView(**dict(row)) for row in rows]
+
+
+async def associations(connection: DbConnection, asset: str) -> list[AssociationView]:
+    """The associations from ``asset`` itself (``User:<login id>``, ``Group:<code>``), revoked or not."""
+    source = Asset.named(asset)
+    rows = await connection.fetch(
+        f"{_ASSOCIATIONS} where from_type = $1 and from_code = $2 order by to_type, to_code",
+        source.type.value,
+        source.code,
+    )
+    return [_association(row) for row in rows]
+
+
+async def transitive(connection: DbConnection, subject: str) -> list[AssociationView]:
+    """Every association in force that ``subject`` reaches, each once, by what it goes from and to:
+    its own, then those of the assets they lead to, and so on (the Authority service's
+    ``Association Transitive``). A cycle of groups ends where it closes; a login that is not
+    active reaches nothing."""
+    root = Asset.named(subject)
+    rows = await connection.fetch(
+        "select from_type, from_code, to_type, to_code, rights, flow_id, granted_at, null as revoked_by, "
+        "null as revoked_at from transitive_associations where root_type = $1 and root_code = $2 "
+        "order by from_type, from_code, to_type, to_code",
+        root.type.value,
+        root.code,
+    )
+    return [_association(row) for row in rows]
+
+
+async def reached(connection: DbConnection, root: Asset) -> list[Association]:
+    """What :func:`transitive` gives, as the rules read it (consumers/authorisation/reach.py)."""
+    rows = await connection.fetch(
+        "select from_type, from_code, to_type, to_code, rights from transitive_associations "
+        "where root_type = $1 and root_code = $2",
+        root.type.value,
+        root.code,
+    )
+    return [
+        Association(
+            Asset(AssetType(row["from_type"]), row["from_code"]),
+            Asset(AssetType(row["to_type"]), row["to_code"]),
+            tuple(AccountRight(right) for right in row["rights"]),
+        )
+        for row in rows
+    ]
+
+
+async def reach(connection: DbConnection, subject: str) -> Reach:
+    """What ``subject`` (``User:<login id>``, ``Client:<client id>``) may see and trade: the
+    markets and trading accounts its associations in force reach, through its groups too."""
+    root = Asset.named(subject)
+    found = await reached(connection, root)
+    via: dict[str, set[str]] = {}
+    for association in found:
+        if association.target.type is AssetType.TRADING_ACCOUNT:
+            via.setdefault(association.target.code, set()).add(str(association.source))
+    return Reach(
+        subject=str(root),
+        groups=codes(found, AssetType.GROUP),
+        markets=codes(found, AssetType.MARKET),
+        accounts=tuple(
+            AccountReach(account_id, tuple(str(right) for right in rights), tuple(sorted(via[account_id])))
+            for account_id, rights in account_rights(root, found).items()
+        ),
+    )
 
 
 async def pending(connection: DbConnection, account_id: str | None = None) -> list[PendingAccess]:
@@ -147,10 +295,30 @@ async def pending(connection: DbConnection, account_id: str | None = None) -> li
     ]
 
 
+_ASSOCIATIONS = (
+    "select from_type, from_code, to_type, to_code, rights, flow_id, granted_at, revoked_by, revoked_at "
+    "from associations"
+)
+
+
+def _association(row: asyncpg.Record) -> AssociationView:
+    return AssociationView(
+        from_asset=f"{row['from_type']}:{row['from_code']}",
+        to_asset=f"{row['to_type']}:{row['to_code']}",
+        rights=tuple(row["rights"]),
+        flow_id=row["flow_id"],
+        granted_at=row["granted_at"],
+        revoked_by=row["revoked_by"],
+        revoked_at=row["revoked_at"],
+    )
+
+
 async def _access(connection: DbConnection, where: str, value: str) -> list[Access]:
+    """A login's own associations with trading accounts, as ``Access``."""
     rows = await connection.fetch(
-        "select account_id, login_id, rights, flow_id, granted_at, revoked_by, revoked_at "
-        f"from account_access where {where} order by account_id, login_id",
+        "select to_code as account_id, from_code as login_id, rights, flow_id, granted_at, revoked_by, revoked_at "
+        f"from associations where from_type = 'User' and to_type = 'TradingAccount' and {where} "
+        "order by to_code, from_code",
         value,
     )
     return [Access(**{**dict(row), "rights": tuple(row["rights"])}) for row in rows]

@@ -1,11 +1,13 @@
-"""Resource Authorisation's state: logins, permissions, accounts, access, pending associations.
+"""Resource Authorisation's state: logins and their roles, accounts, assets and the associations
+between them, pending associations.
 
 Handlers reach it through ``unit.store`` (an :class:`Entitlements`): :class:`PostgresEntitlements`
 in the service, over the batch's transaction, and an in-memory one in unit tests
 (tests/support/memory_authorisation.py), so that the rules are tested without a database and the
 SQL by the real-stack tests. Every time written is the handled event's time (``unit.cause.time``),
 passed in as ``at``. Revocation marks rows (``revoked_at``, ``revoked_by``) and never deletes them,
-so that what a disabled login had is still there to restore, and to audit.
+so that what a disabled login had is still there to restore, and to audit; a removed association
+is deleted.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from consumers.authorisation import queries
+from consumers.authorisation.locks import GROUP_GRAPH, SERVICE_NAME
 from consumers.authorisation.queries import Account
+from consumers.authorisation.reach import Asset, Association
 from consumers.runtime import UnitOfWork
 from consumers.runtime.unit_of_work import DbConnection
 from schemas.accounts import AccountLogin
+from schemas.types import AccountRight
 
 
 @dataclass(frozen=True)
@@ -29,10 +34,11 @@ class Pending:
 
 
 class Entitlements(Protocol):
-    """What each login may do (its permissions) and which trading accounts it may reach (its
-    access), with what those decisions wait for (pending associations, failed openings)."""
+    """What each login may do (its roles and the assets its associations reach) and which trading
+    accounts it may reach, with what those decisions wait for (pending associations, failed
+    openings)."""
 
-    # --- logins and their permissions -----------------------------------------------------------
+    # --- logins and their own permissions -------------------------------------------------------
 
     async def login_status(self, login_id: str) -> str | None:
         """active, disabled or deleted; None for a login never created."""
@@ -40,36 +46,60 @@ class Entitlements(Protocol):
     async def insert_login(
         self, login_id: str, roles: Sequence[str], markets: Sequence[str], flow_id: str, at: dt.datetime
     ) -> None:
-        """A new login, active, with the roles and markets its permissions derive from."""
+        """A new login (the asset ``User:<login id>``), active, with its roles and markets."""
 
     async def update_roles_and_markets(
         self, login_id: str, roles: Sequence[str] | None, markets: Sequence[str] | None, at: dt.datetime
     ) -> tuple[list[str], list[str]]:
-        """Replace whichever of roles and markets is given; return both as they now stand (the
-        permissions derive from both, and an update may carry only one)."""
+        """Replace whichever of roles and markets is given; return both as they now stand (an
+        update may carry only one)."""
 
     async def set_login_status(self, login_id: str, status: str, at: dt.datetime) -> None:
         """The login's new status: a disabled login's later grants are born revoked."""
 
     async def replace_permissions(self, login_id: str, permissions: Sequence[str], at: dt.datetime) -> None:
-        """Make the login's own permissions exactly ``permissions``: drop the others, add the new ones
-        (already revoked when the login is not active, so that enabling it grants them)."""
+        """Make the login's role permissions exactly ``permissions``: drop the others, add the new
+        ones (already revoked when the login is not active, so that enabling it grants them)."""
+
+    async def associate_markets(self, login_id: str, markets: Sequence[str], flow_id: str, at: dt.datetime) -> None:
+        """Make the login's own ``Market`` associations exactly ``markets``: remove the others, add
+        the new ones (already revoked when the login is not active); those it keeps stay as granted."""
 
     async def effective_permissions(self, login_id: str) -> tuple[str, ...]:
-        """What the login may do now, sorted: its own permissions and trade:<account>, none revoked."""
+        """What the login may do now, sorted: its roles, and market-data:<market> and
+        trade:<account> of what its associations reach, none revoked."""
 
     async def revoke_login(self, login_id: str, at: dt.datetime) -> None:
-        """Mark everything the login holds revoked by 'login' (what a later enable restores)."""
+        """Mark the login's role permissions and its own associations revoked by 'login' (what a
+        later enable restores)."""
 
-    async def restore_login(self, login_id: str) -> list[tuple[str, AccountLogin]]:
-        """Undo :meth:`revoke_login`; access taken away by an unlink or a close stays revoked.
-
-        Returns the account associations given back, as (account id, the login with its rights),
-        by account id, for the enable to announce them again.
-        """
+    async def restore_login(self, login_id: str) -> None:
+        """Undo :meth:`revoke_login`; access taken away by an unlink or a close stays revoked."""
 
     async def unknown_logins(self, login_ids: Sequence[str]) -> list[str]:
         """The ones of ``login_ids`` never created, in the order given (what an association waits for)."""
+
+    # --- assets and what they reach -------------------------------------------------------------
+
+    async def define_asset(self, asset: Asset, name: str | None, flow_id: str, at: dt.datetime) -> None:
+        """Define a ``Market`` or ``Group`` asset; defined again, it takes ``name`` (when given)."""
+
+    async def define_association(
+        self, source: Asset, target: Asset, rights: Sequence[AccountRight], flow_id: str, at: dt.datetime
+    ) -> None:
+        """Associate ``source`` with ``target`` (replacing an earlier association's rights). It is
+        born revoked when ``target`` is a closed account ('account') or ``source`` a login that is
+        not active ('login'), as a login's own grants are."""
+
+    async def undefine_association(self, source: Asset, target: Asset) -> None:
+        """Remove the association; one that does not exist is removed already."""
+
+    async def reached(self, root: Asset) -> list[Association]:
+        """Every association in force reachable from ``root``, each once, followed transitively;
+        none for a login that is not active."""
+
+    async def logins_reaching(self, asset: Asset) -> list[str]:
+        """The active logins whose associations in force lead to ``asset`` (or that are it), by id."""
 
     # --- accounts and access --------------------------------------------------------------------
 
@@ -88,17 +118,18 @@ class Entitlements(Protocol):
 
     async def grant(self, account_id: str, login: AccountLogin, flow_id: str, at: dt.datetime) -> bool:
         """Associate the login with the account (replacing an earlier association's rights); return
-        whether the access is in force.
+        whether the association is in force.
 
         The association is born revoked when the account is closed ('account') or the login is not
         active ('login'), so that it is on record and a later enable restores it.
         """
 
     async def revoke_account(self, account_id: str, at: dt.datetime) -> list[str]:
-        """Revoke every login's access to the account for good; return the logins that had it, by id."""
+        """Revoke every association to the account for good, a group's too; return the logins whose
+        own association was in force, by id."""
 
     async def revoke_account_login(self, account_id: str, login_id: str, at: dt.datetime) -> None:
-        """Take one login's access to the account away; a close's revocation stays as it is."""
+        """Take the login's own association with the account away; a close's revocation stays as it is."""
 
     # --- pending associations -------------------------------------------------------------------
 
@@ -165,20 +196,52 @@ _READY = """
 """
 
 
-class PostgresEntitlements(Entitlements):
-    def __init__(self, connection: DbConnection) -> None:
-        self._db = connection
+#: The walk of transitive_associations (migration 0002) backwards, from an asset to the logins.
+_LOGINS_REACHING = """
+    with recursive walk (type, code) as (
+        select $1::text, $2::text
+        union
+        select a.from_type, a.from_code
+        from walk w join associations a on a.to_type = w.type and a.to_code = w.code
+        where a.revoked_by is null
+    )
+    select l.login_id from walk w join logins l on w.type = 'User' and l.login_id = w.code
+    where l.status = 'active'
+    order by l.login_id
+"""
+#: The group graph's lock as the runtime's batch locks name it (``hold_locks``: service and name).
+_GROUP_GRAPH_KEY = f"{SERVICE_NAME}:{GROUP_GRAPH}"
+_USER_ASSOCIATION = "from_type = 'User' and from_code = $1"
+_LOGIN_ACCOUNT = "from_type = 'User' and from_code = $2 and to_type = 'TradingAccount' and to_code = $1"
 
-    # --- logins and their permissions -----------------------------------------------------------
+
+class PostgresEntitlements(Entitlements):
+    """Over the batch's connection. Its first statement holds the group graph shared (locks.py):
+    a batch changing a group's associations holds it alone, and whatever this one reads or
+    writes it sees whole, before or after that change."""
+
+    def __init__(self, connection: DbConnection) -> None:
+        self._connection = connection
+        self._holding_graph = False
+
+    async def _db(self) -> DbConnection:
+        if not self._holding_graph:
+            await self._connection.execute(
+                "select pg_advisory_xact_lock_shared(hashtextextended($1, 0))", _GROUP_GRAPH_KEY
+            )
+            self._holding_graph = True
+        return self._connection
+
+    # --- logins and their own permissions -------------------------------------------------------
 
     async def login_status(self, login_id: str) -> str | None:
-        status = await self._db.fetchval("select status from logins where login_id = $1", login_id)
+        status = await (await self._db()).fetchval("select status from logins where login_id = $1", login_id)
         return None if status is None else str(status)
 
     async def insert_login(
         self, login_id: str, roles: Sequence[str], markets: Sequence[str], flow_id: str, at: dt.datetime
     ) -> None:
-        await self._db.execute(
+        await (await self._db()).execute(
             """
             insert into logins (login_id, status, roles, markets, created_flow_id, created_at, updated_at)
             values ($1, 'active', $2, $3, $4, $5, $5)
@@ -193,7 +256,7 @@ class PostgresEntitlements(Entitlements):
     async def update_roles_and_markets(
         self, login_id: str, roles: Sequence[str] | None, markets: Sequence[str] | None, at: dt.datetime
     ) -> tuple[list[str], list[str]]:
-        row = await self._db.fetchrow(
+        row = await (await self._db()).fetchrow(
             """
             update logins set roles = coalesce($2, roles), markets = coalesce($3, markets), updated_at = $4
             where login_id = $1 returning roles, markets
@@ -207,17 +270,18 @@ class PostgresEntitlements(Entitlements):
         return list(row["roles"]), list(row["markets"])
 
     async def set_login_status(self, login_id: str, status: str, at: dt.datetime) -> None:
-        await self._db.execute(
+        await (await self._db()).execute(
             "update logins set status = $2, updated_at = $3 where login_id = $1", login_id, status, at
         )
 
     async def replace_permissions(self, login_id: str, permissions: Sequence[str], at: dt.datetime) -> None:
-        await self._db.execute(
+        db = await self._db()
+        await db.execute(
             "delete from permissions where login_id = $1 and not (permission = any($2::text[]))",
             login_id,
             list(permissions),
         )
-        await self._db.execute(
+        await db.execute(
             """
             insert into permissions (login_id, permission, granted_at, revoked_at)
             select l.login_id, p, $3, case when l.status = 'active' then null else $3::timestamptz end
@@ -230,54 +294,134 @@ class PostgresEntitlements(Entitlements):
             at,
         )
 
+    async def associate_markets(self, login_id: str, markets: Sequence[str], flow_id: str, at: dt.datetime) -> None:
+        db = await self._db()
+        await db.execute(
+            f"delete from associations where {_USER_ASSOCIATION} and to_type = 'Market' "
+            "and not (to_code = any($2::text[]))",
+            login_id,
+            list(markets),
+        )
+        await db.execute(
+            """
+            insert into associations (from_type, from_code, to_type, to_code, flow_id, granted_at,
+                                      revoked_by, revoked_at)
+            select 'User', l.login_id, 'Market', m, $3, $4,
+                   case when l.status <> 'active' then 'login' end,
+                   case when l.status <> 'active' then $4::timestamptz end
+            from logins l, unnest($2::text[]) as m
+            where l.login_id = $1
+            on conflict (from_type, from_code, to_type, to_code) do nothing
+            """,
+            login_id,
+            list(markets),
+            flow_id,
+            at,
+        )
+
     async def effective_permissions(self, login_id: str) -> tuple[str, ...]:
-        return tuple(grant.permission for grant in await queries.permissions(self._db, login_id, active_only=True))
+        db = await self._db()
+        return tuple(grant.permission for grant in await queries.permissions(db, login_id, active_only=True))
 
     async def revoke_login(self, login_id: str, at: dt.datetime) -> None:
-        await self._db.execute(
+        db = await self._db()
+        await db.execute(
             "update permissions set revoked_at = $2 where login_id = $1 and revoked_at is null", login_id, at
         )
-        await self._db.execute(
-            """
-            update account_access set revoked_by = 'login', revoked_at = $2
-            where login_id = $1 and revoked_by is null
-            """,
+        await db.execute(
+            f"update associations set revoked_by = 'login', revoked_at = $2 where {_USER_ASSOCIATION} "
+            "and revoked_by is null",
             login_id,
             at,
         )
 
-    async def restore_login(self, login_id: str) -> list[tuple[str, AccountLogin]]:
-        await self._db.execute("update permissions set revoked_at = null where login_id = $1", login_id)
-        rows = await self._db.fetch(
-            "update account_access set revoked_by = null, revoked_at = null where login_id = $1 "
-            "and revoked_by = 'login' returning account_id, rights",
+    async def restore_login(self, login_id: str) -> None:
+        db = await self._db()
+        await db.execute("update permissions set revoked_at = null where login_id = $1", login_id)
+        await db.execute(
+            f"update associations set revoked_by = null, revoked_at = null where {_USER_ASSOCIATION} "
+            "and revoked_by = 'login'",
             login_id,
         )
-        return [
-            (row["account_id"], AccountLogin(login_id=login_id, rights=tuple(row["rights"])))
-            for row in sorted(rows, key=lambda row: row["account_id"])
-        ]
 
     async def unknown_logins(self, login_ids: Sequence[str]) -> list[str]:
-        known = {
-            row["login_id"]
-            for row in await self._db.fetch(
-                "select login_id from logins where login_id = any($1::text[])", list(login_ids)
-            )
-        }
+        rows = await (await self._db()).fetch(
+            "select login_id from logins where login_id = any($1::text[])", list(login_ids)
+        )
+        known = {row["login_id"] for row in rows}
         return [login_id for login_id in login_ids if login_id not in known]
+
+    # --- assets and what they reach -------------------------------------------------------------
+
+    async def define_asset(self, asset: Asset, name: str | None, flow_id: str, at: dt.datetime) -> None:
+        await (await self._db()).execute(
+            """
+            insert into asset_definitions (type, code, name, defined_flow_id, defined_at) values ($1, $2, $3, $4, $5)
+            on conflict (type, code) do update set name = coalesce(excluded.name, asset_definitions.name)
+            """,
+            asset.type.value,
+            asset.code,
+            name,
+            flow_id,
+            at,
+        )
+
+    async def define_association(
+        self, source: Asset, target: Asset, rights: Sequence[AccountRight], flow_id: str, at: dt.datetime
+    ) -> None:
+        await (await self._db()).execute(
+            """
+            insert into associations as x (from_type, from_code, to_type, to_code, rights, flow_id, granted_at,
+                                           revoked_by, revoked_at)
+            select $1, $2, $3, $4, $5::text[], $6, $7, r.revoked_by,
+                   case when r.revoked_by is not null then $7::timestamptz end
+            from (select case
+                    when $3 = 'TradingAccount'
+                         and exists (select 1 from accounts where account_id = $4 and state = 'closed') then 'account'
+                    when $1 = 'User'
+                         and exists (select 1 from logins where login_id = $2 and status <> 'active') then 'login'
+                  end as revoked_by) r
+            on conflict (from_type, from_code, to_type, to_code) do update
+                set rights = excluded.rights, flow_id = excluded.flow_id, granted_at = excluded.granted_at,
+                    revoked_by = excluded.revoked_by, revoked_at = excluded.revoked_at
+            """,
+            source.type.value,
+            source.code,
+            target.type.value,
+            target.code,
+            [str(right) for right in rights],
+            flow_id,
+            at,
+        )
+
+    async def undefine_association(self, source: Asset, target: Asset) -> None:
+        await (await self._db()).execute(
+            "delete from associations where from_type = $1 and from_code = $2 and to_type = $3 and to_code = $4",
+            source.type.value,
+            source.code,
+            target.type.value,
+            target.code,
+        )
+
+    async def reached(self, root: Asset) -> list[Association]:
+        db = await self._db()
+        return await queries.reached(db, root)
+
+    async def logins_reaching(self, asset: Asset) -> list[str]:
+        rows = await (await self._db()).fetch(_LOGINS_REACHING, asset.type.value, asset.code)
+        return [row["login_id"] for row in rows]
 
     # --- accounts and access --------------------------------------------------------------------
 
     async def account(self, account_id: str) -> Account | None:
-        return await queries.account(self._db, account_id)
+        return await queries.account(await self._db(), account_id)
 
     async def account_opened_by(self, flow_id: str) -> str | None:
-        value = await self._db.fetchval("select account_id from accounts where opened_flow_id = $1", flow_id)
+        value = await (await self._db()).fetchval("select account_id from accounts where opened_flow_id = $1", flow_id)
         return None if value is None else str(value)
 
     async def open_account(self, account_id: str, flow_id: str, at: dt.datetime) -> None:
-        await self._db.execute(
+        await (await self._db()).execute(
             """
             insert into accounts (account_id, state, opened_flow_id, opened_at) values ($1, 'open', $2, $3)
             on conflict (account_id) do update
@@ -289,7 +433,7 @@ class PostgresEntitlements(Entitlements):
         )
 
     async def close_account(self, account_id: str, flow_id: str, at: dt.datetime) -> None:
-        await self._db.execute(
+        await (await self._db()).execute(
             """
             insert into accounts (account_id, state, closed_flow_id, closed_at) values ($1, 'closed', $2, $3)
             on conflict (account_id) do update
@@ -301,16 +445,17 @@ class PostgresEntitlements(Entitlements):
         )
 
     async def grant(self, account_id: str, login: AccountLogin, flow_id: str, at: dt.datetime) -> bool:
-        revoked_by = await self._db.fetchrow(
+        revoked_by = await (await self._db()).fetchrow(
             """
-            insert into account_access as x (account_id, login_id, rights, flow_id, granted_at, revoked_by, revoked_at)
-            select a.account_id, l.login_id, $3::text[], $4, $5, r.revoked_by,
+            insert into associations as x (from_type, from_code, to_type, to_code, rights, flow_id, granted_at,
+                                           revoked_by, revoked_at)
+            select 'User', l.login_id, 'TradingAccount', a.account_id, $3::text[], $4, $5, r.revoked_by,
                    case when r.revoked_by is null then null else $5::timestamptz end
             from accounts a, logins l,
                  lateral (select case when a.state = 'closed' then 'account'
                                       when l.status <> 'active' then 'login' end as revoked_by) r
             where a.account_id = $1 and l.login_id = $2
-            on conflict (account_id, login_id) do update
+            on conflict (from_type, from_code, to_type, to_code) do update
                 set rights = excluded.rights, flow_id = excluded.flow_id, granted_at = excluded.granted_at,
                     revoked_by = excluded.revoked_by, revoked_at = excluded.revoked_at
             returning x.revoked_by
@@ -324,25 +469,30 @@ class PostgresEntitlements(Entitlements):
         return revoked_by is not None and revoked_by["revoked_by"] is None
 
     async def revoke_account(self, account_id: str, at: dt.datetime) -> list[str]:
-        rows = await self._db.fetch(
-            "select login_id from account_access where account_id = $1 and revoked_by is null order by login_id",
+        db = await self._db()
+        rows = await db.fetch(
+            """
+            select from_code from associations
+            where to_type = 'TradingAccount' and to_code = $1 and from_type = 'User' and revoked_by is null
+            order by from_code
+            """,
             account_id,
         )
-        await self._db.execute(
+        await db.execute(
             """
-            update account_access set revoked_by = 'account', revoked_at = coalesce(revoked_at, $2)
-            where account_id = $1 and revoked_by is distinct from 'account'
+            update associations set revoked_by = 'account', revoked_at = coalesce(revoked_at, $2)
+            where to_type = 'TradingAccount' and to_code = $1 and revoked_by is distinct from 'account'
             """,
             account_id,
             at,
         )
-        return [row["login_id"] for row in rows]
+        return [row["from_code"] for row in rows]
 
     async def revoke_account_login(self, account_id: str, login_id: str, at: dt.datetime) -> None:
-        await self._db.execute(
-            """
-            update account_access set revoked_by = 'account_login', revoked_at = coalesce(revoked_at, $3)
-            where account_id = $1 and login_id = $2 and revoked_by is distinct from 'account'
+        await (await self._db()).execute(
+            f"""
+            update associations set revoked_by = 'account_login', revoked_at = coalesce(revoked_at, $3)
+            where {_LOGIN_ACCOUNT} and revoked_by is distinct from 'account'
             """,
             account_id,
             login_id,
@@ -352,14 +502,15 @@ class PostgresEntitlements(Entitlements):
     # --- pending associations -------------------------------------------------------------------
 
     async def add_pending(self, flow_id: str, account_id: str, logins: Sequence[AccountLogin], at: dt.datetime) -> None:
-        await self._db.execute(
+        db = await self._db()
+        await db.execute(
             "insert into pending_access (flow_id, account_id, received_at) values ($1, $2, $3)",
             flow_id,
             account_id,
             at,
         )
         for position, login in enumerate(logins):
-            await self._db.execute(
+            await db.execute(
                 "insert into pending_access_logins (flow_id, position, login_id, rights) values ($1, $2, $3, $4)",
                 flow_id,
                 position,
@@ -376,27 +527,28 @@ class PostgresEntitlements(Entitlements):
         # deadlock), then the associations' rows (the other login's arrival waits here, then
         # sees this one), and only then is readiness read, in a statement that sees what
         # committed while this one waited.
-        if not await self._db.fetch(_HOLD_ACCOUNTS_WAITING_FOR, login_id):
+        db = await self._db()
+        if not await db.fetch(_HOLD_ACCOUNTS_WAITING_FOR, login_id):
             return []
-        await self._db.execute(_LOCK_PENDING_NAMING, login_id)
+        await db.execute(_LOCK_PENDING_NAMING, login_id)
         which = "exists (select 1 from pending_access_logins w where w.flow_id = p.flow_id and w.login_id = $1)"
-        return [Pending(**dict(row)) for row in await self._db.fetch(_READY.format(which=which), login_id)]
+        return [Pending(**dict(row)) for row in await db.fetch(_READY.format(which=which), login_id)]
 
     async def ready_for_account(self, account_id: str) -> list[Pending]:
-        rows = await self._db.fetch(_READY.format(which="p.account_id = $1"), account_id)
+        rows = await (await self._db()).fetch(_READY.format(which="p.account_id = $1"), account_id)
         return [Pending(**dict(row)) for row in rows]
 
     async def pending_logins(self, flow_id: str) -> list[AccountLogin]:
-        rows = await self._db.fetch(
+        rows = await (await self._db()).fetch(
             "select login_id, rights from pending_access_logins where flow_id = $1 order by position", flow_id
         )
         return [AccountLogin(login_id=row["login_id"], rights=tuple(row["rights"])) for row in rows]
 
     async def drop_pending(self, flow_id: str) -> None:
-        await self._db.execute("delete from pending_access where flow_id = $1", flow_id)
+        await (await self._db()).execute("delete from pending_access where flow_id = $1", flow_id)
 
     async def drop_pending_of_account(self, account_id: str) -> list[str]:
-        rows = await self._db.fetch(
+        rows = await (await self._db()).fetch(
             """
             with dropped as (delete from pending_access where account_id = $1 returning flow_id, seq)
             select flow_id from dropped order by seq
@@ -406,8 +558,9 @@ class PostgresEntitlements(Entitlements):
         return [row["flow_id"] for row in rows]
 
     async def drop_pending_login(self, account_id: str, login_id: str) -> None:
-        await self._db.execute(_LOCK_PENDING_OF_ACCOUNT, account_id)  # see ready_for_login
-        await self._db.execute(
+        db = await self._db()
+        await db.execute(_LOCK_PENDING_OF_ACCOUNT, account_id)  # see ready_for_login
+        await db.execute(
             """
             delete from pending_access_logins w using pending_access p
             where w.flow_id = p.flow_id and p.account_id = $1 and w.login_id = $2
@@ -419,7 +572,7 @@ class PostgresEntitlements(Entitlements):
     # --- failed flows ---------------------------------------------------------------------------
 
     async def remember_failed_flow(self, flow_id: str, account_id: str, reason: str, at: dt.datetime) -> None:
-        await self._db.execute(
+        await (await self._db()).execute(
             """
             insert into failed_flows (flow_id, account_id, reason, failed_at) values ($1, $2, $3, $4)
             on conflict (flow_id) do nothing
@@ -431,5 +584,5 @@ class PostgresEntitlements(Entitlements):
         )
 
     async def failed_flow_reason(self, flow_id: str) -> str | None:
-        value = await self._db.fetchval("select reason from failed_flows where flow_id = $1", flow_id)
+        value = await (await self._db()).fetchval("select reason from failed_flows where flow_id = $1", flow_id)
         return None if value is None else str(value)

@@ -3,7 +3,7 @@ close has struck, so that the adapters expire its DAY orders.
 
 No event says that a market has closed, so the gateway looks at the clock: every
 :data:`INTERVAL_SECONDS`, for each market of an active exchange whose close has passed on a
-trading date it has not ended yet (:mod:`consumers.gateway.trading_days`), it hands each of the
+trading date it has not ended yet (:mod:`consumers.runtime.trading_days`), it hands each of the
 market's instruments that it holds a state of to the adapter's ``end_of_day``, stores the new
 state and reports what the adapter reports (``EXPIRED``, for Prodigy) as ``ExecutionReported``,
 then records the date as ended, all in the tick's transaction. A tick that fails ends nothing
@@ -29,8 +29,8 @@ import datetime as dt
 import structlog
 
 from consumers.gateway.handlers import adapter, report_event
-from consumers.gateway.trading_days import last_closed
 from consumers.runtime import Timer, TimerUnit
+from consumers.runtime.trading_days import last_closed
 
 log = structlog.get_logger("xbus.gateway")
 

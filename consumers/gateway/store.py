@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from consumers.gateway.trading_days import last_closed
 from consumers.runtime import UnitOfWork
+from consumers.runtime.trading_days import last_closed
 from consumers.runtime.unit_of_work import DbConnection
 from schemas.exchanges import ExchangeAdded, ExchangeUpdated, Market
 

@@ -8,7 +8,8 @@ an exchange, and when that one dies its session ends, the lock is freed and the 
 was standing by takes over. Holding the lock, the feed creates the exchange's market-data topic
 from the ``xosp.marketdata.{exchange}`` template if it is missing (never left to the broker's
 auto-creation, which would make 4 partitions), and publishes what the plugin's
-``feed(exchange)`` yields, keyed by instrument, through the Publisher, in batches of what
+``feed(exchange)`` yields, stamped with the session's ``seq`` and each trade's trading date
+(stamping.py), keyed by instrument, through the Publisher, in batches of what
 accumulated while the previous batch was being acknowledged. A feed stops when its row says
 stopped (the plugin's iterator is closed with ``aclose()``), when the service stops, or when
 its lock's connection is lost (someone else may feed the exchange by then).
@@ -29,7 +30,7 @@ import asyncpg
 import structlog
 
 from consumers.market_data import queries, store
-from consumers.market_data.instruments import session_seq
+from consumers.market_data.stamping import Stamp
 from consumers.runtime.service import BackgroundContext
 from consumers.runtime.tasks import sleep_unless
 from consumers.runtime.transient import TRANSIENT_ERRORS
@@ -193,6 +194,7 @@ class FeedSupervisor:
 
     async def _publish(self, feed: store.Feed, session: int) -> None:
         context = self.context
+        stamp = Stamp(feed.definition, session)
         plugin = load_market_data_plugin(feed.plugin)
         topic = await create_feed_topic(context.settings, context.bootstrap, context.catalogue, feed.exchange)
         publisher = Publisher(context.settings, context.bootstrap, feed_catalogue(context.catalogue, feed.exchange))
@@ -213,7 +215,7 @@ class FeedSupervisor:
         )
         try:
             while batch := await _next_batch(queue):
-                await self._send(publisher, batch, feed.exchange, session)
+                await self._send(publisher, batch, feed.exchange, stamp)
                 published += len(batch)
             await reader  # raises the plugin's own failure, if that is why the iterator ended
             how = "ended"
@@ -230,13 +232,10 @@ class FeedSupervisor:
                 "market-data feed stopped", exchange=feed.exchange, plugin=feed.plugin, how=how, published=published
             )
 
-    async def _send(self, publisher: Publisher, batch: list[MarketData], exchange: str, session: int) -> None:
-        """Publish ``batch`` keyed by instrument, numbered in ``session``; what fails is sent again,
-        before anything newer."""
-        pending = [
-            Outgoing(event.model_copy(update={"seq": session_seq(session, event.seq)}), time=event.at)
-            for event in batch
-        ]
+    async def _send(self, publisher: Publisher, batch: list[MarketData], exchange: str, stamp: Stamp) -> None:
+        """Publish ``batch`` keyed by instrument, stamped (numbered in the feed's session, trades
+        dated); what fails is sent again, before anything newer."""
+        pending = [Outgoing(stamp(event), time=event.at) for event in batch]
         backoff = 0.1
         while pending:
             results = await publisher.publish_many(pending)

@@ -12,12 +12,14 @@ session is the second the feed started (strictly increasing per process, and acr
 as far as their clocks agree): a later session's numbers are above every earlier one's, and the
 jump between two sessions is not a gap.
 
-**The trading day** of a trade is the UTC date of its ``at``. The first trade of a later date
-than the state's opens a new day (open = high = low = its price, volume = its quantity); trades
-of the same date move high, low and volume; a trade dated before the current day (a late print)
-updates the last trade but no day figure. UTC, not the market's own time zone, because the
-projection folds one event at a time with nothing but the event: the market's time zone and
-trading hours are in the exchange's definition, which the feeds table holds, not the event.
+**The trading day** of a trade is the trading date it carries, which the feed stamped by its
+market's close in the market's time zone (stamping.py; a day runs from one close to the next, as
+for the gateway's DAY orders); a trade published before trades carried one counts on the UTC
+date of its ``at``, as it was folded then. The first trade of a later date than the state's opens
+a new day: open = high = low = its price, volume = its quantity, and the last price before it is
+the close (Zenith's ``Close``, the previous trading date's closing price). Trades of the same
+date move high, low and volume; a trade dated before the current day (a late print) updates the
+last trade but no day figure (and its price is the close if the next trade opens a new day).
 """
 
 from __future__ import annotations
@@ -55,12 +57,14 @@ class InstrumentState:
     ask_price: Decimal | None = None
     ask_quantity: int | None = None
     quoted_at: dt.datetime | None = None
-    #: the UTC date the day figures are of; None before the first trade
-    day: dt.date | None = None
-    day_open: Decimal | None = None
-    day_high: Decimal | None = None
-    day_low: Decimal | None = None
-    day_volume: int = 0
+    #: the trading date the day figures are of (Zenith's ``TradingDate``); None before the first trade
+    trading_date: dt.date | None = None
+    open: Decimal | None = None
+    high: Decimal | None = None
+    low: Decimal | None = None
+    #: the previous trading date's closing price: the last trade's when this date's first came
+    close: Decimal | None = None
+    volume: int = 0
 
 
 def fold(state: InstrumentState | None, event: Event) -> InstrumentState:
@@ -95,28 +99,25 @@ def fold(state: InstrumentState | None, event: Event) -> InstrumentState:
     return _evolve(state, changes)
 
 
-def trading_day(at: dt.datetime) -> dt.date:
-    return at.astimezone(dt.UTC).date()
-
-
 def _day(state: InstrumentState, trade: MarketTradeReported) -> dict[str, object]:
     """The day figures after ``trade`` (none change for a late print of an earlier day)."""
-    day = trading_day(trade.at)
-    if state.day is None or day > state.day:
+    day = trade.trading_date if trade.trading_date is not None else trade.at.astimezone(dt.UTC).date()
+    if state.trading_date is None or day > state.trading_date:
         return {
-            "day": day,
-            "day_open": trade.price,
-            "day_high": trade.price,
-            "day_low": trade.price,
-            "day_volume": trade.quantity,
+            "trading_date": day,
+            "open": trade.price,
+            "high": trade.price,
+            "low": trade.price,
+            "close": state.last_price,
+            "volume": trade.quantity,
         }
-    if day < state.day:
+    if day < state.trading_date:
         return {}
-    assert state.day_high is not None and state.day_low is not None
+    assert state.high is not None and state.low is not None
     return {
-        "day_high": max(state.day_high, trade.price),
-        "day_low": min(state.day_low, trade.price),
-        "day_volume": state.day_volume + trade.quantity,
+        "high": max(state.high, trade.price),
+        "low": min(state.low, trade.price),
+        "volume": state.volume + trade.quantity,
     }
 
 

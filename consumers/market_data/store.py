@@ -152,11 +152,12 @@ _INSTRUMENT_TYPES = {
     "ask_price": "numeric",
     "ask_quantity": "bigint",
     "quoted_at": "timestamptz",
-    "day": "date",
-    "day_open": "numeric",
-    "day_high": "numeric",
-    "day_low": "numeric",
-    "day_volume": "bigint",
+    "trading_date": "date",
+    "open": "numeric",
+    "high": "numeric",
+    "low": "numeric",
+    "close": "numeric",
+    "volume": "bigint",
 }
 assert set(_INSTRUMENT_TYPES) == set(_INSTRUMENT_COLUMNS), "every field of InstrumentState is a column"
 

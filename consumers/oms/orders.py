@@ -12,7 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from schemas.gateway import ExecutionKind, ExecutionReported
-from schemas.oms import OrderOutcome, RejectionCode
+from schemas.oms import OrderOutcome, RejectionCode, RejectionCodeV1
 from schemas.orders import OrderCancelRequested
 from schemas.types import AccountRight, OrderLifetime, OrderSide, OrderType
 
@@ -64,7 +64,8 @@ class Order:
     filled_quantity: int
     filled_value: Decimal
     outcome: OrderOutcome | None
-    rejection_code: RejectionCode | None
+    #: A rejected order's code; one rejected before the codes became Vetting.config's keeps its old one.
+    rejection_code: RejectionCode | RejectionCodeV1 | None
     #: Why vetting rejected it, or what the exchange said when it ended.
     reason: str | None
     placed_at: dt.datetime

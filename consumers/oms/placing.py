@@ -40,6 +40,8 @@ async def order_placed(event: OrderPlaced, unit: OmsUnit) -> None:
                 login_id=event.login_id,
                 instrument=event.instrument,
                 code=decision.code,
+                rule=decision.rule,
+                parameters=decision.parameters,
                 reason=decision.reason,
             )
         )

@@ -19,7 +19,7 @@ from consumers.oms.orders import Order, OrderState
 from consumers.oms.positions import CashPosition, HoldingPosition
 from consumers.runtime.unit_of_work import DbConnection
 from schemas.accounts import VettingLimits
-from schemas.oms import AccountState, OrderOutcome, RejectionCode
+from schemas.oms import AccountState, OrderOutcome, RejectionCode, RejectionCodeV1
 from schemas.types import OmsFeature, OrderLifetime, OrderSide, OrderType
 
 __all__ = ["Account", "CashPosition", "HoldingPosition", "Operator", "Order", "Positions"]
@@ -151,11 +151,21 @@ def order_from_row(row: asyncpg.Record) -> Order:
         filled_quantity=row["filled_quantity"],
         filled_value=row["filled_value"],
         outcome=OrderOutcome(row["outcome"]) if row["outcome"] is not None else None,
-        rejection_code=RejectionCode(row["rejection_code"]) if row["rejection_code"] is not None else None,
+        rejection_code=_rejection_code(row["rejection_code"]),
         reason=row["reason"],
         placed_at=row["placed_at"],
         changed_at=row["changed_at"],
     )
+
+
+def _rejection_code(stored: str | None) -> RejectionCode | RejectionCodeV1 | None:
+    """A stored rejection code: today's, or the retired one an order rejected before kept."""
+    if stored is None:
+        return None
+    try:
+        return RejectionCode(stored)
+    except ValueError:
+        return RejectionCodeV1(stored)
 
 
 async def positions(connection: DbConnection, account_id: str) -> Positions:

@@ -45,7 +45,7 @@ async def exchange_updated(event: ExchangeUpdated, unit: OmsUnit) -> None:
 
 
 async def exchange_suspended(event: ExchangeSuspended, unit: OmsUnit) -> None:
-    """New orders for the exchange are rejected with ``Exchange.NotActive``; open ones stay open.
+    """New orders for the exchange are rejected with ``Xbus.Exchange.NotActive``; open ones stay open.
 
     A removed exchange stays removed (only a new ``ExchangeAdded`` lists it again): its suspension
     changes nothing here, and says so in the log (the OMS has no step in the flow).

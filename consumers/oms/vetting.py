@@ -1,31 +1,47 @@
 """Vetting an order (docs/exchanges.md, "Vetting"): a pure function of what the OMS knows.
 
 The handler loads a :class:`Snapshot` (the account, the login's rights on it, the instrument and
-its exchange, the positions the order would draw on, and the order), calls :func:`vet` and stores
-what it decides. Nothing here reads a clock or a database, so every rule, and the order in which
-they are tried (the first that fails wins), is tested without either.
+its exchange, the positions the order would draw on, and the order's terms), calls :func:`vet`
+and stores what it decides. Nothing here reads a clock or a database, so every rule, and the
+order in which they are tried (the first that fails wins), is tested without either.
+
+Three stages, in this order. This project's checks, without which there is nothing to vet (the
+order id is new, the account and instrument are known, the login may trade, the exchange is
+allowed and active, the order is one the platform takes and can be priced): ``Xbus.`` codes.
+Then the rule set ``OMS.General`` of the platform's ``Config/Zenith/Vetting.config``, its rules in
+the set's order, each failing with the code and the parameters its ``FAIL WITH`` states. Then the
+account's own limits (``Xbus.AccountLimit.`` codes). Vetting.config runs its rules for a place
+and an amend, never for a cancel: :func:`vet` takes an order's terms, and for an amend what the
+order already counts for (:class:`AmendedOrder`); cancels are never vetted.
 
 Prices: a limit order is priced at its limit; a market order (``MARKET_TO_LIMIT`` is taken as
-one) at its protection price, the last price ± 10 % to the cent, rounded away from the trade.
-The order's value is quantity × that price; a buy reserves it, a sell holds back its quantity.
+one) at its protection price, the furthest from the last price that ``OMS.Compliance`` lets a
+limit order go: last + 10 % rounded down to the cent for a buy, last − 10 % rounded up for a
+sell. That price is the order's ``details.price`` for every rule; its value is quantity × it; a
+buy reserves the value, a sell holds back its quantity.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
+from typing import Protocol
 
 from consumers.oms.positions import EXACT, CashPosition, HoldingPosition, value_of
 from schemas.accounts import VettingLimits
 from schemas.money import show
-from schemas.oms import AccountState, RejectionCode
-from schemas.orders import OrderPlaced
+from schemas.oms import AccountState, RejectionCode, VettingRule
 from schemas.types import AccountRight, OrderLifetime, OrderSide, OrderType
 
-#: A limit price may be this far from the last price, either way (inclusive).
+#: ``OMS.Compliance``: a bid may be this much above the last price, an ask this much below (ends included).
 PRICE_BAND = Decimal("0.10")
 CENT = Decimal("0.01")
+#: ``OMS.Limits``: ``details.value > 1000000``, ``details.price > 200.00``, ``details.quantity > 5000000``.
+MAX_ORDER_VALUE = Decimal(1_000_000)
+MAX_ORDER_PRICE = Decimal("200.00")
+MAX_ORDER_QUANTITY = 5_000_000
 
 SIDES = (OrderSide.BUY, OrderSide.SELL)
 TYPES = (OrderType.MARKET, OrderType.LIMIT, OrderType.MARKET_TO_LIMIT)
@@ -43,6 +59,29 @@ class ExchangeState(StrEnum):
     LISTED = "listed"
     SUSPENDED = "suspended"
     REMOVED = "removed"
+
+
+class Terms(Protocol):
+    """What vetting reads of an order: an ``OrderPlaced``, or an open order with an amendment applied."""
+
+    @property
+    def order_id(self) -> str: ...
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def login_id(self) -> str: ...
+    @property
+    def instrument(self) -> str: ...
+    @property
+    def side(self) -> OrderSide: ...
+    @property
+    def order_type(self) -> OrderType: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def limit_price(self) -> Decimal | None: ...
+    @property
+    def lifetime(self) -> OrderLifetime: ...
 
 
 @dataclass(frozen=True)
@@ -78,14 +117,26 @@ class Instrument:
     exchange: str
     #: The market's currency: orders on the instrument are paid in it.
     currency: str
-    #: The adapter's reference price until the OMS sees a fill, then the last fill's price.
+    #: The adapter's reference price until the OMS sees a fill, then the last fill's price:
+    #: Vetting.config's ``market.lastorclose``.
     last_price: Decimal | None
 
 
 @dataclass(frozen=True)
+class AmendedOrder:
+    """An amend's order as it stands before the change: Vetting.config's ``order.value`` and
+    ``order.quantity``, from which a rule takes what the amend adds."""
+
+    #: What it reserves (a buy).
+    value: Decimal
+    #: What it holds back (a sell).
+    quantity: int
+
+
+@dataclass(frozen=True)
 class Snapshot:
-    order: OrderPlaced
-    #: An order with this id is already on record (accepted or rejected).
+    order: Terms
+    #: Another order has this id (accepted or rejected).
     order_id_taken: bool
     account: Account | None
     #: The login's rights on the account.
@@ -96,6 +147,8 @@ class Snapshot:
     #: Cash in the instrument's currency and the holding of the instrument; None: none on record.
     cash: CashPosition | None
     holding: HoldingPosition | None
+    #: An amend: the order before it; None for a place.
+    amending: AmendedOrder | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +156,10 @@ class Rejection:
     code: RejectionCode
     #: For the person who placed the order: what is wrong and what to do.
     reason: str
+    #: The rule of ``OMS.General`` that failed; None for a check of this project's.
+    rule: VettingRule | None = None
+    #: What the rule's ``FAIL WITH`` states beside the code (an account limit: the limit).
+    parameters: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,8 +175,58 @@ class Acceptance:
     held_back: int
 
 
+@dataclass(frozen=True)
+class _Details:
+    """An order past this project's checks, as Vetting.config's rules read it: its ``details``
+    (quantity, price, value), the ``account``, ``balance``, ``holding`` and ``market``, and the
+    ``order`` an amend changes."""
+
+    order: Terms
+    account: Account
+    instrument: Instrument
+    price: Decimal
+    protection_price: Decimal | None
+    value: Decimal
+    cash: CashPosition
+    holding: HoldingPosition | None
+    amending: AmendedOrder | None
+
+    @property
+    def bid(self) -> bool:
+        return self.order.side is OrderSide.BUY
+
+
 def vet(snapshot: Snapshot) -> Rejection | Acceptance:
-    """Rules 1 to 11 of docs/exchanges.md, in that order: the first that fails rejects the order."""
+    """This project's checks, ``OMS.General`` rule by rule, the account's own limits: the first
+    failure rejects the order."""
+    details = _checked(snapshot)
+    if isinstance(details, Rejection):
+        return details
+    for rule in RULES:
+        rejection = rule(details)
+        if rejection is not None:
+            return rejection
+    return Acceptance(
+        price=details.price,
+        protection_price=details.protection_price,
+        value=details.value,
+        reserved_cash=details.value if details.bid else Decimal(0),
+        held_back=0 if details.bid else details.order.quantity,
+    )
+
+
+def protection_price(last_price: Decimal, side: OrderSide) -> Decimal | None:
+    """The worst price a market order may fill at, the furthest ``OMS.Compliance`` lets a limit go:
+    last + 10 % rounded down to the cent for a buy, last − 10 % rounded up for a sell; None when a
+    buy's falls below a cent."""
+    if side is OrderSide.BUY:
+        ceiling = EXACT.multiply(last_price, 1 + PRICE_BAND).quantize(CENT, rounding=ROUND_FLOOR, context=EXACT)
+        return ceiling if ceiling > 0 else None
+    return EXACT.multiply(last_price, 1 - PRICE_BAND).quantize(CENT, rounding=ROUND_CEILING, context=EXACT)
+
+
+def _checked(snapshot: Snapshot) -> Rejection | _Details:
+    """This project's checks, in order; what the rules read when they all pass."""
     order = snapshot.order
     if snapshot.order_id_taken:
         return Rejection(
@@ -132,17 +239,6 @@ def vet(snapshot: Snapshot) -> Rejection | Acceptance:
             RejectionCode.ACCOUNT_UNKNOWN,
             f"trading account {order.account_id} is not known to the OMS; check the account id "
             "(orders are taken once the account is opened)",
-        )
-    if account.state is AccountState.CLOSED:
-        return Rejection(
-            RejectionCode.ACCOUNT_CLOSED,
-            f"trading account {account.account_id} is closed{_because(account.state_reason)}; it takes no orders",
-        )
-    if account.state is AccountState.SUSPENDED:
-        return Rejection(
-            RejectionCode.ACCOUNT_SUSPENDED,
-            f"trading account {account.account_id} is suspended{_because(account.state_reason)}; "
-            "it takes no orders until it is reinstated",
         )
     if AccountRight.TRADE not in snapshot.rights:
         return Rejection(
@@ -169,104 +265,222 @@ def vet(snapshot: Snapshot) -> Rejection | Acceptance:
     unsupported = _unsupported(order)
     if unsupported is not None:
         return Rejection(RejectionCode.ORDER_UNSUPPORTED, unsupported)
-    limit = account.limits.max_order_quantity
-    if limit is not None and order.quantity > limit:
-        return Rejection(
-            RejectionCode.QUANTITY_LIMIT,
-            f"quantity {order.quantity} is above the account's maximum order quantity of {limit}; "
-            "place a smaller order",
-        )
     priced = _price(order, instrument)
     if isinstance(priced, Rejection):
         return priced
     price, protection = priced
-    value = value_of(order.quantity, price)
-    ceiling = account.limits.max_order_value
-    if ceiling is not None and ceiling.currency == instrument.currency and value > ceiling.amount:
-        return Rejection(
-            RejectionCode.VALUE_LIMIT,
-            f"the order's value {_money(value, instrument.currency)} ({order.quantity} × {show(price)}) is above "
-            f"the account's maximum order value of {_money(ceiling.amount, ceiling.currency)}; "
-            "place a smaller order",
-        )
-    if order.side is OrderSide.BUY:
-        cash = snapshot.cash or CashPosition(instrument.currency)
-        if value > cash.available:
-            return Rejection(
-                RejectionCode.BALANCE_EXCEED,
-                f"the buy needs {_money(value, instrument.currency)} ({order.quantity} × {show(price)}) but "
-                f"{_money(cash.available, instrument.currency)} is available (booked {show(cash.booked)}, "
-                f"reserved by open buys {show(cash.reserved)}); deposit funds or place a smaller order",
-            )
-    else:
-        holding = snapshot.holding or HoldingPosition(instrument.code)
-        if order.quantity > holding.available:
-            return Rejection(
-                RejectionCode.QUANTITY_INSUFFICIENT,
-                f"the sell needs {order.quantity} {instrument.code} but {holding.available} are available "
-                f"(held {holding.quantity}, held back by open sells {holding.held_back}); "
-                "sell no more than is available",
-            )
-    is_buy = order.side is OrderSide.BUY
-    return Acceptance(
+    return _Details(
+        order=order,
+        account=account,
+        instrument=instrument,
         price=price,
         protection_price=protection,
-        value=value,
-        reserved_cash=value if is_buy else Decimal(0),
-        held_back=0 if is_buy else order.quantity,
+        value=value_of(order.quantity, price),
+        cash=snapshot.cash or CashPosition(instrument.currency),
+        holding=snapshot.holding,
+        amending=snapshot.amending,
     )
 
 
-def protection_price(last_price: Decimal, side: OrderSide) -> Decimal | None:
-    """The worst price a market order may fill at: last + 10 % rounded up to the cent for a buy,
-    last − 10 % rounded down for a sell; None when a sell's floor falls below a cent."""
-    if side is OrderSide.BUY:
-        return EXACT.multiply(last_price, 1 + PRICE_BAND).quantize(CENT, rounding=ROUND_CEILING, context=EXACT)
-    floor = EXACT.multiply(last_price, 1 - PRICE_BAND).quantize(CENT, rounding=ROUND_FLOOR, context=EXACT)
-    return floor if floor > 0 else None
+def _price(order: Terms, instrument: Instrument) -> Rejection | tuple[Decimal, Decimal | None]:
+    """The price the order is valued at and its protection price, or why a market order has none.
 
-
-def price_band(last_price: Decimal) -> tuple[Decimal, Decimal]:
-    """The limit prices ``Price.OutOfRange`` lets through: last price ± 10 %, both ends included."""
-    return EXACT.multiply(last_price, 1 - PRICE_BAND), EXACT.multiply(last_price, 1 + PRICE_BAND)
-
-
-def _price(order: OrderPlaced, instrument: Instrument) -> Rejection | tuple[Decimal, Decimal | None]:
-    """Rule 9: the price the order is valued at and its protection price, or why it has none.
-
-    A limit order on an instrument with no last price yet (no reference price, no fill) is not
-    range-checked: there is nothing to check it against, and the first trade must be possible.
-    A market order there cannot be protected, so it is refused.
-    """
-    last = instrument.last_price
+    A market order on an instrument with no last price yet cannot be protected, valued nor
+    reserved: refused here, since Vetting.config fails nothing for want of a last price."""
     if order.order_type is OrderType.LIMIT:
         assert order.limit_price is not None  # OrderPlaced requires it for a limit order
-        if last is not None:
-            low, high = price_band(last)
-            if not low <= order.limit_price <= high:
-                return Rejection(
-                    RejectionCode.PRICE_OUT_OF_RANGE,
-                    f"limit price {show(order.limit_price)} is outside {show(low)} to {show(high)}, "
-                    f"10 % either side of {instrument.code}'s last price {show(last)}; place it within that range",
-                )
         return order.limit_price, None
+    last = instrument.last_price
     if last is None:
         return Rejection(
-            RejectionCode.PRICE_OUT_OF_RANGE,
-            f"{instrument.code} has no last price yet, so a market order cannot be given a protection price; "
-            "place a limit order",
+            RejectionCode.ORDER_UNPRICED,
+            f"{instrument.code} has no last price yet, so a market order can be given no protection price to be "
+            "valued and reserved at; place a limit order",
         )
     protection = protection_price(last, order.side)
     if protection is None:
         return Rejection(
-            RejectionCode.PRICE_OUT_OF_RANGE,
-            f"{instrument.code}'s last price {show(last)} less 10 % is below a cent, so a market sell cannot be "
-            "given a protection price; place a limit order",
+            RejectionCode.ORDER_UNPRICED,
+            f"{instrument.code}'s last price {show(last)} plus 10 % is below a cent, so a market buy can be given "
+            "no protection price; place a limit order",
         )
     return protection, protection
 
 
-def _unsupported(order: OrderPlaced) -> str | None:
+def _implicit(details: _Details) -> Rejection | None:
+    """``FAIL WITH Account.Inactive IF account HAS active AND (NOT account.active)``."""
+    account = details.account
+    if account.state is AccountState.ACTIVE:
+        return None
+    until = "" if account.state is AccountState.CLOSED else " until it is reinstated"
+    return Rejection(
+        RejectionCode.ACCOUNT_INACTIVE,
+        f"trading account {account.account_id} is {account.state}{_because(account.state_reason)}; "
+        f"it takes no orders{until}",
+        VettingRule.IMPLICIT,
+    )
+
+
+def _funding_check(details: _Details) -> Rejection | None:
+    """``FAIL WITH [Balance.Exceed, balance.trading] IF order.side IS Bid AND (order HAS value AND
+    (details.value - order.value) > balance.trading)``: the trading balance is the cash available
+    (booked less what open buys reserve); a place has no ``order.value`` to take off."""
+    if not details.bid:
+        return None
+    cash, currency = details.cash, details.instrument.currency
+    already = details.amending.value if details.amending else Decimal(0)
+    needed = details.value - already
+    if needed <= cash.available:
+        return None
+    more = f" more than the {_money(already, currency)} it reserves" if details.amending else ""
+    return Rejection(
+        RejectionCode.BALANCE_EXCEED,
+        f"the buy needs {_money(needed, currency)}{more} ({details.order.quantity} × {show(details.price)}) but "
+        f"{_money(cash.available, currency)} is available (booked {show(cash.booked)}, reserved by open buys "
+        f"{show(cash.reserved)}); deposit funds or place a smaller order",
+        VettingRule.FUNDING_CHECK,
+        (show(cash.available),),
+    )
+
+
+def _holding_check(details: _Details) -> Rejection | None:
+    """``RUN IF order.side IS Ask { FAIL WITH [Quantity.Insufficient, 0] IF holding MISSING available;
+    FAIL WITH [Quantity.Insufficient, holding.available] IF (details.quantity - order.quantity) >
+    holding.available }``."""
+    if details.bid:
+        return None
+    holding, code = details.holding, details.instrument.code
+    already = details.amending.quantity if details.amending else 0
+    needed = details.order.quantity - already
+    if holding is None:
+        return Rejection(
+            RejectionCode.QUANTITY_INSUFFICIENT,
+            f"the sell needs {needed} {code} but none are held; sell no more than is available",
+            VettingRule.HOLDING_CHECK,
+            ("0",),
+        )
+    if needed <= holding.available:
+        return None
+    more = f" more than the {already} it holds back" if details.amending else ""
+    return Rejection(
+        RejectionCode.QUANTITY_INSUFFICIENT,
+        f"the sell needs {needed} {code}{more} but {holding.available} are available (held {holding.quantity}, "
+        f"held back by open sells {holding.held_back}); sell no more than is available",
+        VettingRule.HOLDING_CHECK,
+        (str(holding.available),),
+    )
+
+
+def _compliance(details: _Details) -> Rejection | None:
+    """``FAIL WITH [OrderPrice.Invalid] IF details.price <= 0``; then, ``RUN IF market HAS
+    lastorclose``, a bid more than 10.0 % above it is ``[OrderPrice.TooFarAbove, '10.0%']`` and an
+    ask more than 10.0 % below it ``[OrderPrice.TooFarBelow, '-10.0%']``. The percentage is taken
+    exactly: 100 × (price − last) / last > 10 is (price − last) > last × 0.10."""
+    price, last, code = details.price, details.instrument.last_price, details.instrument.code
+    if price <= 0:
+        return Rejection(
+            RejectionCode.ORDER_PRICE_INVALID,
+            f"price {show(price)} is not above zero; give a positive limit price",
+            VettingRule.COMPLIANCE,
+        )
+    if last is None:  # no price to work with: Vetting.config checks nothing
+        return None
+    band = EXACT.multiply(last, PRICE_BAND)
+    if details.bid and EXACT.subtract(price, last) > band:
+        return Rejection(
+            RejectionCode.ORDER_PRICE_TOO_FAR_ABOVE,
+            f"the bid's price {show(price)} is more than 10 % above {code}'s last price {show(last)} "
+            f"(at most {show(EXACT.add(last, band))}); bid no higher",
+            VettingRule.COMPLIANCE,
+            ("10.0%",),
+        )
+    if not details.bid and EXACT.subtract(last, price) > band:
+        return Rejection(
+            RejectionCode.ORDER_PRICE_TOO_FAR_BELOW,
+            f"the ask's price {show(price)} is more than 10 % below {code}'s last price {show(last)} "
+            f"(at least {show(EXACT.subtract(last, band))}); ask no lower",
+            VettingRule.COMPLIANCE,
+            ("-10.0%",),
+        )
+    return None
+
+
+def _limits(details: _Details) -> Rejection | None:
+    """``FAIL WITH [OrderValue.Exceed, '1000000'] IF details.value > 1000000``, ``[OrderPrice.Exceed,
+    '200.00'] IF details.price > 200.00``, ``[OrderQuantity.Exceed, '5000000'] IF details.quantity >
+    5000000``, in that order; amounts in the market's currency."""
+    quantity, price, value = details.order.quantity, details.price, details.value
+    if value > MAX_ORDER_VALUE:
+        return Rejection(
+            RejectionCode.ORDER_VALUE_EXCEED,
+            f"the order's value {_money(value, details.instrument.currency)} ({quantity} × {show(price)}) is above "
+            "the maximum order value of 1000000; place a smaller order",
+            VettingRule.LIMITS,
+            ("1000000",),
+        )
+    if price > MAX_ORDER_PRICE:
+        return Rejection(
+            RejectionCode.ORDER_PRICE_EXCEED,
+            f"price {show(price)} is above the maximum order price of 200.00; place the order at 200.00 or less",
+            VettingRule.LIMITS,
+            ("200.00",),
+        )
+    if quantity > MAX_ORDER_QUANTITY:
+        return Rejection(
+            RejectionCode.ORDER_QUANTITY_EXCEED,
+            f"quantity {quantity} is above the maximum order quantity of 5000000; place a smaller order",
+            VettingRule.LIMITS,
+            ("5000000",),
+        )
+    return None
+
+
+def _account_limits(details: _Details) -> Rejection | None:
+    """The account's own ``VettingLimits``, beyond Vetting.config's. The OMS has no exchange rates: a
+    maximum order value in another currency than the market's cannot be compared, so it refuses
+    the order rather than let it through unchecked."""
+    limits, order, instrument = details.account.limits, details.order, details.instrument
+    most = limits.max_order_quantity
+    if most is not None and order.quantity > most:
+        return Rejection(
+            RejectionCode.ACCOUNT_MAX_ORDER_QUANTITY,
+            f"quantity {order.quantity} is above the account's maximum order quantity of {most}; place a smaller order",
+            parameters=(str(most),),
+        )
+    ceiling = limits.max_order_value
+    if ceiling is None:
+        return None
+    if ceiling.currency != instrument.currency:
+        return Rejection(
+            RejectionCode.ACCOUNT_LIMIT_CURRENCY,
+            f"trading account {details.account.account_id}'s maximum order value is in {ceiling.currency} but "
+            f"{instrument.code} trades in {instrument.currency}, and the OMS has no exchange rates to compare "
+            f"them; set the account's maximum order value in {instrument.currency} to trade there",
+            parameters=(ceiling.currency, instrument.currency),
+        )
+    if details.value > ceiling.amount:
+        return Rejection(
+            RejectionCode.ACCOUNT_MAX_ORDER_VALUE,
+            f"the order's value {_money(details.value, instrument.currency)} ({order.quantity} × "
+            f"{show(details.price)}) is above the account's maximum order value of "
+            f"{_money(ceiling.amount, ceiling.currency)}; place a smaller order",
+            parameters=(show(ceiling.amount), ceiling.currency),
+        )
+    return None
+
+
+#: ``OMS.General``'s rules in the set's order, then the account's own limits.
+RULES: tuple[Callable[[_Details], Rejection | None], ...] = (
+    _implicit,
+    _funding_check,
+    _holding_check,
+    _compliance,
+    _limits,
+    _account_limits,
+)
+
+
+def _unsupported(order: Terms) -> str | None:
     if order.side not in SIDES:
         return f"side {order.side} is not supported; place a BUY or a SELL"
     if order.order_type not in TYPES:

@@ -44,7 +44,7 @@ from schemas.registry import (
     RegistryOperatorRegistered,
     RegistrySettlementEnabled,
 )
-from schemas.sessions import SessionLimitsAssigned, SessionsEnded
+from schemas.sessions import SessionLimitsAssigned, SessionLimitsAssignedV1, SessionsEnded
 from schemas.types import OperatorSystem
 from schemas.users import UserCreated, UserDisabled, UserEnabled
 
@@ -184,6 +184,7 @@ COMPLETES: Mapping[str, str] = {
     LoginProvisioned.event_type: "authentication.login",
     PermissionsGranted.event_type: "authorisation.permissions",
     SessionLimitsAssigned.event_type: "sessions.limits",
+    SessionLimitsAssignedV1.event_type: "sessions.limits",  # retired, still read (replays)
     LoginDisabled.event_type: "authentication.disable",
     LoginEnabled.event_type: "authentication.enable",
     AccessRevoked.event_type: "authorisation.revoke",

@@ -26,7 +26,7 @@ from schemas import Event
 from schemas.authentication import LoginProvisioned
 from schemas.operators import ManualActionCompleted
 from schemas.provisioning import ManualActionRequired, ProvisioningFailed, StepFailed, StepWaiting
-from schemas.users import UserCreated, UserEnabled, UserUpdated
+from schemas.users import UserCreated, UserEnabled, UserSessionPolicyRemoved, UserUpdated
 
 log = structlog.get_logger("xbus.provisioning")
 
@@ -41,6 +41,11 @@ async def user_updated(event: UserUpdated, unit: FlowsUnit) -> None:
     """Not a flow; the tracker only learns whether the login now has a session policy."""
     if event.session_policy is not None:  # absent means unchanged (a partial update)
         await unit.store.remember_login(event.login_id, True, unit.cause.time)
+
+
+async def session_policy_removed(event: UserSessionPolicyRemoved, unit: FlowsUnit) -> None:
+    """Not a flow either: the login's next enabling expects no session limits."""
+    await unit.store.remember_login(event.login_id, False, unit.cause.time)
 
 
 async def user_enabled(event: UserEnabled, unit: FlowsUnit) -> None:

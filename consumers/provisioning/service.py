@@ -13,13 +13,14 @@ from schemas import Envelope, Event, event_types
 from schemas.authentication import LoginProvisioned
 from schemas.operators import ManualActionCompleted
 from schemas.provisioning import StepFailed, StepWaiting
-from schemas.users import UserCreated, UserEnabled, UserUpdated
+from schemas.users import UserCreated, UserEnabled, UserSessionPolicyRemoved, UserUpdated
 
 _HANDLERS: dict[type[Event], Handler] = {
     **dict.fromkeys(map(event_types.model, STARTERS), handlers.flow_started),
     UserCreated: handlers.user_created,
     UserEnabled: handlers.user_enabled,
     UserUpdated: handlers.user_updated,
+    UserSessionPolicyRemoved: handlers.session_policy_removed,
     **dict.fromkeys(map(event_types.model, COMPLETES), handlers.step_done),
     LoginProvisioned: handlers.login_provisioned,
     ManualActionCompleted: handlers.manual_action_completed,

@@ -1,59 +1,41 @@
-"""Session pools and the one rule of the service: the limits in force are the pool's defaults
-with the login's overrides applied.
+"""The one rule of session pools: the limits in force for a login are its pool's settings, each
+replaced by the login's own override where it has one.
 
-Kept free of I/O so that the arithmetic can be tested on its own and read in one place. The
-pools are the reference deployment's (docs/provisioning.md); a pool added there is added here.
+The pools themselves are data, not code: the platform's are seeded by sql/0003_pools.sql, others
+are defined and changed by events (docs/provisioning.md, "Session pools"). What is here is the
+arithmetic alone, free of I/O, to be tested and read in one place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 
-from schemas.users import SessionPolicy
+from schemas.users import SessionLimits
 
 
 @dataclass(frozen=True)
 class Limits:
-    max_sessions: int
-    max_connections: int
-    grace_period_seconds: int
+    """A pool's settings, or the limits in force for a login. None: no limit of that kind (the
+    platform's ``Default`` pool sets none)."""
+
+    max_sessions: int | None
+    max_connections: int | None
+    grace_period_seconds: int | None
+    #: The limits apply per resource rather than to the login as a whole (``Pool Set ... -Resource``).
+    resource_scoped: bool
 
 
-POOLS: Mapping[str, Limits] = MappingProxyType(
-    {
-        "Default": Limits(max_sessions=5, max_connections=20, grace_period_seconds=60),
-        "General": Limits(max_sessions=10, max_connections=50, grace_period_seconds=120),
-    }
-)
-
-
-class UnknownPool(LookupError):
-    """A policy names a pool Session Management does not have: the step is refused, not retried."""
-
-    def __init__(self, pool: str) -> None:
-        super().__init__(
-            f"session pool {pool!r} is unknown; known pools: {', '.join(sorted(POOLS))} "
-            "(name one of them in the user's session policy)"
-        )
-        self.pool = pool
-
-
-def limits_in_force(policy: SessionPolicy) -> Limits:
-    """The pool's limits, each replaced by the login's override where it has one."""
-    try:
-        pool = POOLS[policy.pool]
-    except KeyError:
-        raise UnknownPool(policy.pool) from None
-    overrides = policy.overrides
+def limits_in_force(pool: Limits, overrides: SessionLimits) -> Limits:
+    """The pool's limits, each replaced by the login's override where it has one; whether they
+    apply per resource is the pool's to say."""
     return Limits(
         max_sessions=_first(overrides.max_sessions, pool.max_sessions),
         max_connections=_first(overrides.max_connections, pool.max_connections),
         grace_period_seconds=_first(overrides.grace_period_seconds, pool.grace_period_seconds),
+        resource_scoped=pool.resource_scoped,
     )
 
 
-def _first(override: int | None, default: int) -> int:
+def _first(override: int | None, default: int | None) -> int | None:
     """An override of 0 (no grace period) is an override: only an absent one keeps the pool's."""
     return default if override is None else override

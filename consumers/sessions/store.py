@@ -1,5 +1,5 @@
-"""Session Management's state: each login's status, policy, the limits in force and whether it is
-disabled.
+"""Session Management's state: the pools in force, and each login's status, policy, the limits in
+force and whether it is disabled.
 
 Handlers reach it through ``unit.store`` (a :class:`SessionsStore`); the service runs them on
 :class:`PostgresSessions`, over the batch's transaction (its schema is the search path), and
@@ -8,7 +8,9 @@ unit tests on an in-memory one (tests/support/memory_sessions.py)."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal, Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 from consumers.runtime import UnitOfWork
 from consumers.runtime.unit_of_work import DbConnection
@@ -20,6 +22,16 @@ from schemas.users import SessionLimits, SessionPolicy
 LoginStatus = Literal["not_created", "created", "deleted"]
 
 
+@dataclass(frozen=True)
+class PoolMember:
+    """A created login whose policy names a pool: its overrides and the limits assigned to it."""
+
+    login_id: str
+    overrides: SessionLimits
+    #: None: none assigned (a pool an earlier release refused).
+    limits: Limits | None
+
+
 class SessionsStore(Protocol):
     async def status(self, login_id: str) -> LoginStatus | None:
         """The login's status; None for a login never heard of."""
@@ -28,9 +40,13 @@ class SessionsStore(Protocol):
         """Mark the login created with ``policy`` (None: it has none) and the limits assigned from
         it, keeping whether it is disabled (a disabling may come first); return that."""
 
-    async def save_policy(self, login_id: str, policy: SessionPolicy, limits: Limits | None, at: dt.datetime) -> bool:
+    async def save_policy(self, login_id: str, policy: SessionPolicy, limits: Limits, at: dt.datetime) -> bool:
         """Keep a created login's new ``policy`` and the limits assigned from it; return whether the
         login is disabled."""
+
+    async def remove_policy(self, login_id: str, at: dt.datetime) -> str | None:
+        """Take a created login's policy and limits away; the pool it was in (None: it had none,
+        and nothing changed)."""
 
     async def end_sessions(self, login_id: str, reason: str, at: dt.datetime) -> None:
         """Mark the login disabled and its sessions ended; a login never seen gets a row (not
@@ -41,6 +57,23 @@ class SessionsStore(Protocol):
 
     async def delete(self, login_id: str, at: dt.datetime) -> None:
         """Mark the login deleted: its policy and limits go, its row stays."""
+
+    async def pool(self, name: str) -> Limits | None:
+        """The settings of pool ``name`` (None: no such pool), held until the transaction ends: a
+        change of the pool waits for it, or, made first, is what this reads."""
+
+    async def pool_names(self) -> list[str]:
+        """The names of the pools in force, sorted."""
+
+    async def save_pool(self, name: str, settings: Limits, at: dt.datetime) -> None:
+        """Define pool ``name`` with ``settings``, or give it them."""
+
+    async def logins_in_pool(self, name: str) -> list[PoolMember]:
+        """The created logins whose policy names pool ``name``, by login id."""
+
+    async def save_limits(self, pool: str, limits: Mapping[str, Limits], at: dt.datetime) -> list[str]:
+        """Give each login of ``limits`` its limits, if it is still a created login of ``pool`` (one
+        removed, moved or deleted meanwhile is left as it is); those of them not disabled."""
 
 
 #: What the handlers are given.
@@ -62,8 +95,8 @@ class PostgresSessions(SessionsStore):
                 """
                 insert into logins (login_id, status, pool, override_max_sessions, override_max_connections,
                                     override_grace_period_seconds, max_sessions, max_connections,
-                                    grace_period_seconds, changed_at)
-                values ($1, 'created', $2, $3, $4, $5, $6, $7, $8, $9)
+                                    grace_period_seconds, resource_scoped, changed_at)
+                values ($1, 'created', $2, $3, $4, $5, $6, $7, $8, $9, $10)
                 on conflict (login_id) do update set
                     status = 'created',
                     pool = excluded.pool,
@@ -73,6 +106,7 @@ class PostgresSessions(SessionsStore):
                     max_sessions = excluded.max_sessions,
                     max_connections = excluded.max_connections,
                     grace_period_seconds = excluded.grace_period_seconds,
+                    resource_scoped = excluded.resource_scoped,
                     changed_at = excluded.changed_at
                 returning disabled
                 """,
@@ -81,14 +115,12 @@ class PostgresSessions(SessionsStore):
                 overrides.max_sessions,
                 overrides.max_connections,
                 overrides.grace_period_seconds,
-                limits.max_sessions if limits else None,
-                limits.max_connections if limits else None,
-                limits.grace_period_seconds if limits else None,
+                *_limit_columns(limits),
                 at,
             )
         )
 
-    async def save_policy(self, login_id: str, policy: SessionPolicy, limits: Limits | None, at: dt.datetime) -> bool:
+    async def save_policy(self, login_id: str, policy: SessionPolicy, limits: Limits, at: dt.datetime) -> bool:
         overrides = policy.overrides
         return bool(
             await self._db.fetchval(
@@ -101,7 +133,8 @@ class PostgresSessions(SessionsStore):
                     max_sessions = $6,
                     max_connections = $7,
                     grace_period_seconds = $8,
-                    changed_at = $9
+                    resource_scoped = $9,
+                    changed_at = $10
                 where login_id = $1
                 returning disabled
                 """,
@@ -110,12 +143,24 @@ class PostgresSessions(SessionsStore):
                 overrides.max_sessions,
                 overrides.max_connections,
                 overrides.grace_period_seconds,
-                limits.max_sessions if limits else None,
-                limits.max_connections if limits else None,
-                limits.grace_period_seconds if limits else None,
+                *_limit_columns(limits),
                 at,
             )
         )
+
+    async def remove_policy(self, login_id: str, at: dt.datetime) -> str | None:
+        # ``kept`` is the row as it was (UPDATE ... RETURNING gives the new one): the pool it names.
+        pool: str | None = await self._db.fetchval(
+            f"""
+            update logins l set {_NO_POLICY}, changed_at = $2
+            from logins kept
+            where l.login_id = $1 and kept.login_id = l.login_id and l.status = 'created' and l.pool is not null
+            returning kept.pool
+            """,
+            login_id,
+            at,
+        )
+        return pool
 
     async def end_sessions(self, login_id: str, reason: str, at: dt.datetime) -> None:
         await self._db.execute(
@@ -153,13 +198,109 @@ class PostgresSessions(SessionsStore):
 
     async def delete(self, login_id: str, at: dt.datetime) -> None:
         await self._db.execute(
-            """
-            update logins set
-                status = 'deleted', pool = null, override_max_sessions = null, override_max_connections = null,
-                override_grace_period_seconds = null, max_sessions = null, max_connections = null,
-                grace_period_seconds = null, changed_at = $2
+            f"""
+            update logins set status = 'deleted', {_NO_POLICY}, changed_at = $2
             where login_id = $1
             """,
             login_id,
             at,
         )
+
+    async def pool(self, name: str) -> Limits | None:
+        row = await self._db.fetchrow(_POOL_HELD, name)
+        if row is None:  # a platform pool is copied in the first time it is needed: its row can be held
+            await self._db.execute(
+                """
+                insert into pools (name, max_sessions, max_connections, grace_period_seconds, resource_scoped)
+                select * from reference_pools where name = $1
+                on conflict (name) do nothing
+                """,
+                name,
+            )
+            row = await self._db.fetchrow(_POOL_HELD, name)
+        return None if row is None else limits_of_row(row)
+
+    async def pool_names(self) -> list[str]:
+        rows = await self._db.fetch("select name from pools union select name from reference_pools order by name")
+        return [row["name"] for row in rows]
+
+    async def save_pool(self, name: str, settings: Limits, at: dt.datetime) -> None:
+        await self._db.execute(
+            """
+            insert into pools (name, max_sessions, max_connections, grace_period_seconds, resource_scoped, changed_at)
+            values ($1, $2, $3, $4, $5, $6)
+            on conflict (name) do update set
+                max_sessions = excluded.max_sessions,
+                max_connections = excluded.max_connections,
+                grace_period_seconds = excluded.grace_period_seconds,
+                resource_scoped = excluded.resource_scoped,
+                changed_at = excluded.changed_at
+            """,
+            name,
+            *_limit_columns(settings),
+            at,
+        )
+
+    async def logins_in_pool(self, name: str) -> list[PoolMember]:
+        rows = await self._db.fetch(
+            "select * from logins where status = 'created' and pool = $1 order by login_id",
+            name,
+        )
+        return [
+            PoolMember(
+                row["login_id"],
+                SessionLimits(
+                    max_sessions=row["override_max_sessions"],
+                    max_connections=row["override_max_connections"],
+                    grace_period_seconds=row["override_grace_period_seconds"],
+                ),
+                None if row["resource_scoped"] is None else limits_of_row(row),
+            )
+            for row in rows
+        ]
+
+    async def save_limits(self, pool: str, limits: Mapping[str, Limits], at: dt.datetime) -> list[str]:
+        logins = sorted(limits)
+        columns = [_limit_columns(limits[login]) for login in logins]
+        rows = await self._db.fetch(
+            """
+            update logins l set
+                max_sessions = u.max_sessions,
+                max_connections = u.max_connections,
+                grace_period_seconds = u.grace_period_seconds,
+                resource_scoped = u.resource_scoped,
+                changed_at = $7
+            from unnest($2::text[], $3::int[], $4::int[], $5::int[], $6::bool[])
+                as u(login_id, max_sessions, max_connections, grace_period_seconds, resource_scoped)
+            where l.login_id = u.login_id and l.status = 'created' and l.pool = $1
+            returning l.login_id, l.disabled
+            """,
+            pool,
+            logins,
+            *([column[index] for column in columns] for index in range(4)),
+            at,
+        )
+        return sorted(row["login_id"] for row in rows if not row["disabled"])
+
+
+#: A policy's columns, and the limits assigned from it, emptied.
+_NO_POLICY = """pool = null, override_max_sessions = null, override_max_connections = null,
+                override_grace_period_seconds = null, max_sessions = null, max_connections = null,
+                grace_period_seconds = null, resource_scoped = null"""
+
+#: A pool's row, held until the transaction ends: a change of the pool (an update) waits for it.
+_POOL_HELD = """
+select max_sessions, max_connections, grace_period_seconds, resource_scoped from pools where name = $1 for share
+"""
+
+
+def _limit_columns(limits: Limits | None) -> tuple[int | None, int | None, int | None, bool | None]:
+    """The limits as their columns are written (all null: none assigned)."""
+    if limits is None:
+        return None, None, None, None
+    return limits.max_sessions, limits.max_connections, limits.grace_period_seconds, limits.resource_scoped
+
+
+def limits_of_row(row: Any) -> Limits:
+    """Limits from a row of ``pools`` or ``logins`` (one with limits assigned)."""
+    return Limits(row["max_sessions"], row["max_connections"], row["grace_period_seconds"], row["resource_scoped"])

@@ -35,10 +35,10 @@ def tail_json(xbus: XbusCli, topic: str) -> list[dict]:
 def test_topics_apply_twice_changes_nothing_the_second_time(xbus: XbusCli) -> None:
     first = xbus("topics", "apply")
     assert first.code == 0, first.stderr
-    assert "21 created, 0 already present" in first.stdout
+    assert "23 created, 0 already present" in first.stdout
     second = xbus("topics", "apply")
     assert second.code == 0, second.stderr
-    assert "0 created, 21 already present" in second.stdout
+    assert "0 created, 23 already present" in second.stdout
     assert "drift" not in second.stderr
 
 
@@ -50,7 +50,7 @@ def test_topics_apply_reports_a_partition_count_that_differs(xbus: XbusCli, tmp_
     result = xbus("topics", "apply", env={"XBUS_TOPICS_FILE": str(changed)})
     assert result.code == 3
     assert "xosp.operators: partitions is 3, topics.yaml says 5" in result.stderr
-    assert "0 created, 21 already present" in result.stdout
+    assert "0 created, 23 already present" in result.stdout
 
 
 def test_topics_list_shows_partitions_and_end_offsets(xbus: XbusCli) -> None:

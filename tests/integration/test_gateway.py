@@ -17,7 +17,7 @@ import pytest_asyncio
 
 from consumers.gateway import closing
 from consumers.gateway.service import SERVICE
-from consumers.gateway.trading_days import last_closed
+from consumers.runtime.trading_days import last_closed
 from exchanges.prodigy.book import Book
 from exchanges.prodigy.market_maker import open_book
 from infrastructure.kafka_clients import topic_reader

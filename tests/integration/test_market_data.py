@@ -24,8 +24,9 @@ from aiokafka import AIOKafkaConsumer
 
 from consumers.market_data import queries
 from consumers.market_data.feeds import create_feed_topic, feed_catalogue, feed_lock
-from consumers.market_data.instruments import InstrumentState, fold, trading_day
+from consumers.market_data.instruments import InstrumentState, fold
 from consumers.market_data.service import SERVICE
+from consumers.market_data.stamping import Stamp
 from consumers.runtime import Service
 from consumers.runtime.dead_letters import list_dead_letters
 from consumers.runtime.projection import Projection
@@ -42,7 +43,7 @@ from infrastructure.reader import topic_partitions
 from infrastructure.settings import Settings
 from producers import Outgoing, Published, Publisher, open_publisher
 from schemas import Envelope, Event, event_types
-from schemas.exchanges import ExchangeAdded, ExchangeSuspended, ExchangeUpdated
+from schemas.exchanges import ExchangeAdded, ExchangeSuspended, ExchangeUpdated, Market, TradingHours
 from schemas.market_data import (
     MARKET_DATA,
     MarketDataFeedStarted,
@@ -77,6 +78,25 @@ def code() -> str:
 
 def exchange(code: str, plugin: str = "prodigy", symbols: Sequence[str] = ("BHP", "RIO", "CBA")) -> ExchangeAdded:
     return prodigy_exchange(code, markets=1, symbols=symbols, plugin=plugin)
+
+
+def far_east(code: str) -> ExchangeAdded:
+    """A Prodigy exchange whose market keeps Kiritimati's time (UTC+14, no daylight saving) and closes
+    at 14:00 there, which is 00:00 UTC: every moment's trading date is then its UTC date's next day,
+    so a day counted by the UTC date shows, whenever the test runs."""
+    added = exchange(code)
+    [market] = added.markets
+    moved = market.model_copy(
+        update={
+            "time_zone": "Pacific/Kiritimati",
+            "trading_hours": TradingHours(open=dt.time(9, 0), close=dt.time(14, 0)),
+        }
+    )
+    return added.model_copy(update={"markets": (moved,)})
+
+
+def the_day_after(at: dt.datetime) -> dt.date:
+    return at.astimezone(dt.UTC).date() + dt.timedelta(days=1)
 
 
 def trade(code: str, instrument: str, seq: int, price: str, quantity: int) -> MarketTradeReported:
@@ -201,13 +221,14 @@ async def test_market_data_is_folded_into_each_instruments_latest_state(
         Decimal("45.15"),
         200,
     )
-    assert (bhp.day_open, bhp.day_high, bhp.day_low, bhp.day_volume) == (
+    assert (bhp.open, bhp.high, bhp.low, bhp.close, bhp.volume) == (
         Decimal("45.10"),
         Decimal("45.40"),
         Decimal("44.90"),
+        None,
         150,
     )
-    assert bhp.day == trading_day(NOON)
+    assert bhp.trading_date == NOON.date()  # trades published by hand carry no date: their UTC date
     rio = await queries.instrument_state(
         market_data.settings.database_url or "", f"RIO.{code}", schema=_schema(market_data)
     )
@@ -236,7 +257,7 @@ async def test_a_malformed_record_goes_to_the_dead_letter_topic_and_the_rest_are
     await eventually(lambda: _equals(applied_through(market_data.db, topic), 5), "all five records read")
     state = await queries.instrument_state(market_data.db, instrument)
     assert state is not None
-    assert (state.last_price, state.last_seq, state.day_volume) == (Decimal("12.00"), 3, 107)
+    assert (state.last_price, state.last_seq, state.volume) == (Decimal("12.00"), 3, 107)
 
     async def dead_lettered() -> list[dict[str, str]]:
         read = await read_all(settings, "xosp.marketdata.dlq")
@@ -291,6 +312,44 @@ async def test_an_added_exchange_is_fed_and_a_suspended_one_is_not(market_data: 
     assert states == folded(events)
     assert set(states) == {f"{symbol}.{code}" for symbol in ("BHP", "RIO", "CBA")}
     assert all(state.status is not None and state.gaps == 0 for state in states.values())
+
+
+async def test_a_feed_dates_each_trade_by_its_markets_close_and_the_day_figures_follow(
+    market_data: ServiceUnderTest, code: str
+) -> None:
+    """A market has a time zone of its own (plxtra/xosp ``Config/Tasks/market-create.ps1``:
+    ``[string] $TimeZone = "Etc/UTC"``, ``Market Create ... -TimeZone $TimeZone``), and Zenith's day
+    is the market's (plxtra/zenith-websocket-api ``src/content/docs/controllers/market/markets.md``:
+    "TradingDate: The trading date of the Market"; ``security.md``: the full state is sent "upon a
+    new trading day"). The feed dates each trade on the topic, and the projection's open, high, low
+    and volume are those of the latest trading date's trades."""
+    settings = market_data.settings
+    await market_data.handle(far_east(code))
+    topic = settings.topic(f"xosp.marketdata.{code}")
+    await eventually(lambda: _at_least(_size_if_exists(settings, topic), 150), "Prodigy's market data on the topic")
+    await market_data.handle(ExchangeSuspended(code=code, reason="end of test"))
+    await eventually(lambda: lock_is_free(market_data.db, _schema(market_data), code), "the feed let go of its lock")
+    size = await topic_size(settings, topic)
+    await eventually(lambda: _equals(applied_through(market_data.db, topic), size), "the projection caught up")
+
+    events = await market_events(settings, code)
+    trades = [event for event in events if isinstance(event, MarketTradeReported)]
+    assert trades, "Prodigy traded nothing"
+    assert [trade.trading_date for trade in trades] == [the_day_after(trade.at) for trade in trades]
+    states = await projected(market_data.db, code)
+    assert states == folded(events)
+    for instrument in {trade.instrument for trade in trades}:
+        state = states[instrument]
+        assert state.trading_date == max(the_day_after(trade.at) for trade in trades if trade.instrument == instrument)
+        days = [
+            trade for trade in trades if trade.instrument == instrument and trade.trading_date == state.trading_date
+        ]
+        assert (state.open, state.high, state.low, state.volume) == (
+            days[0].price,
+            max(trade.price for trade in days),
+            min(trade.price for trade in days),
+            sum(trade.quantity for trade in days),
+        )
 
 
 async def test_an_exchange_naming_a_plugin_not_installed_fails_its_feed_step(
@@ -470,7 +529,8 @@ async def standing_by(connection: asyncpg.Connection, since: dt.datetime) -> boo
 async def test_a_restart_after_kafka_lost_the_commits_gives_the_state_of_one_uninterrupted_run(stack: Stack) -> None:
     settings = await short_session_settings(stack)
     code = f"R{uuid.uuid4().hex[:8].upper()}"
-    feed = [event async for event in ProdigyMarketData(rate=None, limit=3_000).feed(exchange(code))]
+    stamp = Stamp(exchange(code), session=1)
+    feed = [stamp(event) async for event in ProdigyMarketData(rate=None, limit=3_000).feed(exchange(code))]
     first, second = feed[:1_800], feed[1_800:]
     schema = settings.db_schema(SERVICE.name)
     connection = await asyncpg.connect(settings.database_url or "", server_settings={"search_path": schema})
@@ -507,14 +567,71 @@ async def test_a_restart_after_kafka_lost_the_commits_gives_the_state_of_one_uni
         }
         states = await projected(connection, code)
         assert states == folded(events)
-        last_day = {key: max(trading_day(t.at) for t in trades if t.instrument == key) for key in states}
-        assert {key: state.day_volume for key, state in states.items()} == {
-            key: sum(t.quantity for t in trades if t.instrument == key and trading_day(t.at) == last_day[key])
+        last_day = {
+            key: max(t.trading_date for t in trades if t.instrument == key and t.trading_date) for key in states
+        }
+        assert {key: state.volume for key, state in states.items()} == {
+            key: sum(t.quantity for t in trades if t.instrument == key and t.trading_date == last_day[key])
             for key in states
         }
         assert all(state.status is TradingStatus.CLOSED and state.gaps == 0 for state in states.values())
     finally:
         await connection.close()
+
+
+async def test_refolding_the_topic_rebuilds_the_same_day_figures_after_the_market_moved(stack: Stack) -> None:
+    """Zenith's day is the market's (plxtra/zenith-websocket-api ``src/content/docs/controllers/market/
+    markets.md``: "TradingDate: The trading date of the Market"). Each trade carries the date its
+    market gave it when it traded, so refolding the topic (docs/operations.md: empty the projection's
+    offsets and state, restart) gives the same open, high, low, close and volume even after an
+    ``ExchangeUpdated`` moved the market to Pago Pago (UTC-11, close 13:00, which is 00:00 UTC: there
+    every trade would be a day earlier)."""
+    settings = await short_session_settings(stack)
+    code = f"D{uuid.uuid4().hex[:8].upper()}"
+    added = far_east(code)
+    topic = settings.topic(f"xosp.marketdata.{code}")
+    schema = settings.db_schema(SERVICE.name)
+    connection = await asyncpg.connect(settings.database_url or "", server_settings={"search_path": schema})
+    try:
+        async with running(SERVICE, settings), open_publisher(settings) as publisher:
+            await publisher.publish(added)
+            await eventually(lambda: _at_least(_size_if_exists(settings, topic), 150), "Prodigy's market data")
+            await publisher.publish(ExchangeSuspended(code=code, reason="end of the trading"))
+            await eventually(lambda: lock_is_free(connection, schema, code), "the feed let go of its lock")
+            size = await topic_size(settings, topic)
+            await eventually(lambda: _equals(applied_through(connection, topic), size), "the projection caught up")
+            [market] = added.markets
+            moved = market.model_copy(
+                update={
+                    "time_zone": "Pacific/Pago_Pago",
+                    "trading_hours": TradingHours(open=dt.time(8, 0), close=dt.time(13, 0)),
+                }
+            )
+            await publisher.publish(ExchangeUpdated(code=code, markets=(moved,)))
+            await eventually(lambda: _definition_is(connection, code, moved), "the new definition kept")
+        before = await projected(connection, code)
+        assert before
+
+        await connection.execute("delete from instruments where exchange = $1", code)
+        await connection.execute("delete from xbus_projection_offsets where topic = $1", topic)
+        async with running(SERVICE, settings):
+            await eventually(lambda: _equals(applied_through(connection, topic), size), "the topic refolded", 60)
+
+        assert await projected(connection, code) == before
+        dated = [
+            (state.trading_date, the_day_after(state.last_trade_at))
+            for state in before.values()
+            if state.last_trade_at is not None
+        ]
+        assert dated, "Prodigy traded nothing"
+        assert [day for day, _ in dated] == [expected for _, expected in dated]
+    finally:
+        await connection.close()
+
+
+async def _definition_is(connection: asyncpg.Connection, code: str, market: Market) -> bool:
+    feeds = [feed for feed in await queries.feeds(connection) if feed.exchange == code]
+    return bool(feeds) and feeds[0].definition.markets == (market,)
 
 
 # --- the runtime's background tasks -----------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The OMS's order flow on the real stack: vetting (a rejection per rule), routing, fills into
+"""The OMS's order flow on the real stack: vetting (a rejection per check and per rule of
+plxtra/xosp Config/Zenith/Vetting.config, with the rule and its parameters), routing, fills into
 positions, completion, cancels, and redelivered reports. The test publishes what the exchanges,
 the gateway, Resource Authorisation and the registry would; each test has an exchange and
 accounts of its own."""
@@ -41,6 +42,8 @@ from schemas.oms import (
     OrderRejected,
     OrderRouted,
     RejectionCode,
+    RejectionCodeV1,
+    VettingRule,
 )
 from schemas.orders import OrderCancelRequested, OrderPlaced
 from schemas.registry import CashMovementApplied, RegistryAccountStateChanged
@@ -532,7 +535,7 @@ async def test_an_exchange_listing_a_market_another_exchange_lists_goes_to_dead_
     assert await oms.dead_lettered(handled.flow_id)
 
 
-# --- a rejection per vetting rule ----------------------------------------------------------------
+# --- a rejection per check, and per rule of Vetting.config's OMS.General ------------------------
 
 
 async def test_an_order_id_used_before_is_a_duplicate(oms: ServiceUnderTest, venue: Venue) -> None:
@@ -561,11 +564,43 @@ async def test_an_order_for_an_unknown_account_is_rejected_and_kept(oms: Service
     )
 
 
+async def test_an_order_rejected_under_a_retired_code_is_still_read_as_it_was_stored(
+    oms: ServiceUnderTest, venue: Venue
+) -> None:
+    """An order the OMS rejected before the codes became Vetting.config's keeps its code: it is read
+    back (and a cancel of it refused naming it), not refused as an unknown value."""
+    account_id = await open_account(oms, venue)
+    order_id = f"ord-{uuid.uuid4().hex[:12]}"
+    await oms.db.execute(
+        "insert into orders (order_id, account_id, login_id, instrument, side, order_type, quantity, limit_price,"
+        " lifetime, state, rejection_code, reason, placed_at, changed_at)"
+        " values ($1, $2, $3, $4, 'BUY', 'LIMIT', 10, 8.99, 'DAY', 'rejected', 'Price.OutOfRange', 'out of range',"
+        " now(), now())",
+        order_id,
+        account_id,
+        LOGIN,
+        venue.instrument,
+    )
+
+    stored = await queries.order(oms.db, order_id)
+    assert stored is not None and stored.rejection_code is RejectionCodeV1.PRICE_OUT_OF_RANGE
+    [refused] = (
+        await oms.handle(OrderCancelRequested(order_id=order_id, account_id=account_id, login_id=LOGIN))
+    ).follow_ups
+    assert isinstance(refused, OrderCancelRejected)
+    assert refused.reason == f"order {order_id} was rejected (Price.OutOfRange): there is nothing to cancel"
+
+
 async def test_an_order_for_a_suspended_account_is_rejected(oms: ServiceUnderTest, venue: Venue) -> None:
     account_id = await open_account(oms, venue)
     await oms.handle(TradingAccountSuspended(account_id=account_id, reason="margin call"))
 
-    assert await rejected_code(oms, order(account_id, venue.instrument)) is RejectionCode.ACCOUNT_SUSPENDED
+    rejected = rejection(await oms.handle(order(account_id, venue.instrument)))
+    assert (rejected.code, rejected.rule, rejected.parameters) == (
+        RejectionCode.ACCOUNT_INACTIVE,
+        VettingRule.IMPLICIT,
+        (),
+    )
 
 
 async def test_an_order_for_an_account_the_registry_closed_is_rejected(oms: ServiceUnderTest, venue: Venue) -> None:
@@ -574,7 +609,7 @@ async def test_an_order_for_an_account_the_registry_closed_is_rejected(oms: Serv
         RegistryAccountStateChanged(flow_id=str(uuid.uuid4()), account_id=account_id, state=AccountState.CLOSED)
     )
 
-    assert await rejected_code(oms, order(account_id, venue.instrument)) is RejectionCode.ACCOUNT_CLOSED
+    assert await rejected_code(oms, order(account_id, venue.instrument)) is RejectionCode.ACCOUNT_INACTIVE
 
 
 async def test_a_login_never_granted_the_trade_right_is_rejected(oms: ServiceUnderTest, venue: Venue) -> None:
@@ -660,35 +695,94 @@ async def test_a_short_sell_is_unsupported(oms: ServiceUnderTest, venue: Venue) 
 async def test_a_quantity_above_the_accounts_limit_is_rejected(oms: ServiceUnderTest, venue: Venue) -> None:
     account_id = await open_account(oms, venue, vetting=VettingLimits(max_order_quantity=50))
 
-    assert await rejected_code(oms, order(account_id, venue.instrument, 51)) is RejectionCode.QUANTITY_LIMIT
+    assert await rejected_code(oms, order(account_id, venue.instrument, 51)) is (
+        RejectionCode.ACCOUNT_MAX_ORDER_QUANTITY
+    )
 
 
-async def test_a_limit_price_beyond_ten_percent_of_the_last_price_is_out_of_range(
+async def test_a_bid_too_far_above_the_last_price_is_refused_with_its_rule_and_one_far_below_is_accepted(
     oms: ServiceUnderTest, venue: Venue
 ) -> None:
+    """Vetting.config, OMS.Compliance: ``RUN IF order.side IS Bid { FAIL WITH [OrderPrice.TooFarAbove,
+    '10.0%'] IF (100 * (details.price - market.lastorclose) / market.lastorclose) > 10.0 }``; an ask
+    ``< -10.0`` below is ``[OrderPrice.TooFarBelow, '-10.0%']``. A bid below the market, or an ask
+    above it, is no risk: accepted (the OMS refused both within ±10 % before)."""
     account_id = await open_account(oms, venue)
 
-    assert await rejected_code(oms, order(account_id, venue.instrument, 10, "11.01")) is (
-        RejectionCode.PRICE_OUT_OF_RANGE
+    too_high = order(account_id, venue.instrument, 10, "11.01")
+    rejected = rejection(await oms.handle(too_high))
+    assert (rejected.code, rejected.rule, rejected.parameters) == (
+        RejectionCode.ORDER_PRICE_TOO_FAR_ABOVE,
+        VettingRule.COMPLIANCE,
+        ("10.0%",),
+    )
+    stored = await queries.order(oms.db, too_high.order_id)
+    assert stored is not None and (stored.state, stored.rejection_code) == (
+        OrderState.REJECTED,
+        RejectionCode.ORDER_PRICE_TOO_FAR_ABOVE,
     )
     await accept(oms, order(account_id, venue.instrument, 10, "11.00"))
+    await accept(oms, order(account_id, venue.instrument, 10, "5.00"))  # half the last price
+
+    bought = order(account_id, venue.instrument, 100, "10.00")
+    await accept(oms, bought)
+    await oms.handle(report(bought, venue, ExecutionKind.FILLED, filled=100, cumulative=100, price="10.00"))
+    rejected = rejection(await oms.handle(order(account_id, venue.instrument, 10, "8.99", side=OrderSide.SELL)))
+    assert (rejected.code, rejected.parameters) == (RejectionCode.ORDER_PRICE_TOO_FAR_BELOW, ("-10.0%",))
+    await accept(oms, order(account_id, venue.instrument, 10, "20.00", side=OrderSide.SELL))  # twice the last
 
 
-async def test_a_market_order_on_an_instrument_without_a_last_price_is_out_of_range(
+async def test_an_order_without_a_last_price_is_not_price_checked_but_the_platforms_limits_hold(
+    oms: ServiceUnderTest, venue: Venue
+) -> None:
+    """Vetting.config, OMS.Compliance: ``RUN IF market HAS lastorclose  # Must have a price to work
+    with``, else nothing fails; OMS.Limits: ``FAIL WITH [OrderPrice.Exceed, '200.00'] IF details.price
+    > 200.00``."""
+    account_id = await open_account(oms, venue)
+
+    await accept(oms, order(account_id, venue.unpriced, 10, "150.00"))
+    rejected = rejection(await oms.handle(order(account_id, venue.unpriced, 1, "200.01")))
+    assert (rejected.code, rejected.rule, rejected.parameters) == (
+        RejectionCode.ORDER_PRICE_EXCEED,
+        VettingRule.LIMITS,
+        ("200.00",),
+    )
+
+
+async def test_a_market_order_on_an_instrument_without_a_last_price_cannot_be_priced(
     oms: ServiceUnderTest, venue: Venue
 ) -> None:
     account_id = await open_account(oms, venue)
 
     rejected = rejection(await oms.handle(order(account_id, venue.unpriced, 10, limit=None)))
-    assert rejected.code is RejectionCode.PRICE_OUT_OF_RANGE
-    assert rejected.reason.endswith("cannot be given a protection price; place a limit order")
+    assert (rejected.code, rejected.rule) == (RejectionCode.ORDER_UNPRICED, None)
+    assert rejected.reason.endswith(
+        "can be given no protection price to be valued and reserved at; place a limit order"
+    )
 
 
 async def test_a_value_above_the_accounts_limit_is_rejected(oms: ServiceUnderTest, venue: Venue) -> None:
     limit = PositiveMoney(amount=Decimal("999.99"), currency="AUD")
     account_id = await open_account(oms, venue, vetting=VettingLimits(max_order_value=limit))
 
-    assert await rejected_code(oms, order(account_id, venue.instrument, 100, "10.00")) is RejectionCode.VALUE_LIMIT
+    rejected = rejection(await oms.handle(order(account_id, venue.instrument, 100, "10.00")))
+    assert (rejected.code, rejected.parameters) == (RejectionCode.ACCOUNT_MAX_ORDER_VALUE, ("999.99", "AUD"))
+
+
+async def test_a_value_limit_in_another_currency_than_the_markets_refuses_the_order(
+    oms: ServiceUnderTest, venue: Venue
+) -> None:
+    """Issue 20, defect 6: an account's max order value was silently skipped when its currency
+    differed from the market's; the OMS has no exchange rates, so it refuses the order instead."""
+    limit = PositiveMoney(amount=Decimal("1000000.00"), currency="USD")
+    account_id = await open_account(oms, venue, vetting=VettingLimits(max_order_value=limit))
+
+    rejected = rejection(await oms.handle(order(account_id, venue.instrument, 1, "10.00")))
+    assert (rejected.code, rejected.rule, rejected.parameters) == (
+        RejectionCode.ACCOUNT_LIMIT_CURRENCY,
+        None,
+        ("USD", "AUD"),
+    )
 
 
 async def test_a_buy_beyond_available_cash_exceeds_the_balance(oms: ServiceUnderTest, venue: Venue) -> None:
@@ -699,7 +793,11 @@ async def test_a_buy_beyond_available_cash_exceeds_the_balance(oms: ServiceUnder
     await accept(oms, order(account_id, venue.instrument, 100, "10.00"))
     # the 1000.00 the open buy reserves is not available to a second one
     rejected = rejection(await oms.handle(order(account_id, venue.instrument, 60, "10.00")))
-    assert rejected.code is RejectionCode.BALANCE_EXCEED
+    assert (rejected.code, rejected.rule, rejected.parameters) == (
+        RejectionCode.BALANCE_EXCEED,
+        VettingRule.FUNDING_CHECK,
+        ("500.00",),
+    )
     assert "500.00 AUD is available (booked 1500.00, reserved by open buys 1000.00)" in rejected.reason
     await accept(oms, order(account_id, venue.instrument, 50, "10.00"))
 

@@ -185,7 +185,10 @@ async def _assert_authorisation(connection: asyncpg.Connection, schema: str, sce
     assert await _rows(connection, f"select account_id, state from {schema}.accounts") == (
         scenario.authorisation_accounts()
     )
-    access = f"select account_id, login_id, {SORTED_RIGHTS}, revoked_by from {schema}.account_access"
+    access = (
+        f"select to_code, from_code, {SORTED_RIGHTS}, revoked_by from {schema}.associations "
+        "where from_type = 'User' and to_type = 'TradingAccount'"
+    )
     assert await _rows(connection, access) == scenario.authorisation_access()
     permissions = await _rows(
         connection, f"select login_id, permission from {schema}.login_permissions where revoked_at is null"

@@ -139,7 +139,7 @@ async def test_thousands_of_orders_end_in_a_final_state_and_settle_to_what_the_e
     assert sum(outcomes.values()) == len(placed), outcomes
     assert outcomes["filled"] > 100 and outcomes["cancelled"] > 0, outcomes
     codes = await _rejection_codes(bus, placed)
-    assert {"Login.NoTradeRight", "Exchange.NotAllowed"} <= set(codes), codes
+    assert {"Xbus.Login.NoTradeRight", "Xbus.Exchange.NotAllowed"} <= set(codes), codes
 
     cash, holdings = _implied(executions, {account.account_id for account in accounts})
     async with bus.connected("registry") as connection:
@@ -448,7 +448,7 @@ async def test_a_disabled_login_cannot_trade_and_trades_again_once_enabled(bus: 
 
     await bus.publish([UserDisabled(login_id=login, reason="on leave")])
     await eventually(lambda: _not(may_trade), 60, "the OMS took the trade right away")
-    assert await trade(1) == "Login.NoTradeRight"
+    assert await trade(1) == "Xbus.Login.NoTradeRight"
     await bus.publish([UserEnabled(login_id=login)])
     await eventually(may_trade, 60, "the OMS gave the trade right back")
     assert await trade(2) in {"filled", "cancelled"}  # accepted: no rejection code

@@ -1,18 +1,22 @@
 """An in-memory :class:`Entitlements`, for unit tests of Resource Authorisation's rules on a
 FakeUnitOfWork. It keeps exactly what the rules read back (no times: none is read back); the SQL,
-its constraints and the ``login_permissions`` view are proven by the real-stack tests
-(tests/integration/test_authorisation.py)."""
+its constraints, the walk of ``reach`` and the ``login_permissions`` view are proven by the
+real-stack tests (tests/integration/test_authorisation.py, test_authorisation_groups.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from consumers.authorisation import reach
+from consumers.authorisation.permissions import permissions_for
 from consumers.authorisation.queries import Account
+from consumers.authorisation.reach import Asset, Association
 from consumers.authorisation.store import Entitlements, Pending
 from schemas.accounts import AccountLogin
+from schemas.groups import AssetType
 from schemas.types import AccountRight
 
 
@@ -26,9 +30,9 @@ class StoredLogin:
 
 
 @dataclass
-class StoredAccess:
+class StoredAssociation:
     rights: tuple[AccountRight, ...]
-    #: the flow that granted it
+    #: the flow that defined it
     flow_id: str
     #: login, account_login, account, or None: in force
     revoked_by: str | None
@@ -44,17 +48,28 @@ class StoredPending:
 @dataclass
 class MemoryEntitlements(Entitlements):
     logins: dict[str, StoredLogin] = field(default_factory=dict)
-    #: (login id, permission) -> whether it is revoked
+    #: (login id, role permission) -> whether it is revoked
     permissions: dict[tuple[str, str], bool] = field(default_factory=dict)
     accounts: dict[str, Account] = field(default_factory=dict)
-    #: (account id, login id) -> the association
-    access: dict[tuple[str, str], StoredAccess] = field(default_factory=dict)
+    #: (from, to) -> the association
+    associations: dict[tuple[Asset, Asset], StoredAssociation] = field(default_factory=dict)
+    #: Market and Group assets -> (name, the flow that defined them)
+    definitions: dict[Asset, tuple[str | None, str]] = field(default_factory=dict)
     #: flow id -> the association waiting for its logins, oldest first (the table's ``seq``)
     pending: dict[str, StoredPending] = field(default_factory=dict)
     #: flow id -> why it failed before its opening was applied
     failed_flows: dict[str, str] = field(default_factory=dict)
 
-    # --- logins and their permissions -----------------------------------------------------------
+    @property
+    def access(self) -> dict[tuple[str, str], StoredAssociation]:
+        """(account id, login id) -> the login's own association with the account."""
+        return {
+            (target.code, source.code): association
+            for (source, target), association in self.associations.items()
+            if source.type is AssetType.USER and target.type is AssetType.TRADING_ACCOUNT
+        }
+
+    # --- logins and their own permissions -------------------------------------------------------
 
     async def login_status(self, login_id: str) -> str | None:
         login = self.logins.get(login_id)
@@ -87,38 +102,106 @@ class MemoryEntitlements(Entitlements):
             for permission in permissions:
                 self.permissions.setdefault((login_id, permission), login.status != "active")
 
+    async def associate_markets(self, login_id: str, markets: Sequence[str], flow_id: str, at: dt.datetime) -> None:
+        user = Asset.user(login_id)
+        for key in [k for k in self.associations if k[0] == user and k[1].type is AssetType.MARKET]:
+            if key[1].code not in markets:
+                del self.associations[key]
+        login = self.logins.get(login_id)
+        if login is not None:
+            revoked_by = None if login.status == "active" else "login"
+            for market in markets:
+                key = (user, Asset(AssetType.MARKET, market))
+                self.associations.setdefault(key, StoredAssociation((), flow_id, revoked_by))
+
     async def effective_permissions(self, login_id: str) -> tuple[str, ...]:
-        own = [
+        own = {
             permission for (login, permission), revoked in self.permissions.items() if login == login_id and not revoked
-        ]
-        trade = [
-            f"trade:{account_id}"
-            for (account_id, login), access in self.access.items()
-            if login == login_id and access.revoked_by is None and AccountRight.TRADE in access.rights
-        ]
-        return tuple(sorted(own + trade))
+        }
+        root = Asset.user(login_id)
+        reached = await self.reached(root)
+        trades = [a for a, rights in reach.account_rights(root, reached).items() if AccountRight.TRADE in rights]
+        return tuple(sorted(own | set(permissions_for((), reach.codes(reached, AssetType.MARKET), trades))))
 
     async def revoke_login(self, login_id: str, at: dt.datetime) -> None:
         for key in self.permissions:
             if key[0] == login_id:
                 self.permissions[key] = True
-        for (_, login), access in self.access.items():
-            if login == login_id and access.revoked_by is None:
-                access.revoked_by = "login"
+        for association in self._own(login_id):
+            if association.revoked_by is None:
+                association.revoked_by = "login"
 
-    async def restore_login(self, login_id: str) -> list[tuple[str, AccountLogin]]:
+    async def restore_login(self, login_id: str) -> None:
         for key in self.permissions:
             if key[0] == login_id:
                 self.permissions[key] = False
-        restored = []
-        for (account_id, login), access in sorted(self.access.items()):
-            if login == login_id and access.revoked_by == "login":
-                access.revoked_by = None
-                restored.append((account_id, AccountLogin(login_id=login_id, rights=access.rights)))
-        return restored
+        for association in self._own(login_id):
+            if association.revoked_by == "login":
+                association.revoked_by = None
 
     async def unknown_logins(self, login_ids: Sequence[str]) -> list[str]:
         return [login_id for login_id in login_ids if login_id not in self.logins]
+
+    def _own(self, login_id: str) -> Iterator[StoredAssociation]:
+        user = Asset.user(login_id)
+        return (association for (source, _), association in self.associations.items() if source == user)
+
+    # --- assets and what they reach -------------------------------------------------------------
+
+    async def define_asset(self, asset: Asset, name: str | None, flow_id: str, at: dt.datetime) -> None:
+        assert asset.type in (AssetType.MARKET, AssetType.GROUP), "the table's check refuses other types"
+        known_name, defined_by = self.definitions.get(asset, (None, flow_id))
+        self.definitions[asset] = (name if name is not None else known_name, defined_by)
+
+    async def define_association(
+        self, source: Asset, target: Asset, rights: Sequence[AccountRight], flow_id: str, at: dt.datetime
+    ) -> None:
+        account = self.accounts.get(target.code) if target.type is AssetType.TRADING_ACCOUNT else None
+        login = self.logins.get(source.code) if source.type is AssetType.USER else None
+        revoked_by = (
+            "account"
+            if account is not None and account.state == "closed"
+            else "login"
+            if login is not None and login.status != "active"
+            else None
+        )
+        self.associations[(source, target)] = StoredAssociation(tuple(rights), flow_id, revoked_by)
+
+    async def undefine_association(self, source: Asset, target: Asset) -> None:
+        self.associations.pop((source, target), None)
+
+    async def reached(self, root: Asset) -> list[Association]:
+        if root.type is AssetType.USER and (
+            self.logins.get(root.code) is None or self.logins[root.code].status != "active"
+        ):
+            return []
+        seen, queue, found = {root}, [root], []
+        while queue:
+            node = queue.pop(0)
+            for (source, target), association in sorted(self._in_force(), key=lambda item: item[0]):
+                if source == node:
+                    found.append(Association(source, target, association.rights))
+                    if target not in seen:
+                        seen.add(target)
+                        queue.append(target)
+        return found
+
+    async def logins_reaching(self, asset: Asset) -> list[str]:
+        seen, queue = {asset}, [asset]
+        while queue:
+            node = queue.pop(0)
+            for (source, target), _ in self._in_force():
+                if target == node and source not in seen:
+                    seen.add(source)
+                    queue.append(source)
+        return sorted(
+            node.code
+            for node in seen
+            if node.type is AssetType.USER and node.code in self.logins and self.logins[node.code].status == "active"
+        )
+
+    def _in_force(self) -> list[tuple[tuple[Asset, Asset], StoredAssociation]]:
+        return [(key, association) for key, association in self.associations.items() if association.revoked_by is None]
 
     # --- accounts and access --------------------------------------------------------------------
 
@@ -141,14 +224,15 @@ class MemoryEntitlements(Entitlements):
         if account is None or known is None:
             return False
         revoked_by = "account" if account.state == "closed" else None if known.status == "active" else "login"
-        self.access[(account_id, login.login_id)] = StoredAccess(login.rights, flow_id, revoked_by)
+        key = (Asset.user(login.login_id), Asset(AssetType.TRADING_ACCOUNT, account_id))
+        self.associations[key] = StoredAssociation(login.rights, flow_id, revoked_by)
         return revoked_by is None
 
     async def revoke_account(self, account_id: str, at: dt.datetime) -> list[str]:
         had = sorted(login for (a, login), x in self.access.items() if a == account_id and x.revoked_by is None)
-        for (a, _), access in self.access.items():
-            if a == account_id:
-                access.revoked_by = "account"
+        for (_, target), association in self.associations.items():
+            if target == Asset(AssetType.TRADING_ACCOUNT, account_id):
+                association.revoked_by = "account"
         return had
 
     async def revoke_account_login(self, account_id: str, login_id: str, at: dt.datetime) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consumers.gateway.store import Exchange, ExchangeState, GatewayStore, MarketClose
-from consumers.gateway.trading_days import last_closed
+from consumers.runtime.trading_days import last_closed
 from schemas.exchanges import ExchangeAdded, ExchangeUpdated, Market
 
 

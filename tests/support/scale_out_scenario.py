@@ -19,7 +19,7 @@ from schemas.types import AccountRight, OperatorSystem
 from schemas.users import UserCreated, UserDisabled
 from xbus.scenario import Scenario, build_scenario, seeded
 
-#: (account, login, rights sorted, revoked_by) of authorisation's account_access.
+#: (account, login, rights sorted, revoked_by) of authorisation's User -> TradingAccount associations.
 Access = tuple[str, str, tuple[str, ...], str | None]
 
 

@@ -1,8 +1,8 @@
-"""The permissions a login's roles and markets give it."""
+"""The permissions a login's roles, and the markets and trading accounts it reaches, give it."""
 
 from __future__ import annotations
 
-from consumers.authorisation.permissions import permissions_for, shorten
+from consumers.authorisation.permissions import permissions_for, role_permissions, shorten
 from schemas.authorisation import PermissionsGranted
 from schemas.types import Role
 
@@ -22,6 +22,23 @@ def test_environment_tag_is_kept_as_part_of_the_market() -> None:
 
 def test_no_roles_and_no_markets_give_no_permissions() -> None:
     assert permissions_for((), ()) == ()
+
+
+def test_each_account_it_may_trade_gives_a_trade_permission_among_the_others() -> None:
+    assert permissions_for((Role.MOTIF_USER,), ("XSX",), ("XS:0002", "XS:0001", "XS:0001")) == (
+        "market-data:XSX",
+        "role:Motif:User",
+        "trade:XS:0001",
+        "trade:XS:0002",
+    )
+
+
+def test_only_the_roles_are_kept_as_strings() -> None:
+    """The roles are the authentication server's; markets and accounts are Authority assets."""
+    assert role_permissions((Role.ZENITH_ADMINISTRATOR, Role.MOTIF_USER, Role.MOTIF_USER)) == (
+        "role:Motif:User",
+        "role:Zenith:Administrator",
+    )
 
 
 def test_every_role_gives_a_permission_the_event_accepts() -> None:

@@ -9,12 +9,15 @@ stack in test_oms*.py."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from decimal import Decimal
 from typing import Any, TypeVar
 
 import pytest
 import structlog
+from aiokafka import ConsumerRecord
 
+import schemas
 from consumers.oms.account_store import Standing
 from consumers.oms.orders import OrderState
 from consumers.oms.positions import CashPosition, HoldingPosition
@@ -22,7 +25,10 @@ from consumers.oms.service import SERVICE
 from consumers.oms.store import OmsBooks
 from consumers.oms.vetting import ExchangeState
 from consumers.runtime import DomainError, FakeUnitOfWork, MissingPrerequisite
-from schemas import Event
+from infrastructure.catalogue import Catalogue
+from infrastructure.reader import decode
+from infrastructure.settings import PROJECT_ROOT
+from schemas import Envelope, Event
 from schemas.accounts import (
     AccountLogin,
     Investor,
@@ -46,8 +52,11 @@ from schemas.oms import (
     OrderCompleted,
     OrderOutcome,
     OrderRejected,
+    OrderRejectedV1,
     OrderRouted,
     RejectionCode,
+    RejectionCodeV1,
+    VettingRule,
 )
 from schemas.operators import OperatorDeregistered, OperatorRegistered
 from schemas.orders import OrderCancelRequested, OrderPlaced
@@ -665,6 +674,8 @@ async def test_a_rejected_order_is_kept_with_its_code_and_reason_and_its_id_stay
         login_id=LOGIN,
         instrument=INSTRUMENT,
         code=RejectionCode.BALANCE_EXCEED,
+        rule=VettingRule.FUNDING_CHECK,
+        parameters=("100.00",),
         reason=rejected.reason,
     )
     order = books.orders["o1"]
@@ -691,13 +702,56 @@ async def test_vetting_sees_the_account_as_the_oms_holds_it() -> None:
     assert rejection(await handle(placed(instrument="XS09.XSUT"), books)) is RejectionCode.INSTRUMENT_UNKNOWN
     assert rejection(await handle(placed("o2", login_id="stranger"), books)) is RejectionCode.LOGIN_NO_TRADE_RIGHT
     await handle(TradingAccountUpdated(account_id=ACCOUNT, vetting=VettingLimits(max_order_quantity=5)), books)
-    assert rejection(await handle(placed("o3"), books)) is RejectionCode.QUANTITY_LIMIT
+    assert rejection(await handle(placed("o3"), books)) is RejectionCode.ACCOUNT_MAX_ORDER_QUANTITY
     await handle(TradingAccountUpdated(account_id=ACCOUNT, allowed_exchanges=()), books)
     assert rejection(await handle(placed("o4", quantity=1), books)) is RejectionCode.EXCHANGE_NOT_ALLOWED
+    await handle(TradingAccountUpdated(account_id=ACCOUNT, allowed_exchanges=(EXCHANGE,)), books)
     await handle(TradingAccountSuspended(account_id=ACCOUNT, reason="KYC"), books)
-    assert rejection(await handle(placed("o5", quantity=1), books)) is RejectionCode.ACCOUNT_SUSPENDED
+    assert rejection(await handle(placed("o5", quantity=1), books)) is RejectionCode.ACCOUNT_INACTIVE
     await handle(registry_closed(), books)
-    assert rejection(await handle(placed("o6", quantity=1), books)) is RejectionCode.ACCOUNT_CLOSED
+    assert rejection(await handle(placed("o6", quantity=1), books)) is RejectionCode.ACCOUNT_INACTIVE
+
+
+async def test_a_rejection_names_the_rule_of_vetting_config_and_the_parameters_it_states() -> None:
+    """plxtra/xosp Config/Zenith/Vetting.config, OMS.Compliance: ``FAIL WITH [OrderPrice.TooFarAbove,
+    '10.0%'] IF (100 * (details.price - market.lastorclose) / market.lastorclose) > 10.0`` for a bid:
+    the event carries the code, the rule and its parameter as the rule states them."""
+    books = await trading()
+    unit = await handle(placed(quantity=10, limit="11.01"), books)  # last price 10.00
+    assert only(unit, OrderRejected) == OrderRejected(
+        order_id="o1",
+        account_id=ACCOUNT,
+        login_id=LOGIN,
+        instrument=INSTRUMENT,
+        code=RejectionCode.ORDER_PRICE_TOO_FAR_ABOVE,
+        rule=VettingRule.COMPLIANCE,
+        parameters=("10.0%",),
+        reason="the bid's price 11.01 is more than 10 % above XS01.XSUT's last price 10.00 (at most 11.00); "
+        "bid no higher",
+    )
+    assert books.orders["o1"].rejection_code is RejectionCode.ORDER_PRICE_TOO_FAR_ABOVE
+
+
+async def test_a_bid_far_below_the_market_and_an_order_without_a_last_price_are_accepted() -> None:
+    """Vetting.config, OMS.Compliance: a bid is refused only ``> 10.0`` % above last-or-close, and
+    ``RUN IF market HAS lastorclose  # Must have a price to work with``: with none, no price check."""
+    books = await trading()
+    low = await handle(placed("low", quantity=10, limit="5.00"), books)  # half the last price 10.00
+    assert [type(e) for e in low.events] == [OrderAccepted, OrderRouted]
+    unpriced = await handle(placed("new", quantity=10, limit="150.00", instrument=OTHER_INSTRUMENT), books)
+    assert [type(e) for e in unpriced.events] == [OrderAccepted, OrderRouted]
+
+
+async def test_a_maximum_order_value_in_another_currency_refuses_the_order_rather_than_being_skipped() -> None:
+    """Issue 20, defect 6: the account's max order value in USD was skipped on an AUD market."""
+    limit = VettingLimits(max_order_value=PositiveMoney(amount=Decimal("1000000"), currency="USD"))
+    books = await trading(vetting=limit)
+    rejected = only(await handle(placed(quantity=1), books), OrderRejected)
+    assert (rejected.code, rejected.rule, rejected.parameters) == (
+        RejectionCode.ACCOUNT_LIMIT_CURRENCY,
+        None,
+        ("USD", "AUD"),
+    )
 
 
 async def test_an_order_on_an_account_not_opened_here_is_rejected() -> None:
@@ -724,6 +778,17 @@ async def test_the_cancel_of_an_open_order_is_routed_to_the_adapter_it_went_to()
         )
     ]
     assert unit.locked == [f"account:{ACCOUNT}"] and books.orders["o1"].state is OrderState.ROUTED
+
+
+async def test_a_cancel_is_never_vetted() -> None:
+    """Vetting.config runs every rule ``RUN IF request.type IN ['Place', 'Amend']  # Can always cancel
+    an order``: the cancel of an order on an account suspended since (``Account.Inactive`` to a new
+    order) is routed."""
+    books = await trading()
+    await handle(placed(), books)
+    await handle(TradingAccountSuspended(account_id=ACCOUNT, reason="KYC"), books)
+    assert rejection(await handle(placed("o2", quantity=1), books)) is RejectionCode.ACCOUNT_INACTIVE
+    assert [type(e) for e in (await handle(cancel(), books)).events] == [OrderCancelRouted]
 
 
 async def test_a_cancel_of_a_partly_filled_order_is_routed() -> None:
@@ -910,3 +975,48 @@ async def test_a_report_the_oms_cannot_apply_is_a_fault_upstream(problem: Execut
     with pytest.raises(DomainError, match=matching):
         await handle(problem, books)
     assert (books.orders, books.cash_positions) == before
+
+
+# --- the retired xosp.order.rejected.v1 -----------------------------------------------------------
+
+
+def test_an_old_order_rejected_v1_record_still_parses_and_stays_routed_to_the_oms_topic() -> None:
+    """Records of ``xosp.order.rejected.v1`` (codes such as ``Price.OutOfRange``, before the codes
+    became Vetting.config's) stay on xosp.oms.events and in dead letters: `xbus tail`, replays and
+    redrives must still read them. The OMS now sends ``xosp.order.rejected.v2``."""
+    data = {
+        "order_id": "ord-old",
+        "account_id": ACCOUNT,
+        "login_id": LOGIN,
+        "instrument": INSTRUMENT,
+        "code": "Price.OutOfRange",
+        "reason": "limit price 8.99 is outside 9.00 to 11.00",
+    }
+    envelope = Envelope.new(type=OrderRejectedV1.event_type, subject=ACCOUNT, source="xbus/oms")
+    record = ConsumerRecord(
+        topic="xosp.oms.events",
+        partition=0,
+        offset=3,
+        timestamp=0,
+        timestamp_type=0,
+        key=ACCOUNT.encode(),
+        value=json.dumps(data).encode(),
+        checksum=None,
+        serialized_key_size=-1,
+        serialized_value_size=-1,
+        headers=envelope.to_headers(),
+    )
+
+    read = decode(record)
+    assert read.problem is None and read.envelope is not None
+    event = schemas.event_types.parse(read.envelope.type, json.dumps(read.data))
+    assert isinstance(event, OrderRejectedV1)
+    assert (event.order_id, event.code) == ("ord-old", RejectionCodeV1.PRICE_OUT_OF_RANGE)
+    catalogue = Catalogue.load(PROJECT_ROOT / "topics.yaml", schemas.event_types)
+    for type_name in (OrderRejectedV1.event_type, OrderRejected.event_type):
+        assert catalogue.carriers(type_name) == ["xosp.oms.events"]
+    assert (OrderRejectedV1.event_type, OrderRejected.event_type) == (
+        "xosp.order.rejected.v1",
+        "xosp.order.rejected.v2",
+    )
+    assert "no longer emitted" in (OrderRejectedV1.__doc__ or "")

@@ -26,7 +26,7 @@ from schemas.provisioning import (
 )
 from schemas.sessions import SessionLimitsAssigned
 from schemas.types import OmsFeature, OperatorSystem
-from schemas.users import SessionPolicy, UserCreated, UserEnabled, UserUpdated
+from schemas.users import SessionPolicy, UserCreated, UserEnabled, UserSessionPolicyRemoved, UserUpdated
 from tests.support.memory_provisioning import MemoryFlows
 
 CREATED = UserCreated(login_id="pk-1", username="pk", email="pk@example.com", display_name="P K")
@@ -169,6 +169,18 @@ async def test_an_enabling_expects_session_limits_only_once_an_update_gave_the_l
     with_policy = (await handle(UserEnabled(login_id="pk-1"), flows)).cause.id
     assert "sessions.limits" not in flows.steps[without]
     assert "sessions.limits" in flows.steps[with_policy]
+
+
+async def test_an_enabling_after_the_policy_was_removed_expects_no_session_limits() -> None:
+    """The sessions service answers a removed policy with no limits, so an enabling that still
+    expected them would wait for a step that never comes, and go overdue."""
+    flows = MemoryFlows()
+    await handle(CREATED.model_copy(update={"session_policy": SessionPolicy()}), flows)
+    with_policy = (await handle(UserEnabled(login_id="pk-1"), flows)).cause.id
+    await handle(UserSessionPolicyRemoved(login_id="pk-1"), flows)
+    removed = (await handle(UserEnabled(login_id="pk-1"), flows)).cause.id
+    assert "sessions.limits" in flows.steps[with_policy]
+    assert "sessions.limits" not in flows.steps[removed]
 
 
 async def test_a_step_waiting_for_nothing_named_keeps_its_reason_as_given() -> None:

@@ -1,6 +1,10 @@
 """Session Management's rules, on a FakeUnitOfWork over an in-memory store: the limits a login's
-policy puts in force, when they are reported, and what disabling, enabling and deleting do (the
-arithmetic of limits alone is in test_sessions_pools.py; the SQL is proven on the real stack)."""
+policy puts in force, when they are reported, and what disabling, enabling, removing the policy
+and deleting do (the arithmetic of limits alone is in test_sessions_pools.py, pools defined and
+changed in test_sessions_pool_handlers.py; the SQL is proven on the real stack).
+
+The pools are the platform's (``Config/Init/sessions-init.ps1`` in plxtra/xosp): ``Default``, which
+sets no limit, and ``General``, 1 session, 5 connections, 4 s grace, resource-scoped."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from consumers.sessions.pools import Limits
 from consumers.sessions.store import SessionsStore
 from schemas import Event
 from schemas.provisioning import StepFailed
-from schemas.sessions import SessionLimitsAssigned, SessionsEnded
+from schemas.sessions import SessionLimitsAssigned, SessionLimitsRemoved, SessionsEnded
 from schemas.users import (
     SessionLimits,
     SessionPolicy,
@@ -20,9 +24,10 @@ from schemas.users import (
     UserDeleted,
     UserDisabled,
     UserEnabled,
+    UserSessionPolicyRemoved,
     UserUpdated,
 )
-from tests.support.memory_sessions import MemorySessions
+from tests.support.memory_sessions import DEFAULT, GENERAL, MemorySessions, SessionsRow
 
 HANDLERS = {
     UserCreated: handlers.user_created,
@@ -30,9 +35,8 @@ HANDLERS = {
     UserDisabled: handlers.user_disabled,
     UserEnabled: handlers.user_enabled,
     UserDeleted: handlers.user_deleted,
+    UserSessionPolicyRemoved: handlers.user_session_policy_removed,
 }
-DEFAULT = Limits(max_sessions=5, max_connections=20, grace_period_seconds=60)
-GENERAL = Limits(max_sessions=10, max_connections=50, grace_period_seconds=120)
 
 
 async def _handle(event: Event, sessions: MemorySessions) -> FakeUnitOfWork[SessionsStore]:
@@ -55,6 +59,7 @@ def assigned(unit: FakeUnitOfWork[SessionsStore], pool: str, limits: Limits) -> 
         max_sessions=limits.max_sessions,
         max_connections=limits.max_connections,
         grace_period_seconds=limits.grace_period_seconds,
+        resource_scoped=limits.resource_scoped,
     )
 
 
@@ -135,24 +140,65 @@ async def test_an_update_of_a_deleted_login_is_refused_for_a_person_and_recreate
     assert (row.status, row.policy, row.limits) == ("deleted", None, None)
 
 
-async def test_a_policy_puts_its_pools_limits_with_the_overrides_in_force_and_reports_them() -> None:
+async def test_a_login_in_the_general_pool_gets_the_platforms_general_limits() -> None:
+    """sessions-init.ps1: ``Pool Set XOSP General -Sessions 1 -Connections 5 -Grace '00:00:04' -Resource``."""
+    sessions = MemorySessions()
+    unit = await _handle(created(SessionPolicy(pool="General")), sessions)
+    assert unit.events == [assigned(unit, "General", Limits(1, 5, 4, resource_scoped=True))]
+    row = sessions.rows["pk-1"]
+    assert (row.policy, row.limits, row.changed_at) == (SessionPolicy(pool="General"), GENERAL, unit.cause.time)
+
+
+async def test_a_login_in_the_default_pool_is_assigned_no_limits_but_its_overrides() -> None:
+    """sessions-init.ps1: ``Pool Set XOSP Default`` sets no limit; the login's overrides are its only ones."""
     sessions = MemorySessions()
     policy = SessionPolicy(pool="Default", overrides=SessionLimits(max_sessions=2, grace_period_seconds=0))
     unit = await _handle(created(policy), sessions)
-    limits = Limits(max_sessions=2, max_connections=20, grace_period_seconds=0)
+    limits = Limits(max_sessions=2, max_connections=None, grace_period_seconds=0, resource_scoped=False)
     assert unit.events == [assigned(unit, "Default", limits)]
     row = sessions.rows["pk-1"]
     assert (row.policy, row.limits, row.changed_at) == (policy, limits, unit.cause.time)
+    plain = await _handle(created(SessionPolicy()).model_copy(update={"login_id": "pk-2"}), sessions)
+    [limits_of_pk2] = plain.events
+    assert isinstance(limits_of_pk2, SessionLimitsAssigned)
+    assert (limits_of_pk2.max_sessions, limits_of_pk2.max_connections, limits_of_pk2.grace_period_seconds) == (
+        None,
+        None,
+        None,
+    )
 
 
-async def test_an_unknown_pool_fails_the_step_and_keeps_the_policy_for_a_later_enabling() -> None:
+@pytest.mark.parametrize(
+    "event",
+    [
+        created(SessionPolicy(pool="Gold")),
+        UserUpdated(login_id="pk-1", session_policy=SessionPolicy(pool="Gold")),
+    ],
+    ids=["created", "updated"],
+)
+async def test_a_policy_naming_a_pool_not_defined_waits_for_the_pool_and_changes_nothing(event: Event) -> None:
+    """Pools are defined by events on another topic than the logins: a policy may name one not
+    read yet. The event waits for the pool's SessionPoolDefined (keyed by the pool's name), as the
+    reference's ``sms.EntityCreate`` creates nothing for a pool it does not find."""
     sessions = MemorySessions()
-    unit = await _handle(created(SessionPolicy(pool="Gold")), sessions)
-    [failed] = unit.events
-    assert isinstance(failed, StepFailed)
-    assert (failed.step, failed.flow_id) == ("sessions.limits", unit.cause.id)
-    assert "session pool 'Gold' is unknown" in failed.reason
-    assert (sessions.rows["pk-1"].policy, sessions.rows["pk-1"].limits) == (SessionPolicy(pool="Gold"), None)
+    if isinstance(event, UserUpdated):
+        await _handle(created(SessionPolicy()), sessions)
+    before = {login: (row.policy, row.limits) for login, row in sessions.rows.items()}
+    with pytest.raises(MissingPrerequisite) as waiting:
+        await _handle(event, sessions)
+    assert waiting.value.waits_for == "Gold"
+    assert "session pool 'Gold' is not defined (known pools: Default, General)" in str(waiting.value)
+    assert "publish a SessionPoolDefined of pool 'Gold' on xosp.session_pools" in str(waiting.value)
+    assert "xbus dlq redrive sessions" in str(waiting.value)
+    assert {login: (row.policy, row.limits) for login, row in sessions.rows.items()} == before
+
+
+async def test_a_policy_naming_a_pool_defined_since_is_put_in_force() -> None:
+    sessions = MemorySessions()
+    gold = Limits(3, 6, 9, resource_scoped=False)
+    sessions.pools["Gold"] = gold  # what SessionPoolDefined leaves (test_sessions_pool_handlers.py)
+    unit = await _handle(created(SessionPolicy(pool="Gold", overrides=SessionLimits(max_sessions=1))), sessions)
+    assert unit.events == [assigned(unit, "Gold", Limits(1, 6, 9, resource_scoped=False))]
 
 
 async def test_a_policy_given_to_a_disabled_login_is_kept_and_not_put_in_force() -> None:
@@ -177,14 +223,6 @@ async def test_an_update_to_another_pool_replaces_the_limits_and_reports_them() 
     unit = await _handle(UserUpdated(login_id="pk-1", session_policy=SessionPolicy(pool="General")), sessions)
     assert unit.events == [assigned(unit, "General", GENERAL)]
     assert sessions.rows["pk-1"].limits == GENERAL
-
-
-async def test_a_refused_update_leaves_the_old_limits_in_force() -> None:
-    sessions = MemorySessions()
-    await _handle(created(SessionPolicy()), sessions)
-    unit = await _handle(UserUpdated(login_id="pk-1", session_policy=SessionPolicy(pool="Gold")), sessions)
-    assert [type(e) for e in unit.events] == [StepFailed]
-    assert (sessions.rows["pk-1"].policy, sessions.rows["pk-1"].limits) == (SessionPolicy(), DEFAULT)
 
 
 async def test_an_update_of_a_disabled_login_is_kept_for_its_enabling_and_not_reported() -> None:
@@ -224,13 +262,75 @@ async def test_enabling_a_login_without_a_policy_reports_nothing() -> None:
     assert (await _handle(UserEnabled(login_id="pk-2"), sessions)).events == []
 
 
-async def test_enabling_a_login_whose_kept_policy_is_refused_fails_the_step() -> None:
+async def test_enabling_a_login_whose_kept_policy_names_no_pool_in_force_waits_for_the_pool() -> None:
+    """A row an earlier release kept with a pool it refused (no limits): enabling it waits for that pool."""
     sessions = MemorySessions()
-    await _handle(created(SessionPolicy(pool="Gold")), sessions)
-    await _handle(UserDisabled(login_id="pk-1", reason="on leave"), sessions)
-    unit = await _handle(UserEnabled(login_id="pk-1"), sessions)
-    [failed] = unit.events
-    assert isinstance(failed, StepFailed) and failed.step == "sessions.limits"
+    sessions.rows["pk-1"] = SessionsRow(status="created", policy=SessionPolicy(pool="Gold"), disabled=True)
+    with pytest.raises(MissingPrerequisite) as waiting:
+        await _handle(UserEnabled(login_id="pk-1"), sessions)
+    assert waiting.value.waits_for == "Gold"
+
+
+async def test_removing_the_policy_leaves_the_login_without_pool_or_limits_and_reports_it() -> None:
+    """DOMAIN: Session Management is optional per user; the reference's ``sms.EntityDelete`` takes a
+    login out of its pool."""
+    sessions = MemorySessions()
+    await _handle(created(SessionPolicy(pool="General", overrides=SessionLimits(max_sessions=2))), sessions)
+    unit = await _handle(UserSessionPolicyRemoved(login_id="pk-1"), sessions)
+    assert unit.events == [SessionLimitsRemoved(flow_id=unit.cause.id, login_id="pk-1", pool="General")]
+    row = sessions.rows["pk-1"]
+    assert (row.status, row.policy, row.limits, row.changed_at) == ("created", None, None, unit.cause.time)
+    assert (await _handle(UserUpdated(login_id="pk-1", display_name="Pat"), sessions)).events == []
+    assert sessions.rows["pk-1"].policy is None  # an update without a policy gives it none back
+
+
+@pytest.mark.parametrize("disabled", [False, True])
+async def test_a_login_whose_policy_was_removed_gets_no_limits_when_enabled(disabled: bool) -> None:
+    sessions = MemorySessions()
+    await _handle(created(SessionPolicy(pool="General")), sessions)
+    if disabled:
+        await _handle(UserDisabled(login_id="pk-1", reason="on leave"), sessions)
+    removed = await _handle(UserSessionPolicyRemoved(login_id="pk-1"), sessions)
+    assert [type(event) for event in removed.events] == [SessionLimitsRemoved]  # said even while disabled
+    assert (await _handle(UserEnabled(login_id="pk-1"), sessions)).events == []
+    assert (sessions.rows["pk-1"].policy, sessions.rows["pk-1"].limits) == (None, None)
+
+
+async def test_removing_a_policy_the_login_does_not_have_changes_and_reports_nothing() -> None:
+    sessions = MemorySessions()
+    first = await _handle(created(None), sessions)
+    unit = await _handle(UserSessionPolicyRemoved(login_id="pk-1"), sessions)
+    assert unit.events == []
+    assert sessions.rows["pk-1"].changed_at == first.cause.time
+
+
+async def test_a_policy_given_again_after_its_removal_is_put_in_force() -> None:
+    sessions = MemorySessions()
+    await _handle(created(SessionPolicy(pool="General")), sessions)
+    await _handle(UserSessionPolicyRemoved(login_id="pk-1"), sessions)
+    unit = await _handle(UserUpdated(login_id="pk-1", session_policy=SessionPolicy()), sessions)
+    assert unit.events == [assigned(unit, "Default", DEFAULT)]
+
+
+@pytest.mark.parametrize("disabled_first", [False, True])
+async def test_removing_the_policy_of_a_login_never_created_waits_for_its_creation(disabled_first: bool) -> None:
+    sessions = MemorySessions()
+    if disabled_first:
+        await _handle(UserDisabled(login_id="pk-1", reason="on leave"), sessions)
+    with pytest.raises(MissingPrerequisite) as waiting:
+        await _handle(UserSessionPolicyRemoved(login_id="pk-1"), sessions)
+    assert waiting.value.waits_for == "pk-1"
+    assert "login pk-1 is unknown" in str(waiting.value)
+
+
+async def test_removing_the_policy_of_a_deleted_login_is_refused_for_a_person() -> None:
+    sessions = MemorySessions()
+    await _handle(created(SessionPolicy()), sessions)
+    await _handle(UserDeleted(login_id="pk-1"), sessions)
+    with pytest.raises(DomainError, match="login pk-1 is deleted") as refused:
+        await _handle(UserSessionPolicyRemoved(login_id="pk-1"), sessions)
+    assert not isinstance(refused.value, MissingPrerequisite)
+    assert "xbus dlq discard sessions" in str(refused.value)
 
 
 @pytest.mark.parametrize("disabled", [False, True])

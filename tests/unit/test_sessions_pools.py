@@ -1,33 +1,38 @@
-"""The limits in force: the pool's defaults with the login's overrides applied."""
+"""The limits in force: the pool's settings with the login's overrides applied.
+
+The pools are the platform's, from the reference deployment's ``Config/Init/sessions-init.ps1``
+(plxtra/xosp)::
+
+    & dotnet $SessionsControl Pool Set XOSP Default | Out-Null
+    & dotnet $SessionsControl Pool Set XOSP General -Sessions 1 -Connections 5 -Grace '00:00:04' -Resource | Out-Null
+"""
 
 from __future__ import annotations
 
-import pytest
-
-from consumers.sessions.pools import Limits, UnknownPool, limits_in_force
-from schemas.users import SessionLimits, SessionPolicy
-
-
-def test_a_policy_without_overrides_gets_the_pool_defaults() -> None:
-    assert limits_in_force(SessionPolicy(pool="Default")) == Limits(5, 20, 60)
-    assert limits_in_force(SessionPolicy(pool="General")) == Limits(10, 50, 120)
+from consumers.sessions.pools import Limits, limits_in_force
+from schemas.users import SessionLimits
+from tests.support.memory_sessions import DEFAULT, GENERAL
 
 
-def test_each_override_replaces_only_its_own_limit() -> None:
-    policy = SessionPolicy(pool="General", overrides=SessionLimits(max_connections=7))
-    assert limits_in_force(policy) == Limits(max_sessions=10, max_connections=7, grace_period_seconds=120)
+def test_a_login_without_overrides_gets_its_pools_settings_as_they_are() -> None:
+    """sessions-init.ps1: ``General -Sessions 1 -Connections 5 -Grace '00:00:04' -Resource``."""
+    assert limits_in_force(GENERAL, SessionLimits()) == GENERAL
+
+
+def test_the_default_pool_sets_no_limit_and_an_override_sets_only_its_own() -> None:
+    """sessions-init.ps1: ``Pool Set XOSP Default`` names no limit: a login in it has none but
+    those it overrides."""
+    assert limits_in_force(DEFAULT, SessionLimits()) == DEFAULT
+    assert limits_in_force(DEFAULT, SessionLimits(max_sessions=3)) == Limits(3, None, None, resource_scoped=False)
+
+
+def test_each_override_replaces_only_its_own_limit_and_the_scope_stays_the_pools() -> None:
+    overrides = SessionLimits(max_connections=7)
+    assert limits_in_force(GENERAL, overrides) == Limits(1, 7, 4, resource_scoped=True)
+    overrides = SessionLimits(max_sessions=2, grace_period_seconds=30)
+    assert limits_in_force(GENERAL, overrides) == Limits(2, 5, 30, resource_scoped=True)
 
 
 def test_an_override_of_zero_grace_is_kept() -> None:
-    policy = SessionPolicy(pool="Default", overrides=SessionLimits(max_sessions=1, grace_period_seconds=0))
-    assert limits_in_force(policy) == Limits(max_sessions=1, max_connections=20, grace_period_seconds=0)
-
-
-def test_an_unknown_pool_is_refused_naming_the_known_ones() -> None:
-    with pytest.raises(UnknownPool, match=r"'Gold' is unknown; known pools: Default, General"):
-        limits_in_force(SessionPolicy(pool="Gold"))
-
-
-def test_pool_names_are_matched_exactly() -> None:
-    with pytest.raises(UnknownPool):
-        limits_in_force(SessionPolicy(pool="default"))
+    """An override of 0 s is an override (no grace), not an absent one."""
+    assert limits_in_force(GENERAL, SessionLimits(grace_period_seconds=0)) == Limits(1, 5, 0, resource_scoped=True)
