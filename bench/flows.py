@@ -46,6 +46,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
+import hops  # bench/ is on sys.path
 import uvloop
 from aiokafka import ConsumerRecord, TopicPartition
 from broker_option import add_broker_option, broker_name, choose_broker
@@ -85,6 +86,7 @@ from xbus.scenario import build_scenario
 
 #: The services the mix's flows wait for, the tracker last.
 SERVICES = ("authentication", "authorisation", "sessions", "oms", "registry", "provisioning")
+TRACKER = "provisioning"
 ROOT_TOPICS = ("xosp.users", "xosp.operators", "xosp.accounts")
 #: Where the tracker announces each flow's end; the probe reads it.
 OUTCOME_TOPIC = "xosp.provisioning.events"
@@ -371,6 +373,18 @@ async def the_job(
             published = time.perf_counter() - started
             await probe.answered(DRAIN_SECONDS)
             ended = [probe.arrived[flow.flow_id] for flow in saturating if flow.flow_id in probe.arrived]
+        steady["where_the_time_goes"] = await hops.legs(
+            endpoints.database_url,
+            [settings.db_schema(service) for service in SERVICES if service != TRACKER],
+            settings.db_schema(TRACKER),
+            [
+                hops.Timed(
+                    flow.flow_id, hops.epoch_of(probe.sent[flow.flow_id]), hops.epoch_of(probe.arrived[flow.flow_id])
+                )
+                for flow in measured
+                if flow.flow_id in probe.arrived
+            ],
+        )
     finally:
         await drop_schemas(endpoints, [settings.db_schema(service) for service in SERVICES])
     steady["warnings"] = tally(warnings, since, saturating_since)

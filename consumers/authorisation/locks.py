@@ -7,8 +7,8 @@ other's uncommitted rows and leave the association pending for good. Both lock t
 later waits for the earlier and then sees its rows. An account's events, its close by the
 registry and the compensation of a failed opening lock the account: an opening and its failure
 arriving at once must not miss each other either. (A login's arrival also grants associations
-pending for accounts it holds no lock on: the store holds such an account's row instead,
-``Entitlements.hold_account``.)
+pending for accounts no event of its batch names: those accounts' pending locks are found in the
+tables once these are held, pending_locks.py.)
 
 Groups reach across every entity: a group's association changes what each of its members
 reaches, through any number of groups, and none of them can be named before reading the
@@ -33,6 +33,7 @@ from schemas.registry import RegistryAccountStateChanged
 from schemas.users import UserCreated, UserDeleted, UserDisabled, UserEnabled, UserUpdated
 
 SERVICE_NAME = "authorisation"
+ACCOUNT = "account:"
 #: The lock of the group graph (see the module's doc).
 GROUP_GRAPH = "~groups"
 
@@ -43,13 +44,13 @@ def entities_of(event: Event) -> list[str]:
         case UserCreated() | UserUpdated() | UserDisabled() | UserEnabled() | UserDeleted():
             return [f"login:{event.login_id}"]
         case TradingAccountOpened():
-            return [f"account:{event.account_id}", *(f"login:{login.login_id}" for login in event.logins)]
+            return [f"{ACCOUNT}{event.account_id}", *(f"login:{login.login_id}" for login in event.logins)]
         case AccountLoginLinked() | AccountLoginUnlinked():
-            return [f"account:{event.account_id}", f"login:{event.login_id}"]
+            return [f"{ACCOUNT}{event.account_id}", f"login:{event.login_id}"]
         case RegistryAccountStateChanged():
-            return [f"account:{event.account_id}"]
+            return [f"{ACCOUNT}{event.account_id}"]
         case ProvisioningFailed() if event.kind == FlowKind.ACCOUNT:
-            return [f"account:{event.entity_id}"]
+            return [f"{ACCOUNT}{event.entity_id}"]
         case GroupAssociationDefined() | GroupAssociationUndefined():
             return [GROUP_GRAPH]
     return []

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from consumers.authorisation import groups, handlers, markets
 from consumers.authorisation.locks import entities_of
+from consumers.authorisation.pending_locks import pending_locks
 from consumers.authorisation.store import PostgresEntitlements
 from consumers.runtime import Service
 from schemas.accounts import AccountLoginLinked, AccountLoginUnlinked, TradingAccountOpened
@@ -41,6 +42,8 @@ SERVICE = Service(
     # an account and the logins it names arrive on different topics at once; a group's
     # association reaches every entity (locks.py)
     locks=lambda event, _: entities_of(event),
+    # the accounts whose pending associations the batch touches (pending_locks.py)
+    locks_found=pending_locks,
     description=(
         "Resource Authorisation: typed assets (logins, trading accounts, markets, groups) and the "
         "associations between them, followed transitively; per-login permissions and trading-account "

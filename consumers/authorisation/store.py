@@ -138,8 +138,9 @@ class Entitlements(Protocol):
 
     async def ready_for_login(self, login_id: str) -> list[Pending]:
         """Pending associations naming ``login_id`` whose logins are now all known, oldest first;
-        until the transaction ends, they stay as read (no other login's arrival, unlink or close
-        of their account changes them meanwhile)."""
+        until the transaction ends, they stay as read: the batch holds their accounts' pending
+        locks (pending_locks.py), so no other login's arrival, unlink or close of their account
+        changes them meanwhile."""
 
     async def ready_for_account(self, account_id: str) -> list[Pending]:
         """Pending associations of the account whose logins are now all known, oldest first."""
@@ -155,7 +156,7 @@ class Entitlements(Protocol):
 
     async def drop_pending_login(self, account_id: str, login_id: str) -> None:
         """Take the login out of the account's pending associations (it was unlinked meanwhile);
-        until the transaction ends, no login's arrival grants them."""
+        the batch holds the account's pending lock, so no login's arrival grants them meanwhile."""
 
     # --- failed flows ---------------------------------------------------------------------------
 
@@ -171,21 +172,6 @@ class Entitlements(Protocol):
 EntitlementsUnit = UnitOfWork[Entitlements]
 
 
-#: The accounts of the associations waiting for a login, held against a close.
-_HOLD_ACCOUNTS_WAITING_FOR = """
-    select a.account_id from accounts a
-    where a.account_id in (
-        select p.account_id from pending_access p
-        join pending_access_logins w on w.flow_id = p.flow_id and w.login_id = $1
-    )
-    order by a.account_id for share of a
-"""
-_LOCK_PENDING_NAMING = """
-    select p.seq from pending_access p
-    where exists (select 1 from pending_access_logins w where w.flow_id = p.flow_id and w.login_id = $1)
-    order by p.seq for update of p
-"""
-_LOCK_PENDING_OF_ACCOUNT = "select seq from pending_access where account_id = $1 order by seq for update"
 _READY = """
     select p.flow_id, p.account_id from pending_access p
     where {which} and not exists (
@@ -519,20 +505,8 @@ class PostgresEntitlements(Entitlements):
             )
 
     async def ready_for_login(self, login_id: str) -> list[Pending]:
-        # The batch holds the login's lock, not those of the associations' other logins and
-        # accounts (locks.py): two logins of one association arriving at once would each miss the
-        # other's uncommitted row and leave it pending for good, and a close of its account at
-        # the same moment would miss the grant. So the accounts are held against a close first
-        # (a close takes its account's row, then drops the pending rows: same order, no
-        # deadlock), then the associations' rows (the other login's arrival waits here, then
-        # sees this one), and only then is readiness read, in a statement that sees what
-        # committed while this one waited.
-        db = await self._db()
-        if not await db.fetch(_HOLD_ACCOUNTS_WAITING_FOR, login_id):
-            return []
-        await db.execute(_LOCK_PENDING_NAMING, login_id)
         which = "exists (select 1 from pending_access_logins w where w.flow_id = p.flow_id and w.login_id = $1)"
-        return [Pending(**dict(row)) for row in await db.fetch(_READY.format(which=which), login_id)]
+        return [Pending(**dict(row)) for row in await (await self._db()).fetch(_READY.format(which=which), login_id)]
 
     async def ready_for_account(self, account_id: str) -> list[Pending]:
         rows = await (await self._db()).fetch(_READY.format(which="p.account_id = $1"), account_id)
@@ -558,9 +532,7 @@ class PostgresEntitlements(Entitlements):
         return [row["flow_id"] for row in rows]
 
     async def drop_pending_login(self, account_id: str, login_id: str) -> None:
-        db = await self._db()
-        await db.execute(_LOCK_PENDING_OF_ACCOUNT, account_id)  # see ready_for_login
-        await db.execute(
+        await (await self._db()).execute(
             """
             delete from pending_access_logins w using pending_access p
             where w.flow_id = p.flow_id and p.account_id = $1 and w.login_id = $2

@@ -34,7 +34,7 @@ from consumers.runtime.records import StoredRecord, key_text
 from consumers.runtime.replay_marks import ReplayMarks, clear_passed_mark, is_replayed, read_replay_marks
 from consumers.runtime.service import Routing, Service
 from consumers.runtime.transient import TRANSIENT_ERRORS
-from consumers.runtime.unit_of_work import DbConnection, Recorded, hold_locks
+from consumers.runtime.unit_of_work import DbConnection, Recorded
 from schemas import Envelope, EnvelopeError, Event, UnknownEventType, event_types
 
 log = structlog.get_logger("xbus.runtime")
@@ -160,8 +160,7 @@ class BatchProcessor:
         ignored = len(records) - len(handled)
         if not handled:
             return BatchOutcome(ignored=ignored, fast=True)
-        if self.service.locks is not None:
-            await hold_locks(connection, self.service.name, self.service.lock_names((e, env) for _, env, e in handled))
+        await self.service.hold_batch_locks(connection, [(event, envelope) for _, envelope, event in handled])
         ids = [envelope.id for _, envelope, _ in handled]
         keys = [key_text(record.key) for record, _, _ in handled if record.key is not None]
         if len(set(ids)) != len(ids):

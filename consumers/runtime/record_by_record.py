@@ -39,7 +39,7 @@ from consumers.runtime.records import StoredRecord, headers_from_json, headers_t
 from consumers.runtime.replay_marks import ReplayMarks, is_replayed
 from consumers.runtime.service import DomainError, MissingPrerequisite, Routing, Service
 from consumers.runtime.transient import TRANSIENT_ERRORS
-from consumers.runtime.unit_of_work import DbConnection, hold_locks
+from consumers.runtime.unit_of_work import DbConnection
 from schemas import Envelope, EnvelopeError, Event, UnknownEventType, describe_validation_error, event_types
 
 log = structlog.get_logger("xbus.runtime")
@@ -79,9 +79,9 @@ class RecordByRecord:
     async def hold_batch_locks(self, connection: DbConnection, records: Sequence[StoredRecord]) -> None:
         """The locks of the events among ``records`` this service handles (``Service.locks``), as the
         fast path takes them; a record that does not parse takes none (it is dead-lettered)."""
-        if self.service.locks is not None:
+        if self.service.takes_batch_locks:
             events = [parsed for record in records if (parsed := self._parsed_or_none(record)) is not None]
-            await hold_locks(connection, self.service.name, self.service.lock_names(events))
+            await self.service.hold_batch_locks(connection, events)
 
     def _parsed_or_none(self, record: StoredRecord) -> tuple[Event, Envelope] | None:
         try:

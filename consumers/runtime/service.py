@@ -19,14 +19,14 @@ import asyncio
 import inspect
 import types
 import typing
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from consumers.runtime.unit_of_work import DbConnection, Recorded, TimerUnit, UnitOfWork
+from consumers.runtime.unit_of_work import DbConnection, Recorded, TimerUnit, UnitOfWork, hold_locks
 from consumers.runtime.watchdog import Watchdog
 from infrastructure.catalogue import Catalogue, TopicKind
 from infrastructure.settings import Settings
@@ -104,6 +104,13 @@ class Service:
     #: each other's uncommitted rows, and cannot deadlock on these locks, since neither takes one
     #: while it holds another the first may want.
     locks: Callable[[Event, Envelope], Iterable[str]] | None = None
+    #: More lock names a batch needs that only the service's tables know (the accounts whose
+    #: pending associations name a login that arrives), read once ``locks``' names are held and
+    #: taken after them, sorted. Taken one handler at a time instead, in each event's order, two
+    #: batches took them in opposite orders and deadlocked (bench/backlog.py: authorisation
+    #: alone retried 68-145 batches). Every batch takes all its ``locks`` names before any of
+    #: these, so no batch waits for one of those while it holds one of these.
+    locks_found: Callable[[DbConnection, Sequence[Event]], Awaitable[Iterable[str]]] | None = None
     #: The service's store over a batch's connection (``PostgresLogins``): handlers reach their
     #: tables through ``unit.store``, which a unit test replaces with an in-memory one
     #: (``FakeUnitOfWork``). A service without one runs its SQL on the unit itself.
@@ -154,6 +161,18 @@ class Service:
         if self.locks is None:
             return set()
         return {name for event, envelope in events for name in self.locks(event, envelope)}
+
+    async def hold_batch_locks(self, connection: DbConnection, events: Sequence[tuple[Event, Envelope]]) -> None:
+        """Take what a batch of ``events`` locks before its first handler runs: ``locks``' names,
+        then ``locks_found``'s."""
+        if self.locks is not None:
+            await hold_locks(connection, self.name, self.lock_names(events))
+        if self.locks_found is not None:
+            await hold_locks(connection, self.name, await self.locks_found(connection, [e for e, _ in events]))
+
+    @property
+    def takes_batch_locks(self) -> bool:
+        return self.locks is not None or self.locks_found is not None
 
     def store_over(self, connection: DbConnection) -> Any:
         """The service's store on ``connection``, for a handler's or a tick's unit of work (None

@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 
 from consumers.authorisation import queries
+from consumers.authorisation.pending_locks import pending_locks
 from consumers.authorisation.service import SERVICE
 from producers import Outgoing
 from schemas import Event
@@ -394,3 +395,22 @@ async def test_failure_that_overtakes_its_opening_is_compensated_when_the_openin
     assert (revoked.flow_id, revoked.scope, revoked.login_ids) == (flow, RevokedScope.ACCOUNT, (login,))
     [access_row] = await queries.account_access(authorisation.db, account)
     assert access_row.revoked_by == "account"
+
+
+async def test_a_batch_locks_the_accounts_whose_pending_associations_its_logins_complete(
+    authorisation: ServiceUnderTest,
+) -> None:
+    """Found in the tables once the logins' locks are held, all at once and sorted: taken by each
+    UserCreated handler in turn, two batches took two accounts' in opposite orders and deadlocked
+    (bench/backlog.py)."""
+    first, second, elsewhere = new_account(), new_account(), new_account()
+    waiting, other = new_login(), new_login()
+    await authorisation.handle(opened(second, access(waiting, VIEW)), opened(first, access(waiting, TRADE)))
+    await authorisation.handle(opened(elsewhere, access(other, VIEW)))
+    found = await pending_locks(
+        authorisation.db, [created(waiting), AccountLoginUnlinked(account_id=elsewhere, login_id=other)]
+    )
+    assert found == sorted([f"pending:{first}", f"pending:{second}", f"pending:{elsewhere}"])
+    assert await pending_locks(authorisation.db, [created(new_login())]) == []
+    await authorisation.handle(created(waiting))  # granted: no longer pending
+    assert await pending_locks(authorisation.db, [created(waiting)]) == []
