@@ -7,6 +7,7 @@ import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -21,6 +22,7 @@ from consumers.runtime.processor import BatchProcessor
 from consumers.runtime.records import StoredRecord, headers_from_json
 from consumers.runtime.replay_marks import write_replay_marks
 from consumers.runtime.service import Routing
+from consumers.runtime.unit_of_work import hold_locks
 from schemas import Envelope, Event
 from schemas.users import UserCreated, UserDisabled, UserUpdated
 from tests.conftest import Stack
@@ -276,6 +278,26 @@ async def test_a_batch_holds_the_locks_of_all_its_events_before_the_first_handle
         lock = await connection.fetchval("select hashtextextended($1, 0)", f"{service.name}:{name}")
         expected.add(lock & 0xFFFFFFFF)  # pg_locks shows a bigint key's low half as objid
     assert len(seen) == 2 and expected <= seen[0]
+
+
+async def test_a_batch_takes_all_its_locks_in_one_statement(connection: asyncpg.Connection) -> None:
+    """A tracker batch names hundreds of flows: a round trip per lock was much of its backlog time."""
+    statements: list[str] = []
+
+    def logged(query: Any) -> None:
+        statements.append(query.query)
+
+    connection.add_query_logger(logged)
+    try:
+        async with connection.transaction():
+            await hold_locks(connection, "svc", [f"flow:{n:03d}" for n in range(200)])
+            held = await connection.fetchval(
+                "select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid() and granted"
+            )
+    finally:
+        connection.remove_query_logger(logged)
+    assert held == 200
+    assert len([query for query in statements if "pg_advisory_xact_lock" in query]) == 1
 
 
 async def test_a_clean_batch_takes_the_fast_path_with_the_same_effects(connection: asyncpg.Connection) -> None:
