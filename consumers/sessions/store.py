@@ -208,14 +208,16 @@ class PostgresSessions(SessionsStore):
 
     async def pool(self, name: str) -> Limits | None:
         row = await self._db.fetchrow(_POOL_HELD, name)
-        if row is None:  # a platform pool is copied in the first time it is needed: its row can be held
+        if row is None:
+            # The platform's pools are copied in the first time one is needed, so that their rows
+            # can be held; all of them, in name order: two batches copying Default and General
+            # one at a time, in the order their logins came, deadlocked (bench/backlog.py).
             await self._db.execute(
                 """
                 insert into pools (name, max_sessions, max_connections, grace_period_seconds, resource_scoped)
-                select * from reference_pools where name = $1
+                select * from reference_pools order by name
                 on conflict (name) do nothing
-                """,
-                name,
+                """
             )
             row = await self._db.fetchrow(_POOL_HELD, name)
         return None if row is None else limits_of_row(row)
