@@ -13,6 +13,7 @@ from schemas.types import (
     Currency,
     ExchangeCode,
     Frozen,
+    InstrumentCode,
     InvestorId,
     InvestorType,
     Label,
@@ -143,4 +144,30 @@ class FundsWithdrawn(Event):
 
     account_id: TradingAccountId
     amount: PositiveMoney
+    reference: NonEmpty
+
+
+class HoldingsIssued(Event):
+    """Shares of a token issued into the account by its issuer, not bought (account-issue.ps1);
+    ``reference`` is the issue's id, taken once per account."""
+
+    event_type = "xosp.account.holdings_issued.v1"
+    aggregate_field = "account_id"
+
+    account_id: TradingAccountId
+    #: The token, ``SYMBOL.MARKET``.
+    instrument: InstrumentCode
+    quantity: Annotated[int, Field(ge=1)]
+    reference: NonEmpty
+
+
+class HoldingsReclaimed(Event):
+    """Shares of a token taken back from the account (account-reclaim.ps1); never more than it holds."""
+
+    event_type = "xosp.account.holdings_reclaimed.v1"
+    aggregate_field = "account_id"
+
+    account_id: TradingAccountId
+    instrument: InstrumentCode
+    quantity: Annotated[int, Field(ge=1)]
     reference: NonEmpty

@@ -21,6 +21,8 @@ from schemas.types import (
 )
 
 SymbolCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,32}$")]
+#: The Foundry Registry's ``Issuer`` entity of a symbol (symbol-create.ps1's ``-IssuerCode``).
+IssuerCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,32}$")]
 TimeZone = Annotated[str, Field(min_length=1, max_length=64, description="IANA time zone, e.g. Australia/Sydney")]
 
 
@@ -42,6 +44,13 @@ class Symbol(Frozen):
     name: NonEmpty
     currency: Currency
     cfi_code: CfiCode
+    #: The issuer the registry records the symbol's token under; none means one issuer of its own,
+    #: coded as the symbol (symbol-create-bulk.ps1 creates symbols without one).
+    issuer: IssuerCode | None = None
+
+    @property
+    def issuer_code(self) -> str:
+        return self.issuer if self.issuer is not None else self.code
 
 
 class Market(Frozen):
@@ -91,6 +100,23 @@ class ExchangeAdded(Event):
     @classmethod
     def _unique_markets(cls, value: tuple[Market, ...]) -> tuple[Market, ...]:
         return unique(value, "market", key=lambda market: market.code)
+
+
+class SymbolCreated(Event):
+    """A symbol listed on one market of an exchange, as an operation of its own (symbol-create.ps1):
+    the registry defines its issuer and token, the OMS takes orders on it."""
+
+    event_type = "xosp.symbol.created.v1"
+    aggregate_field = "exchange"
+
+    exchange: ExchangeCode
+    market: MarketCode
+    symbol: Symbol
+
+    @property
+    def instrument(self) -> str:
+        """``SYMBOL.MARKET``: the instrument code, and the registry's token code."""
+        return f"{self.symbol.code}.{self.market}"
 
 
 class ExchangeUpdated(Event):

@@ -9,7 +9,7 @@ the registry. ``venue_trade_id`` names a fill at the exchange; settlement is ide
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import Field, model_validator
 
@@ -72,6 +72,16 @@ class ExecutionKind(StrEnum):
     REJECTED = "rejected"
 
 
+class TradeType(StrEnum):
+    """What a fill is, as plxtra/oms-api OMS2.md ``OrderTradeType`` names it: a trade execution, or
+    the correction or cancellation (bust) of one. The exchanges' adapters report only ``Trade``
+    today; the OMS books no other (docs/exchanges.md, "Trade types")."""
+
+    TRADE = "Trade"
+    CORRECTION = "Correction"
+    CANCEL = "Cancel"
+
+
 #: After these the order is done at the exchange (a fill is final when ``leaves_quantity`` is 0).
 FINAL_KINDS = frozenset({ExecutionKind.CANCELLED, ExecutionKind.EXPIRED, ExecutionKind.REJECTED})
 
@@ -96,12 +106,23 @@ class ExecutionReported(Event):
     cumulative_quantity: Quantity
     leaves_quantity: Quantity
     reason: NonEmpty | None = None
+    #: A fill's trade type; a fill reported before trade types, without one, was a ``Trade``.
+    trade_type: TradeType | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_fill_is_a_trade_unless_said(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("kind") == ExecutionKind.FILLED and data.get("trade_type") is None:
+            return {**data, "trade_type": TradeType.TRADE}
+        return data
 
     @model_validator(mode="after")
     def _fill_fields_only_on_fills(self) -> Self:
         is_fill = self.kind is ExecutionKind.FILLED
         if is_fill != (self.fill_quantity > 0 and self.fill_price is not None and self.venue_trade_id is not None):
             raise ValueError("fill_quantity, fill_price and venue_trade_id are required on a fill and only there")
+        if not is_fill and self.trade_type is not None:
+            raise ValueError(f"a {self.kind} report is no trade: trade_type is only on a fill")
         if self.kind in FINAL_KINDS and self.leaves_quantity != 0:
             raise ValueError(f"a {self.kind} report leaves nothing open: leaves_quantity must be 0")
         return self

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from schemas.accounts import VettingLimits
 from schemas.event import Event
@@ -81,6 +81,43 @@ class OmsAccountStateChanged(Event):
     account_id: TradingAccountId
     state: AccountState
     reason: NonEmpty | None = None
+
+
+class RequestStatus(StrEnum):
+    """The status of an order request, as the platform's OMS names it (plxtra/oms-api OMS2.md,
+    ``ClientRequestState.Status``), with the codes and flags plxtra/xosp Config/Init/oms-init.ps1
+    defines for XOSP (``Status Define XOSP <code> -Normal -Transition ...``).
+
+    This OMS vets a request in the transaction that receives it and has no queues, so it records
+    neither ``Pending`` nor ``Queued``; they are here because the platform's clients know them.
+    docs/exchanges.md, "Request statuses", maps an order's life onto them.
+    """
+
+    PENDING = "Pending"
+    QUEUED = "Queued"
+    SUBMITTED = "Submitted"
+    REJECTED = "Rejected"
+    COMPLETED = "Completed"
+
+    @property
+    def is_normal(self) -> bool:
+        """``IsNormal``: every status but ``Rejected``."""
+        return self is not RequestStatus.REJECTED
+
+    @property
+    def is_transition(self) -> bool:
+        """``IsTransition``: the request moves on from it by itself."""
+        return self in (RequestStatus.PENDING, RequestStatus.SUBMITTED)
+
+    @property
+    def is_completed(self) -> bool:
+        """``IsCompleted``: no other status follows."""
+        return self in (RequestStatus.REJECTED, RequestStatus.COMPLETED)
+
+    @property
+    def can_cancel(self) -> bool:
+        """``CanCancel`` (and ``CanAmend``): only a queued request may still be changed."""
+        return self is RequestStatus.QUEUED
 
 
 class RejectionCode(StrEnum):
@@ -172,6 +209,8 @@ class OrderAccepted(OrderTerms):
 
     login_id: LoginId
     reserved: Money | None = None
+    #: Routed to the exchange, which has not answered yet.
+    request_status: RequestStatus = RequestStatus.SUBMITTED
 
 
 class OrderRejected(Event):
@@ -195,6 +234,7 @@ class OrderRejected(Event):
     rule: VettingRule | None = None
     parameters: tuple[RejectionParameter, ...] = ()
     reason: Reason
+    request_status: RequestStatus = RequestStatus.REJECTED
 
 
 class OrderRouted(OrderTerms):
@@ -241,8 +281,18 @@ class OrderOutcome(StrEnum):
     REJECTED = "rejected"
 
 
+def request_status_after(outcome: OrderOutcome) -> RequestStatus:
+    """The request's status once the order ends: ``Rejected`` if the exchange rejected it,
+    ``Completed`` however else it ended (filled, cancelled or expired)."""
+    return RequestStatus.REJECTED if outcome is OrderOutcome.REJECTED else RequestStatus.COMPLETED
+
+
 class OrderCompleted(Event):
-    """The order is over at the exchange: nothing of it is open, its reservation is released."""
+    """The order is over at the exchange: nothing of it is open, its reservation is released.
+
+    ``request_status`` follows from ``outcome`` (``request_status_after``); one recorded before
+    request statuses, without it, reads with the status its outcome gives.
+    """
 
     event_type = "xosp.order.completed.v1"
     aggregate_field = "account_id"
@@ -255,6 +305,23 @@ class OrderCompleted(Event):
     #: Cash the fills cost (a buy) or brought (a sell), in the market's currency.
     filled_value: Money
     reason: NonEmpty | None = None
+    request_status: RequestStatus = RequestStatus.COMPLETED
+
+    @model_validator(mode="before")
+    @classmethod
+    def _status_of_an_older_record(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "request_status" not in data and "outcome" in data:
+            return {**data, "request_status": request_status_after(OrderOutcome(data["outcome"]))}
+        return data
+
+    @model_validator(mode="after")
+    def _status_follows_the_outcome(self) -> Self:
+        if self.request_status is not request_status_after(self.outcome):
+            raise ValueError(
+                f"an order ended {self.outcome} leaves its request status {request_status_after(self.outcome)}, "
+                f"not {self.request_status}"
+            )
+        return self
 
 
 class RejectionCodeV1(StrEnum):

@@ -105,3 +105,34 @@ class SettlementApplied(Event):
     holding_delta: int
     cash_balance: Money
     holding_after: Annotated[int, Field(ge=0)]
+
+
+class TokenDefined(Event):
+    """The registry's ``Issuer`` and ``Token`` of a symbol, linked to its market's ``Registry``
+    (symbol-create.ps1), for a ``SymbolCreated`` (step ``registry.token``)."""
+
+    event_type = "xosp.registry_token.defined.v1"
+    aggregate_field = "exchange"
+
+    flow_id: FlowId
+    exchange: ExchangeCode
+    #: The market's ``Registry`` entity.
+    registry: ExchangeCode
+    issuer: NonEmpty
+    #: ``SYMBOL.MARKET``.
+    token: InstrumentCode
+
+
+class HoldingAdjusted(Event):
+    """Shares of a token issued into or reclaimed from an account (step ``registry.holding``)."""
+
+    event_type = "xosp.holding.adjusted.v1"
+    aggregate_field = "account_id"
+
+    flow_id: FlowId
+    account_id: TradingAccountId
+    token: InstrumentCode
+    #: Positive for an issue, negative for a reclaim.
+    delta: int
+    holding_after: Annotated[int, Field(ge=0)]
+    reference: NonEmpty

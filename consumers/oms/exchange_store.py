@@ -30,8 +30,12 @@ class ExchangeRecords(Protocol):
         lists it again): a suspension leaves it as it is and returns REMOVED; a removal again
         takes the new reason."""
 
-    async def markets_of_others(self, code: str, markets: Sequence[Market]) -> dict[str, str]:
-        """Of ``markets``, those another exchange lists, with that exchange's code."""
+    async def markets_of_others(self, code: str, markets: Sequence[str]) -> dict[str, str]:
+        """Of the market codes ``markets``, those another exchange lists, with that exchange's code."""
+
+    async def add_instrument(self, exchange: str, instrument: str, market: str, currency: str) -> bool:
+        """List one instrument of the exchange (a ``SymbolCreated``), again with the latest currency
+        if it is listed already; False for an exchange the OMS does not have."""
 
     async def register_adapter(self, event: OmsAdapterRegistered, at: dt.datetime) -> None:
         """The adapter runs (the exchange takes orders), and its reference prices become last
@@ -115,13 +119,27 @@ class PostgresExchangeRecords(ExchangeRecords):
         )
         return None if left is None else ExchangeState(left)
 
-    async def markets_of_others(self, code: str, markets: Sequence[Market]) -> dict[str, str]:
+    async def markets_of_others(self, code: str, markets: Sequence[str]) -> dict[str, str]:
         rows = await self._db.fetch(
             "select distinct market, exchange from instruments where market = any($1::text[]) and exchange <> $2",
-            [market.code for market in markets],
+            list(markets),
             code,
         )
         return {row["market"]: row["exchange"] for row in rows}
+
+    async def add_instrument(self, exchange: str, instrument: str, market: str, currency: str) -> bool:
+        added = await self._db.execute(
+            """
+            insert into instruments (instrument, exchange, market, currency)
+            select $1, code, $3, $4 from exchanges where code = $2
+            on conflict (instrument) do update set currency = excluded.currency
+            """,
+            instrument,
+            exchange,
+            market,
+            currency,
+        )
+        return added != "INSERT 0 0"
 
     async def _replace_instruments(self, code: str, markets: Sequence[Market]) -> None:
         """The exchange's instruments become exactly those of ``markets``."""

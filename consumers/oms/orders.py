@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from schemas.gateway import ExecutionKind, ExecutionReported
-from schemas.oms import OrderOutcome, RejectionCode, RejectionCodeV1
+from schemas.gateway import ExecutionKind, ExecutionReported, TradeType
+from schemas.oms import OrderOutcome, RejectionCode, RejectionCodeV1, RequestStatus, request_status_after
 from schemas.orders import OrderCancelRequested
 from schemas.types import AccountRight, OrderLifetime, OrderSide, OrderType
 
@@ -79,6 +79,17 @@ class Order:
     def open_quantity(self) -> int:
         return self.quantity - self.filled_quantity
 
+    @property
+    def request_status(self) -> RequestStatus:
+        """Its request's status as the platform's OMS names it (docs/exchanges.md, "Request statuses")."""
+        if self.state is OrderState.REJECTED:
+            return RequestStatus.REJECTED
+        if self.state is OrderState.ROUTED:
+            return RequestStatus.SUBMITTED
+        if self.outcome is not None:
+            return request_status_after(self.outcome)
+        return RequestStatus.COMPLETED
+
 
 def state_after(current: OrderState, report: ExecutionReported) -> OrderState:
     """The order's state once ``report`` is applied; a late acknowledgement does not undo a fill."""
@@ -100,6 +111,12 @@ def report_problem(order: Order | None, report: ExecutionReported) -> str | None
         return (
             f"execution report ({report.kind}) for order {order.order_id}, which is already over ({order.outcome}); "
             "a report after the final one is a fault of the exchange's adapter: discard it"
+        )
+    if report.trade_type not in (None, TradeType.TRADE):
+        return (
+            f"trade {report.trade_type} of {report.venue_trade_id} for order {order.order_id}: the OMS books trade "
+            "executions only and applies no trade corrections or cancellations yet; adjust the positions by hand, "
+            "then discard the report"
         )
     if report.fill_quantity > order.open_quantity:
         return (

@@ -1,11 +1,13 @@
 """The OMS's positions (docs/exchanges.md, "Positions") and what a fill does to them.
 
 Cash per account and currency is a booked balance and what open buys reserve; a holding per
-account and instrument is a quantity and what open sells hold back. Available = booked −
-reserved. A buy reserves quantity × its price when accepted; each fill books its cost and
-releases fill quantity × that same price (never below the fill price, so a fill never costs more
-than it releases); the order's end releases what is left. A sell holds back its quantity the same
-way. Pure arithmetic here; the SQL that applies it is in ``order_store``.
+account and instrument is a quantity and what open sells hold back, their fields named as
+plxtra/oms-api OMS2.md's ``CashPosition`` and ``AssetPosition`` name them (``Balance``,
+``UnfilledBuys``; ``Quantity``, ``UnfilledSells``). Available = balance − unfilled buys. A buy
+reserves quantity × its price when accepted; each fill books its cost and releases fill quantity ×
+that same price (never below the fill price, so a fill never costs more than it releases); the
+order's end releases what is left. A sell holds back its quantity the same way. Pure arithmetic
+here; the SQL that applies it is in ``order_store``.
 """
 
 from __future__ import annotations
@@ -22,23 +24,27 @@ EXACT = Context(prec=60)
 @dataclass(frozen=True)
 class CashPosition:
     currency: str
-    booked: Decimal = Decimal(0)
-    reserved: Decimal = Decimal(0)
+    #: ``Balance``: the booked cash.
+    balance: Decimal = Decimal(0)
+    #: ``UnfilledBuys``: what open buys reserve of it.
+    unfilled_buys: Decimal = Decimal(0)
 
     @property
     def available(self) -> Decimal:
-        return self.booked - self.reserved
+        return self.balance - self.unfilled_buys
 
 
 @dataclass(frozen=True)
 class HoldingPosition:
     instrument: str
+    #: ``Quantity``: the units held.
     quantity: int = 0
-    held_back: int = 0
+    #: ``UnfilledSells``: what open sells hold back of them.
+    unfilled_sells: int = 0
 
     @property
     def available(self) -> int:
-        return self.quantity - self.held_back
+        return self.quantity - self.unfilled_sells
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from consumers.oms.store import PostgresBooks
 from consumers.runtime import Service, fields_locked_as
 from schemas.accounts import TradingAccountOpened, TradingAccountSuspended, TradingAccountUpdated
 from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted
-from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated
+from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated, SymbolCreated
 from schemas.gateway import ExecutionReported, OmsAdapterRegistered, OmsAdapterStopped
 from schemas.operators import OperatorDeregistered, OperatorRegistered
 from schemas.orders import OrderCancelRequested, OrderPlaced
@@ -43,6 +43,7 @@ SERVICE = Service(
         ProvisioningFailed: accounts.provisioning_failed,
         ExchangeAdded: venues.exchange_added,
         ExchangeUpdated: venues.exchange_updated,
+        SymbolCreated: venues.symbol_created,
         ExchangeSuspended: venues.exchange_suspended,
         ExchangeRemoved: venues.exchange_removed,
         OmsAdapterRegistered: venues.adapter_registered,

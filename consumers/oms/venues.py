@@ -17,7 +17,7 @@ from consumers.oms.orders import OUTCOMES, Order, report_problem, state_after
 from consumers.oms.positions import book_fill
 from consumers.oms.store import OmsUnit
 from consumers.runtime import DomainError, MissingPrerequisite
-from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated, Market
+from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated, SymbolCreated
 from schemas.gateway import ExecutionKind, ExecutionReported, OmsAdapterRegistered, OmsAdapterStopped
 from schemas.money import money
 from schemas.oms import (
@@ -28,17 +28,32 @@ log = structlog.get_logger("xbus.oms")
 
 
 async def exchange_added(event: ExchangeAdded, unit: OmsUnit) -> None:
-    await _refuse_markets_of_others(unit, event.code, event.markets)
+    await _refuse_markets_of_others(unit, event.code, [market.code for market in event.markets])
     await unit.store.add_exchange(event, unit.cause.time)
 
 
 async def exchange_updated(event: ExchangeUpdated, unit: OmsUnit) -> None:
     if event.markets is not None:
-        await _refuse_markets_of_others(unit, event.code, event.markets)
+        await _refuse_markets_of_others(unit, event.code, [market.code for market in event.markets])
     if not await unit.store.update_exchange(event, unit.cause.time):
         raise MissingPrerequisite(
             f"exchange {event.code} is unknown to the OMS (no ExchangeAdded for it was applied)",
             waits_for=event.code,
+            needs="the exchange's ExchangeAdded",
+            service="oms",
+        )
+
+
+async def symbol_created(event: SymbolCreated, unit: OmsUnit) -> None:
+    """List the symbol as an instrument of its exchange, in the symbol's currency, so that orders
+    on it are vetted like those on the exchange's other instruments (symbol-create.ps1 creates the
+    symbol on the market). A later ``ExchangeUpdated`` with markets lists exactly its own symbols."""
+    await _refuse_markets_of_others(unit, event.exchange, [event.market])
+    if not await unit.store.add_instrument(event.exchange, event.instrument, event.market, event.symbol.currency):
+        raise MissingPrerequisite(
+            f"symbol {event.instrument} is created on exchange {event.exchange}, unknown to the OMS "
+            "(no ExchangeAdded for it was applied)",
+            waits_for=event.exchange,
             needs="the exchange's ExchangeAdded",
             service="oms",
         )
@@ -69,7 +84,7 @@ async def exchange_removed(event: ExchangeRemoved, unit: OmsUnit) -> None:
     await unit.store.set_exchange_state(event.code, vetting.ExchangeState.REMOVED, event.reason, unit.cause.time)
 
 
-async def _refuse_markets_of_others(unit: OmsUnit, code: str, markets: tuple[Market, ...]) -> None:
+async def _refuse_markets_of_others(unit: OmsUnit, code: str, markets: list[str]) -> None:
     """An instrument ``SYMBOL.MARKET`` must name one exchange: a market is listed by one exchange only."""
     taken = await unit.store.markets_of_others(code, markets)
     if taken:

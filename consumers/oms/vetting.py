@@ -336,8 +336,8 @@ def _funding_check(details: _Details) -> Rejection | None:
     return Rejection(
         RejectionCode.BALANCE_EXCEED,
         f"the buy needs {_money(needed, currency)}{more} ({details.order.quantity} × {show(details.price)}) but "
-        f"{_money(cash.available, currency)} is available (booked {show(cash.booked)}, reserved by open buys "
-        f"{show(cash.reserved)}); deposit funds or place a smaller order",
+        f"{_money(cash.available, currency)} is available (booked {show(cash.balance)}, reserved by open buys "
+        f"{show(cash.unfilled_buys)}); deposit funds or place a smaller order",
         VettingRule.FUNDING_CHECK,
         (show(cash.available),),
     )
@@ -365,7 +365,7 @@ def _holding_check(details: _Details) -> Rejection | None:
     return Rejection(
         RejectionCode.QUANTITY_INSUFFICIENT,
         f"the sell needs {needed} {code}{more} but {holding.available} are available (held {holding.quantity}, "
-        f"held back by open sells {holding.held_back}); sell no more than is available",
+        f"held back by open sells {holding.unfilled_sells}); sell no more than is available",
         VettingRule.HOLDING_CHECK,
         (str(holding.available),),
     )

@@ -84,6 +84,30 @@ def apply_cash_movement(balance: Decimal, delta: Decimal, currency: str) -> Deci
     return after
 
 
+# Issue and reclaim
+
+
+class HoldingRefused(Exception):
+    """An issue or reclaim the registry does not book; ``reason`` says why, for the step report."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def apply_holding_adjustment(holding: int, delta: int, token: str) -> int:
+    """The holding after an issue (``delta`` > 0) or reclaim: never below zero, never beyond a bigint.
+
+    Raises :class:`HoldingRefused` for a reclaim beyond ``holding`` and a holding the ledger cannot hold.
+    """
+    after = holding + delta
+    if after < 0:
+        raise HoldingRefused(f"reclaim of {-delta} {token} exceeds the holding of {holding} {token}")
+    if after > HOLDING_LIMIT:
+        raise HoldingRefused(f"a holding of {after} {token} is more than the registry can hold")
+    return after
+
+
 # Settlement
 
 

@@ -223,3 +223,25 @@ async def exchange(connection: DbConnection, code: str) -> ExchangeView | None:
         "select code, settles_through_registry, flow_id, changed_at from exchanges where code = $1", code
     )
     return ExchangeView(**dict(row)) if row is not None else None
+
+
+@dataclass(frozen=True)
+class TokenView:
+    """A symbol's token ``SYMBOL.MARKET``, in its market's registry, owned by its issuer."""
+
+    code: str
+    registry: str
+    issuer: str
+    name: str
+    currency: str
+    #: The flow of the event that last defined it.
+    flow_id: str
+
+
+async def tokens(connection: DbConnection, registry: str) -> list[TokenView]:
+    """The tokens of a market's registry, by code; empty for a registry with none or none defined."""
+    rows = await connection.fetch(
+        "select code, registry, issuer, name, currency, flow_id from tokens where registry = $1 order by code",
+        registry,
+    )
+    return [TokenView(**dict(row)) for row in rows]

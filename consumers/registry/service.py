@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from consumers.registry import accounts, compensation, operators, settlement
+from consumers.registry import accounts, compensation, entities, issuance, operators, settlement
 from consumers.registry.store import PostgresLedger
 from consumers.runtime import Service, fields_locked_as
 from schemas.accounts import (
     FundsDeposited,
     FundsWithdrawn,
+    HoldingsIssued,
+    HoldingsReclaimed,
     TradingAccountClosed,
     TradingAccountOpened,
     TradingAccountSuspended,
 )
-from schemas.exchanges import ExchangeAdded, ExchangeUpdated
+from schemas.exchanges import ExchangeAdded, ExchangeUpdated, SymbolCreated
 from schemas.gateway import ExecutionReported
 from schemas.operators import OperatorDeregistered, OperatorRegistered
 from schemas.provisioning import ProvisioningFailed
@@ -36,14 +38,18 @@ SERVICE = Service(
         FundsDeposited: accounts.funds_deposited,
         FundsWithdrawn: accounts.funds_withdrawn,
         ProvisioningFailed: compensation.provisioning_failed,
-        ExchangeAdded: settlement.exchange_added,
-        ExchangeUpdated: settlement.exchange_updated,
+        HoldingsIssued: issuance.holdings_issued,
+        HoldingsReclaimed: issuance.holdings_reclaimed,
+        ExchangeAdded: entities.exchange_added,
+        ExchangeUpdated: entities.exchange_updated,
+        SymbolCreated: entities.symbol_created,
         ExecutionReported: settlement.execution_reported,
     },
     store=PostgresLedger,
     migrations=Path(__file__).parent / "sql",
     description=(
-        "Foundry Registry: operators, investors, trading accounts, settled cash and holdings; "
+        "Foundry Registry: operators, investors, trading accounts, settled cash and holdings of tokens; "
+        "a registry per market, an issuer and a token per symbol; issues and reclaims of holdings; "
         "settles the fills of exchanges that settle through it."
     ),
 )

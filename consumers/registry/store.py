@@ -64,6 +64,30 @@ class SettlementRow:
     holding_after: int
 
 
+@dataclass(frozen=True)
+class Token:
+    """A symbol's token: ``SYMBOL.MARKET``, in its market's registry, owned by its issuer."""
+
+    code: str
+    registry: str
+    issuer: str
+    name: str
+    currency: str
+
+
+@dataclass(frozen=True)
+class HoldingMovement:
+    """Shares issued (``delta`` > 0) into or reclaimed from an account, under a reference."""
+
+    account_id: str
+    token: str
+    delta: int
+    holding_after: int
+    reference: str
+    flow_id: str
+    at: dt.datetime
+
+
 async def lock_account(unit: UnitOfWork, account_id: str) -> None:
     """Serialise everything done to one account until the transaction ends.
 
@@ -155,6 +179,21 @@ class Ledger(Protocol):
 
     async def book_settlement(self, row: SettlementRow, event_id: str, at: dt.datetime) -> None:
         """Set the new cash balance and holding and write the fill to the settlement ledger, together."""
+
+    async def define_registry(self, market: str, exchange: str, flow_id: str, at: dt.datetime) -> None:
+        """The market's ``Registry``, defined again (under its latest exchange) if it is there already."""
+
+    async def define_token(self, token: Token, flow_id: str, at: dt.datetime) -> None:
+        """The token, and its issuer when new; a token defined again takes the latest name and currency."""
+
+    async def token_defined(self, code: str) -> bool:
+        """Whether a symbol's token of that code is in the registry."""
+
+    async def movement_under(self, account_id: str, reference: str) -> HoldingMovement | None:
+        """The issue or reclaim booked on the account under this reference, or None."""
+
+    async def book_holding_movement(self, movement: HoldingMovement) -> None:
+        """Set the new holding and write the movement, together (a reference once per account)."""
 
 
 #: What the handlers are given.
@@ -382,6 +421,17 @@ class PostgresLedger(Ledger):
         )
         return int(value) if value is not None else 0
 
+    async def _set_holding(self, account_id: str, instrument: str, quantity: int) -> None:
+        await self._db.execute(
+            """
+            insert into holdings (account_id, instrument, quantity) values ($1, $2, $3)
+            on conflict (account_id, instrument) do update set quantity = excluded.quantity
+            """,
+            account_id,
+            instrument,
+            quantity,
+        )
+
     async def settled_already(self, exchange: str, venue_trade_id: str, order_id: str) -> bool:
         return bool(
             await self._db.fetchval(
@@ -394,15 +444,7 @@ class PostgresLedger(Ledger):
 
     async def book_settlement(self, row: SettlementRow, event_id: str, at: dt.datetime) -> None:
         await self._set_cash(row.account_id, row.currency, row.cash_after)
-        await self._db.execute(
-            """
-            insert into holdings (account_id, instrument, quantity) values ($1, $2, $3)
-            on conflict (account_id, instrument) do update set quantity = excluded.quantity
-            """,
-            row.account_id,
-            row.instrument,
-            row.holding_after,
-        )
+        await self._set_holding(row.account_id, row.instrument, row.holding_after)
         await self._db.execute(
             """
             insert into settlements (exchange, venue_trade_id, order_id, event_id, account_id, instrument, side,
@@ -425,6 +467,83 @@ class PostgresLedger(Ledger):
             row.holding_delta,
             row.holding_after,
             at,
+        )
+
+    async def define_registry(self, market: str, exchange: str, flow_id: str, at: dt.datetime) -> None:
+        await self._db.execute(
+            """
+            insert into registries (code, exchange, flow_id, defined_at) values ($1, $2, $3, $4)
+            on conflict (code) do update set
+                exchange = excluded.exchange, flow_id = excluded.flow_id, defined_at = excluded.defined_at
+            """,
+            market,
+            exchange,
+            flow_id,
+            at,
+        )
+
+    async def define_token(self, token: Token, flow_id: str, at: dt.datetime) -> None:
+        await self._db.execute(
+            "insert into issuers (code, flow_id, defined_at) values ($1, $2, $3) on conflict (code) do nothing",
+            token.issuer,
+            flow_id,
+            at,
+        )
+        await self._db.execute(
+            """
+            insert into tokens (code, registry, issuer, name, currency, flow_id, defined_at)
+            values ($1, $2, $3, $4, $5, $6, $7)
+            on conflict (code) do update set
+                registry = excluded.registry, issuer = excluded.issuer, name = excluded.name,
+                currency = excluded.currency, flow_id = excluded.flow_id, defined_at = excluded.defined_at
+            """,
+            token.code,
+            token.registry,
+            token.issuer,
+            token.name,
+            token.currency,
+            flow_id,
+            at,
+        )
+
+    async def token_defined(self, code: str) -> bool:
+        return bool(await self._db.fetchval("select 1 from tokens where code = $1", code))
+
+    async def movement_under(self, account_id: str, reference: str) -> HoldingMovement | None:
+        row = await self._db.fetchrow(
+            """
+            select account_id, token, delta, holding_after, reference, flow_id, applied_at from holding_movements
+            where account_id = $1 and reference = $2
+            """,
+            account_id,
+            reference,
+        )
+        if row is None:
+            return None
+        return HoldingMovement(
+            row["account_id"],
+            row["token"],
+            int(row["delta"]),
+            int(row["holding_after"]),
+            row["reference"],
+            row["flow_id"],
+            row["applied_at"],
+        )
+
+    async def book_holding_movement(self, movement: HoldingMovement) -> None:
+        await self._set_holding(movement.account_id, movement.token, movement.holding_after)
+        await self._db.execute(
+            """
+            insert into holding_movements (flow_id, account_id, token, delta, holding_after, reference, applied_at)
+            values ($1, $2, $3, $4, $5, $6, $7)
+            """,
+            movement.flow_id,
+            movement.account_id,
+            movement.token,
+            movement.delta,
+            movement.holding_after,
+            movement.reference,
+            movement.at,
         )
 
 

@@ -132,7 +132,12 @@ async def test_a_backlog_drained_in_batches_longer_than_the_stall_time_raises_no
     however long the batch takes to commit. /healthz stays 200, no partition is reported stalled,
     and `xbus lag`, stalled after a time longer than a batch (it cannot see a batch under way, only
     commits), says catching up."""
-    settings = service_settings.model_copy(update={"stall_after_seconds": 3.0, "health_interval_seconds": 0.2})
+    # A statement that waits over a second for a core on a machine running the whole suite is, by
+    # design, no progress, and its group is split: that rule has tests of its own (test_lock_waits,
+    # test_processor); here the split limit is out of its way, so that only the watchdog is judged.
+    settings = service_settings.model_copy(
+        update={"stall_after_seconds": 3.0, "health_interval_seconds": 0.2, "batch_split_seconds": 5.0}
+    )
     service = slow_logins(0.012)
     bootstrap, database_url = settings.kafka_bootstrap or "", settings.database_url or ""
     runner = ServiceRunner(service, settings, load_catalogue(settings), bootstrap, database_url)
@@ -163,7 +168,8 @@ async def test_a_backlog_drained_in_batches_longer_than_the_stall_time_raises_no
     alarms = [
         entry for entry in logs if entry["event"].startswith("partition stalled") or entry.get("path") == "/healthz"
     ]
-    assert len(probes) > 20 and set(probes) == {200}, alarms
+    warned = [entry for entry in logs if entry.get("log_level") == "warning" and entry.get("path") != "/readyz"]
+    assert len(probes) > 20 and set(probes) == {200}, (alarms, warned)
     assert not alarms
     assert lag_statuses <= {Status.OK, Status.WARN}
 

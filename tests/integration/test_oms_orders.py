@@ -31,6 +31,7 @@ from schemas.gateway import (
     InstrumentPrice,
     OmsAdapterRegistered,
     OmsAdapterStopped,
+    TradeType,
 )
 from schemas.oms import (
     AccountState,
@@ -43,6 +44,7 @@ from schemas.oms import (
     OrderRouted,
     RejectionCode,
     RejectionCodeV1,
+    RequestStatus,
     VettingRule,
 )
 from schemas.orders import OrderCancelRequested, OrderPlaced
@@ -220,15 +222,15 @@ async def accept(oms: ServiceUnderTest, placed: OrderPlaced) -> tuple[OrderAccep
 
 
 async def cash_of(oms: ServiceUnderTest, account_id: str) -> tuple[Decimal, Decimal, Decimal]:
-    """Booked, reserved and available AUD."""
+    """Balance, unfilled buys and available AUD."""
     cash = (await queries.positions(oms.db, account_id)).cash_in("AUD")
-    return cash.booked, cash.reserved, cash.available
+    return cash.balance, cash.unfilled_buys, cash.available
 
 
 async def holding_of(oms: ServiceUnderTest, account_id: str, instrument: str) -> tuple[int, int, int]:
-    """Quantity, held back and available."""
+    """Quantity, unfilled sells and available."""
     holding = (await queries.positions(oms.db, account_id)).holding_of(instrument)
-    return holding.quantity, holding.held_back, holding.available
+    return holding.quantity, holding.unfilled_sells, holding.available
 
 
 # --- accepted, routed, filled, completed ---------------------------------------------------------
@@ -487,6 +489,58 @@ async def test_a_report_for_an_order_never_routed_goes_to_dead_letter(oms: Servi
     assert handled.follow_ups == []
     assert await oms.dead_lettered(handled.flow_id)
     assert await holding_of(oms, account_id, venue.instrument) == (0, 0, 0)
+
+
+# --- request statuses and trade types (plxtra/oms-api OMS2.md) ------------------------------------
+
+
+async def test_each_request_reports_and_keeps_its_status_as_the_platforms_oms_names_it(
+    oms: ServiceUnderTest, venue: Venue
+) -> None:
+    """plxtra/oms-api OMS2.md ``ClientRequestState``: "Status: The current status of the Request";
+    plxtra/xosp Config/Init/oms-init.ps1 defines ``Submitted -Normal -Transition``,
+    ``Rejected -Completed`` and ``Completed -Normal -Completed`` for XOSP."""
+    account_id = await open_account(oms, venue, cash="1500.00")
+    filled, refused = (order(account_id, venue.instrument, 100, "10.00") for _ in range(2))
+    halted = order(account_id, venue.instrument, 10, "10.00")
+
+    accepted, _ = await accept(oms, filled)
+    assert accepted.request_status is RequestStatus.SUBMITTED
+    assert await request_status(oms, filled) is RequestStatus.SUBMITTED
+    await oms.handle(report(filled, venue, ExecutionKind.ACKNOWLEDGED))
+    assert await request_status(oms, filled) is RequestStatus.COMPLETED
+    [completed] = (
+        await oms.handle(report(filled, venue, ExecutionKind.FILLED, filled=100, cumulative=100, price="10.00"))
+    ).follow_ups
+    assert isinstance(completed, OrderCompleted) and completed.request_status is RequestStatus.COMPLETED
+
+    assert rejection(await oms.handle(refused)).request_status is RequestStatus.REJECTED  # 500 AUD left
+    assert await request_status(oms, refused) is RequestStatus.REJECTED
+
+    await accept(oms, halted)
+    [ended] = (await oms.handle(report(halted, venue, ExecutionKind.REJECTED))).follow_ups
+    assert isinstance(ended, OrderCompleted) and ended.request_status is RequestStatus.REJECTED
+    assert await request_status(oms, halted) is RequestStatus.REJECTED
+
+
+async def test_a_trade_cancellation_goes_to_dead_letter_and_books_nothing(oms: ServiceUnderTest, venue: Venue) -> None:
+    """plxtra/oms-api OMS2.md ``OrderTradeType``: ``Cancel`` (12) is a "Trade cancellation", not a
+    "Trade execution" (``Trade``, 10): the OMS does not book it as a fill."""
+    account_id = await open_account(oms, venue)
+    placed = order(account_id, venue.instrument, 100, "10.00")
+    await accept(oms, placed)
+    bust = report(placed, venue, ExecutionKind.FILLED, filled=40, cumulative=40, price="10.00")
+
+    handled = await oms.handle(bust.model_copy(update={"trade_type": TradeType.CANCEL}))
+    assert handled.follow_ups == []
+    assert await oms.dead_lettered(handled.flow_id)
+    assert await holding_of(oms, account_id, venue.instrument) == (0, 0, 0)
+
+
+async def request_status(oms: ServiceUnderTest, placed: OrderPlaced) -> RequestStatus:
+    stored = await queries.order(oms.db, placed.order_id)
+    assert stored is not None
+    return stored.request_status
 
 
 # --- exchanges ----------------------------------------------------------------------------------

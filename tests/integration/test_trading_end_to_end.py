@@ -153,8 +153,10 @@ async def test_thousands_of_orders_end_in_a_final_state_and_settle_to_what_the_e
         for account in accounts:
             positions = await oms.positions(connection, account.account_id)
             aud = positions.cash_in("AUD")
-            assert (aud.booked, aud.reserved) == (DEPOSIT + TOP_UP + cash[account.account_id], 0), account.account_id
-            assert all(holding.held_back == 0 for holding in positions.holdings)
+            assert (aud.balance, aud.unfilled_buys) == (DEPOSIT + TOP_UP + cash[account.account_id], 0), (
+                account.account_id
+            )
+            assert all(holding.unfilled_sells == 0 for holding in positions.holdings)
     assert all(quantity >= 0 for quantity in holdings.values())
     # conservation across the platform: what left the accounts is what the buys cost, less what sells brought
     bought = sum(e.fill_quantity * (e.fill_price or 0) for e in executions if e.side is OrderSide.BUY)
@@ -292,7 +294,7 @@ async def _ready_to_trade(bus: Bus, accounts: list[TradingAccount], cash: Decima
             for account_id in ids:
                 if await oms.tradable_accounts(connection, [account_id], cash):
                     continue
-                booked = {c.currency: c.booked for c in (await oms.positions(connection, account_id)).cash}
+                booked = {c.currency: c.balance for c in (await oms.positions(connection, account_id)).cash}
                 lines.append(f"{account_id}: oms {booked}, registry {await registry.cash(books, account_id)}")
             applied = {name: vars(runner.stats) for name, runner in bus.runners.items()}
             return "\n".join([*lines, f"services: {applied}"])

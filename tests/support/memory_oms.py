@@ -265,14 +265,16 @@ class MemoryBooks(OmsBooks):
         self, account_id: str, currency: str, booked: Decimal = Decimal(0), reserved: Decimal = Decimal(0)
     ) -> None:
         known = self.cash_positions.get((account_id, currency), CashPosition(currency))
-        moved = CashPosition(currency, known.booked + booked, known.reserved + reserved)
-        assert moved.reserved >= 0, "the table's check refuses reserved cash below zero"
+        moved = CashPosition(currency, known.balance + booked, known.unfilled_buys + reserved)
+        assert moved.unfilled_buys >= 0, "the table's check refuses reserved cash below zero"
         self.cash_positions[(account_id, currency)] = moved
 
     async def move_holding(self, account_id: str, instrument: str, quantity: int = 0, held_back: int = 0) -> None:
         known = self.holdings.get((account_id, instrument), HoldingPosition(instrument))
-        moved = HoldingPosition(instrument, known.quantity + quantity, known.held_back + held_back)
-        assert 0 <= moved.held_back <= moved.quantity, "the table's checks refuse a holding below what is held back"
+        moved = HoldingPosition(instrument, known.quantity + quantity, known.unfilled_sells + held_back)
+        assert 0 <= moved.unfilled_sells <= moved.quantity, (
+            "the table's checks refuse a holding below what is held back"
+        )
         self.holdings[(account_id, instrument)] = moved
 
     # --- exchanges --------------------------------------------------------------------------------
@@ -302,9 +304,14 @@ class MemoryBooks(OmsBooks):
             known.state, known.state_reason = state, reason
         return known.state
 
-    async def markets_of_others(self, code: str, markets: Sequence[Market]) -> dict[str, str]:
-        wanted = {market.code for market in markets}
-        return {i.market: i.exchange for i in self.instruments.values() if i.market in wanted and i.exchange != code}
+    async def markets_of_others(self, code: str, markets: Sequence[str]) -> dict[str, str]:
+        return {i.market: i.exchange for i in self.instruments.values() if i.market in markets and i.exchange != code}
+
+    async def add_instrument(self, exchange: str, instrument: str, market: str, currency: str) -> bool:
+        if exchange not in self.exchanges:
+            return False
+        self.instruments[instrument] = StoredInstrument(exchange, market, currency)
+        return True
 
     def _replace_instruments(self, code: str, markets: Sequence[Market]) -> None:
         self.instruments = {name: i for name, i in self.instruments.items() if i.exchange != code}

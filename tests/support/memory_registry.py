@@ -9,7 +9,15 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from consumers.registry.store import Credit, FailedOpening, Ledger, SettlementRow, StoredAccount
+from consumers.registry.store import (
+    Credit,
+    FailedOpening,
+    HoldingMovement,
+    Ledger,
+    SettlementRow,
+    StoredAccount,
+    Token,
+)
 from schemas.accounts import Investor
 from schemas.oms import AccountState
 
@@ -41,6 +49,11 @@ class MemoryLedger(Ledger):
     settlements: dict[tuple[str, str, str], SettlementRow] = field(default_factory=dict)
     failed_openings: dict[str, FailedOpening] = field(default_factory=dict)
     exchanges: dict[str, bool] = field(default_factory=dict)
+    #: market code -> exchange code
+    registries: dict[str, str] = field(default_factory=dict)
+    issuers: set[str] = field(default_factory=set)
+    tokens: dict[str, Token] = field(default_factory=dict)
+    holding_movements: list[HoldingMovement] = field(default_factory=list)
 
     async def register_operator(
         self, operator_id: str, login_id: str, features: list[str], flow_id: str, at: dt.datetime
@@ -143,3 +156,27 @@ class MemoryLedger(Ledger):
         self.cash[(row.account_id, row.currency)] = row.cash_after
         self.holdings[(row.account_id, row.instrument)] = row.holding_after
         self.settlements[(row.exchange, row.venue_trade_id, row.order_id)] = row
+
+    async def define_registry(self, market: str, exchange: str, flow_id: str, at: dt.datetime) -> None:
+        self.registries[market] = exchange
+
+    async def define_token(self, token: Token, flow_id: str, at: dt.datetime) -> None:
+        assert token.registry in self.registries, "the table's foreign key refuses a token of no registry"
+        self.issuers.add(token.issuer)
+        self.tokens[token.code] = token
+
+    async def token_defined(self, code: str) -> bool:
+        return code in self.tokens
+
+    async def movement_under(self, account_id: str, reference: str) -> HoldingMovement | None:
+        return next(
+            (m for m in self.holding_movements if m.account_id == account_id and m.reference == reference), None
+        )
+
+    async def book_holding_movement(self, movement: HoldingMovement) -> None:
+        assert await self.movement_under(movement.account_id, movement.reference) is None, (
+            "the table's unique key refuses a second movement under a reference"
+        )
+        assert movement.holding_after >= 0, "the table's check refuses a negative holding"
+        self.holdings[(movement.account_id, movement.token)] = movement.holding_after
+        self.holding_movements.append(movement)

@@ -14,7 +14,7 @@ from consumers.gateway.store import ExchangeState, GatewayStore
 from consumers.runtime import DomainError, FakeUnitOfWork, MissingPrerequisite
 from schemas import Event
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated
-from schemas.gateway import ExecutionKind, ExecutionReported, OmsAdapterRegistered, OmsAdapterStopped
+from schemas.gateway import ExecutionKind, ExecutionReported, OmsAdapterRegistered, OmsAdapterStopped, TradeType
 from schemas.oms import OrderCancelRouted
 from schemas.provisioning import StepFailed
 from schemas.types import OrderSide
@@ -84,6 +84,8 @@ async def test_a_marketable_order_is_acknowledged_then_filled_and_the_book_is_ke
     fills = [report for report in got if report.kind is ExecutionKind.FILLED]
     assert sum(fill.fill_quantity for fill in fills) == 5 and {fill.currency for fill in fills} == {"USD"}
     assert got[-1].is_final and all(fill.settles_through_registry for fill in fills)
+    # plxtra/oms-api OMS2.md OrderTradeType: "OrderTradeType_Trade | 10 | Trade execution"
+    assert {fill.trade_type for fill in fills} == {TradeType.TRADE} and got[0].trade_type is None
     assert unit.locked == [f"instrument:{INSTRUMENT}"]
     assert INSTRUMENT in gateway.adapter_states  # the book, for the instrument's next instruction
 

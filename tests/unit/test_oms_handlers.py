@@ -39,7 +39,14 @@ from schemas.accounts import (
 )
 from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted, RevokedScope
 from schemas.exchanges import ExchangeRemoved, ExchangeSuspended, ExchangeUpdated, Market
-from schemas.gateway import ExecutionKind, ExecutionReported, InstrumentPrice, OmsAdapterRegistered, OmsAdapterStopped
+from schemas.gateway import (
+    ExecutionKind,
+    ExecutionReported,
+    InstrumentPrice,
+    OmsAdapterRegistered,
+    OmsAdapterStopped,
+    TradeType,
+)
 from schemas.money import money
 from schemas.oms import (
     AccountState,
@@ -56,6 +63,7 @@ from schemas.oms import (
     OrderRouted,
     RejectionCode,
     RejectionCodeV1,
+    RequestStatus,
     VettingRule,
 )
 from schemas.operators import OperatorDeregistered, OperatorRegistered
@@ -654,7 +662,7 @@ async def test_a_market_buy_is_valued_and_routed_at_its_protection_price() -> No
     unit = await handle(placed(limit=None, quantity=10), books)
     routed = unit.events[1]
     assert isinstance(routed, OrderRouted) and routed.protection_price == Decimal("11.00")
-    assert books.cash_positions[(ACCOUNT, "AUD")].reserved == Decimal("110.00")
+    assert books.cash_positions[(ACCOUNT, "AUD")].unfilled_buys == Decimal("110.00")
 
 
 async def test_open_buys_reserve_cash_that_later_buys_cannot_use() -> None:
@@ -684,7 +692,7 @@ async def test_a_rejected_order_is_kept_with_its_code_and_reason_and_its_id_stay
         RejectionCode.BALANCE_EXCEED,
         None,
     )
-    assert books.cash_positions[(ACCOUNT, "AUD")].reserved == Decimal(0)
+    assert books.cash_positions[(ACCOUNT, "AUD")].unfilled_buys == Decimal(0)
     # the same id again is a duplicate, and the first order stays as it was
     assert rejection(await handle(placed(quantity=1), books)) is RejectionCode.ORDER_DUPLICATE
     assert books.orders["o1"] == order
@@ -1020,3 +1028,118 @@ def test_an_old_order_rejected_v1_record_still_parses_and_stays_routed_to_the_om
         "xosp.order.rejected.v2",
     )
     assert "no longer emitted" in (OrderRejectedV1.__doc__ or "")
+
+
+# --- request statuses and trade types, as the platform's OMS names them ---------------------------
+
+
+def test_the_request_statuses_are_those_xosp_defines_for_its_oms() -> None:
+    """plxtra/xosp Config/Init/oms-init.ps1, "Define the request statuses used by XOSP":
+    ``Pending -Normal -Transition``, ``Queued -Normal -CanAmend -CanCancel``, ``Submitted -Normal
+    -Transition``, ``Rejected -Completed``, ``Completed -Normal -Completed``; the flags are those of
+    plxtra/oms-api OMS2.md ``RequestStatusDetails`` (IsNormal, IsTransition, IsCompleted, ...)."""
+    assert [str(status) for status in RequestStatus] == ["Pending", "Queued", "Submitted", "Rejected", "Completed"]
+    assert {status for status in RequestStatus if status.is_completed} == {
+        RequestStatus.REJECTED,
+        RequestStatus.COMPLETED,
+    }
+    assert {status for status in RequestStatus if status.is_transition} == {
+        RequestStatus.PENDING,
+        RequestStatus.SUBMITTED,
+    }
+    assert {status for status in RequestStatus if not status.is_normal} == {RequestStatus.REJECTED}
+    assert {status for status in RequestStatus if status.can_cancel} == {RequestStatus.QUEUED}
+
+
+async def test_an_accepted_order_is_submitted_and_completed_once_the_exchange_answers() -> None:
+    """plxtra/oms-api OMS2.md ``ClientRequestState``: "Status: The current status of the Request",
+    "IsCompleted: Whether the request is considered complete"; oms-init.ps1: ``Submitted`` is a
+    transition (it moves on by itself, when the exchange answers), ``Completed`` is completed."""
+    books = await trading()
+    accepted = (await handle(placed(), books)).events[0]
+    assert isinstance(accepted, OrderAccepted) and accepted.request_status is RequestStatus.SUBMITTED
+    assert books.orders["o1"].request_status is RequestStatus.SUBMITTED
+    await handle(report(ExecutionKind.ACKNOWLEDGED, leaves=100), books)
+    assert books.orders["o1"].request_status is RequestStatus.COMPLETED
+    completed = only(await handle(report(ExecutionKind.FILLED, fill=(100, "10.00")), books), OrderCompleted)
+    assert completed.request_status is RequestStatus.COMPLETED
+    assert books.orders["o1"].request_status is RequestStatus.COMPLETED
+
+
+async def test_a_request_vetting_refuses_or_the_exchange_rejects_is_rejected() -> None:
+    """oms-init.ps1: ``Rejected -Completed`` (completed, and not normal); OMS2.md ``OrderUpdateReason``:
+    "Rejected: Order changed due to being rejected"."""
+    books = await trading("100")
+    assert only(await handle(placed(quantity=100), books), OrderRejected).request_status is RequestStatus.REJECTED
+    assert books.orders["o1"].request_status is RequestStatus.REJECTED
+    books = await trading()
+    await handle(placed(), books)
+    completed = only(await handle(report(ExecutionKind.REJECTED, reason="halted"), books), OrderCompleted)
+    assert completed.request_status is RequestStatus.REJECTED
+    assert books.orders["o1"].request_status is RequestStatus.REJECTED
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status"),
+    [(OrderOutcome.REJECTED, RequestStatus.REJECTED), (OrderOutcome.CANCELLED, RequestStatus.COMPLETED)],
+)
+def test_an_order_completed_recorded_before_request_statuses_reads_with_the_one_its_outcome_gives(
+    outcome: OrderOutcome, status: RequestStatus
+) -> None:
+    """An ``xosp.order.completed.v1`` already on the topic has no status: the exchange's rejection is
+    ``Rejected`` and every other end ``Completed`` (oms-init.ps1), as the OMS reports them now."""
+    old = {
+        "order_id": "o1",
+        "account_id": ACCOUNT,
+        "instrument": INSTRUMENT,
+        "outcome": str(outcome),
+        "filled_quantity": 0,
+        "filled_value": {"amount": "0", "currency": "AUD"},
+    }
+    assert OrderCompleted.model_validate(old).request_status is status
+    with pytest.raises(ValueError, match="request status"):
+        OrderCompleted.model_validate({**old, "request_status": "Submitted"})
+
+
+def test_trade_types_are_oms2s() -> None:
+    """plxtra/oms-api OMS2.md ``OrderTradeType``: ``Trade`` (10, "Trade execution"), ``Correction``
+    (11, "Trade correction"), ``Cancel`` (12, "Trade cancellation"); ``OrderTrade.Type``: "The type
+    of trade". A fill recorded before trade types reads as a ``Trade``; only a fill has one."""
+    assert [str(kind) for kind in TradeType] == ["Trade", "Correction", "Cancel"]
+    fill = report(ExecutionKind.FILLED, fill=(40, "10.00"), leaves=60)
+    assert fill.trade_type is TradeType.TRADE
+    old = json.loads(fill.model_dump_json(exclude={"trade_type"}))
+    assert ExecutionReported.model_validate(old).trade_type is TradeType.TRADE
+    ack = report(ExecutionKind.ACKNOWLEDGED, leaves=100)
+    assert ack.trade_type is None
+    with pytest.raises(ValueError, match="trade_type"):
+        ExecutionReported.model_validate({**json.loads(ack.model_dump_json()), "trade_type": "Trade"})
+
+
+@pytest.mark.parametrize("trade_type", [TradeType.CORRECTION, TradeType.CANCEL])
+async def test_a_trade_correction_or_cancellation_is_not_booked_as_a_fill(trade_type: TradeType) -> None:
+    """OMS2.md ``OrderUpdateReason``: ``TradeCorrection`` and ``TradeCancel`` change an order
+    otherwise than a ``Trade`` does; until the OMS applies them, it books neither as a fill."""
+    books = await trading()
+    await handle(placed(), books)
+    await handle(report(ExecutionKind.FILLED, fill=(40, "10.00"), leaves=60), books)
+    corrected = report(ExecutionKind.FILLED, fill=(40, "9.00"), trade="T2", leaves=20)
+    with pytest.raises(DomainError, match=f"trade {trade_type}"):
+        await handle(corrected.model_copy(update={"trade_type": trade_type}), books)
+    assert (books.orders["o1"].filled_quantity, books.holdings[(ACCOUNT, INSTRUMENT)]) == (
+        40,
+        HoldingPosition(INSTRUMENT, 40, 0),
+    )
+
+
+async def test_positions_carry_the_fields_oms2_names() -> None:
+    """plxtra/oms-api OMS2.md ``CashPosition``: "Balance: The booked (settled) balance",
+    "UnfilledBuys: The total of unfilled buy orders"; ``AssetPosition``: "Quantity: The quantity of
+    units held", "UnfilledSells: The quantity of unfilled sell orders"."""
+    books = await holding_shares(100)
+    await handle(placed("s1", side=OrderSide.SELL, quantity=60), books)
+    await handle(placed("b1", quantity=10, limit="10.00"), books)
+    cash = books.cash_positions[(ACCOUNT, "AUD")]
+    holding = books.holdings[(ACCOUNT, INSTRUMENT)]
+    assert (cash.balance, cash.unfilled_buys, cash.available) == (Decimal(4000), Decimal(100), Decimal(3900))
+    assert (holding.quantity, holding.unfilled_sells, holding.available) == (100, 60, 40)

@@ -93,7 +93,7 @@ def snapshot(order: OrderPlaced | None = None, **changes: object) -> Snapshot:
             settles_through_registry=True,
             adapter_running=True,
         ),
-        cash=CashPosition("AUD", booked=Decimal("5000.00")),
+        cash=CashPosition("AUD", balance=Decimal("5000.00")),
         holding=HoldingPosition(INSTRUMENT, quantity=500),
     )
     return dataclasses.replace(passing, **changes)  # type: ignore[arg-type]
@@ -336,13 +336,13 @@ def test_oms_funding_check_a_bid_beyond_the_trading_balance_fails_with_the_balan
     IS Bid AND (order HAS value AND (details.value - order.value) > balance.trading)``. The trading
     balance is the cash available to trade: booked less what open buys reserve. A place has no
     earlier order, so what it needs is its whole value; exactly the balance is not beyond it."""
-    short = snapshot(cash=CashPosition("AUD", booked=Decimal("1500.00"), reserved=Decimal("600.00")))
+    short = snapshot(cash=CashPosition("AUD", balance=Decimal("1500.00"), unfilled_buys=Decimal("600.00")))
     assert failure(short) == (RejectionCode.BALANCE_EXCEED, VettingRule.FUNDING_CHECK, ("900.00",))
     assert rejected(short).reason == (
         "the buy needs 1000.00 AUD (100 × 10.00) but 900.00 AUD is available (booked 1500.00, reserved by open "
         "buys 600.00); deposit funds or place a smaller order"
     )
-    accepted(snapshot(cash=CashPosition("AUD", booked=Decimal("1600.00"), reserved=Decimal("600.00"))))
+    accepted(snapshot(cash=CashPosition("AUD", balance=Decimal("1600.00"), unfilled_buys=Decimal("600.00"))))
 
 
 def test_oms_funding_check_a_bid_with_no_cash_on_record_has_a_trading_balance_of_nothing() -> None:
@@ -354,7 +354,7 @@ def test_oms_funding_check_an_amend_needs_only_what_it_adds_to_the_order() -> No
     (``RUN IF request.type IN ['Place', 'Amend']``) needs the trading balance for the value it adds
     to what the order already reserves."""
     amending = AmendedOrder(value=Decimal("600.00"), quantity=60)
-    cash = CashPosition("AUD", booked=Decimal("1100.00"), reserved=Decimal("600.00"))  # the order's 600 reserved
+    cash = CashPosition("AUD", balance=Decimal("1100.00"), unfilled_buys=Decimal("600.00"))  # the order's 600 reserved
     fits = snapshot(with_quantity(110), cash=cash, amending=amending)  # 1100.00: 500.00 more
     assert accepted(fits).reserved_cash == Decimal("1100.00")
     beyond = snapshot(with_quantity(111), cash=cash, amending=amending)  # 1110.00: 510.00 more
@@ -391,7 +391,7 @@ def test_oms_holding_check_an_ask_beyond_the_available_holding_fails_with_what_i
     """Vetting.config, OMS.HoldingCheck: ``FAIL WITH [Quantity.Insufficient, holding.available] IF
     (details.quantity - order.quantity) > holding.available``: available is what is held less what
     open sells hold back; exactly that much is not beyond it."""
-    decision = rejected(snapshot(ask("10.00"), holding=HoldingPosition(INSTRUMENT, quantity=150, held_back=60)))
+    decision = rejected(snapshot(ask("10.00"), holding=HoldingPosition(INSTRUMENT, quantity=150, unfilled_sells=60)))
     assert (decision.code, decision.rule, decision.parameters) == (
         RejectionCode.QUANTITY_INSUFFICIENT,
         VettingRule.HOLDING_CHECK,
@@ -401,13 +401,13 @@ def test_oms_holding_check_an_ask_beyond_the_available_holding_fails_with_what_i
         f"the sell needs 100 {INSTRUMENT} but 90 are available (held 150, held back by open sells 60); "
         "sell no more than is available"
     )
-    accepted(snapshot(ask("10.00"), holding=HoldingPosition(INSTRUMENT, quantity=160, held_back=60)))
+    accepted(snapshot(ask("10.00"), holding=HoldingPosition(INSTRUMENT, quantity=160, unfilled_sells=60)))
 
 
 def test_oms_holding_check_an_amend_needs_only_the_quantity_it_adds() -> None:
     """Vetting.config, OMS.HoldingCheck: ``(details.quantity - order.quantity) > holding.available``."""
     amending = AmendedOrder(value=Decimal("600.00"), quantity=60)
-    holding = HoldingPosition(INSTRUMENT, quantity=100, held_back=60)  # the order's 60 held back: 40 available
+    holding = HoldingPosition(INSTRUMENT, quantity=100, unfilled_sells=60)  # the order's 60 held back: 40 available
     assert accepted(snapshot(with_quantity(100, OrderSide.SELL), holding=holding, amending=amending)).held_back == 100
     beyond = snapshot(with_quantity(101, OrderSide.SELL), holding=holding, amending=amending)
     assert failure(beyond) == (RejectionCode.QUANTITY_INSUFFICIENT, VettingRule.HOLDING_CHECK, ("40",))
