@@ -53,6 +53,7 @@ from broker_option import add_broker_option, broker_name, choose_broker
 from services import (  # bench/ is on sys.path
     Logged,
     drop_schemas,
+    drop_topics,
     echo_command,
     fresh_world,
     percentiles,
@@ -337,13 +338,16 @@ async def echo_chain(
         for hop, (inputs, answer) in enumerate(ECHO_CHAIN, start=1)
     }
     probe = Probe(echoed)
-    async with (
-        running(settings, endpoints, commands, probe) as warnings,
-        Publisher(settings, endpoints.kafka_bootstrap, load_catalogue(settings), linger_ms=1) as publisher,
-    ):
-        figures, since = await at_rate(
-            "echo chain", publisher, probe, warm_up, measured, rate, lambda flow: flow.entity
-        )
+    try:
+        async with (
+            running(settings, endpoints, commands, probe) as warnings,
+            Publisher(settings, endpoints.kafka_bootstrap, load_catalogue(settings), linger_ms=1) as publisher,
+        ):
+            figures, since = await at_rate(
+                "echo chain", publisher, probe, warm_up, measured, rate, lambda flow: flow.entity
+            )
+    finally:
+        await drop_topics(settings, endpoints)
     return {"hops": len(ECHO_CHAIN), **figures, "warnings": tally(warnings, since)}
 
 
@@ -387,6 +391,7 @@ async def the_job(
         )
     finally:
         await drop_schemas(endpoints, [settings.db_schema(service) for service in SERVICES])
+        await drop_topics(settings, endpoints)
     steady["warnings"] = tally(warnings, since, saturating_since)
     seconds = max(ended) - started if ended else float("nan")
     saturation: dict[str, object] = {
@@ -459,6 +464,7 @@ async def backlog(base: Settings, endpoints: Endpoints, count: int) -> dict[str,
         first = await first_transactions(endpoints, {name: settings.db_schema(name) for name in services})
     finally:
         await drop_schemas(endpoints, [settings.db_schema(service) for service in SERVICES])
+        await drop_topics(settings, endpoints)
     return {
         "flows": count,
         "events": events,
