@@ -185,21 +185,30 @@ async def funds_withdrawn(event: FundsWithdrawn, unit: LedgerUnit) -> None:
     await _move_cash(unit, event.account_id, -event.amount.amount, event.amount.currency, event.reference)
 
 
-async def _move_cash(unit: LedgerUnit, account_id: str, delta: Decimal, currency: str, reference: str) -> None:
-    """Book a deposit (``delta`` > 0) or withdrawal on settled cash, or refuse it with the reason."""
-    what = f"{'deposit' if delta > 0 else 'withdrawal'} of {show(abs(delta))} {currency} (reference {reference})"
+async def movement_refused(
+    unit: LedgerUnit, account_id: str, step: str, what: str, *, outgoing: bool, still_taken: str
+) -> bool:
+    """Lock the account and refuse ``what`` (reporting ``step`` failed) when the account cannot take
+    it: unknown, closed, or suspended and ``outgoing`` (a suspended account still takes what comes
+    in, ``still_taken``). True when refused. Cash and holdings movements share the rule."""
     await store.lock_account(unit, account_id)
     account = await unit.store.find_account(account_id)
     if account is None:
-        unit.step_failed(unit.flow_id, STEP_CASH, f"account {account_id} is unknown to the registry: {what} refused")
-        return
-    if account.state == AccountState.CLOSED:
-        unit.step_failed(unit.flow_id, STEP_CASH, f"account {account_id} is closed: {what} refused")
-        return
-    if account.state == AccountState.SUSPENDED and delta < 0:
-        unit.step_failed(
-            unit.flow_id, STEP_CASH, f"account {account_id} is suspended: {what} refused (deposits are still taken)"
-        )
+        reason = f"account {account_id} is unknown to the registry: {what} refused"
+    elif account.state == AccountState.CLOSED:
+        reason = f"account {account_id} is closed: {what} refused"
+    elif account.state == AccountState.SUSPENDED and outgoing:
+        reason = f"account {account_id} is suspended: {what} refused ({still_taken} are still taken)"
+    else:
+        return False
+    unit.step_failed(unit.flow_id, step, reason)
+    return True
+
+
+async def _move_cash(unit: LedgerUnit, account_id: str, delta: Decimal, currency: str, reference: str) -> None:
+    """Book a deposit (``delta`` > 0) or withdrawal on settled cash, or refuse it with the reason."""
+    what = f"{'deposit' if delta > 0 else 'withdrawal'} of {show(abs(delta))} {currency} (reference {reference})"
+    if await movement_refused(unit, account_id, STEP_CASH, what, outgoing=delta < 0, still_taken="deposits"):
         return
     earlier = await unit.store.credit_under(account_id, reference) if delta > 0 else None
     if earlier is not None:

@@ -11,12 +11,11 @@ neither. The token must be in the registry (a ``SymbolCreated`` or an exchange's
 
 from __future__ import annotations
 
-from consumers.registry import store
+from consumers.registry.accounts import movement_refused
 from consumers.registry.compensation import STEP_REASON_LENGTH, clip
 from consumers.registry.ledger import HoldingRefused, apply_holding_adjustment
 from consumers.registry.store import HoldingMovement, LedgerUnit
 from schemas.accounts import HoldingsIssued, HoldingsReclaimed
-from schemas.oms import AccountState
 from schemas.registry import HoldingAdjusted
 
 STEP_HOLDING = "registry.holding"
@@ -33,18 +32,7 @@ async def holdings_reclaimed(event: HoldingsReclaimed, unit: LedgerUnit) -> None
 async def _adjust(unit: LedgerUnit, account_id: str, token: str, delta: int, reference: str) -> None:
     """Book an issue (``delta`` > 0) or reclaim of ``token`` on the account, or refuse it with the reason."""
     what = f"{'issue' if delta > 0 else 'reclaim'} of {abs(delta)} {token} (reference {reference})"
-    await store.lock_account(unit, account_id)
-    account = await unit.store.find_account(account_id)
-    if account is None:
-        unit.step_failed(unit.flow_id, STEP_HOLDING, f"account {account_id} is unknown to the registry: {what} refused")
-        return
-    if account.state == AccountState.CLOSED:
-        unit.step_failed(unit.flow_id, STEP_HOLDING, f"account {account_id} is closed: {what} refused")
-        return
-    if account.state == AccountState.SUSPENDED and delta < 0:
-        unit.step_failed(
-            unit.flow_id, STEP_HOLDING, f"account {account_id} is suspended: {what} refused (issues are still taken)"
-        )
+    if await movement_refused(unit, account_id, STEP_HOLDING, what, outgoing=delta < 0, still_taken="issues"):
         return
     if not await unit.store.token_defined(token):
         unit.step_failed(
