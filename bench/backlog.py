@@ -465,7 +465,7 @@ def input_of(stack: Stack, service: Service, types: Counter[tuple[str, str]]) ->
     return by_topic
 
 
-async def main(flows: int, rounds: int) -> None:
+async def main(flows: int, rounds: int, only: Sequence[str]) -> None:
     base = load_settings()
     # The services' own start/stop lines would bury the figures; XBUS_LOG_LEVEL brings them back.
     configure_logging(base.log_format, base.log_level if "XBUS_LOG_LEVEL" in os.environ else "warning")
@@ -486,7 +486,11 @@ async def main(flows: int, rounds: int) -> None:
     await drop_topics(source, endpoints)
     events = sample_events(TRIVIAL_EVENTS)
     runs: list[tuple[str, Settings, Service, list[str]]] = [
-        *((name, worlds[name], service, xbus_run(name)) for name, service in stack.services.items()),
+        *(
+            (name, worlds[name], service, xbus_run(name))
+            for name, service in stack.services.items()
+            if not only or name in only
+        ),
         (TRIVIAL, await trivial_world(stack, events), LOGINS, xbus_run(SERVICE_SPEC)),
     ]
     slots = baseline_slots(rounds, len(runs))
@@ -562,8 +566,15 @@ if __name__ == "__main__":
     parser.add_argument(
         "--rounds", type=int, default=3, help="rounds of the trivial service's baseline, spread over the run"
     )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=SERVICES,
+        default=(),
+        help="measure only these services alone (step 1 still runs all six to make the input)",
+    )
     add_broker_option(parser)
     args = parser.parse_args()
     choose_broker(args)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # as `xbus run` does
-        runner.run(main(args.flows, args.rounds))
+        runner.run(main(args.flows, args.rounds, args.only))

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from consumers.authorisation import reach
 from consumers.authorisation.permissions import shorten
-from consumers.authorisation.reach import Asset
+from consumers.authorisation.reach import Asset, Association
 from consumers.authorisation.store import EntitlementsUnit, Pending
 from schemas.accounts import AccountLogin
 from schemas.authorisation import AccessRevoked, AccountAccessGranted, RevokedScope
@@ -50,10 +50,19 @@ async def grant(unit: EntitlementsUnit, flow_id: str, account_id: str, logins: S
     is on record but left out of the ``AccountAccessGranted``: a reader such as the OMS must not
     give it rights. Its access is announced when it is enabled (``user_enabled`` announces every
     account it reaches again)."""
-    in_force = [login for login in logins if await unit.store.grant(account_id, login, flow_id, unit.cause.time)]
+    in_force = await unit.store.grant(account_id, logins, flow_id, unit.cause.time)
+    in_groups = [granted.login_id for granted in in_force if granted.in_group]
+    reached = await unit.store.reached_by_logins(in_groups) if in_groups else {}
+    own = {login.login_id: login.rights for login in logins}
     announced = [
-        AccountLogin(login_id=login.login_id, rights=await _rights(unit, login.login_id, account_id))
-        for login in in_force
+        AccountLogin(
+            login_id=granted.login_id,
+            # a login in no group has the rights of its own association there, as granted
+            rights=reach.account_rights(Asset.user(granted.login_id), reached[granted.login_id]).get(account_id, ())
+            if granted.in_group
+            else own[granted.login_id],
+        )
+        for granted in in_force
     ]
     unit.record(AccountAccessGranted(flow_id=flow_id, account_id=account_id, logins=tuple(announced)))
 
@@ -61,9 +70,7 @@ async def grant(unit: EntitlementsUnit, flow_id: str, account_id: str, logins: S
 async def apply_ready(unit: EntitlementsUnit, ready: Sequence[Pending]) -> None:
     """Grant pending associations whose logins are now all known, each with its own flow id."""
     for pending in ready:
-        logins = await unit.store.pending_logins(pending.flow_id)
-        await unit.store.drop_pending(pending.flow_id)
-        await grant(unit, pending.flow_id, pending.account_id, logins)
+        await grant(unit, pending.flow_id, pending.account_id, await unit.store.take_pending(pending.flow_id))
 
 
 async def unlink(unit: EntitlementsUnit, account_id: str, login_id: str) -> None:
@@ -117,16 +124,22 @@ async def close_account(unit: EntitlementsUnit, account_id: str, flow_id: str, r
     )
 
 
-async def announce_reach(unit: EntitlementsUnit, login_id: str, *, given_only: bool = False) -> None:
-    """Announce every account the login reaches, with its rights there, by account id (only those
-    it reaches through its groups alone when ``given_only``: its own associations' grants were
-    announced as they were granted)."""
+async def announce_reach(unit: EntitlementsUnit, login_id: str) -> None:
+    """Announce every account the login reaches, with its rights there, by account id."""
     root = Asset.user(login_id)
-    reached = await unit.store.reached(root)
+    announce_reached(unit, root, await unit.store.reached(root))
+
+
+def announce_reached(
+    unit: EntitlementsUnit, root: Asset, reached: Sequence[Association], *, given_only: bool = False
+) -> None:
+    """Announce every account the login ``root`` reached, with its rights there, by account id
+    (only those it reaches through its groups alone when ``given_only``: its own associations'
+    grants were announced as they were granted)."""
     through_groups = reach.given_only(root, reached)
     for account_id, rights in reach.account_rights(root, reached).items():
         if not given_only or account_id in through_groups:
-            login = AccountLogin(login_id=login_id, rights=rights)
+            login = AccountLogin(login_id=root.code, rights=rights)
             unit.record(AccountAccessGranted(flow_id=unit.flow_id, account_id=account_id, logins=(login,)))
 
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from consumers.authorisation import access
 from consumers.authorisation.locks import SERVICE_NAME
-from consumers.authorisation.permissions import role_permissions, shorten
+from consumers.authorisation.permissions import in_force, role_permissions, shorten
+from consumers.authorisation.reach import Asset, Association
 from consumers.authorisation.store import EntitlementsUnit
 from consumers.runtime import DomainError, MissingPrerequisite
 from schemas.accounts import AccountLogin, AccountLoginLinked, AccountLoginUnlinked, TradingAccountOpened
 from schemas.authorisation import AccessRevoked, PermissionsGranted, RevokedScope
+from schemas.groups import AssetType
 from schemas.oms import AccountState
 from schemas.provisioning import FlowKind, ProvisioningFailed
 from schemas.registry import RegistryAccountStateChanged
@@ -37,17 +39,32 @@ ACCESS_STEP = access.ACCESS_STEP
 async def user_created(event: UserCreated, unit: EntitlementsUnit) -> None:
     """Define the login with its roles and markets, grant every pending association that waited
     only for it, and announce the accounts it reaches through groups it was associated with
-    before it arrived."""
-    status = await unit.store.login_status(event.login_id)
-    if status is not None:
-        unit.step_failed(unit.flow_id, PERMISSIONS_STEP, f"login {event.login_id} already exists ({status})")
-        return
+    before it arrived.
+
+    A backlog of logins is mostly this handler, so it reads and writes as little as it can: the
+    login, its permissions and markets in one statement, what it reaches at most once (its
+    permissions follow from that: permissions.in_force), and not even once when nothing was
+    associated with it before it arrived and no association waited for it: it then reaches its
+    own markets and nothing else (a market leads nowhere further)."""
     roles, markets = [str(role) for role in event.roles], list(event.markets)
-    await unit.store.insert_login(event.login_id, roles, markets, unit.flow_id, unit.cause.time)
-    await _set_roles_and_markets(unit, event.login_id, roles, markets)
-    await access.apply_ready(unit, await unit.store.ready_for_login(event.login_id))
-    await access.announce_reach(unit, event.login_id, given_only=True)
-    await _report_permissions(unit, event.login_id)
+    own = role_permissions(roles)
+    creation = await unit.store.create_login(event.login_id, roles, markets, own, unit.flow_id, unit.cause.time)
+    if creation.existing is not None:
+        unit.step_failed(unit.flow_id, PERMISSIONS_STEP, f"login {event.login_id} already exists ({creation.existing})")
+        return
+    ready = await unit.store.ready_for_login(event.login_id)
+    await access.apply_ready(unit, ready)
+    root = Asset.user(event.login_id)
+    if ready or creation.associated_before:
+        reached = await unit.store.reached(root)
+    else:
+        reached = [Association(root, Asset(AssetType.MARKET, market)) for market in markets]
+    access.announce_reached(unit, root, reached, given_only=True)
+    unit.record(
+        PermissionsGranted(
+            flow_id=unit.flow_id, login_id=event.login_id, permissions=in_force(own, root, reached), login_active=True
+        )
+    )
 
 
 async def user_updated(event: UserUpdated, unit: EntitlementsUnit) -> None:
@@ -111,17 +128,15 @@ async def user_deleted(event: UserDeleted, unit: EntitlementsUnit) -> None:
 
 
 async def account_opened(event: TradingAccountOpened, unit: EntitlementsUnit) -> None:
-    known = await unit.store.account(event.account_id)
-    if known is not None and known.opened_flow_id is not None:
+    opening = await unit.store.open_account(event.account_id, unit.flow_id, unit.cause.time)
+    if opening.opened_by is not None:
         unit.step_failed(
-            unit.flow_id, ACCESS_STEP, f"account {event.account_id} was already opened (flow {known.opened_flow_id})"
+            unit.flow_id, ACCESS_STEP, f"account {event.account_id} was already opened (flow {opening.opened_by})"
         )
         return
-    await unit.store.open_account(event.account_id, unit.flow_id, unit.cause.time)
     await access.request(unit, unit.flow_id, event.account_id, event.logins)
-    failed = await unit.store.failed_flow_reason(unit.flow_id)
-    if failed is not None:  # the opening's failure overtook it: compensate at once
-        await access.close_account(unit, event.account_id, unit.flow_id, failed)
+    if opening.failed is not None:  # the opening's failure overtook it: compensate at once
+        await access.close_account(unit, event.account_id, unit.flow_id, opening.failed)
 
 
 async def login_linked(event: AccountLoginLinked, unit: EntitlementsUnit) -> None:

@@ -14,8 +14,9 @@ Groups reach across every entity: a group's association changes what each of its
 reaches, through any number of groups, and none of them can be named before reading the
 associations. So the group graph has a lock of its own, :data:`GROUP_GRAPH`: an event defining
 or removing a group's association holds it alone (batch locks are exclusive), and every other
-batch holds it shared from its first statement on authorisation's tables (the store takes it,
-``PostgresEntitlements``). Batches of logins and accounts share it and run side by side; a
+batch holds it shared (``Service.shared_lock``: the runtime takes it in the statement that takes
+the batch's last locks, after them; one statement a batch, where the store took it once per
+event). Batches of logins and accounts share it and run side by side; a
 group's event waits for them to end and they for it, so what each computes from the groups (the
 rights it announces) is what the other committed. Its name sorts after every entity's (``~``
 after letters), so a batch takes it last: a group's batch never holds it while it waits for an

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from consumers.authorisation.reach import Asset, Association, account_rights, codes
+from schemas.groups import AssetType
+from schemas.types import AccountRight
+
 ROLE = "role"
 MARKET_DATA = "market-data"
 TRADE = "trade"
@@ -32,6 +36,19 @@ def permissions_for(
     """
     reached = {f"{MARKET_DATA}:{market}" for market in markets} | {f"{TRADE}:{account}" for account in trade_accounts}
     return tuple(sorted(set(role_permissions(roles)) | reached))
+
+
+def in_force(own: Iterable[str], root: Asset, reached: Iterable[Association]) -> tuple[str, ...]:
+    """What the login ``root`` may do now, sorted, each once: ``own`` (its role permissions in
+    force), and what the associations it ``reached`` give: market-data:<market> for each market,
+    trade:<account> for each account reached with the trade right (its own or a group's).
+
+    The ``login_permissions`` view says the same for a login's stored rows; a handler that has
+    just read what a login reaches computes it here instead of asking the view again."""
+    associations = list(reached)
+    rights = account_rights(root, associations)
+    trades = [account for account, held in rights.items() if AccountRight.TRADE in held]
+    return tuple(sorted(set(own) | set(permissions_for((), codes(associations, AssetType.MARKET), trades))))
 
 
 def shorten(text: str, limit: int = 200) -> str:

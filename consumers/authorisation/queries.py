@@ -14,6 +14,7 @@ associations as the Authority service does (:func:`transitive`).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -226,20 +227,52 @@ async def transitive(connection: DbConnection, subject: str) -> list[Association
 
 async def reached(connection: DbConnection, root: Asset) -> list[Association]:
     """What :func:`transitive` gives, as the rules read it (consumers/authorisation/reach.py)."""
-    rows = await connection.fetch(
-        "select from_type, from_code, to_type, to_code, rights from transitive_associations "
-        "where root_type = $1 and root_code = $2",
-        root.type.value,
-        root.code,
+    return (await reached_from(connection, [root]))[root]
+
+
+async def reached_by_logins(connection: DbConnection, login_ids: Sequence[str]) -> dict[str, list[Association]]:
+    """:func:`reached` from each login's ``User`` asset, in one statement, by login id."""
+    found = await reached_from(connection, [Asset.user(login_id) for login_id in login_ids])
+    return {root.code: associations for root, associations in found.items()}
+
+
+async def reached_from(connection: DbConnection, roots: Sequence[Asset]) -> dict[Asset, list[Association]]:
+    """:func:`reached` from each of ``roots``, in one statement.
+
+    The walk of the ``transitive_associations`` view (migration 0002), from the given roots only:
+    a handler asks it for every login it grants or creates, and PostgreSQL planned the view, which
+    starts from every asset with an association, at several times the cost of the walk itself
+    (bench/README.md, backlog.py run 6). tests/integration/test_authorisation_reach_walk.py holds
+    the two equal."""
+    rows = await connection.fetch(_WALK, [root.type.value for root in roots], [root.code for root in roots])
+    found: dict[Asset, list[Association]] = {root: [] for root in roots}
+    for row in rows:
+        found[Asset(AssetType(row["root_type"]), row["root_code"])].append(_reached(row))
+    return found
+
+
+_WALK = """
+    with recursive walk (root_type, root_code, type, code) as (
+        select r.type, r.code, r.type, r.code
+        from unnest($1::text[], $2::text[]) as r (type, code)
+        where r.type <> 'User' or exists (select 1 from logins l where l.login_id = r.code and l.status = 'active')
+        union
+        select w.root_type, w.root_code, a.to_type, a.to_code
+        from walk w join associations a on a.from_type = w.type and a.from_code = w.code
+        where a.revoked_by is null
     )
-    return [
-        Association(
-            Asset(AssetType(row["from_type"]), row["from_code"]),
-            Asset(AssetType(row["to_type"]), row["to_code"]),
-            tuple(AccountRight(right) for right in row["rights"]),
-        )
-        for row in rows
-    ]
+    select w.root_type, w.root_code, a.from_type, a.from_code, a.to_type, a.to_code, a.rights
+    from walk w join associations a on a.from_type = w.type and a.from_code = w.code
+    where a.revoked_by is null
+"""
+
+
+def _reached(row: asyncpg.Record) -> Association:
+    return Association(
+        Asset(AssetType(row["from_type"]), row["from_code"]),
+        Asset(AssetType(row["to_type"]), row["to_code"]),
+        tuple(AccountRight(right) for right in row["rights"]),
+    )
 
 
 async def reach(connection: DbConnection, subject: str) -> Reach:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from consumers.authorisation import groups, handlers, markets
-from consumers.authorisation.locks import entities_of
+from consumers.authorisation.locks import GROUP_GRAPH, entities_of
 from consumers.authorisation.pending_locks import pending_locks
 from consumers.authorisation.store import PostgresEntitlements
 from consumers.runtime import Service
@@ -44,6 +44,8 @@ SERVICE = Service(
     locks=lambda event, _: entities_of(event),
     # the accounts whose pending associations the batch touches (pending_locks.py)
     locks_found=pending_locks,
+    # every batch reads the group graph; a group's association changes it (locks.py)
+    shared_lock=GROUP_GRAPH,
     description=(
         "Resource Authorisation: typed assets (logins, trading accounts, markets, groups) and the "
         "associations between them, followed transitively; per-login permissions and trading-account "

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from consumers.authorisation import queries
-from consumers.authorisation.locks import GROUP_GRAPH, SERVICE_NAME
 from consumers.authorisation.queries import Account
 from consumers.authorisation.reach import Asset, Association
 from consumers.runtime import UnitOfWork
@@ -33,6 +32,37 @@ class Pending:
     account_id: str
 
 
+@dataclass(frozen=True)
+class Granted:
+    """A login whose association with an account is in force."""
+
+    login_id: str
+    #: Whether it is a member of a group: then a group may give it more rights on the account
+    #: than its own association, and only the walk of its associations says which.
+    in_group: bool
+
+
+@dataclass(frozen=True)
+class Creation:
+    """What a login's creation learns as it is recorded."""
+
+    #: The status of the login already there (nothing was created); None when this one created it.
+    existing: str | None
+    #: Whether associations from the login were defined before it arrived (a group's member list
+    #: may name it first): then it may reach more than its own markets.
+    associated_before: bool
+
+
+@dataclass(frozen=True)
+class Opening:
+    """What an account's opening learns as it is recorded."""
+
+    #: The flow that opened the account before (this opening is then refused); None when this one did.
+    opened_by: str | None
+    #: Why this opening's flow failed before it was applied here (it must be compensated at once).
+    failed: str | None
+
+
 class Entitlements(Protocol):
     """What each login may do (its roles and the assets its associations reach) and which trading
     accounts it may reach, with what those decisions wait for (pending associations, failed
@@ -43,10 +73,18 @@ class Entitlements(Protocol):
     async def login_status(self, login_id: str) -> str | None:
         """active, disabled or deleted; None for a login never created."""
 
-    async def insert_login(
-        self, login_id: str, roles: Sequence[str], markets: Sequence[str], flow_id: str, at: dt.datetime
-    ) -> None:
-        """A new login (the asset ``User:<login id>``), active, with its roles and markets."""
+    async def create_login(
+        self,
+        login_id: str,
+        roles: Sequence[str],
+        markets: Sequence[str],
+        permissions: Sequence[str],
+        flow_id: str,
+        at: dt.datetime,
+    ) -> Creation:
+        """A new login (the asset ``User:<login id>``), active, with its roles, the role
+        ``permissions`` and its associations with its ``markets``. For a login that exists already
+        nothing changes (:class:`Creation` says which)."""
 
     async def update_roles_and_markets(
         self, login_id: str, roles: Sequence[str] | None, markets: Sequence[str] | None, at: dt.datetime
@@ -98,6 +136,9 @@ class Entitlements(Protocol):
         """Every association in force reachable from ``root``, each once, followed transitively;
         none for a login that is not active."""
 
+    async def reached_by_logins(self, login_ids: Sequence[str]) -> dict[str, list[Association]]:
+        """:meth:`reached` from each login's ``User`` asset, by login id (every one of ``login_ids``)."""
+
     async def logins_reaching(self, asset: Asset) -> list[str]:
         """The active logins whose associations in force lead to ``asset`` (or that are it), by id."""
 
@@ -110,17 +151,20 @@ class Entitlements(Protocol):
         """The account whose opening is the flow ``flow_id``, if this service has applied it (what a
         failed flow compensates)."""
 
-    async def open_account(self, account_id: str, flow_id: str, at: dt.datetime) -> None:
-        """Record the opening; an account whose close came first stays closed."""
+    async def open_account(self, account_id: str, flow_id: str, at: dt.datetime) -> Opening:
+        """Record the opening unless one is on record already (then nothing changes); an account
+        whose close came first stays closed. Say what the opening must know (:class:`Opening`)."""
 
     async def close_account(self, account_id: str, flow_id: str, at: dt.datetime) -> None:
         """The account closed by ``flow_id``, whether or not its opening was seen (it may come later)."""
 
-    async def grant(self, account_id: str, login: AccountLogin, flow_id: str, at: dt.datetime) -> bool:
-        """Associate the login with the account (replacing an earlier association's rights); return
-        whether the association is in force.
+    async def grant(
+        self, account_id: str, logins: Sequence[AccountLogin], flow_id: str, at: dt.datetime
+    ) -> list[Granted]:
+        """Associate each login with the account (replacing an earlier association's rights); return
+        the logins whose association is in force, in the order given.
 
-        The association is born revoked when the account is closed ('account') or the login is not
+        An association is born revoked when the account is closed ('account') or the login is not
         active ('login'), so that it is on record and a later enable restores it.
         """
 
@@ -145,11 +189,9 @@ class Entitlements(Protocol):
     async def ready_for_account(self, account_id: str) -> list[Pending]:
         """Pending associations of the account whose logins are now all known, oldest first."""
 
-    async def pending_logins(self, flow_id: str) -> list[AccountLogin]:
-        """The logins of a pending association, in the order its event named them."""
-
-    async def drop_pending(self, flow_id: str) -> None:
-        """Forget a pending association (it is being granted)."""
+    async def take_pending(self, flow_id: str) -> list[AccountLogin]:
+        """Forget a pending association (it is being granted); return its logins, in the order its
+        event named them."""
 
     async def drop_pending_of_account(self, account_id: str) -> list[str]:
         """Forget every pending association of the account; return their flow ids, oldest first."""
@@ -163,9 +205,6 @@ class Entitlements(Protocol):
     async def remember_failed_flow(self, flow_id: str, account_id: str, reason: str, at: dt.datetime) -> None:
         """Keep the failure of an opening not applied yet (the first reason of a flow stays), so that
         the opening is compensated as soon as it arrives."""
-
-    async def failed_flow_reason(self, flow_id: str) -> str | None:
-        """Why the flow failed before its opening was applied here; None when it did not."""
 
 
 #: What the handlers are given.
@@ -195,54 +234,62 @@ _LOGINS_REACHING = """
     where l.status = 'active'
     order by l.login_id
 """
-#: The group graph's lock as the runtime's batch locks name it (``hold_locks``: service and name).
-_GROUP_GRAPH_KEY = f"{SERVICE_NAME}:{GROUP_GRAPH}"
+#: A login, its role permissions and its market associations, written together unless the login
+#: exists. The last select reads the snapshot the statement began with: the status of a login
+#: there before (null for the one it creates), and whether associations from it were there.
+_CREATE_LOGIN = """
+    with created as (
+        insert into logins (login_id, status, roles, markets, created_flow_id, created_at, updated_at)
+        values ($1, 'active', $2, $3, $5, $6, $6)
+        on conflict (login_id) do nothing
+        returning login_id
+    ), granted as (
+        insert into permissions (login_id, permission, granted_at)
+        select c.login_id, p, $6 from created c, unnest($4::text[]) as p
+    ), associated as (
+        insert into associations (from_type, from_code, to_type, to_code, flow_id, granted_at)
+        select 'User', c.login_id, 'Market', m, $5, $6 from created c, unnest($3::text[]) as m
+    )
+    select (select status from logins where login_id = $1) as existing,
+           exists (select 1 from associations where from_type = 'User' and from_code = $1) as associated_before
+"""
 _USER_ASSOCIATION = "from_type = 'User' and from_code = $1"
 _LOGIN_ACCOUNT = "from_type = 'User' and from_code = $2 and to_type = 'TradingAccount' and to_code = $1"
 
 
 class PostgresEntitlements(Entitlements):
-    """Over the batch's connection. Its first statement holds the group graph shared (locks.py):
-    a batch changing a group's associations holds it alone, and whatever this one reads or
-    writes it sees whole, before or after that change."""
+    """Over the batch's connection. The batch holds the group graph shared (``Service.shared_lock``,
+    locks.py): a batch changing a group's associations holds it alone, and whatever this one reads
+    or writes it sees whole, before or after that change."""
 
     def __init__(self, connection: DbConnection) -> None:
-        self._connection = connection
-        self._holding_graph = False
-
-    async def _db(self) -> DbConnection:
-        if not self._holding_graph:
-            await self._connection.execute(
-                "select pg_advisory_xact_lock_shared(hashtextextended($1, 0))", _GROUP_GRAPH_KEY
-            )
-            self._holding_graph = True
-        return self._connection
+        self._db = connection
 
     # --- logins and their own permissions -------------------------------------------------------
 
     async def login_status(self, login_id: str) -> str | None:
-        status = await (await self._db()).fetchval("select status from logins where login_id = $1", login_id)
+        status = await self._db.fetchval("select status from logins where login_id = $1", login_id)
         return None if status is None else str(status)
 
-    async def insert_login(
-        self, login_id: str, roles: Sequence[str], markets: Sequence[str], flow_id: str, at: dt.datetime
-    ) -> None:
-        await (await self._db()).execute(
-            """
-            insert into logins (login_id, status, roles, markets, created_flow_id, created_at, updated_at)
-            values ($1, 'active', $2, $3, $4, $5, $5)
-            """,
-            login_id,
-            list(roles),
-            list(markets),
-            flow_id,
-            at,
+    async def create_login(
+        self,
+        login_id: str,
+        roles: Sequence[str],
+        markets: Sequence[str],
+        permissions: Sequence[str],
+        flow_id: str,
+        at: dt.datetime,
+    ) -> Creation:
+        row = await self._db.fetchrow(
+            _CREATE_LOGIN, login_id, list(roles), list(markets), list(permissions), flow_id, at
         )
+        assert row is not None, "a select without from answers one row"
+        return Creation(row["existing"], row["associated_before"])
 
     async def update_roles_and_markets(
         self, login_id: str, roles: Sequence[str] | None, markets: Sequence[str] | None, at: dt.datetime
     ) -> tuple[list[str], list[str]]:
-        row = await (await self._db()).fetchrow(
+        row = await self._db.fetchrow(
             """
             update logins set roles = coalesce($2, roles), markets = coalesce($3, markets), updated_at = $4
             where login_id = $1 returning roles, markets
@@ -256,12 +303,12 @@ class PostgresEntitlements(Entitlements):
         return list(row["roles"]), list(row["markets"])
 
     async def set_login_status(self, login_id: str, status: str, at: dt.datetime) -> None:
-        await (await self._db()).execute(
+        await self._db.execute(
             "update logins set status = $2, updated_at = $3 where login_id = $1", login_id, status, at
         )
 
     async def replace_permissions(self, login_id: str, permissions: Sequence[str], at: dt.datetime) -> None:
-        db = await self._db()
+        db = self._db
         await db.execute(
             "delete from permissions where login_id = $1 and not (permission = any($2::text[]))",
             login_id,
@@ -281,7 +328,7 @@ class PostgresEntitlements(Entitlements):
         )
 
     async def associate_markets(self, login_id: str, markets: Sequence[str], flow_id: str, at: dt.datetime) -> None:
-        db = await self._db()
+        db = self._db
         await db.execute(
             f"delete from associations where {_USER_ASSOCIATION} and to_type = 'Market' "
             "and not (to_code = any($2::text[]))",
@@ -306,11 +353,11 @@ class PostgresEntitlements(Entitlements):
         )
 
     async def effective_permissions(self, login_id: str) -> tuple[str, ...]:
-        db = await self._db()
+        db = self._db
         return tuple(grant.permission for grant in await queries.permissions(db, login_id, active_only=True))
 
     async def revoke_login(self, login_id: str, at: dt.datetime) -> None:
-        db = await self._db()
+        db = self._db
         await db.execute(
             "update permissions set revoked_at = $2 where login_id = $1 and revoked_at is null", login_id, at
         )
@@ -322,7 +369,7 @@ class PostgresEntitlements(Entitlements):
         )
 
     async def restore_login(self, login_id: str) -> None:
-        db = await self._db()
+        db = self._db
         await db.execute("update permissions set revoked_at = null where login_id = $1", login_id)
         await db.execute(
             f"update associations set revoked_by = null, revoked_at = null where {_USER_ASSOCIATION} "
@@ -331,16 +378,14 @@ class PostgresEntitlements(Entitlements):
         )
 
     async def unknown_logins(self, login_ids: Sequence[str]) -> list[str]:
-        rows = await (await self._db()).fetch(
-            "select login_id from logins where login_id = any($1::text[])", list(login_ids)
-        )
+        rows = await self._db.fetch("select login_id from logins where login_id = any($1::text[])", list(login_ids))
         known = {row["login_id"] for row in rows}
         return [login_id for login_id in login_ids if login_id not in known]
 
     # --- assets and what they reach -------------------------------------------------------------
 
     async def define_asset(self, asset: Asset, name: str | None, flow_id: str, at: dt.datetime) -> None:
-        await (await self._db()).execute(
+        await self._db.execute(
             """
             insert into asset_definitions (type, code, name, defined_flow_id, defined_at) values ($1, $2, $3, $4, $5)
             on conflict (type, code) do update set name = coalesce(excluded.name, asset_definitions.name)
@@ -355,7 +400,7 @@ class PostgresEntitlements(Entitlements):
     async def define_association(
         self, source: Asset, target: Asset, rights: Sequence[AccountRight], flow_id: str, at: dt.datetime
     ) -> None:
-        await (await self._db()).execute(
+        await self._db.execute(
             """
             insert into associations as x (from_type, from_code, to_type, to_code, rights, flow_id, granted_at,
                                            revoked_by, revoked_at)
@@ -381,7 +426,7 @@ class PostgresEntitlements(Entitlements):
         )
 
     async def undefine_association(self, source: Asset, target: Asset) -> None:
-        await (await self._db()).execute(
+        await self._db.execute(
             "delete from associations where from_type = $1 and from_code = $2 and to_type = $3 and to_code = $4",
             source.type.value,
             source.code,
@@ -390,36 +435,47 @@ class PostgresEntitlements(Entitlements):
         )
 
     async def reached(self, root: Asset) -> list[Association]:
-        db = await self._db()
+        db = self._db
         return await queries.reached(db, root)
 
+    async def reached_by_logins(self, login_ids: Sequence[str]) -> dict[str, list[Association]]:
+        db = self._db
+        return await queries.reached_by_logins(db, login_ids)
+
     async def logins_reaching(self, asset: Asset) -> list[str]:
-        rows = await (await self._db()).fetch(_LOGINS_REACHING, asset.type.value, asset.code)
+        rows = await self._db.fetch(_LOGINS_REACHING, asset.type.value, asset.code)
         return [row["login_id"] for row in rows]
 
     # --- accounts and access --------------------------------------------------------------------
 
     async def account(self, account_id: str) -> Account | None:
-        return await queries.account(await self._db(), account_id)
+        return await queries.account(self._db, account_id)
 
     async def account_opened_by(self, flow_id: str) -> str | None:
-        value = await (await self._db()).fetchval("select account_id from accounts where opened_flow_id = $1", flow_id)
+        value = await self._db.fetchval("select account_id from accounts where opened_flow_id = $1", flow_id)
         return None if value is None else str(value)
 
-    async def open_account(self, account_id: str, flow_id: str, at: dt.datetime) -> None:
-        await (await self._db()).execute(
+    async def open_account(self, account_id: str, flow_id: str, at: dt.datetime) -> Opening:
+        row = await self._db.fetchrow(
             """
-            insert into accounts (account_id, state, opened_flow_id, opened_at) values ($1, 'open', $2, $3)
-            on conflict (account_id) do update
-                set opened_flow_id = excluded.opened_flow_id, opened_at = excluded.opened_at
+            with opened as (
+                insert into accounts (account_id, state, opened_flow_id, opened_at) values ($1, 'open', $2, $3)
+                on conflict (account_id) do update
+                    set opened_flow_id = excluded.opened_flow_id, opened_at = excluded.opened_at
+                    where accounts.opened_flow_id is null
+            )
+            select (select opened_flow_id from accounts where account_id = $1) as opened_by,
+                   (select reason from failed_flows where flow_id = $2) as failed
             """,
             account_id,
             flow_id,
             at,
         )
+        assert row is not None, "a select without from answers one row"
+        return Opening(row["opened_by"], row["failed"])
 
     async def close_account(self, account_id: str, flow_id: str, at: dt.datetime) -> None:
-        await (await self._db()).execute(
+        await self._db.execute(
             """
             insert into accounts (account_id, state, closed_flow_id, closed_at) values ($1, 'closed', $2, $3)
             on conflict (account_id) do update
@@ -430,32 +486,38 @@ class PostgresEntitlements(Entitlements):
             at,
         )
 
-    async def grant(self, account_id: str, login: AccountLogin, flow_id: str, at: dt.datetime) -> bool:
-        revoked_by = await (await self._db()).fetchrow(
+    async def grant(
+        self, account_id: str, logins: Sequence[AccountLogin], flow_id: str, at: dt.datetime
+    ) -> list[Granted]:
+        rows = await self._db.fetch(
             """
             insert into associations as x (from_type, from_code, to_type, to_code, rights, flow_id, granted_at,
                                            revoked_by, revoked_at)
-            select 'User', l.login_id, 'TradingAccount', a.account_id, $3::text[], $4, $5, r.revoked_by,
-                   case when r.revoked_by is null then null else $5::timestamptz end
-            from accounts a, logins l,
+            select 'User', l.login_id, 'TradingAccount', a.account_id, string_to_array(g.rights, ','), $4, $5,
+                   r.revoked_by, case when r.revoked_by is null then null else $5::timestamptz end
+            from unnest($2::text[], $3::text[]) as g (login_id, rights)
+            join logins l on l.login_id = g.login_id
+            join accounts a on a.account_id = $1,
                  lateral (select case when a.state = 'closed' then 'account'
                                       when l.status <> 'active' then 'login' end as revoked_by) r
-            where a.account_id = $1 and l.login_id = $2
             on conflict (from_type, from_code, to_type, to_code) do update
                 set rights = excluded.rights, flow_id = excluded.flow_id, granted_at = excluded.granted_at,
                     revoked_by = excluded.revoked_by, revoked_at = excluded.revoked_at
-            returning x.revoked_by
+            returning x.from_code, x.revoked_by,
+                      exists (select 1 from associations m where m.from_type = 'User' and m.from_code = x.from_code
+                              and m.to_type = 'Group' and m.revoked_by is null) as in_group
             """,
             account_id,
-            login.login_id,
-            [str(right) for right in login.rights],
+            [login.login_id for login in logins],
+            [",".join(str(right) for right in login.rights) for login in logins],
             flow_id,
             at,
         )
-        return revoked_by is not None and revoked_by["revoked_by"] is None
+        in_force = {row["from_code"]: row["in_group"] for row in rows if row["revoked_by"] is None}
+        return [Granted(login.login_id, in_force[login.login_id]) for login in logins if login.login_id in in_force]
 
     async def revoke_account(self, account_id: str, at: dt.datetime) -> list[str]:
-        db = await self._db()
+        db = self._db
         rows = await db.fetch(
             """
             select from_code from associations
@@ -475,7 +537,7 @@ class PostgresEntitlements(Entitlements):
         return [row["from_code"] for row in rows]
 
     async def revoke_account_login(self, account_id: str, login_id: str, at: dt.datetime) -> None:
-        await (await self._db()).execute(
+        await self._db.execute(
             f"""
             update associations set revoked_by = 'account_login', revoked_at = coalesce(revoked_at, $3)
             where {_LOGIN_ACCOUNT} and revoked_by is distinct from 'account'
@@ -488,41 +550,42 @@ class PostgresEntitlements(Entitlements):
     # --- pending associations -------------------------------------------------------------------
 
     async def add_pending(self, flow_id: str, account_id: str, logins: Sequence[AccountLogin], at: dt.datetime) -> None:
-        db = await self._db()
-        await db.execute(
-            "insert into pending_access (flow_id, account_id, received_at) values ($1, $2, $3)",
+        await self._db.execute(
+            """
+            with pending as (
+                insert into pending_access (flow_id, account_id, received_at) values ($1, $2, $3) returning flow_id
+            )
+            insert into pending_access_logins (flow_id, position, login_id, rights)
+            select p.flow_id, g.position - 1, g.login_id, string_to_array(g.rights, ',')
+            from pending p, unnest($4::text[], $5::text[]) with ordinality as g (login_id, rights, position)
+            """,
             flow_id,
             account_id,
             at,
+            [login.login_id for login in logins],
+            [",".join(str(right) for right in login.rights) for login in logins],
         )
-        for position, login in enumerate(logins):
-            await db.execute(
-                "insert into pending_access_logins (flow_id, position, login_id, rights) values ($1, $2, $3, $4)",
-                flow_id,
-                position,
-                login.login_id,
-                [str(right) for right in login.rights],
-            )
 
     async def ready_for_login(self, login_id: str) -> list[Pending]:
         which = "exists (select 1 from pending_access_logins w where w.flow_id = p.flow_id and w.login_id = $1)"
-        return [Pending(**dict(row)) for row in await (await self._db()).fetch(_READY.format(which=which), login_id)]
+        return [Pending(**dict(row)) for row in await self._db.fetch(_READY.format(which=which), login_id)]
 
     async def ready_for_account(self, account_id: str) -> list[Pending]:
-        rows = await (await self._db()).fetch(_READY.format(which="p.account_id = $1"), account_id)
+        rows = await self._db.fetch(_READY.format(which="p.account_id = $1"), account_id)
         return [Pending(**dict(row)) for row in rows]
 
-    async def pending_logins(self, flow_id: str) -> list[AccountLogin]:
-        rows = await (await self._db()).fetch(
-            "select login_id, rights from pending_access_logins where flow_id = $1 order by position", flow_id
+    async def take_pending(self, flow_id: str) -> list[AccountLogin]:
+        rows = await self._db.fetch(
+            """
+            with dropped as (delete from pending_access where flow_id = $1)
+            select login_id, rights from pending_access_logins where flow_id = $1 order by position
+            """,
+            flow_id,
         )
         return [AccountLogin(login_id=row["login_id"], rights=tuple(row["rights"])) for row in rows]
 
-    async def drop_pending(self, flow_id: str) -> None:
-        await (await self._db()).execute("delete from pending_access where flow_id = $1", flow_id)
-
     async def drop_pending_of_account(self, account_id: str) -> list[str]:
-        rows = await (await self._db()).fetch(
+        rows = await self._db.fetch(
             """
             with dropped as (delete from pending_access where account_id = $1 returning flow_id, seq)
             select flow_id from dropped order by seq
@@ -532,7 +595,7 @@ class PostgresEntitlements(Entitlements):
         return [row["flow_id"] for row in rows]
 
     async def drop_pending_login(self, account_id: str, login_id: str) -> None:
-        await (await self._db()).execute(
+        await self._db.execute(
             """
             delete from pending_access_logins w using pending_access p
             where w.flow_id = p.flow_id and p.account_id = $1 and w.login_id = $2
@@ -544,7 +607,7 @@ class PostgresEntitlements(Entitlements):
     # --- failed flows ---------------------------------------------------------------------------
 
     async def remember_failed_flow(self, flow_id: str, account_id: str, reason: str, at: dt.datetime) -> None:
-        await (await self._db()).execute(
+        await self._db.execute(
             """
             insert into failed_flows (flow_id, account_id, reason, failed_at) values ($1, $2, $3, $4)
             on conflict (flow_id) do nothing
@@ -554,7 +617,3 @@ class PostgresEntitlements(Entitlements):
             reason,
             at,
         )
-
-    async def failed_flow_reason(self, flow_id: str) -> str | None:
-        value = await (await self._db()).fetchval("select reason from failed_flows where flow_id = $1", flow_id)
-        return None if value is None else str(value)

@@ -68,20 +68,25 @@ class BatchWorker:
         owned: set[TopicPartition],
         *,
         stop: asyncio.Event,
+        watching: asyncpg.Pool,
     ) -> None:
         """Apply the queues of ``owned`` a batch at a time until none has records left, or the
-        runner stops (the batch under way is finished either way)."""
+        runner stops (the batch under way is finished either way). ``watching`` is the pool on
+        which a batch's lock waits are read (lock_waits.py): one of its own, since the batches
+        may hold every connection of ``pool``."""
         split: set[TopicPartition] = set()
         try:
             while not stop.is_set() and (batch := self.poller.take(consumer, owned)):
-                if not await self._work(committer, pool, batch, stop):
+                if not await self._work(committer, pool, watching, batch, stop):
                     split = set(batch)
                     return
         finally:
             self.poller.release(owned, set(owned))
             self.poller.go_solo(split)  # after the release, which ends solo runs
 
-    async def _work(self, committer: GroupCommitter, pool: asyncpg.Pool, batch: Batch, stop: asyncio.Event) -> bool:
+    async def _work(
+        self, committer: GroupCommitter, pool: asyncpg.Pool, watching: asyncpg.Pool, batch: Batch, stop: asyncio.Event
+    ) -> bool:
         """Apply ``batch`` and commit its offsets; False when it held several partitions and made
         no progress for ``split_seconds``: it was rolled back and its records queued again, each
         partition to be applied on its own."""
@@ -89,7 +94,7 @@ class BatchWorker:
         watch = ProgressWatch(self.split_seconds)
         self.in_flight.update(dict.fromkeys(batch, watch))
         try:
-            work = self._process_with_retry(pool, records, stop, watch)
+            work = self._process_with_retry(pool, watching, records, stop, watch)
             self._count(await (watch.run(work) if len(batch) > 1 else work))
         except NoProgress as stuck:
             # Rolled back, unless it was cancelled between COMMIT and the return: the records
@@ -127,26 +132,29 @@ class BatchWorker:
     async def _process_with_retry(
         self,
         pool: asyncpg.Pool,
+        watching: asyncpg.Pool,
         records: Sequence[ConsumerRecord[bytes, bytes]],
         stop: asyncio.Event,
         watch: ProgressWatch,
     ) -> BatchOutcome:
         """Apply ``records`` in a transaction, retried while the infrastructure fails; ``watch`` is
         told of every statement the transaction's connection completes, and may ask whether a
-        wait of that connection is on others' progress."""
+        wait of that connection is on others' progress. Without a connection (waiting for one of
+        the pool, or for a retry's backoff) the batch only waits its turn."""
         stored = [StoredRecord(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or ())) for r in records]
         backoff = 0.1
         started = time.perf_counter()
         while True:
+            watch.excuse = _waiting_its_turn
             try:
                 async with pool.acquire() as connection:
                     connection.add_query_logger(watch.progressed)
                     pid = connection.get_server_pid()
-                    watch.excuse = functools.partial(waiting_on_progress, pool, pid, self.split_seconds)
+                    watch.excuse = functools.partial(waiting_on_progress, watching, pid, self.split_seconds)
                     try:
                         outcome = await self.processor.process(connection, stored)
                     finally:
-                        watch.excuse = None
+                        watch.excuse = _waiting_its_turn
                         connection.remove_query_logger(watch.progressed)
                 metrics.BATCH_DURATION.labels(self.service).observe(time.perf_counter() - started)
                 return outcome
@@ -170,6 +178,12 @@ class BatchWorker:
         for name, label in EVENT_FATES.items():
             if count := getattr(outcome, name):
                 metrics.EVENTS.labels(self.service, label).inc(count)
+
+
+async def _waiting_its_turn() -> bool:
+    """The excuse of a batch that holds no connection: it waits for the pool or for a retry, not on
+    anything of its own that could hang."""
+    return True
 
 
 def names(partitions: Iterable[TopicPartition]) -> list[str]:

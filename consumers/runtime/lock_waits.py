@@ -50,11 +50,17 @@ class Backend:
 
 
 def waits_only_on_progress(waiter: int, backends: Mapping[int, Backend], seconds: float) -> bool:
-    """True when ``waiter`` waits for locks, and every backend it waits on, directly or through
-    others that wait, started or completed a statement within ``seconds``."""
+    """True when ``waiter`` itself started or completed a statement within ``seconds``, or waits
+    for locks and every backend it waits on, directly or through others that wait, did.
+
+    A batch's watch wakes late when Python work no statement interrupted held the event loop (a
+    batch of thousands of records parsed on a busy core): by then the batch has sent its next
+    statement, and PostgreSQL knows it started, though the watch has not heard it complete."""
     mine = backends.get(waiter)
-    if mine is None or not mine.blockers:
-        return False  # not waiting on a lock: its own stillness is what counts
+    if mine is None:
+        return False
+    if not mine.blockers:  # not waiting on a lock: its own stillness is what counts
+        return mine.quiet_seconds is not None and mine.quiet_seconds < seconds
 
     def progressing(pid: int, path: frozenset[int]) -> bool:
         backend = backends.get(pid)

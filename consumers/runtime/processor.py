@@ -160,7 +160,7 @@ class BatchProcessor:
         ignored = len(records) - len(handled)
         if not handled:
             return BatchOutcome(ignored=ignored, fast=True)
-        await self.service.hold_batch_locks(connection, [(event, envelope) for _, envelope, event in handled])
+        held = await self.service.hold_batch_locks(connection, [(event, envelope) for _, envelope, event in handled])
         ids = [envelope.id for _, envelope, _ in handled]
         keys = [key_text(record.key) for record, _, _ in handled if record.key is not None]
         if len(set(ids)) != len(ids):
@@ -175,7 +175,7 @@ class BatchProcessor:
         for record, envelope, event in fresh:
             try:
                 recorded += await self.service.handle(
-                    event, envelope, connection, self.routing, replayed=is_replayed(record, marks)
+                    event, envelope, connection, self.routing, replayed=is_replayed(record, marks), held=held
                 )
             except TRANSIENT_ERRORS:
                 raise

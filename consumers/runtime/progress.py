@@ -12,7 +12,10 @@ progress (asyncpg's query logger reports each one), and the batch is cancelled o
 
 A batch that waits for locks completes no statement either. When the transactions it waits on
 are themselves progressing, it only waits its turn: ``excuse`` (lock_waits.py) says so, and the
-wait counts as progress.
+wait counts as progress. So does a wait for a connection of the pool, or for a retry's backoff
+(batch_worker.py). And a statement that completes while the excuse is read counts: the watch
+often wakes late, after a stretch of Python work (parsing a batch of thousands of records) that
+no statement interrupts, just as the work sends its next statement.
 
 The same record of progress tells the watchdog a busy partition from a stuck one: a partition
 whose batch keeps completing statements is working through its backlog, however long the batch
@@ -64,10 +67,12 @@ class ProgressWatch:
             while True:
                 idle = time.monotonic() - self._last
                 if idle >= self.seconds:
-                    if self.excuse is None or not await self.excuse():
+                    if self.excuse is not None and await self.excuse():
+                        self.progressed()
+                        continue
+                    if time.monotonic() - self._last >= self.seconds:
                         break
-                    self.progressed()
-                    continue
+                    continue  # a statement completed while the excuse was read: progress after all
                 done, _ = await asyncio.wait({task}, timeout=self.seconds - idle)
                 if done:
                     return task.result()

@@ -114,6 +114,9 @@ class ServiceRunner:
             server_settings={"search_path": self.schema},
             reset=_nothing_to_reset,
         )
+        # lock_waits.py reads a batch's waits on it (the batches may hold every connection of ``pool``);
+        # it connects only when a batch has made no progress for a while
+        watching = await asyncpg.create_pool(self._database_url, min_size=0, max_size=2)
         consumer = AIOKafkaConsumer(
             **await group_member_options(self.settings, self._bootstrap, self.settings.group(self.service.group_id)),
             max_poll_records=self._max_records,
@@ -137,7 +140,7 @@ class ServiceRunner:
         )
 
         try:
-            drain = functools.partial(self._worker.drain, consumer, committer, pool, stop=stop)
+            drain = functools.partial(self._worker.drain, consumer, committer, pool, stop=stop, watching=watching)
             await self._poller.run(consumer, stop, drain, self._worker.committed, supervisor)
         finally:
             stop.set()
@@ -146,6 +149,7 @@ class ServiceRunner:
             await stop_and_leave(consumer, self.settings, self._bootstrap)  # its partitions move at once
             await supervisor.finish()
             await pool.close()
+            await watching.close()
             log.info(
                 "service stopped",
                 service=self.service.name,

@@ -111,6 +111,11 @@ class Service:
     #: alone retried 68-145 batches). Every batch takes all its ``locks`` names before any of
     #: these, so no batch waits for one of those while it holds one of these.
     locks_found: Callable[[DbConnection, Sequence[Event]], Awaitable[Iterable[str]]] | None = None
+    #: A lock every batch holds shared, after all its others, and a batch whose ``locks`` name it
+    #: holds alone: state that some events change for every entity at once and every other
+    #: event reads (authorisation's group graph, consumers/authorisation/locks.py). Its name must
+    #: sort after every other lock's, so that a batch holding it waits for no other lock.
+    shared_lock: str | None = None
     #: The service's store over a batch's connection (``PostgresLogins``): handlers reach their
     #: tables through ``unit.store``, which a unit test replaces with an in-memory one
     #: (``FakeUnitOfWork``). A service without one runs its SQL on the unit itself.
@@ -145,13 +150,27 @@ class Service:
         return catalogue.dead_letter_topic(self.name).name
 
     async def handle(
-        self, event: Event, cause: Envelope, connection: DbConnection, routing: Routing, *, replayed: bool
+        self,
+        event: Event,
+        cause: Envelope,
+        connection: DbConnection,
+        routing: Routing,
+        *,
+        replayed: bool,
+        held: frozenset[str] = frozenset(),
     ) -> list[Recorded]:
         """Run the handler of ``event`` (which ``cause`` carried) in the caller's transaction; the
         follow-ups it recorded, for the caller to write with the rest of its batch. The one place
-        a handler is called: the fast path, the careful path and redrives all come here."""
+        a handler is called: the fast path, the careful path and redrives all come here. ``held``:
+        the lock names the transaction took before its first handler (``UnitOfWork.held``)."""
         unit = UnitOfWork(
-            connection, cause, routing.source, self.name, replayed=replayed, store=self.store_over(connection)
+            connection,
+            cause,
+            routing.source,
+            self.name,
+            replayed=replayed,
+            store=self.store_over(connection),
+            held=held,
         )
         await self.by_type[cause.type](event, unit)
         return unit.recorded
@@ -162,17 +181,25 @@ class Service:
             return set()
         return {name for event, envelope in events for name in self.locks(event, envelope)}
 
-    async def hold_batch_locks(self, connection: DbConnection, events: Sequence[tuple[Event, Envelope]]) -> None:
+    async def hold_batch_locks(
+        self, connection: DbConnection, events: Sequence[tuple[Event, Envelope]]
+    ) -> frozenset[str]:
         """Take what a batch of ``events`` locks before its first handler runs: ``locks``' names,
-        then ``locks_found``'s."""
-        if self.locks is not None:
-            await hold_locks(connection, self.name, self.lock_names(events))
+        then ``locks_found``'s, then ``shared_lock``: shared, or alone when ``locks`` named it, but
+        last either way (held alone before the found locks, a batch could wait for one of those
+        held by a batch that waits for it). Return the names now held alone."""
+        named = self.lock_names(events)
+        last = set() if self.shared_lock is None else {self.shared_lock}
+        held = frozenset(named - last)
         if self.locks_found is not None:
-            await hold_locks(connection, self.name, await self.locks_found(connection, [e for e, _ in events]))
+            await hold_locks(connection, self.name, held)
+            named = (named & last) | set(await self.locks_found(connection, [e for e, _ in events]))
+        await hold_locks(connection, self.name, named, shared=last - named)
+        return held | named
 
     @property
     def takes_batch_locks(self) -> bool:
-        return self.locks is not None or self.locks_found is not None
+        return self.locks is not None or self.locks_found is not None or self.shared_lock is not None
 
     def store_over(self, connection: DbConnection) -> Any:
         """The service's store on ``connection``, for a handler's or a tick's unit of work (None

@@ -23,11 +23,9 @@ import pytest_asyncio
 from consumers.authorisation import queries
 from consumers.authorisation.locks import GROUP_GRAPH, SERVICE_NAME
 from consumers.authorisation.service import SERVICE
-from consumers.authorisation.store import PostgresEntitlements
 from consumers.runtime.checksum import state_checksum
 from consumers.runtime.migrations import load_migrations, migrate
-from consumers.runtime.unit_of_work import hold_locks
-from schemas import Event
+from schemas import Envelope, Event
 from schemas.accounts import AccountLogin, AccountLoginUnlinked
 from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted, RevokedScope
 from schemas.exchanges import ExchangeAdded, Market, TradingHours
@@ -296,34 +294,77 @@ async def _held(connection: asyncpg.Connection) -> list[tuple[str, str, bool]]:
 
 
 async def test_a_groups_association_waits_for_batches_reading_the_groups_and_they_for_it(stack: Stack) -> None:
-    """A batch of a group's association takes the group graph as the runtime takes batch locks
-    (hold_locks, exclusive); the store of any other batch takes it shared before its first
-    statement. Two stores share it; a group's batch waits for them, and they for it."""
+    """The runtime takes the group graph with each batch's locks (``Service.shared_lock``): shared
+    for a batch of logins, alone for a batch of a group's association. Two batches of logins share
+    it; a group's batch waits for them, and they for it. A batch of a group's association and a
+    login takes it last, after the pending locks its login's arrival finds, as it takes it shared:
+    holding it alone while it waits for one of those, it would wait for a batch that may wait for it."""
     schema = f"t{uuid.uuid4().hex[:8]}_authorisation_graph"
     url = stack.endpoints.database_url or ""
     setup = await asyncpg.connect(url)
     await migrate(setup, schema, load_migrations(SERVICE.migrations))
     first, second, group = [await asyncpg.connect(url, server_settings={"search_path": schema}) for _ in range(3)]
+
+    def batch(*events: Event) -> list[tuple[Event, Envelope]]:
+        return [(e, Envelope.new(type=e.event_type, subject=e.aggregate_id, source="tests")) for e in events]
+
+    async def graph_held(connection: asyncpg.Connection) -> str | None:
+        mode = await setup.fetchval(
+            "select mode from pg_locks where locktype = 'advisory' and pid = $1 "
+            "and objid = (hashtextextended($2, 0) & 4294967295)::oid",  # the key's low 32 bits
+            connection.get_server_pid(),
+            f"{SERVICE_NAME}:{GROUP_GRAPH}",
+        )
+        return None if mode is None else str(mode)
+
     try:
         for connection in (first, second, group):
             await connection.execute("begin")
-        await PostgresEntitlements(first).login_status("pk-1")
-        await asyncio.wait_for(PostgresEntitlements(second).login_status("pk-2"), timeout=5)  # shared: no wait
+        await SERVICE.hold_batch_locks(first, batch(created(new_login())))
+        await asyncio.wait_for(SERVICE.hold_batch_locks(second, batch(created(new_login()))), timeout=5)
+        assert (await graph_held(first), await graph_held(second)) == ("ShareLock", "ShareLock")
 
-        waiting = asyncio.create_task(hold_locks(group, SERVICE_NAME, [GROUP_GRAPH]))
+        waiting = asyncio.create_task(SERVICE.hold_batch_locks(group, batch(joins(new_group(), new_login()))))
         await asyncio.sleep(0.5)
         assert not waiting.done()
         await first.execute("commit")
         await second.execute("commit")
         await asyncio.wait_for(waiting, timeout=5)
+        assert await graph_held(group) == "ExclusiveLock"
 
         await first.execute("begin")
-        reading = asyncio.create_task(PostgresEntitlements(first).login_status("pk-1"))
+        reading = asyncio.create_task(SERVICE.hold_batch_locks(first, batch(created(new_login()))))
         await asyncio.sleep(0.5)
         assert not reading.done()
         await group.execute("commit")
-        assert await asyncio.wait_for(reading, timeout=5) is None
+        await asyncio.wait_for(reading, timeout=5)
         await first.execute("commit")
+
+        # an association of account A waits for logins L1 and L2; L1's batch holds A's pending lock
+        account, l1, l2 = new_account(), new_login(), new_login()
+        await setup.execute(
+            f"""
+            set search_path = "{schema}";
+            insert into accounts (account_id, state, opened_flow_id, opened_at)
+            values ('{account}', 'open', 'f', now());
+            insert into pending_access (flow_id, account_id, received_at) values ('f', '{account}', now());
+            insert into pending_access_logins (flow_id, position, login_id, rights)
+            values ('f', 0, '{l1}', '{{view}}'), ('f', 1, '{l2}', '{{view}}');
+            reset search_path
+            """
+        )
+        await first.execute("begin")
+        await SERVICE.hold_batch_locks(first, batch(created(l1)))
+        await group.execute("begin")
+        mixed = batch(joins(new_group(), new_login()), created(l2))
+        both = asyncio.create_task(SERVICE.hold_batch_locks(group, mixed))
+        await asyncio.sleep(0.5)
+        assert not both.done()
+        assert await graph_held(group) is None, "waiting for A's pending lock, the group's batch holds no graph yet"
+        await first.execute("commit")
+        await asyncio.wait_for(both, timeout=5)
+        assert await graph_held(group) == "ExclusiveLock"
+        await group.execute("commit")
     finally:
         for connection in (first, second, group):
             await connection.close()

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
 from consumers.runtime import Service, UnitOfWork
+from consumers.runtime.lock_waits import waiting_on_progress
 from consumers.runtime.runner import ServiceRunner
 from infrastructure.endpoints import load_catalogue
 from infrastructure.settings import Settings
@@ -105,3 +107,25 @@ async def test_a_batch_waiting_for_the_locks_of_a_stuck_batch_goes_solo(service_
 
     service = one_lock_logins(stuck, entered)
     assert await run_behind_first(service_settings, service, entered, release_after_a_split) >= 1
+
+
+async def test_a_batch_whose_statement_runs_is_progressing_until_it_has_been_quiet_for_the_limit(
+    service_settings: Settings,
+) -> None:
+    """A batch's watch wakes late when Python work no statement interrupted held the event loop
+    (a batch of thousands of records parsed on a busy core); by then the batch has sent its next
+    statement. PostgreSQL says it started: that is progress, though no lock is waited for. Once
+    the batch has been quiet for the limit, it is not."""
+    url = service_settings.database_url or ""
+    watching = await asyncpg.create_pool(url, min_size=0, max_size=1)
+    batch = await asyncpg.connect(url)
+    try:
+        running = asyncio.create_task(batch.execute("select pg_sleep($1)", SPLIT_SECONDS * 2))
+        await asyncio.sleep(SPLIT_SECONDS / 2)
+        assert await waiting_on_progress(watching, batch.get_server_pid(), SPLIT_SECONDS)
+        await running
+        await asyncio.sleep(SPLIT_SECONDS * 1.5)
+        assert not await waiting_on_progress(watching, batch.get_server_pid(), SPLIT_SECONDS)
+    finally:
+        await batch.close()
+        await watching.close()

@@ -10,11 +10,10 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from consumers.authorisation import reach
-from consumers.authorisation.permissions import permissions_for
+from consumers.authorisation.permissions import in_force
 from consumers.authorisation.queries import Account
 from consumers.authorisation.reach import Asset, Association
-from consumers.authorisation.store import Entitlements, Pending
+from consumers.authorisation.store import Creation, Entitlements, Granted, Opening, Pending
 from schemas.accounts import AccountLogin
 from schemas.groups import AssetType
 from schemas.types import AccountRight
@@ -75,11 +74,25 @@ class MemoryEntitlements(Entitlements):
         login = self.logins.get(login_id)
         return None if login is None else login.status
 
-    async def insert_login(
-        self, login_id: str, roles: Sequence[str], markets: Sequence[str], flow_id: str, at: dt.datetime
-    ) -> None:
-        assert login_id not in self.logins, "the table's primary key refuses a second row"
+    async def create_login(
+        self,
+        login_id: str,
+        roles: Sequence[str],
+        markets: Sequence[str],
+        permissions: Sequence[str],
+        flow_id: str,
+        at: dt.datetime,
+    ) -> Creation:
+        if login_id in self.logins:
+            return Creation(self.logins[login_id].status, associated_before=True)
+        associated_before = any(source == Asset.user(login_id) for source, _ in self.associations)
         self.logins[login_id] = StoredLogin("active", list(roles), list(markets), flow_id)
+        for permission in permissions:
+            self.permissions[(login_id, permission)] = False
+        for market in markets:
+            key = (Asset.user(login_id), Asset(AssetType.MARKET, market))
+            self.associations[key] = StoredAssociation((), flow_id, None)
+        return Creation(None, associated_before)
 
     async def update_roles_and_markets(
         self, login_id: str, roles: Sequence[str] | None, markets: Sequence[str] | None, at: dt.datetime
@@ -115,13 +128,11 @@ class MemoryEntitlements(Entitlements):
                 self.associations.setdefault(key, StoredAssociation((), flow_id, revoked_by))
 
     async def effective_permissions(self, login_id: str) -> tuple[str, ...]:
-        own = {
+        own = [
             permission for (login, permission), revoked in self.permissions.items() if login == login_id and not revoked
-        }
+        ]
         root = Asset.user(login_id)
-        reached = await self.reached(root)
-        trades = [a for a, rights in reach.account_rights(root, reached).items() if AccountRight.TRADE in rights]
-        return tuple(sorted(own | set(permissions_for((), reach.codes(reached, AssetType.MARKET), trades))))
+        return in_force(own, root, await self.reached(root))
 
     async def revoke_login(self, login_id: str, at: dt.datetime) -> None:
         for key in self.permissions:
@@ -186,6 +197,9 @@ class MemoryEntitlements(Entitlements):
                         queue.append(target)
         return found
 
+    async def reached_by_logins(self, login_ids: Sequence[str]) -> dict[str, list[Association]]:
+        return {login_id: await self.reached(Asset.user(login_id)) for login_id in login_ids}
+
     async def logins_reaching(self, asset: Asset) -> list[str]:
         seen, queue = {asset}, [asset]
         while queue:
@@ -211,22 +225,35 @@ class MemoryEntitlements(Entitlements):
     async def account_opened_by(self, flow_id: str) -> str | None:
         return next((a.account_id for a in self.accounts.values() if a.opened_flow_id == flow_id), None)
 
-    async def open_account(self, account_id: str, flow_id: str, at: dt.datetime) -> None:
+    async def open_account(self, account_id: str, flow_id: str, at: dt.datetime) -> Opening:
         known = self.accounts.get(account_id, Account(account_id, "open", None, None))
-        self.accounts[account_id] = dataclasses.replace(known, opened_flow_id=flow_id)
+        if known.opened_flow_id is None:
+            self.accounts[account_id] = dataclasses.replace(known, opened_flow_id=flow_id)
+        return Opening(known.opened_flow_id, self.failed_flows.get(flow_id))
 
     async def close_account(self, account_id: str, flow_id: str, at: dt.datetime) -> None:
         known = self.accounts.get(account_id, Account(account_id, "closed", None, None))
         self.accounts[account_id] = dataclasses.replace(known, state="closed", closed_flow_id=flow_id)
 
-    async def grant(self, account_id: str, login: AccountLogin, flow_id: str, at: dt.datetime) -> bool:
-        account, known = self.accounts.get(account_id), self.logins.get(login.login_id)
-        if account is None or known is None:
-            return False
-        revoked_by = "account" if account.state == "closed" else None if known.status == "active" else "login"
-        key = (Asset.user(login.login_id), Asset(AssetType.TRADING_ACCOUNT, account_id))
-        self.associations[key] = StoredAssociation(login.rights, flow_id, revoked_by)
-        return revoked_by is None
+    async def grant(
+        self, account_id: str, logins: Sequence[AccountLogin], flow_id: str, at: dt.datetime
+    ) -> list[Granted]:
+        in_force = []
+        for login in logins:
+            account, known = self.accounts.get(account_id), self.logins.get(login.login_id)
+            if account is None or known is None:
+                continue
+            revoked_by = "account" if account.state == "closed" else None if known.status == "active" else "login"
+            key = (Asset.user(login.login_id), Asset(AssetType.TRADING_ACCOUNT, account_id))
+            self.associations[key] = StoredAssociation(login.rights, flow_id, revoked_by)
+            if revoked_by is None:
+                user = Asset.user(login.login_id)
+                in_group = any(
+                    source == user and target.type is AssetType.GROUP and association.revoked_by is None
+                    for (source, target), association in self.associations.items()
+                )
+                in_force.append(Granted(login.login_id, in_group))
+        return in_force
 
     async def revoke_account(self, account_id: str, at: dt.datetime) -> list[str]:
         had = sorted(login for (a, login), x in self.access.items() if a == account_id and x.revoked_by is None)
@@ -261,12 +288,9 @@ class MemoryEntitlements(Entitlements):
             if pending.account_id == account_id and self._all_known(pending)
         ]
 
-    async def pending_logins(self, flow_id: str) -> list[AccountLogin]:
-        pending = self.pending.get(flow_id)
+    async def take_pending(self, flow_id: str) -> list[AccountLogin]:
+        pending = self.pending.pop(flow_id, None)
         return [] if pending is None else list(pending.logins)
-
-    async def drop_pending(self, flow_id: str) -> None:
-        self.pending.pop(flow_id, None)
 
     async def drop_pending_of_account(self, account_id: str) -> list[str]:
         dropped = [flow_id for flow_id, pending in self.pending.items() if pending.account_id == account_id]
@@ -286,6 +310,3 @@ class MemoryEntitlements(Entitlements):
 
     async def remember_failed_flow(self, flow_id: str, account_id: str, reason: str, at: dt.datetime) -> None:
         self.failed_flows.setdefault(flow_id, reason)
-
-    async def failed_flow_reason(self, flow_id: str) -> str | None:
-        return self.failed_flows.get(flow_id)

@@ -106,6 +106,12 @@ def only(unit: FakeUnitOfWork[Entitlements], kind: type[E]) -> E:
     return event
 
 
+def only_of(unit: FakeUnitOfWork[Entitlements], kind: type[E]) -> E:
+    """The one follow-up of type ``kind`` the unit recorded, among others."""
+    [event] = [event for event in unit.events if isinstance(event, kind)]
+    return event
+
+
 def failed_step(unit: FakeUnitOfWork[Entitlements]) -> StepFailed:
     failed = only(unit, StepFailed)
     assert failed.service == "authorisation"
@@ -365,6 +371,19 @@ async def test_a_login_arriving_grants_every_association_waiting_for_it_oldest_f
         AccountAccessGranted(flow_id=opening.cause.id, account_id=ACCOUNT, logins=(access("pk-1"),)),
         AccountAccessGranted(flow_id=link.cause.id, account_id=OTHER_ACCOUNT, logins=(access("pk-1", VIEW),)),
     ]
+
+
+async def test_a_login_arriving_to_a_waiting_trade_association_reports_the_trade_permission() -> None:
+    """What the login reaches is read after the association waiting for it is granted, so its
+    permissions report the trade right it brings (its creation reads nothing else otherwise)."""
+    book = MemoryEntitlements()
+    await handle(opened(access("pk-1", VIEW, TRADE)), book)
+    arrival = await handle(created("pk-1"), book)
+    assert only_of(arrival, PermissionsGranted).permissions == (
+        "market-data:XSX",
+        "role:Motif:User",
+        f"trade:{ACCOUNT}",
+    )
 
 
 async def test_an_account_opened_twice_fails_the_access_step_and_changes_nothing() -> None:

@@ -96,3 +96,21 @@ async def test_a_wait_the_excuse_refuses_is_cancelled_after_the_limit() -> None:
     watch.excuse = refuse
     with pytest.raises(NoProgress):
         await watch.run(asyncio.sleep(60))
+
+
+async def test_a_statement_completed_while_the_excuse_is_read_counts_as_progress() -> None:
+    """The watch often wakes late, after Python work no statement interrupted, just as the work
+    sends its next statement; that statement completes while the excuse is read."""
+    watch = ProgressWatch(0.1)
+
+    async def refuse_as_a_statement_completes() -> bool:
+        watch.progressed()
+        return False
+
+    watch.excuse = refuse_as_a_statement_completes
+
+    async def works_after_a_long_quiet() -> str:
+        await asyncio.sleep(0.15)
+        return "applied"
+
+    assert await watch.run(works_after_a_long_quiet()) == "applied"

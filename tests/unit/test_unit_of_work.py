@@ -39,3 +39,27 @@ def test_another_event_at_the_same_position_gets_another_id() -> None:
     assert first != _ids("sessions", UserEnabled(login_id="u2"))  # another key
     assert first != _ids("sessions", UserDisabled(login_id="u1", reason="r"))  # another type
     assert first != _ids("authentication", UserEnabled(login_id="u1"))  # another service
+
+
+class _Statements:
+    """Stands in for a connection: what was executed, with its arguments."""
+
+    def __init__(self) -> None:
+        self.executed: list[tuple[object, ...]] = []
+
+    async def execute(self, query: str, *args: object) -> str:
+        self.executed.append(args)
+        return "SELECT 1"
+
+
+async def test_a_lock_the_batch_holds_already_costs_no_statement_and_the_others_are_taken() -> None:
+    """The fast path takes every event's declared locks before the first handler; a handler that
+    locks the same name again (the tracker's flow) must not pay a round trip for it."""
+    connection = _Statements()
+    unit: UnitOfWork[None] = UnitOfWork(
+        cast(DbConnection, connection), CAUSE, "test", "svc", held=frozenset({"flow:1"})
+    )
+    await unit.lock("flow:1")
+    assert connection.executed == []
+    await unit.lock("flow:1", "flow:2")
+    assert connection.executed == [(["svc:flow:2"], [False])]
