@@ -25,6 +25,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RENAMED = {"provisioning_stall_seconds": "provisioning_overdue_seconds"}
 
 
+#: What a yes-or-no setting may be written as (pydantic's words for a boolean).
+_BOOLEAN_WORDS = {"true", "false", "on", "off", "yes", "no", "1", "0", "t", "f", "y", "n"}
+
+
 class SecurityProtocol(StrEnum):
     PLAINTEXT = "PLAINTEXT"
     SSL = "SSL"
@@ -123,6 +127,11 @@ class Settings(BaseSettings):
     api_idempotency_window_seconds: float = Field(default=86_400.0, gt=0, le=30 * 86_400)
     log_format: LogFormat = LogFormat.AUTO
     log_level: str = "info"
+    #: Whether this deployment runs the Foundry Registry (the reference deployment's ``UsingFoundry``).
+    #: With it, the registry is the book of record of cash and holdings: it settles every exchange's
+    #: fills, takes deposits, withdrawals and closings, and the OMS mirrors it. Without it, the
+    #: registry service is not run and the OMS is the book (docs/operations.md, "Without the registry").
+    registry: bool = True
 
     kafka_security_protocol: SecurityProtocol = SecurityProtocol.PLAINTEXT
     kafka_sasl_mechanism: SaslMechanism | None = None
@@ -170,6 +179,13 @@ class Settings(BaseSettings):
         if value.lower() not in {"debug", "info", "warning", "error", "critical"}:
             raise ValueError("must be one of debug, info, warning, error, critical")
         return value.lower()
+
+    @field_validator("registry", mode="before")
+    @classmethod
+    def _yes_or_no(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() not in _BOOLEAN_WORDS:
+            raise ValueError("must be true or false (also on/off, yes/no, 1/0)")
+        return value
 
     @field_validator("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
     @classmethod
@@ -239,7 +255,8 @@ def load_settings(**overrides: object) -> Settings:
 
 def child_environment(settings: Settings, bootstrap: str, database_url: str) -> dict[str, str]:
     """The environment of an `xbus` command started in a process of its own on this broker,
-    database, topics and schemas: the caller's environment without its own XBUS_* settings,
+    database, topics and schemas, in the same kind of deployment (with or without the registry):
+    the caller's environment without its own XBUS_* settings,
     which would otherwise win over these (tests and benchmarks start services this way)."""
     return {
         **{name: value for name, value in os.environ.items() if not name.startswith(ENV_PREFIX)},
@@ -247,6 +264,7 @@ def child_environment(settings: Settings, bootstrap: str, database_url: str) -> 
         f"{ENV_PREFIX}DATABASE_URL": database_url,
         f"{ENV_PREFIX}TOPIC_PREFIX": settings.topic_prefix,
         f"{ENV_PREFIX}DB_SCHEMA_PREFIX": settings.db_schema_prefix,
+        f"{ENV_PREFIX}REGISTRY": str(settings.registry).lower(),
     }
 
 

@@ -94,6 +94,9 @@ class ExchangeAdded(Event):
     market_data_plugin: Label
     #: Entry-point name of the OMS adapter that routes orders to this exchange.
     oms_adapter: Label
+    #: Deprecated: read and ignored. Whether the registry settles is the deployment's choice, for
+    #: every exchange (``XBUS_REGISTRY``, docs/exchanges.md); the field stays so that older events
+    #: still parse and replay (removing it would be a new event version).
     settles_through_registry: bool = True
 
     @field_validator("markets")
@@ -130,6 +133,7 @@ class ExchangeUpdated(Event):
     markets: tuple[Market, ...] | None = None
     market_data_plugin: Label | None = None
     oms_adapter: Label | None = None
+    #: Deprecated: read and ignored, as ``ExchangeAdded.settles_through_registry``.
     settles_through_registry: bool | None = None
 
 

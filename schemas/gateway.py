@@ -98,7 +98,8 @@ class ExecutionReported(Event):
     kind: ExecutionKind
     #: The market's currency, in which the fill is paid.
     currency: Currency
-    #: Whether the registry settles this exchange's executions (ExchangeAdded.settles_through_registry).
+    #: Deprecated: the exchange's ``ExchangeAdded.settles_through_registry``, still stamped and no
+    #: longer read (the deployment decides: ``XBUS_REGISTRY``, docs/exchanges.md).
     settles_through_registry: bool
     fill_quantity: Quantity = 0
     fill_price: PositiveDecimalString | None = None

@@ -83,6 +83,23 @@ class OmsAccountStateChanged(Event):
     reason: NonEmpty | None = None
 
 
+class OmsCashMovementApplied(Event):
+    """A deposit or withdrawal booked on the OMS's cash, in a deployment without the registry,
+    where the OMS is the book of record (step ``oms.cash``; with the registry the step is
+    ``registry.cash`` and the OMS books the registry's ``CashMovementApplied``)."""
+
+    event_type = "xosp.oms_cash_movement.applied.v1"
+    aggregate_field = "account_id"
+
+    flow_id: FlowId
+    account_id: TradingAccountId
+    #: Positive for a deposit, negative for a withdrawal.
+    delta: Money
+    #: The account's booked cash (``Balance``) in that currency after the movement.
+    balance: Money
+    reference: NonEmpty
+
+
 class RequestStatus(StrEnum):
     """The status of an order request, as the platform's OMS names it (plxtra/oms-api OMS2.md,
     ``ClientRequestState.Status``), with the codes and flags plxtra/xosp Config/Init/oms-init.ps1
@@ -245,6 +262,8 @@ class OrderRouted(OrderTerms):
 
     adapter: Label
     currency: Currency
+    #: Deprecated: the exchange's ``ExchangeAdded.settles_through_registry``, passed on to its
+    #: execution reports and no longer read (the deployment decides: ``XBUS_REGISTRY``).
     settles_through_registry: bool
 
 

@@ -19,6 +19,7 @@ import asyncpg
 import pytest
 
 from infrastructure.brokers import BrokerKind
+from infrastructure.deployment import forget
 from infrastructure.embedded.stack import EmbeddedStack
 from infrastructure.endpoints import Endpoints, apply_catalogue, connect
 from infrastructure.settings import Settings, load_settings
@@ -134,3 +135,12 @@ class XbusCli:
             cwd=ROOT,
         )
         return CliResult(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture
+def without_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This test's deployment runs no registry (``XBUS_REGISTRY=false``): the OMS is the book of record."""
+    monkeypatch.setenv("XBUS_REGISTRY", "false")
+    forget()
+    yield
+    forget()  # the environment is restored next; the setting is read from it again

@@ -124,7 +124,6 @@ def prodigy_exchange(
     markets: int = 2,
     symbols: int | Sequence[str] = 3,
     currency: str = "AUD",
-    settles_through_registry: bool = True,
     plugin: str = "prodigy",
     adapter: str = "prodigy",
 ) -> ExchangeAdded:
@@ -149,7 +148,6 @@ def prodigy_exchange(
         ),
         market_data_plugin=plugin,
         oms_adapter=adapter,
-        settles_through_registry=settles_through_registry,
     )
 
 

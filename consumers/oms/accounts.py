@@ -4,9 +4,11 @@ accounts from ``xosp.accounts``, the registry's closures and cash movements from
 
 Steps: ``oms.operator`` when ``oms`` is among an operator's systems (a registration without it
 deregisters an operator registered here before), ``oms.account`` of an opening,
-``oms.account_state`` of a suspension and of a closing. The OMS closes an account only
-once the registry has (``RegistryAccountStateChanged`` closed, with that event's flow id), never
-on ``TradingAccountClosed``: an account the registry refuses to close stays open. The registry's
+``oms.account_state`` of a suspension and of a closing. In a deployment that runs the registry
+the OMS closes an account only once the registry has (``RegistryAccountStateChanged`` closed, with
+that event's flow id), never on ``TradingAccountClosed``: an account the registry refuses to close
+stays open. Without the registry the OMS is the book of record and closes on
+``TradingAccountClosed`` itself (``funds.py``). The registry's
 events come on another topic than the opening, so a closure of an account not seen yet is kept
 and applied when the opening arrives, never dropped.
 """
@@ -80,7 +82,7 @@ async def account_opened(event: TradingAccountOpened, unit: OmsUnit) -> None:
     for pending in await unit.store.take_pending_closures(event.account_id):
         # A failed flow's compensation concerns this account only if that flow opened it.
         if pending.cause is ClosureCause.REGISTRY_CLOSED or pending.flow_id == unit.flow_id:
-            await _close(unit, event.account_id, pending.flow_id, pending.reason)
+            await close(unit, event.account_id, pending.flow_id, pending.reason)
 
 
 async def account_updated(event: TradingAccountUpdated, unit: OmsUnit) -> None:
@@ -123,7 +125,7 @@ async def registry_account_state_changed(event: RegistryAccountStateChanged, uni
             waiting_for=(f"account:{event.account_id}",),
         )
         return
-    await _close(unit, event.account_id, event.flow_id, event.reason)
+    await close(unit, event.account_id, event.flow_id, event.reason)
 
 
 async def provisioning_failed(event: ProvisioningFailed, unit: OmsUnit) -> None:
@@ -138,10 +140,10 @@ async def provisioning_failed(event: ProvisioningFailed, unit: OmsUnit) -> None:
             event.entity_id, event.flow_id, ClosureCause.OPENING_FAILED, reason, unit.cause.time
         )
     elif standing.opened_by_flow == event.flow_id:
-        await _close(unit, event.entity_id, event.flow_id, reason)
+        await close(unit, event.entity_id, event.flow_id, reason)
 
 
-async def _close(unit: OmsUnit, account_id: str, flow_id: str, reason: str | None) -> None:
+async def close(unit: OmsUnit, account_id: str, flow_id: str, reason: str | None) -> None:
     """Close the account for ``flow_id`` and report it, once per flow."""
     if await unit.store.set_account_state(account_id, AccountState.CLOSED, flow_id, reason, unit.cause.time):
         _state_changed(unit, account_id, AccountState.CLOSED, flow_id, reason)
@@ -160,10 +162,10 @@ async def cash_movement_applied(event: CashMovementApplied, unit: OmsUnit) -> No
     """Book the registry's deposit or withdrawal: its ``delta``, not its ``balance``.
 
     The OMS's booked cash is the registry's movements plus the fills the OMS books itself from
-    ``ExecutionReported``. The registry's balance counts its own settlements of those fills,
-    which the OMS may have booked already or not yet (other topics, no order between them), and
-    none of the fills of an exchange that does not settle through the registry. Setting booked
-    cash to that balance would count such fills twice or lose them; adding the delta cannot.
+    ``ExecutionReported``. The registry's balance counts its own settlements of those fills (of
+    every exchange), which the OMS may have booked already or not yet (other topics, no order
+    between them). Setting booked cash to that balance would count such fills twice or lose
+    them; adding the delta cannot. (Without the registry no such event comes: ``funds.py``.)
     """
     await unit.lock(f"account:{event.account_id}")  # orders and fills of the account come on other topics
     await unit.store.move_cash(event.account_id, event.delta.currency, booked=event.delta.amount)

@@ -7,9 +7,10 @@ account access and logins' disables and enables, and the registry's cash movemen
 ``OrderAccepted``, ``OrderRejected``, ``OrderRouted``, ``OrderCancelRouted``,
 ``OrderCancelRejected`` and ``OrderCompleted``.
 
-``TradingAccountClosed`` is deliberately not handled: the OMS closes on the registry's
-``RegistryAccountStateChanged(closed)`` (docs/provisioning.md). Nor are ``FundsDeposited`` and
-``FundsWithdrawn``: funds are the registry's, and the OMS books its ``CashMovementApplied``.
+``TradingAccountClosed``, ``FundsDeposited`` and ``FundsWithdrawn`` are handled only in a
+deployment without the registry (``XBUS_REGISTRY=false``, ``funds.py``): with it, funds are the
+registry's, the OMS books its ``CashMovementApplied`` and closes on its
+``RegistryAccountStateChanged(closed)`` (docs/provisioning.md).
 ``OrderAmendRequested`` is not handled yet (docs/exchanges.md).
 """
 
@@ -17,10 +18,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from consumers.oms import accounts, placing, rights, venues
+from consumers.oms import accounts, funds, placing, rights, venues
 from consumers.oms.store import PostgresBooks
 from consumers.runtime import Service, fields_locked_as
-from schemas.accounts import TradingAccountOpened, TradingAccountSuspended, TradingAccountUpdated
+from schemas.accounts import (
+    FundsDeposited,
+    FundsWithdrawn,
+    TradingAccountClosed,
+    TradingAccountOpened,
+    TradingAccountSuspended,
+    TradingAccountUpdated,
+)
 from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted
 from schemas.exchanges import ExchangeAdded, ExchangeRemoved, ExchangeSuspended, ExchangeUpdated, SymbolCreated
 from schemas.gateway import ExecutionReported, OmsAdapterRegistered, OmsAdapterStopped
@@ -39,6 +47,9 @@ SERVICE = Service(
         TradingAccountOpened: accounts.account_opened,
         TradingAccountUpdated: accounts.account_updated,
         TradingAccountSuspended: accounts.account_suspended,
+        TradingAccountClosed: funds.account_closed,
+        FundsDeposited: funds.funds_deposited,
+        FundsWithdrawn: funds.funds_withdrawn,
         RegistryAccountStateChanged: accounts.registry_account_state_changed,
         ProvisioningFailed: accounts.provisioning_failed,
         ExchangeAdded: venues.exchange_added,

@@ -12,14 +12,22 @@ person's ``ManualActionCompleted`` is no such report: it is checked against its 
 A report about a step the flow does not expect is ignored (the compensations that follow a
 failed opening carry its flow id: ``AccessRevoked`` does not close anything of a
 ``TradingAccountOpened``), except a refusal: ``StepFailed`` always fails its flow.
+
+The tracker handles every record of its input, so each handler costs few statements: under the
+flow's lock it reads the flow with its steps once (or starts it, from its plan, taking its early
+reports back), applies the rules of flows.py to that value, and writes what changed in one
+statement, nothing when nothing did (tests/integration/test_provisioning_statements.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import replace
+
 import structlog
 
-from consumers.provisioning import flows, store
-from consumers.provisioning.flows import FlowState, Report, StepState
+from consumers.provisioning import flows
+from consumers.provisioning.flows import Flow, FlowState, Report, StepState
 from consumers.provisioning.store import FlowsUnit
 from consumers.runtime import DomainError
 from schemas import Event
@@ -86,16 +94,15 @@ async def manual_action_completed(event: ManualActionCompleted, unit: FlowsUnit)
     flow = await unit.store.flow(event.flow_id)
     if flow is None:
         raise _refused(event, f"flow {event.flow_id} is unknown to the tracker")
-    state = await unit.store.step_state(flow.flow_id, event.step)
-    asked_of = await unit.store.asked_of(flow.flow_id, event.step)
+    step = flow.step(event.step)
+    state, asked_of = (None, None) if step is None else (step.state, step.asked_of)
     refusal = flows.manual_refusal(flow.flow_id, event.step, state, asked_of, event.operator_id)
     if refusal is not None:
         raise _refused(event, refusal)
     if state is StepState.DONE:
         log.info("manual action reported again; already done", flow_id=flow.flow_id, step=event.step)
     else:
-        await unit.store.mark_done(flow.flow_id, event.step, unit.cause.time)
-        await _settle(unit, flow.flow_id)
+        await _advance(unit, flow, [_report_of(unit, flow.flow_id, StepState.DONE, event.step)])
 
 
 def _refused(event: ManualActionCompleted, reason: str) -> DomainError:
@@ -137,24 +144,11 @@ def _waiting_reason(event: StepWaiting) -> str:
 async def _start(unit: FlowsUnit, plan: flows.FlowPlan) -> None:
     flow_id = unit.flow_id
     await lock_flow(unit, flow_id)
-    if not await unit.store.create_flow(flow_id, plan, unit.cause):
+    flow = flows.started(flow_id, plan, unit.cause)
+    early = await unit.store.start(flow)
+    if early is None:
         return  # started already: the inbox drops a redelivery, this guards a replay onto kept state
-    flow = await unit.store.flow(flow_id)
-    assert flow is not None
-    for report in await unit.store.take_early(flow_id):
-        await _apply(unit, flow, report)
-    for manual in plan.manual:
-        if await unit.store.step_state(flow_id, manual.step) is StepState.MANUAL:
-            unit.record(
-                ManualActionRequired(
-                    flow_id=flow_id,
-                    step=manual.step,
-                    system=manual.system,
-                    operator_id=manual.operator_id,
-                    instructions=manual.instructions,
-                )
-            )
-    await _settle(unit, flow_id)
+    await _advance(unit, flow, early, asks=plan.manual)
 
 
 async def lock_flow(unit: FlowsUnit, flow_id: str) -> None:
@@ -164,50 +158,55 @@ async def lock_flow(unit: FlowsUnit, flow_id: str) -> None:
 
 async def _report(unit: FlowsUnit, report: Report) -> None:
     await lock_flow(unit, report.flow_id)
-    flow = await unit.store.flow(report.flow_id)
-    if flow is None:
-        await unit.store.keep_early(report)
-        return
-    await _apply(unit, flow, report)
-    await _settle(unit, flow.flow_id)
+    flow = await unit.store.flow_or_keep(report)
+    if flow is not None:
+        await _advance(unit, flow, [report])
 
 
-async def _apply(unit: FlowsUnit, flow: store.Flow, report: Report) -> None:
-    step = flows.step_of(report, flow.started_by)
-    if step is None:
-        return
-    if report.outcome is StepState.FAILED:
-        await _fail(unit, flow, step, report)
-    elif await unit.store.step_state(flow.flow_id, step) is None:
-        log.debug("report of a step the flow does not expect; ignored", flow_id=flow.flow_id, step=step)
-    elif report.outcome is StepState.DONE:
-        await unit.store.mark_done(flow.flow_id, step, report.time)
-    else:
-        await unit.store.mark_waiting(flow.flow_id, step, report.time, report.reason or "waiting")
+async def _advance(
+    unit: FlowsUnit, stored: Flow, reports: Iterable[Report], asks: Iterable[flows.ManualStep] = ()
+) -> None:
+    """Apply ``reports`` to the flow as it is ``stored`` in their order, ask for the manual steps
+    ``asks`` still waiting for a person, announce the flow's outcome if it is complete now, and
+    write what changed in one statement. The events are recorded in that order: a replay must
+    record the same ones at the same positions (their ids depend on it)."""
+    flow = stored
+    for report in reports:
+        flow = _applied(unit, flow, report)
+    for manual in asks:
+        step = flow.step(manual.step)
+        if step is not None and step.state is StepState.MANUAL:
+            unit.record(
+                ManualActionRequired(
+                    flow_id=flow.flow_id,
+                    step=manual.step,
+                    system=manual.system,
+                    operator_id=manual.operator_id,
+                    instructions=manual.instructions,
+                )
+            )
+    if flows.completes(flow):
+        flow = replace(flow, state=FlowState.COMPLETED)
+        steps = tuple(step.name for step in flow.steps)
+        unit.record(flows.outcome(flow.flow_id, flow.kind, flow.entity_id, flow.started_by, steps))
+    await unit.store.save(stored, flow, unit.cause.time)
 
 
-async def _fail(unit: FlowsUnit, flow: store.Flow, step: str, report: Report) -> None:
-    service = report.service or flows.service_of(step)
-    reason = report.reason or "refused"
-    await unit.store.mark_failed(flow.flow_id, step, service, report.time, reason)
-    if await unit.store.fail_flow(flow.flow_id, unit.cause.time):
+def _applied(unit: FlowsUnit, flow: Flow, report: Report) -> Flow:
+    """``flow`` after ``report``; the refusal that fails an open flow is announced, once."""
+    after = flows.reported(flow, report)
+    if after is flow:
+        log.debug("report changes nothing; ignored", flow_id=flow.flow_id, event_type=report.event_type)
+    elif after.state is FlowState.FAILED and flow.state is FlowState.OPEN:
+        [failed] = after.changed_steps(flow)
         unit.record(
             ProvisioningFailed(
                 flow_id=flow.flow_id,
                 kind=flow.kind,
                 entity_id=flow.entity_id,
-                service=service,
-                step=step,
-                reason=reason,
+                service=report.service or flows.service_of(failed.name),
+                step=failed.name,
+                reason=failed.reason or "refused",
             )
         )
-
-
-async def _settle(unit: FlowsUnit, flow_id: str) -> None:
-    """Announce the flow's outcome once, when its last expected step is done."""
-    steps = await unit.store.complete_if_done(flow_id, unit.cause.time)
-    if steps is None:
-        return
-    flow = await unit.store.flow(flow_id)
-    assert flow is not None and flow.state is FlowState.COMPLETED
-    unit.record(flows.outcome(flow.flow_id, flow.kind, flow.entity_id, flow.started_by, steps))
+    return after

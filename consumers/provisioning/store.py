@@ -14,27 +14,19 @@ report would be lost).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Protocol
 
-from consumers.provisioning.flows import FlowPlan, FlowState, Report, StepState, service_of
+import asyncpg
+
+from consumers.provisioning.flows import OPEN_STEPS, Flow, FlowState, Report, Step, StepState
 from consumers.runtime import UnitOfWork
 from consumers.runtime.unit_of_work import DbConnection
-from schemas import Envelope
 from schemas.provisioning import FlowKind
 
-#: A step is still open, for completion and overdue reports, in these states.
-OPEN_STEP_STATES = [StepState.EXPECTED.value, StepState.WAITING.value, StepState.MANUAL.value]
-
-
-@dataclass(frozen=True)
-class Flow:
-    flow_id: str
-    kind: FlowKind
-    entity_id: str
-    started_by: str
-    correlation_id: str
-    state: FlowState
+#: A step is still open, for overdue reports, in these states.
+OPEN_STEP_STATES = sorted(state.value for state in OPEN_STEPS)
 
 
 @dataclass(frozen=True)
@@ -48,43 +40,27 @@ class OverdueFlow:
 
 
 class Flows(Protocol):
-    async def create_flow(self, flow_id: str, plan: FlowPlan, cause: Envelope) -> bool:
-        """Insert the flow (started by ``cause``) and its expected steps; False if a flow of that id
-        exists already."""
+    """Each method is at most one statement on PostgreSQL: the tracker handles every record of its
+    input, and on a backlog its time is its statements, a round trip each
+    (tests/integration/test_provisioning_statements.py counts them)."""
+
+    async def start(self, flow: Flow) -> list[Report] | None:
+        """Insert ``flow`` as it starts (no report applied yet) with its steps, and take the reports
+        kept for it, in arrival order; None, and nothing changed, if a flow of that id exists already."""
 
     async def flow(self, flow_id: str) -> Flow | None:
-        """The flow of that id, or None."""
+        """The flow of that id with its steps, or None."""
+
+    async def flow_or_keep(self, report: Report) -> Flow | None:
+        """The flow ``report`` is about, with its steps; None when the tracker does not know it (yet),
+        and then ``report`` is kept for it (a report comes once: a second copy is dropped)."""
+
+    async def save(self, before: Flow, after: Flow, at: dt.datetime) -> None:
+        """Write what changed from ``before`` (as read or started) to ``after``: its changed steps,
+        and its state, completed or failed at ``at``. Nothing, when nothing changed."""
 
     async def latest_user_flow(self, login_id: str, started_by: str) -> str | None:
         """The id of the login's latest user flow started by an event of type ``started_by``."""
-
-    async def step_state(self, flow_id: str, step: str) -> StepState | None:
-        """The step's state in the flow, or None when the flow does not expect it."""
-
-    async def asked_of(self, flow_id: str, step: str) -> str | None:
-        """The operator a manual step of the flow was asked of (its ``ManualActionRequired``); None
-        for a step a service takes, or one the flow does not expect."""
-
-    async def mark_done(self, flow_id: str, step: str, at: dt.datetime) -> None:
-        """An open step is done; a waiting reason is cleared. A failed step stays failed."""
-
-    async def mark_waiting(self, flow_id: str, step: str, at: dt.datetime, reason: str) -> None:
-        """An expected or waiting step waits, with the reason."""
-
-    async def mark_failed(self, flow_id: str, step: str, service: str, at: dt.datetime, reason: str) -> None:
-        """The step is refused; one the flow did not expect is added, so that the refusal is shown."""
-
-    async def fail_flow(self, flow_id: str, at: dt.datetime) -> bool:
-        """True if the flow was open (and is failed now): its failure is announced once."""
-
-    async def complete_if_done(self, flow_id: str, at: dt.datetime) -> tuple[str, ...] | None:
-        """Complete an open flow whose steps are all done; its steps, or None if it is not complete now."""
-
-    async def keep_early(self, report: Report) -> None:
-        """Keep a report whose flow has not started (yet): a report comes once, so a second copy is dropped."""
-
-    async def take_early(self, flow_id: str) -> list[Report]:
-        """The reports kept for ``flow_id``, in arrival order, removed from the table."""
 
     async def remember_login(self, login_id: str, has_session_policy: bool, at: dt.datetime) -> None:
         """Whether the login has a session policy, as its UserCreated or UserUpdated said."""
@@ -100,134 +76,61 @@ class Flows(Protocol):
 #: What the handlers are given.
 FlowsUnit = UnitOfWork[Flows]
 
+#: A flow (``$1``) and its steps, a row each in their order (one row of nulls for a flow without
+#: steps); no row when there is no such flow.
+_FLOW_AND_STEPS = """
+select f.flow_id, f.kind, f.entity_id, f.started_by, f.correlation_id, f.started_at, f.state,
+       s.step, s.position, s.service, s.state as step_state, s.updated_at, s.reason, s.asked_of
+from found f left join steps s on s.flow_id = f.flow_id
+order by s.position
+"""
+_FOUND = "found as (select * from flows where flow_id = $1)"
+
 
 class PostgresFlows(Flows):
     def __init__(self, connection: DbConnection) -> None:
         self._db = connection
 
-    async def create_flow(self, flow_id: str, plan: FlowPlan, cause: Envelope) -> bool:
-        inserted = await self._db.execute(
-            """
-            insert into flows (flow_id, kind, entity_id, started_by, correlation_id, started_at)
-            values ($1, $2, $3, $4, $5, $6) on conflict (flow_id) do nothing
-            """,
-            flow_id,
-            plan.kind.value,
-            plan.entity_id,
-            cause.type,
-            cause.correlation_id,
-            cause.time,
+    async def start(self, flow: Flow) -> list[Report] | None:
+        rows = await self._db.fetch(
+            _start_statement(len(flow.steps)),
+            flow.flow_id,
+            flow.kind.value,
+            flow.entity_id,
+            flow.started_by,
+            flow.correlation_id,
+            flow.started_at,
+            *_step_values(flow.steps),
         )
-        if inserted == "INSERT 0 0":
-            return False
-        manual = {m.step: m for m in plan.manual}
-        for position, step in enumerate(plan.steps):
-            asked = manual.get(step)
-            state = StepState.EXPECTED if asked is None else StepState.MANUAL
-            await self._db.execute(
-                "insert into steps (flow_id, step, position, service, state, updated_at, reason, asked_of) "
-                "values ($1, $2, $3, $4, $5, $6, $7, $8)",
-                flow_id,
-                step,
-                position,
-                service_of(step),
-                state.value,
-                None if asked is None else cause.time,
-                None if asked is None else asked.instructions,
-                None if asked is None else asked.operator_id,
+        if not rows:
+            return None
+        return [
+            Report(
+                flow_id=flow.flow_id,
+                event_id=row["event_id"],
+                event_type=row["event_type"],
+                outcome=StepState(row["outcome"]),
+                time=row["reported_at"],
+                step=row["step"],
+                service=row["service"],
+                reason=row["reason"],
             )
-        return True
+            for row in rows
+            if row["seq"] is not None
+        ]
 
     async def flow(self, flow_id: str) -> Flow | None:
-        row = await self._db.fetchrow(
-            "select flow_id, kind, entity_id, started_by, correlation_id, state from flows where flow_id = $1", flow_id
-        )
-        if row is None:
-            return None
-        return Flow(
-            row["flow_id"],
-            FlowKind(row["kind"]),
-            row["entity_id"],
-            row["started_by"],
-            row["correlation_id"],
-            FlowState(row["state"]),
-        )
+        return _flow_of(await self._db.fetch(f"with {_FOUND} {_FLOW_AND_STEPS}", flow_id))
 
-    async def latest_user_flow(self, login_id: str, started_by: str) -> str | None:
-        return await self._db.fetchval(
-            "select flow_id from flows where kind = 'user' and entity_id = $1 and started_by = $2 "
-            "order by started_at desc, seq desc limit 1",
-            login_id,
-            started_by,
-        )
-
-    async def step_state(self, flow_id: str, step: str) -> StepState | None:
-        state = await self._db.fetchval("select state from steps where flow_id = $1 and step = $2", flow_id, step)
-        return None if state is None else StepState(state)
-
-    async def asked_of(self, flow_id: str, step: str) -> str | None:
-        return await self._db.fetchval("select asked_of from steps where flow_id = $1 and step = $2", flow_id, step)
-
-    async def mark_done(self, flow_id: str, step: str, at: dt.datetime) -> None:
-        await self._db.execute(
-            "update steps set state = 'done', updated_at = $3, reason = null "
-            "where flow_id = $1 and step = $2 and state = any($4::text[])",
-            flow_id,
-            step,
-            at,
-            OPEN_STEP_STATES,
-        )
-
-    async def mark_waiting(self, flow_id: str, step: str, at: dt.datetime, reason: str) -> None:
-        await self._db.execute(
-            "update steps set state = 'waiting', updated_at = $3, reason = $4 "
-            "where flow_id = $1 and step = $2 and state in ('expected', 'waiting')",
-            flow_id,
-            step,
-            at,
-            reason,
-        )
-
-    async def mark_failed(self, flow_id: str, step: str, service: str, at: dt.datetime, reason: str) -> None:
-        await self._db.execute(
-            """
-            insert into steps (flow_id, step, position, service, state, updated_at, reason)
-            values ($1, $2, (select coalesce(max(position) + 1, 0) from steps where flow_id = $1), $3, 'failed', $4, $5)
-            on conflict (flow_id, step) do update set state = 'failed', updated_at = $4, reason = $5
-            """,
-            flow_id,
-            step,
-            service,
-            at,
-            reason,
-        )
-
-    async def fail_flow(self, flow_id: str, at: dt.datetime) -> bool:
-        changed = await self._db.execute(
-            "update flows set state = 'failed', failed_at = $2 where flow_id = $1 and state = 'open'", flow_id, at
-        )
-        return changed == "UPDATE 1"
-
-    async def complete_if_done(self, flow_id: str, at: dt.datetime) -> tuple[str, ...] | None:
-        changed = await self._db.execute(
-            """
-            update flows set state = 'completed', completed_at = $2
-            where flow_id = $1 and state = 'open'
-              and not exists (select 1 from steps where steps.flow_id = $1 and steps.state <> 'done')
-            """,
-            flow_id,
-            at,
-        )
-        if changed != "UPDATE 1":
-            return None
-        rows = await self._db.fetch("select step from steps where flow_id = $1 order by position", flow_id)
-        return tuple(row["step"] for row in rows)
-
-    async def keep_early(self, report: Report) -> None:
-        await self._db.execute(
-            """
-            insert into early_reports (flow_id, event_id, event_type, outcome, step, service, reason, reported_at)
-            values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict (event_id) do nothing
+    async def flow_or_keep(self, report: Report) -> Flow | None:
+        rows = await self._db.fetch(
+            f"""
+            with {_FOUND}, kept as (
+                insert into early_reports (flow_id, event_id, event_type, outcome, step, service, reason, reported_at)
+                select $1, $2, $3, $4, $5, $6, $7, $8::timestamptz where not exists (select from found)
+                on conflict (event_id) do nothing
+            )
+            {_FLOW_AND_STEPS}
             """,
             report.flow_id,
             report.event_id,
@@ -238,26 +141,22 @@ class PostgresFlows(Flows):
             report.reason,
             report.time,
         )
+        return _flow_of(rows)
 
-    async def take_early(self, flow_id: str) -> list[Report]:
-        rows = await self._db.fetch(
-            "delete from early_reports where flow_id = $1 "
-            "returning seq, event_id, event_type, outcome, step, service, reason, reported_at",
-            flow_id,
+    async def save(self, before: Flow, after: Flow, at: dt.datetime) -> None:
+        steps = after.changed_steps(before)
+        ended = (after.state.value, at) if after.state is not before.state else ()
+        if steps or ended:
+            statement = _save_statement(len(steps), bool(ended))
+            await self._db.execute(statement, after.flow_id, *ended, *_step_values(steps))
+
+    async def latest_user_flow(self, login_id: str, started_by: str) -> str | None:
+        return await self._db.fetchval(
+            "select flow_id from flows where kind = 'user' and entity_id = $1 and started_by = $2 "
+            "order by started_at desc, seq desc limit 1",
+            login_id,
+            started_by,
         )
-        return [
-            Report(
-                flow_id=flow_id,
-                event_id=row["event_id"],
-                event_type=row["event_type"],
-                outcome=StepState(row["outcome"]),
-                time=row["reported_at"],
-                step=row["step"],
-                service=row["service"],
-                reason=row["reason"],
-            )
-            for row in sorted(rows, key=lambda row: row["seq"])
-        ]
 
     async def remember_login(self, login_id: str, has_session_policy: bool, at: dt.datetime) -> None:
         await self._db.execute(
@@ -305,3 +204,119 @@ class PostgresFlows(Flows):
             )
             for row in sorted(rows, key=lambda row: (row["started_at"], row["flow_id"]))
         ]
+
+
+#: The columns of a step, and the casts its parameters need where no column gives their type.
+_STEP_COLUMNS = (
+    ("step", ""),
+    ("position", "::int"),
+    ("service", ""),
+    ("state", ""),
+    ("updated_at", "::timestamptz"),
+    ("reason", ""),
+    ("asked_of", ""),
+)
+_STEP_NAMES = ", ".join(name for name, _ in _STEP_COLUMNS)
+
+
+def _step_values(steps: tuple[Step, ...]) -> list[object]:
+    """The parameters of ``steps``' rows (:func:`_step_rows`), one step after the other."""
+    return [
+        value
+        for step in steps
+        for value in (
+            step.name,
+            step.position,
+            step.service,
+            step.state.value,
+            step.updated_at,
+            step.reason,
+            step.asked_of,
+        )
+    ]
+
+
+def _step_rows(count: int, first: int, lead: str = "") -> str:
+    """``count`` rows of parameters for a step's columns, from ``$first`` on, each after ``lead``. A
+    statement takes its steps as rows of parameters, not as arrays to ``unnest``: with arrays, the
+    same statement took about 60 µs more (encoding them, and planning a set of unknown size)."""
+    size = len(_STEP_COLUMNS)
+    return ", ".join(
+        f"({lead}" + ", ".join(f"${first + row * size + n}{cast}" for n, (_, cast) in enumerate(_STEP_COLUMNS)) + ")"
+        for row in range(count)
+    )
+
+
+@functools.cache
+def _start_statement(steps: int) -> str:
+    """Insert a flow ($1-$6) and its ``steps`` steps (from $7), and take its early reports: a row
+    each, in arrival order, or one row of nulls when there are none; no row if the flow existed."""
+    insert_steps = (
+        f"""
+        , new_steps as (
+            insert into steps (flow_id, {_STEP_NAMES})
+            select flow.flow_id, s.* from flow, (values {_step_rows(steps, 7)}) as s
+        )"""
+        if steps
+        else ""
+    )
+    return f"""
+        with flow as (
+            insert into flows (flow_id, kind, entity_id, started_by, correlation_id, started_at)
+            values ($1, $2, $3, $4, $5, $6) on conflict (flow_id) do nothing
+            returning flow_id
+        ){insert_steps}, early as (
+            delete from early_reports where flow_id = (select flow_id from flow)
+            returning seq, event_id, event_type, outcome, step, service, reason, reported_at
+        )
+        select early.* from flow left join early on true order by early.seq
+        """
+
+
+@functools.cache
+def _save_statement(steps: int, ended: bool) -> str:
+    """Write ``steps`` steps of flow $1, inserted or updated, from $2 on; or, when the flow ``ended``,
+    its state $2 and the time $3 it completed or failed, and its steps from $4 on."""
+    end_flow = """
+        update flows set state = $2,
+            completed_at = case when $2 = 'completed' then $3::timestamptz end,
+            failed_at = case when $2 = 'failed' then $3::timestamptz end
+        where flow_id = $1
+        """
+    if not steps:
+        return end_flow
+    write_steps = f"""
+        insert into steps (flow_id, {_STEP_NAMES}) values {_step_rows(steps, 4 if ended else 2, lead="$1, ")}
+        on conflict (flow_id, step) do update
+            set state = excluded.state, updated_at = excluded.updated_at, reason = excluded.reason
+        """
+    return f"with written as ({write_steps}) {end_flow}" if ended else write_steps
+
+
+def _flow_of(rows: list[asyncpg.Record]) -> Flow | None:
+    """The flow of :data:`_FLOW_AND_STEPS`' rows."""
+    if not rows:
+        return None
+    first = rows[0]
+    return Flow(
+        first["flow_id"],
+        FlowKind(first["kind"]),
+        first["entity_id"],
+        first["started_by"],
+        first["correlation_id"],
+        first["started_at"],
+        FlowState(first["state"]),
+        tuple(
+            Step(
+                row["step"],
+                row["position"],
+                row["service"],
+                StepState(row["step_state"]),
+                row["updated_at"],
+                row["reason"],
+                row["asked_of"],
+            )
+            for row in rows
+            if row["step"] is not None
+        ),
+    )

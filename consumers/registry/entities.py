@@ -23,10 +23,10 @@ async def exchange_added(event: ExchangeAdded, unit: LedgerUnit) -> None:
 
 async def exchange_updated(event: ExchangeUpdated, unit: LedgerUnit) -> None:
     """Markets an update lists are defined as an ``ExchangeAdded``'s are; none removes an entity
-    (holdings of its tokens may remain)."""
+    (holdings of its tokens may remain). An older update's ``settles_through_registry`` changes
+    nothing: every exchange settles here (``settlement.exchange_added``)."""
     if event.markets is not None:
         await _define_markets(unit, event.code, event.markets)
-    await settlement.exchange_updated(event, unit)
 
 
 async def symbol_created(event: SymbolCreated, unit: LedgerUnit) -> None:

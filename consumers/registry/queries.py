@@ -210,18 +210,17 @@ async def settlements(connection: DbConnection, account_id: str) -> list[Settlem
 
 @dataclass(frozen=True)
 class ExchangeView:
+    """An exchange whose fills the registry settles (every exchange it has been told of)."""
+
     code: str
-    settles_through_registry: bool
-    #: The flow of the ExchangeAdded or ExchangeUpdated that last set the flag.
+    #: The flow of the ExchangeAdded that last listed it.
     flow_id: str
     changed_at: dt.datetime
 
 
 async def exchange(connection: DbConnection, code: str) -> ExchangeView | None:
-    """Whether the registry settles the exchange's fills; None for an exchange it has not been told of."""
-    row = await connection.fetchrow(
-        "select code, settles_through_registry, flow_id, changed_at from exchanges where code = $1", code
-    )
+    """The exchange as the registry settles it; None for an exchange it has not been told of."""
+    row = await connection.fetchrow("select code, flow_id, changed_at from exchanges where code = $1", code)
     return ExchangeView(**dict(row)) if row is not None else None
 
 

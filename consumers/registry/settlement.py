@@ -1,5 +1,5 @@
-"""The registry's handlers of ``xosp.exchanges`` and ``xosp.gateway.events``: which exchanges
-settle through the registry, and the booking of their fills (cash, holding and the settlement
+"""The registry's handlers of ``xosp.exchanges`` and ``xosp.gateway.events``: the exchanges it
+settles, and the booking of their fills (cash, holding and the settlement
 ledger, in one transaction). Fills are facts, not requests: they are booked, or, when they
 cannot be, dead-lettered for a person (:func:`execution_reported` says which and why). The
 arithmetic is in ``ledger.py``.
@@ -13,7 +13,7 @@ from consumers.registry import store
 from consumers.registry.ledger import Unbookable, settle
 from consumers.registry.store import LedgerUnit
 from consumers.runtime import DomainError, MissingPrerequisite
-from schemas.exchanges import ExchangeAdded, ExchangeUpdated
+from schemas.exchanges import ExchangeAdded
 from schemas.gateway import ExecutionKind, ExecutionReported
 from schemas.money import money, show
 from schemas.oms import AccountState
@@ -26,34 +26,26 @@ log = structlog.get_logger("xbus.registry")
 
 
 async def exchange_added(event: ExchangeAdded, unit: LedgerUnit) -> None:
-    """Settle the exchange's fills here when it asks to, and say so (step ``registry.settlement``).
+    """Settle the exchange's fills here, and say so (step ``registry.settlement``).
 
-    An exchange that does not settle through the registry is remembered as such, and nothing is
-    reported: its onboarding does not expect the step.
+    A deployment that runs the registry settles every exchange through it (``XBUS_REGISTRY``,
+    docs/operations.md): the registry is its one book of cash and holdings, which the OMS mirrors.
+    The per-exchange ``settles_through_registry`` of older events is read and ignored; an exchange
+    that did not settle here let the two books drift apart (a fill the OMS booked and the registry
+    did not, and then withdrawals and closings checked against the registry's alone).
     """
-    await unit.store.put_exchange(event.code, event.settles_through_registry, unit.flow_id, unit.cause.time)
-    if event.settles_through_registry:
-        unit.record(RegistrySettlementEnabled(flow_id=unit.flow_id, exchange=event.code))
-
-
-async def exchange_updated(event: ExchangeUpdated, unit: LedgerUnit) -> None:
-    """Keep the flag an update sets; say that settlement is enabled only when it turns on."""
-    if event.settles_through_registry is None:
-        return  # a partial update that leaves settlement as it is
-    settled_before = await unit.store.exchange_settles(event.code)
-    await unit.store.put_exchange(event.code, event.settles_through_registry, unit.flow_id, unit.cause.time)
-    if event.settles_through_registry and not settled_before:
-        unit.record(RegistrySettlementEnabled(flow_id=unit.flow_id, exchange=event.code))
+    await unit.store.put_exchange(event.code, unit.flow_id, unit.cause.time)
+    unit.record(RegistrySettlementEnabled(flow_id=unit.flow_id, exchange=event.code))
 
 
 async def execution_reported(event: ExecutionReported, unit: LedgerUnit) -> None:
-    """Book a fill of an exchange that settles through the registry: cash, holding and the
-    settlement ledger, in this one transaction.
+    """Book a fill: cash, holding and the settlement ledger, in this one transaction.
 
-    Only fills move anything, and only those whose report says the exchange settles here (the
-    gateway stamps each report with its exchange's flag, so the registry needs no order between
-    ``xosp.exchanges`` and ``xosp.gateway.events``). A fill is known by (exchange, venue trade id,
-    order id): the same fill under another event id changes nothing and reports nothing.
+    Only fills move anything, whatever exchange made them, and whatever an older report's
+    ``settles_through_registry`` says (every exchange settles here: :func:`exchange_added`), so
+    the registry needs no order between ``xosp.exchanges`` and ``xosp.gateway.events``. A fill is
+    known by (exchange, venue trade id, order id): the same fill under another event id changes
+    nothing and reports nothing.
 
     A fill is a fact, not a request: the exchange has executed it, so it cannot be refused like
     a withdrawal (a ``StepFailed`` would tell a tracker that follows no flow of it, and leave the
@@ -70,8 +62,8 @@ async def execution_reported(event: ExecutionReported, unit: LedgerUnit) -> None
       service closes it after that, so nobody could trade, withdraw or close out what the fill
       would leave there (a buy left open when a withdrawal emptied the account before it closed).
 
-    An account the registry does not know yet is not such a case: with settlement on, the OMS
-    accepts a buy only against cash the registry booked, so the registry has opened every account
+    An account the registry does not know yet is not such a case: the OMS accepts a buy only
+    against cash the registry booked, so the registry has opened every account
     that can trade, unless the fill overtook the opening on its way here (a replay, a lagging
     partition). The fill waits for the opening (:class:`MissingPrerequisite`); one that waits in
     vain names the wrong account.
@@ -79,7 +71,7 @@ async def execution_reported(event: ExecutionReported, unit: LedgerUnit) -> None
     A suspended account is settled: suspension stops new orders and withdrawals, not the fills
     of orders the exchange already has.
     """
-    if event.kind is not ExecutionKind.FILLED or not event.settles_through_registry:
+    if event.kind is not ExecutionKind.FILLED:
         return
     assert event.fill_price is not None and event.venue_trade_id is not None, "the model requires them on a fill"
     fill = (

@@ -165,11 +165,8 @@ class Ledger(Protocol):
     async def take_failed_opening(self, flow_id: str) -> FailedOpening | None:
         """The failure already reported for this opening flow, if any, removed as it is acted on."""
 
-    async def put_exchange(self, code: str, settles: bool, flow_id: str, at: dt.datetime) -> None:
-        """Whether the registry settles the exchange's fills, as the latest ExchangeAdded or ExchangeUpdated says."""
-
-    async def exchange_settles(self, code: str) -> bool | None:
-        """Whether the registry settles the exchange; None for an exchange it has not been told of."""
+    async def put_exchange(self, code: str, flow_id: str, at: dt.datetime) -> None:
+        """The exchange whose fills the registry settles, and the flow of its latest ExchangeAdded."""
 
     async def holding(self, account_id: str, instrument: str) -> int:
         """Quantity held; zero for an instrument the account has never held."""
@@ -397,23 +394,16 @@ class PostgresLedger(Ledger):
         )
         return FailedOpening(row["flow_id"], row["service"], row["step"], row["reason"]) if row is not None else None
 
-    async def put_exchange(self, code: str, settles: bool, flow_id: str, at: dt.datetime) -> None:
+    async def put_exchange(self, code: str, flow_id: str, at: dt.datetime) -> None:
         await self._db.execute(
             """
-            insert into exchanges (code, settles_through_registry, flow_id, changed_at) values ($1, $2, $3, $4)
-            on conflict (code) do update set
-                settles_through_registry = excluded.settles_through_registry, flow_id = excluded.flow_id,
-                changed_at = excluded.changed_at
+            insert into exchanges (code, flow_id, changed_at) values ($1, $2, $3)
+            on conflict (code) do update set flow_id = excluded.flow_id, changed_at = excluded.changed_at
             """,
             code,
-            settles,
             flow_id,
             at,
         )
-
-    async def exchange_settles(self, code: str) -> bool | None:
-        value = await self._db.fetchval("select settles_through_registry from exchanges where code = $1", code)
-        return None if value is None else bool(value)
 
     async def holding(self, account_id: str, instrument: str) -> int:
         value = await self._db.fetchval(

@@ -199,6 +199,16 @@ def test_a_bad_setting_stops_with_one_line_and_exit_code_2(xbus: XbusCli) -> Non
     ]
 
 
+def test_a_deployment_without_the_registry_refuses_to_run_it_in_one_line(xbus: XbusCli) -> None:
+    """XBUS_REGISTRY=false: the OMS keeps the book; a registry beside it would be a second book."""
+    result = xbus("run", "oms", "registry", env={"XBUS_REGISTRY": "false"})
+    assert result.code == 1
+    assert result.stderr.strip().splitlines() == [
+        "xbus: this deployment runs no registry (XBUS_REGISTRY=false: the OMS keeps the book of record); "
+        "leave the registry out, or set XBUS_REGISTRY=true"
+    ]
+
+
 def test_a_malformed_catalogue_stops_with_file_entry_and_problem(xbus: XbusCli, tmp_path: Path) -> None:
     broken = tmp_path / "topics.yaml"
     broken.write_text(

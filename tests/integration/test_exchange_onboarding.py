@@ -44,8 +44,8 @@ def code() -> str:
     return new_exchange_code()
 
 
-def added(code: str, settles: bool = True) -> ExchangeAdded:
-    return prodigy_exchange(code, markets=1, symbols=0, settles_through_registry=settles)
+def added(code: str) -> ExchangeAdded:
+    return prodigy_exchange(code, markets=1, symbols=0)
 
 
 def feed_started(flow_id: str, code: str) -> MarketDataFeedStarted:
@@ -80,11 +80,14 @@ async def test_exchange_is_onboarded_when_feed_adapter_and_settlement_are_done(t
     ]
 
 
-async def test_exchange_that_does_not_settle_through_the_registry_is_onboarded_with_two_steps(
+@pytest.mark.usefixtures("without_registry")
+async def test_an_exchange_of_a_deployment_without_the_registry_is_onboarded_with_two_steps(
     tracker: Tracker, code: str
 ) -> None:
+    """XBUS_REGISTRY=false (plxtra/xosp XOSP-Configure.ps1: ``UsingFoundry = $false``): no registry
+    runs, and the onboarding does not wait for it, whatever an older event's flag says."""
     flow_id = new_id()
-    await tracker.publish(Outgoing(added(code, settles=False), event_id=flow_id))
+    await tracker.publish(Outgoing(added(code).model_copy(update={"settles_through_registry": True}), event_id=flow_id))
     await tracker.publish(adapter_registered(flow_id, code), feed_started(flow_id, code))
 
     flow = await tracker.flow_when("exchange", code, state("completed"))

@@ -333,9 +333,12 @@ async def test_a_prodigy_step_open_before_steps_named_their_operator_is_asked_of
     )
 
     assert await migrate(connection, schema, migrations) == ["0003_asked_of"]
-    store = PostgresFlows(connection)
-    assert await store.asked_of("f-op", "prodigy.operator") == "op-old"
-    assert await store.asked_of("f-op", "oms.operator") is None
+    flow = await PostgresFlows(connection).flow("f-op")
+    assert flow is not None
+    assert [(step.name, step.asked_of) for step in flow.steps] == [
+        ("oms.operator", None),
+        ("prodigy.operator", "op-old"),
+    ]
 
 
 async def _true(value: bool) -> bool:

@@ -1,5 +1,6 @@
-"""Settlement in the registry on the real broker and database: exchanges that settle here, and their
-fills booked on cash and holdings exactly once (docs/exchanges.md, "Settlement (the registry)").
+"""Settlement in the registry on the real broker and database: every exchange settles here (a
+deployment that runs the registry, XBUS_REGISTRY), and its fills are booked on cash and holdings
+exactly once (docs/exchanges.md, "Settlement (the registry)").
 
 One registry runs for the whole module; each test uses accounts and exchanges of its own. A test
 that dead-letters a fill never sends another event of that account: its key is blocked.
@@ -36,8 +37,9 @@ async def registry(stack: Stack) -> AsyncIterator[ServiceUnderTest]:
         yield service
 
 
-def exchange_added(code: str, settles: bool = True) -> ExchangeAdded:
-    return prodigy_exchange(code, markets=1, symbols=1, settles_through_registry=settles)
+def exchange_added(code: str, old_flag: bool = True) -> ExchangeAdded:
+    """``old_flag``: the per-exchange ``settles_through_registry`` older events carry (read, ignored)."""
+    return prodigy_exchange(code, markets=1, symbols=1).model_copy(update={"settles_through_registry": old_flag})
 
 
 def report(
@@ -124,23 +126,21 @@ async def test_exchange_that_settles_here_enables_settlement(registry: ServiceUn
 
     assert added.follow_ups == [RegistrySettlementEnabled(flow_id=added.flow_id, exchange=code)]
     stored = await queries.exchange(registry.db, code)
-    assert stored is not None and stored.settles_through_registry and stored.flow_id == added.flow_id
+    assert stored is not None and stored.flow_id == added.flow_id
 
 
-async def test_exchange_that_does_not_settle_here_reports_nothing_until_an_update_turns_it_on(
+async def test_an_exchange_whose_old_event_says_it_does_not_settle_here_settles_here_all_the_same(
     registry: ServiceUnderTest,
 ) -> None:
+    """Issue 20, defect 1: an exchange that did not settle here left the OMS's books and the
+    registry's apart. The flag of older events still parses and no longer decides anything."""
     code = new_exchange_code()
-    assert (await registry.handle(exchange_added(code, settles=False))).follow_ups == []
-    assert (await registry.handle(ExchangeUpdated(code=code, name="Renamed"))).follow_ups == []
-
-    turned_on = await registry.handle(ExchangeUpdated(code=code, settles_through_registry=True))
-    assert turned_on.follow_ups == [RegistrySettlementEnabled(flow_id=turned_on.flow_id, exchange=code)]
-    assert (await registry.handle(ExchangeUpdated(code=code, settles_through_registry=True))).follow_ups == []
-
-    assert (await registry.handle(ExchangeUpdated(code=code, settles_through_registry=False))).follow_ups == []
+    added = await registry.handle(exchange_added(code, old_flag=False))
+    assert added.follow_ups == [RegistrySettlementEnabled(flow_id=added.flow_id, exchange=code)]
+    for update in (ExchangeUpdated(code=code, settles_through_registry=False), ExchangeUpdated(code=code, name="R")):
+        assert (await registry.handle(update)).follow_ups == []
     stored = await queries.exchange(registry.db, code)
-    assert stored is not None and not stored.settles_through_registry
+    assert stored is not None and stored.flow_id == added.flow_id
 
 
 # Fills
@@ -209,16 +209,15 @@ async def test_redelivered_fill_changes_nothing(registry: ServiceUnderTest) -> N
     assert len(await queries.settlements(registry.db, account_id)) == 1
 
 
-async def test_fills_of_an_exchange_that_does_not_settle_here_change_nothing(registry: ServiceUnderTest) -> None:
+async def test_a_fill_stamped_as_not_settling_here_is_settled_all_the_same(registry: ServiceUnderTest) -> None:
     code = new_exchange_code()
     account_id = await funded_account(registry, "500")
     fill = report(
         account_id, code, "O-1", OrderSide.BUY, quantity=2, price="100", trade="T1", cumulative=2, settles=False
     )
 
-    assert (await registry.handle(fill)).follow_ups == []
-    assert await positions(registry, account_id) == ({"AUD": Decimal("500")}, {})
-    assert await queries.settlements(registry.db, account_id) == []
+    assert [type(event) for event in (await registry.handle(fill)).follow_ups] == [SettlementApplied]
+    assert await positions(registry, account_id) == ({"AUD": Decimal("300")}, {f"XS01.{code}": 2})
 
 
 async def test_reports_other_than_fills_change_nothing(registry: ServiceUnderTest) -> None:

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from consumers.oms.account_store import ClosureCause, PendingClosure, Standing
+from consumers.oms.funds_store import CashMovement, Positions
 from consumers.oms.orders import Order, OrderState
 from consumers.oms.positions import CashPosition, FillBooking, HoldingPosition
 from consumers.oms.store import OmsBooks
@@ -80,6 +81,8 @@ class MemoryBooks(OmsBooks):
     reference_prices: dict[str, Decimal] = field(default_factory=dict)
     #: instrument -> (time, venue trade id) -> price
     fill_prices: dict[str, dict[tuple[dt.datetime, str], Decimal]] = field(default_factory=dict)
+    #: the deposits and withdrawals booked by the OMS itself (a deployment without the registry)
+    cash_movements: list[CashMovement] = field(default_factory=list)
 
     # --- operators, accounts, rights --------------------------------------------------------------
 
@@ -276,6 +279,25 @@ class MemoryBooks(OmsBooks):
             "the table's checks refuse a holding below what is held back"
         )
         self.holdings[(account_id, instrument)] = moved
+
+    # --- cash movements of a deployment without the registry ---------------------------------------
+
+    async def credit_under(self, account_id: str, reference: str) -> CashMovement | None:
+        credits = (m for m in self.cash_movements if (m.account_id, m.reference) == (account_id, reference))
+        return next((m for m in credits if m.delta > 0), None)
+
+    async def record_cash_movement(self, movement: CashMovement) -> None:
+        if movement.delta > 0:
+            assert await self.credit_under(movement.account_id, movement.reference) is None, (
+                "the table's unique key refuses a bank reference credited twice"
+            )
+        self.cash_movements.append(movement)
+
+    async def positions(self, account_id: str) -> Positions:
+        return Positions(
+            tuple(position for (a, _), position in sorted(self.cash_positions.items()) if a == account_id),
+            tuple(position for (a, _), position in sorted(self.holdings.items()) if a == account_id),
+        )
 
     # --- exchanges --------------------------------------------------------------------------------
 

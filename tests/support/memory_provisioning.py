@@ -7,9 +7,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from consumers.provisioning.flows import FlowPlan, FlowState, Report, StepState, service_of
-from consumers.provisioning.store import Flow, Flows, OverdueFlow
-from schemas import Envelope
+from consumers.provisioning.flows import Flow, FlowState, Report, Step, StepState
+from consumers.provisioning.store import Flows, OverdueFlow
 from schemas.provisioning import FlowKind
 
 _OPEN = (StepState.EXPECTED, StepState.WAITING, StepState.MANUAL)
@@ -46,34 +45,52 @@ class MemoryFlows(Flows):
     early: list[Report] = field(default_factory=list)
     logins: dict[str, bool] = field(default_factory=dict)
 
-    async def create_flow(self, flow_id: str, plan: FlowPlan, cause: Envelope) -> bool:
-        if flow_id in self.flows:
-            return False
-        self.flows[flow_id] = FlowRow(
-            flow_id, plan.kind, plan.entity_id, cause.type, cause.correlation_id, cause.time, len(self.flows)
+    async def start(self, flow: Flow) -> list[Report] | None:
+        if flow.flow_id in self.flows:
+            return None
+        self.flows[flow.flow_id] = FlowRow(
+            flow.flow_id,
+            flow.kind,
+            flow.entity_id,
+            flow.started_by,
+            flow.correlation_id,
+            flow.started_at,
+            len(self.flows),
+            flow.state,
         )
-        manual = {m.step: m for m in plan.manual}
-        self.steps[flow_id] = {
-            step: StepRow(step, position, service_of(step), StepState.EXPECTED)
-            if step not in manual
-            else StepRow(
-                step,
-                position,
-                service_of(step),
-                StepState.MANUAL,
-                cause.time,
-                manual[step].instructions,
-                manual[step].operator_id,
-            )
-            for position, step in enumerate(plan.steps)
-        }
-        return True
+        self.steps[flow.flow_id] = {step.name: _row(step) for step in flow.steps}
+        taken = [report for report in self.early if report.flow_id == flow.flow_id]
+        self.early = [report for report in self.early if report.flow_id != flow.flow_id]
+        return taken
 
     async def flow(self, flow_id: str) -> Flow | None:
         row = self.flows.get(flow_id)
         if row is None:
             return None
-        return Flow(row.flow_id, row.kind, row.entity_id, row.started_by, row.correlation_id, row.state)
+        steps = sorted(self.steps[flow_id].values(), key=lambda s: s.position)
+        return Flow(
+            row.flow_id,
+            row.kind,
+            row.entity_id,
+            row.started_by,
+            row.correlation_id,
+            row.started_at,
+            row.state,
+            tuple(Step(s.step, s.position, s.service, s.state, s.updated_at, s.reason, s.asked_of) for s in steps),
+        )
+
+    async def flow_or_keep(self, report: Report) -> Flow | None:
+        flow = await self.flow(report.flow_id)
+        if flow is None and all(kept.event_id != report.event_id for kept in self.early):
+            self.early.append(report)
+        return flow
+
+    async def save(self, before: Flow, after: Flow, at: dt.datetime) -> None:
+        steps = self.steps[after.flow_id]
+        for step in after.changed_steps(before):
+            row = steps.setdefault(step.name, _row(step))  # a row changes in place, as in a table
+            row.state, row.updated_at, row.reason = step.state, step.updated_at, step.reason
+        self.flows[after.flow_id].state = after.state
 
     async def latest_user_flow(self, login_id: str, started_by: str) -> str | None:
         mine = [
@@ -82,56 +99,6 @@ class MemoryFlows(Flows):
             if row.kind is FlowKind.USER and row.entity_id == login_id and row.started_by == started_by
         ]
         return max(mine, key=lambda row: (row.started_at, row.seq)).flow_id if mine else None
-
-    async def step_state(self, flow_id: str, step: str) -> StepState | None:
-        row = self.steps.get(flow_id, {}).get(step)
-        return None if row is None else row.state
-
-    async def asked_of(self, flow_id: str, step: str) -> str | None:
-        row = self.steps.get(flow_id, {}).get(step)
-        return None if row is None else row.asked_of
-
-    async def mark_done(self, flow_id: str, step: str, at: dt.datetime) -> None:
-        row = self.steps.get(flow_id, {}).get(step)
-        if row is not None and row.state in _OPEN:
-            row.state, row.updated_at, row.reason = StepState.DONE, at, None
-
-    async def mark_waiting(self, flow_id: str, step: str, at: dt.datetime, reason: str) -> None:
-        row = self.steps.get(flow_id, {}).get(step)
-        if row is not None and row.state in (StepState.EXPECTED, StepState.WAITING):
-            row.state, row.updated_at, row.reason = StepState.WAITING, at, reason
-
-    async def mark_failed(self, flow_id: str, step: str, service: str, at: dt.datetime, reason: str) -> None:
-        steps = self.steps.setdefault(flow_id, {})
-        if step not in steps:
-            steps[step] = StepRow(
-                step, max((s.position + 1 for s in steps.values()), default=0), service, StepState.FAILED
-            )
-        steps[step].state, steps[step].updated_at, steps[step].reason = StepState.FAILED, at, reason
-
-    async def fail_flow(self, flow_id: str, at: dt.datetime) -> bool:
-        row = self.flows.get(flow_id)
-        if row is None or row.state is not FlowState.OPEN:
-            return False
-        row.state = FlowState.FAILED
-        return True
-
-    async def complete_if_done(self, flow_id: str, at: dt.datetime) -> tuple[str, ...] | None:
-        row = self.flows.get(flow_id)
-        steps = sorted(self.steps.get(flow_id, {}).values(), key=lambda s: s.position)
-        if row is None or row.state is not FlowState.OPEN or any(s.state is not StepState.DONE for s in steps):
-            return None
-        row.state = FlowState.COMPLETED
-        return tuple(s.step for s in steps)
-
-    async def keep_early(self, report: Report) -> None:
-        if all(kept.event_id != report.event_id for kept in self.early):
-            self.early.append(report)
-
-    async def take_early(self, flow_id: str) -> list[Report]:
-        taken = [report for report in self.early if report.flow_id == flow_id]
-        self.early = [report for report in self.early if report.flow_id != flow_id]
-        return taken
 
     async def remember_login(self, login_id: str, has_session_policy: bool, at: dt.datetime) -> None:
         self.logins[login_id] = has_session_policy
@@ -166,3 +133,7 @@ class MemoryFlows(Flows):
                 )
             )
         return overdue
+
+
+def _row(step: Step) -> StepRow:
+    return StepRow(step.name, step.position, step.service, step.state, step.updated_at, step.reason, step.asked_of)

@@ -48,7 +48,8 @@ class MemoryLedger(Ledger):
     holdings: dict[tuple[str, str], int] = field(default_factory=dict)
     settlements: dict[tuple[str, str, str], SettlementRow] = field(default_factory=dict)
     failed_openings: dict[str, FailedOpening] = field(default_factory=dict)
-    exchanges: dict[str, bool] = field(default_factory=dict)
+    #: exchange code -> the flow of its latest ExchangeAdded (every exchange settles here)
+    exchanges: dict[str, str] = field(default_factory=dict)
     #: market code -> exchange code
     registries: dict[str, str] = field(default_factory=dict)
     issuers: set[str] = field(default_factory=set)
@@ -139,11 +140,8 @@ class MemoryLedger(Ledger):
     async def take_failed_opening(self, flow_id: str) -> FailedOpening | None:
         return self.failed_openings.pop(flow_id, None)
 
-    async def put_exchange(self, code: str, settles: bool, flow_id: str, at: dt.datetime) -> None:
-        self.exchanges[code] = settles
-
-    async def exchange_settles(self, code: str) -> bool | None:
-        return self.exchanges.get(code)
+    async def put_exchange(self, code: str, flow_id: str, at: dt.datetime) -> None:
+        self.exchanges[code] = flow_id
 
     async def holding(self, account_id: str, instrument: str) -> int:
         return self.holdings.get((account_id, instrument), 0)

@@ -60,9 +60,10 @@ class ScaleOutScenario:
     def oms_applies(self, *, changes: bool) -> int:
         """OperatorRegistered, TradingAccountOpened, authorisation's AccountAccessGranted (one per
         account) and PermissionsGranted (one per login); then AccessRevoked per disable and per
-        closure, and the registry's closure."""
+        closure, the registry's closure, and the TradingAccountClosed itself (which the OMS reads
+        in every deployment and applies only without the registry)."""
         first = len(self.operators) + 2 * len(self.accounts) + len(self.users)
-        return first + (len(self.disables) + 2 * len(self.closures) if changes else 0)
+        return first + (len(self.disables) + 3 * len(self.closures) if changes else 0)
 
     def authorisation_emits(self) -> Counter[str]:
         """Follow-ups by type; ``StepWaiting`` left out: how many associations waited for a login

@@ -45,7 +45,7 @@ def problem(model: type, data: dict) -> str:
 
 def test_every_event_type_is_versioned_and_unique() -> None:
     types = schemas.event_types.types()
-    assert len(types) == len(set(types)) == 80
+    assert len(types) == len(set(types)) == 81
     assert all(t.startswith("xosp.") and ".v" in t for t in types)
 
 

@@ -83,11 +83,12 @@ def exchange(settles: bool) -> ExchangeAdded:
     )
 
 
-def test_exchange_onboarding_expects_the_registry_only_when_it_settles_there() -> None:
-    settled = plan(exchange(settles=True))
+def test_exchange_onboarding_expects_the_registry_where_the_deployment_runs_it() -> None:
+    settled = plan(exchange(settles=True), registry=True)
     assert (settled.kind, settled.entity_id) == (FlowKind.EXCHANGE, "XSX")
     assert settled.steps == ("market_data.feed", "gateway.adapter", "registry.settlement")
-    assert plan(exchange(settles=False)).steps == ("market_data.feed", "gateway.adapter")
+    assert plan(exchange(settles=False), registry=True).steps == settled.steps  # the old flag is ignored
+    assert plan(exchange(settles=True), registry=False).steps == ("market_data.feed", "gateway.adapter")
     reports = (MarketDataFeedStarted, OmsAdapterRegistered, RegistrySettlementEnabled)
     assert [step_of(report(t.event_type), ExchangeAdded.event_type) for t in reports] == list(settled.steps)
 

@@ -311,14 +311,18 @@ async def test_a_deregistered_operator_is_kept_with_the_reason() -> None:
 # --- settlement -----------------------------------------------------------------------------
 
 
-async def test_an_exchange_that_settles_here_is_reported_once_when_settlement_turns_on() -> None:
+@pytest.mark.parametrize("old_flag", [True, False])
+async def test_every_exchange_settles_here_whatever_its_old_flag_says(old_flag: bool) -> None:
+    """A deployment that runs the registry settles every exchange through it (XBUS_REGISTRY;
+    plxtra/xosp account-deposit.ps1: "Deposits into Foundry will flow through to OMS
+    automatically"): an ``ExchangeAdded`` of either flag enables settlement, and an update's flag,
+    still read in old events, changes nothing."""
     ledger = MemoryLedger()
-    assert (await handle(prodigy_exchange("XSUT", settles_through_registry=False), ledger)).events == []
-    [enabled] = (await handle(ExchangeUpdated(code="XSUT", settles_through_registry=True), ledger)).events
-    assert isinstance(enabled, RegistrySettlementEnabled)
-    assert (await handle(ExchangeUpdated(code="XSUT", settles_through_registry=True), ledger)).events == []
+    unit = await handle(prodigy_exchange("XSUT").model_copy(update={"settles_through_registry": old_flag}), ledger)
+    assert unit.events == [RegistrySettlementEnabled(flow_id=unit.flow_id, exchange="XSUT")]
+    assert (await handle(ExchangeUpdated(code="XSUT", settles_through_registry=not old_flag), ledger)).events == []
     assert (await handle(ExchangeUpdated(code="XSUT", name="renamed"), ledger)).events == []
-    assert ledger.exchanges["XSUT"] is True
+    assert ledger.exchanges["XSUT"] == unit.flow_id
 
 
 async def test_a_buy_fill_pays_cash_adds_the_holding_and_is_reported_and_booked_once() -> None:
@@ -369,9 +373,16 @@ async def test_a_fill_for_a_closed_account_is_left_for_a_person_and_one_for_an_u
     assert not isinstance(refused.value, MissingPrerequisite)
 
 
-async def test_fills_of_an_exchange_that_does_not_settle_here_and_other_reports_move_nothing() -> None:
+async def test_a_fill_stamped_as_not_settling_here_is_settled_all_the_same() -> None:
+    """Issue 20, defect 1: a fill the registry skipped was booked by the OMS alone, and the books
+    drifted apart. The flag, still on old reports, is ignored: the fill is settled."""
     ledger = await funded("100")
-    assert (await handle(fill(OrderSide.BUY, 1, "10", settles=False), ledger)).events == []
+    [settled] = (await handle(fill(OrderSide.BUY, 1, "10", settles=False), ledger)).events
+    assert isinstance(settled, SettlementApplied) and ledger.cash[(ACCOUNT, "AUD")] == Decimal(90)
+
+
+async def test_reports_other_than_fills_move_nothing() -> None:
+    ledger = await funded("100")
     acknowledged = fill(OrderSide.BUY, 1, "10").model_copy(
         update={"kind": ExecutionKind.ACKNOWLEDGED, "fill_quantity": 0, "fill_price": None, "venue_trade_id": None}
     )

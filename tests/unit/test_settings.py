@@ -22,6 +22,7 @@ from infrastructure.settings import load_settings
             "XBUS_KAFKA_SSL_CAFILE=/nonexistent/ca.pem: file /nonexistent/ca.pem does not exist",
         ),
         ({"XBUS_TOPIC_PREFIX": "bad prefix"}, "XBUS_TOPIC_PREFIX=bad prefix"),
+        ({"XBUS_REGISTRY": "foundry"}, "XBUS_REGISTRY=foundry: must be true or false (also on/off, yes/no, 1/0)"),
     ],
 )
 def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str) -> None:
@@ -87,3 +88,26 @@ def test_the_renamed_provisioning_stall_variable_stops_the_program_naming_its_ne
     monkeypatch.delenv("XBUS_PROVISIONING_STALL_SECONDS")
     monkeypatch.setenv("XBUS_PROVISIONING_OVERDUE_SECONDS", "120")
     assert load_settings().provisioning_overdue_seconds == 120.0
+
+
+@pytest.mark.parametrize(
+    ("value", "runs"), [(None, True), ("true", True), ("off", False), ("FALSE", False), ("0", False)]
+)
+def test_the_registry_runs_unless_the_deployment_says_it_does_not(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, runs: bool
+) -> None:
+    """plxtra/xosp XOSP-Configure.ps1 sets ``UsingFoundry`` once for the deployment (task-params.json)."""
+    if value is not None:
+        monkeypatch.setenv("XBUS_REGISTRY", value)
+    assert load_settings().registry is runs
+
+
+def test_a_service_started_in_a_process_of_its_own_is_in_the_same_kind_of_deployment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from infrastructure.settings import child_environment
+
+    monkeypatch.setenv("XBUS_REGISTRY", "false")
+    assert child_environment(load_settings(), "k:9092", "postgresql://x")["XBUS_REGISTRY"] == "false"
+    monkeypatch.delenv("XBUS_REGISTRY")
+    assert child_environment(load_settings(), "k:9092", "postgresql://x")["XBUS_REGISTRY"] == "true"

@@ -1,4 +1,8 @@
-"""`xbus run SERVICE... | --all` and `xbus db migrate`."""
+"""`xbus run SERVICE... | --all` and `xbus db migrate`.
+
+A deployment without the registry (``XBUS_REGISTRY=false``) does not run it: ``--all`` leaves it
+out, and naming it is refused, since a registry beside the OMS's book would be a second book.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,10 @@ import typer
 
 from consumers.runtime.discovery import resolve_services
 from consumers.runtime.runner import ServiceRunner
+from consumers.runtime.service import Service
 from consumers.runtime.watchdog import process_health
 from infrastructure.endpoints import connect, load_catalogue
+from infrastructure.errors import XbusError
 from infrastructure.process_endpoint import HealthReport, ProcessEndpoint
 from xbus.cli.common import out, run, settings
 
@@ -22,9 +28,26 @@ SERVICES_ARGUMENT = typer.Argument(None, help="Service names, or module:attribut
 ALL_OPTION = typer.Option(False, "--all", help="Every installed service.")
 
 
+#: The service a deployment without the registry does not run.
+REGISTRY = "registry"
+
+
+def deployed(services: list[str], *, everything: bool) -> list[Service]:
+    """The services named (or all, ``everything``) that this deployment runs."""
+    chosen = resolve_services(services, everything=everything)
+    if settings().registry:
+        return chosen
+    if not everything and any(service.name == REGISTRY for service in chosen):
+        raise XbusError(
+            "this deployment runs no registry (XBUS_REGISTRY=false: the OMS keeps the book of record); "
+            "leave the registry out, or set XBUS_REGISTRY=true"
+        )
+    return [service for service in chosen if service.name != REGISTRY]
+
+
 def run_services(services: list[str] | None = SERVICES_ARGUMENT, everything: bool = ALL_OPTION) -> None:
     """Run services until SIGTERM or Ctrl-C: each finishes its batch, commits and leaves its group."""
-    chosen = resolve_services(services or [], everything=everything)
+    chosen = deployed(services or [], everything=everything)
 
     async def go() -> None:
         stop = asyncio.Event()
@@ -55,7 +78,7 @@ db = typer.Typer(help="The services' PostgreSQL schemas.", no_args_is_help=True)
 @db.command()
 def migrate(services: list[str] | None = SERVICES_ARGUMENT, everything: bool = ALL_OPTION) -> None:
     """Apply each service's pending SQL migrations (services also do this when they start)."""
-    chosen = resolve_services(services or [], everything=everything)
+    chosen = deployed(services or [], everything=everything)
 
     async def go() -> None:
         endpoints = await connect(settings())
