@@ -4,7 +4,8 @@ From ``xosp.users``: a login (the asset ``User:<login id>``), its roles and its 
 markets (steps ``authorisation.permissions``, ``authorisation.revoke``, ``authorisation.enable``).
 From ``xosp.accounts``: a login's association with a trading account (``authorisation.access``,
 ``authorisation.revoke``). From ``xosp.registry.events``: an account the registry closed loses
-every association, with the registry's flow id. From ``xosp.provisioning.events``: a failed
+every association, with the registry's flow id (from ``xosp.oms.events``, the one the OMS closed,
+in a deployment without the registry). From ``xosp.provisioning.events``: a failed
 account opening is compensated. A step this service refuses (a login created twice, an account it
 never saw opened) is reported with ``StepFailed``; only an update of a login never created, which
 cannot be merely early, is dead-lettered. Groups and markets have handlers of their own
@@ -19,10 +20,11 @@ from consumers.authorisation.permissions import in_force, role_permissions, shor
 from consumers.authorisation.reach import Asset, Association
 from consumers.authorisation.store import EntitlementsUnit
 from consumers.runtime import DomainError, MissingPrerequisite
+from infrastructure.deployment import registry_runs
 from schemas.accounts import AccountLogin, AccountLoginLinked, AccountLoginUnlinked, TradingAccountOpened
 from schemas.authorisation import AccessRevoked, PermissionsGranted, RevokedScope
 from schemas.groups import AssetType
-from schemas.oms import AccountState
+from schemas.oms import AccountState, OmsAccountStateChanged
 from schemas.provisioning import FlowKind, ProvisioningFailed
 from schemas.registry import RegistryAccountStateChanged
 from schemas.users import UserCreated, UserDeleted, UserDisabled, UserEnabled, UserUpdated
@@ -166,6 +168,15 @@ async def registry_account_state_changed(event: RegistryAccountStateChanged, uni
     if event.state != AccountState.CLOSED:
         return
     await access.close_account(unit, event.account_id, event.flow_id, event.reason or "account closed in the registry")
+
+
+async def oms_account_state_changed(event: OmsAccountStateChanged, unit: EntitlementsUnit) -> None:
+    """The same, in a deployment without the registry (``XBUS_REGISTRY=false``), where the OMS is
+    the book of record and closes the account itself once it holds nothing (consumers/oms/funds.py).
+    With the registry, the registry's closing is the one that counts, and the OMS only follows it."""
+    if event.state != AccountState.CLOSED or registry_runs():
+        return
+    await access.close_account(unit, event.account_id, event.flow_id, event.reason or "account closed in the OMS")
 
 
 async def provisioning_failed(event: ProvisioningFailed, unit: EntitlementsUnit) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 from schemas import Event
 from schemas.accounts import AccountLoginLinked, AccountLoginUnlinked, TradingAccountOpened
 from schemas.groups import GroupAssociationDefined, GroupAssociationUndefined
+from schemas.oms import OmsAccountStateChanged
 from schemas.provisioning import FlowKind, ProvisioningFailed
 from schemas.registry import RegistryAccountStateChanged
 from schemas.users import UserCreated, UserDeleted, UserDisabled, UserEnabled, UserUpdated
@@ -48,7 +49,7 @@ def entities_of(event: Event) -> list[str]:
             return [f"{ACCOUNT}{event.account_id}", *(f"login:{login.login_id}" for login in event.logins)]
         case AccountLoginLinked() | AccountLoginUnlinked():
             return [f"{ACCOUNT}{event.account_id}", f"login:{event.login_id}"]
-        case RegistryAccountStateChanged():
+        case RegistryAccountStateChanged() | OmsAccountStateChanged():
             return [f"{ACCOUNT}{event.account_id}"]
         case ProvisioningFailed() if event.kind == FlowKind.ACCOUNT:
             return [f"{ACCOUNT}{event.entity_id}"]

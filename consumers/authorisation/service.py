@@ -14,6 +14,7 @@ from consumers.runtime import Service
 from schemas.accounts import AccountLoginLinked, AccountLoginUnlinked, TradingAccountOpened
 from schemas.exchanges import ExchangeAdded, ExchangeUpdated
 from schemas.groups import GroupAssociationDefined, GroupAssociationUndefined, GroupDefined
+from schemas.oms import OmsAccountStateChanged
 from schemas.provisioning import ProvisioningFailed
 from schemas.registry import RegistryAccountStateChanged
 from schemas.users import UserCreated, UserDeleted, UserDisabled, UserEnabled, UserUpdated
@@ -30,6 +31,7 @@ SERVICE = Service(
         AccountLoginLinked: handlers.login_linked,
         AccountLoginUnlinked: handlers.login_unlinked,
         RegistryAccountStateChanged: handlers.registry_account_state_changed,
+        OmsAccountStateChanged: handlers.oms_account_state_changed,
         ProvisioningFailed: handlers.provisioning_failed,
         GroupDefined: groups.group_defined,
         GroupAssociationDefined: groups.association_defined,

@@ -28,7 +28,14 @@ from exchanges import load_oms_adapter
 from infrastructure.settings import Settings
 from producers import Outgoing, Published, Publisher, open_publisher
 from schemas import Event
-from schemas.accounts import AccountLogin, FundsDeposited, FundsWithdrawn, Investor, TradingAccountOpened
+from schemas.accounts import (
+    AccountLogin,
+    FundsDeposited,
+    FundsWithdrawn,
+    Investor,
+    TradingAccountClosed,
+    TradingAccountOpened,
+)
 from schemas.orders import OrderPlaced
 from schemas.types import AccountRight, InvestorType, OrderLifetime, OrderSide, OrderType, PositiveMoney
 from schemas.users import UserCreated
@@ -203,3 +210,46 @@ async def test_without_the_registry_the_oms_is_the_book(stack: Stack) -> None:
         assert flows == ["completed", "failed", "completed"]
         schema = deployment.settings.db_schema("registry")
         assert await deployment.db.fetchval("select to_regclass($1)", f"{schema}.cash") is None, "no registry ran"
+
+
+@pytest.mark.usefixtures("without_registry")
+async def test_without_the_registry_a_closing_completes_and_takes_the_access_away(stack: Stack) -> None:
+    """The OMS closes the empty account, and authorisation revokes its logins' access on the OMS's
+    closing (there is no registry's to wait for): the closing's flow completes."""
+    async with deployed(stack, WITHOUT_REGISTRY) as deployment:
+        login = f"user-{uuid.uuid4().hex[:8]}"
+        account_id = f"XS:{uuid.uuid4().hex[:10]}"
+        opening, closing = str(uuid.uuid4()), str(uuid.uuid4())
+        investor = Investor(investor_id=f"inv-{login}", full_name="Sam Lee", country="AU", type=InvestorType.INDIVIDUAL)
+        await deployment.publish(
+            UserCreated(login_id=login, username=login, email=f"{login}@example.com", display_name="Sam"),
+            Outgoing(
+                TradingAccountOpened(
+                    account_id=account_id,
+                    owner="XS",
+                    name="Sam's account",
+                    classification="Retail",
+                    default_currency="AUD",
+                    investor=investor,
+                    logins=(AccountLogin(login_id=login, rights=(AccountRight.VIEW, AccountRight.TRADE)),),
+                ),
+                event_id=opening,
+            ),
+        )
+
+        async def opened() -> bool:
+            return await deployment.flow_state(opening) == "completed"
+
+        await eventually(opened, 90, "the account's opening completed")
+        await deployment.publish(Outgoing(TradingAccountClosed(account_id=account_id), event_id=closing))
+
+        async def closed() -> bool:
+            return await deployment.flow_state(closing) is not None
+
+        await eventually(closed, 90, "the closing's flow ended")
+        assert await deployment.flow_state(closing) == "completed"
+        schema = deployment.settings.db_schema("authorisation")
+        revoked_by = await deployment.db.fetchval(
+            f"select revoked_by from {schema}.associations where from_code = $1 and to_code = $2", login, account_id
+        )
+        assert revoked_by == "account"

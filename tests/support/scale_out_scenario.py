@@ -52,10 +52,11 @@ class ScaleOutScenario:
     # --- what each service applies (inbox rows) and emits (outbox rows by type) --------------
 
     def authorisation_applies(self, *, changes: bool) -> int:
-        """UserCreated, TradingAccountOpened; then UserDisabled and the registry's
-        RegistryAccountStateChanged(closed) of each closure."""
+        """UserCreated, TradingAccountOpened; then UserDisabled, and the registry's
+        RegistryAccountStateChanged(closed) and the OMS's OmsAccountStateChanged(closed) of each
+        closure (read in every deployment, applied only without the registry)."""
         first = len(self.users) + len(self.accounts)
-        return first + (len(self.disables) + len(self.closures) if changes else 0)
+        return first + (len(self.disables) + 2 * len(self.closures) if changes else 0)
 
     def oms_applies(self, *, changes: bool) -> int:
         """OperatorRegistered, TradingAccountOpened, authorisation's AccountAccessGranted (one per

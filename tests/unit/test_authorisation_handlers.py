@@ -18,7 +18,7 @@ from consumers.runtime import DomainError, FakeUnitOfWork, MissingPrerequisite
 from schemas import Event
 from schemas.accounts import AccountLogin, AccountLoginLinked, AccountLoginUnlinked, Investor, TradingAccountOpened
 from schemas.authorisation import AccessRevoked, AccountAccessGranted, PermissionsGranted, RevokedScope
-from schemas.oms import AccountState
+from schemas.oms import AccountState, OmsAccountStateChanged
 from schemas.provisioning import FlowKind, ProvisioningFailed, StepFailed, StepWaiting
 from schemas.registry import RegistryAccountStateChanged
 from schemas.types import AccountRight, InvestorType, Role
@@ -530,6 +530,35 @@ async def test_an_account_the_registry_closed_loses_every_logins_access_for_good
     assert book.accounts[ACCOUNT].state == "closed"
     assert {access.revoked_by for access in book.access.values()} == {"account"}
     assert await effective(book) == ("market-data:XSX", "role:Motif:User")
+
+
+def oms_closed(state: AccountState = AccountState.CLOSED) -> OmsAccountStateChanged:
+    return OmsAccountStateChanged(flow_id="close-1", account_id=ACCOUNT, state=state, reason="closed on request")
+
+
+@pytest.mark.usefixtures("without_registry")
+async def test_without_the_registry_an_account_the_oms_closed_loses_every_logins_access() -> None:
+    """The OMS is the book of record then, and closes the account itself (consumers/oms/funds.py)."""
+    book = await with_logins("pk-1")
+    await handle(opened(access("pk-1")), book)
+    assert (await handle(oms_closed(AccountState.SUSPENDED), book)).events == []
+    unit = await handle(oms_closed(), book)
+    revoked = only(unit, AccessRevoked)
+    assert (revoked.flow_id, revoked.scope, revoked.login_ids, revoked.reason) == (
+        "close-1",
+        RevokedScope.ACCOUNT,
+        ("pk-1",),
+        "closed on request",
+    )
+    assert book.access[(ACCOUNT, "pk-1")].revoked_by == "account"
+
+
+async def test_with_the_registry_the_omss_closing_changes_nothing_here() -> None:
+    """The registry's closing is the one that counts; the OMS only follows it."""
+    book = await with_logins("pk-1")
+    await handle(opened(access("pk-1")), book)
+    unit = await handle(oms_closed(), book)
+    assert unit.events == [] and book.access[(ACCOUNT, "pk-1")].revoked_by is None
 
 
 async def test_a_close_without_a_reason_says_the_registry_closed_it() -> None:
