@@ -24,14 +24,16 @@ from schemas.types import AccountRight
 ACCESS_STEP = "authorisation.access"
 
 
-async def request(unit: EntitlementsUnit, flow_id: str, account_id: str, logins: Sequence[AccountLogin]) -> None:
-    """Grant the association of ``flow_id`` now, or keep it whole until its last login is known.
+async def request(
+    unit: EntitlementsUnit, flow_id: str, account_id: str, logins: Sequence[AccountLogin], unknown: Sequence[str]
+) -> None:
+    """Grant the association of ``flow_id`` now, or keep it whole until its last login is known
+    (``unknown``: those of ``logins`` never created).
 
     Topics are not ordered against each other: an account may name a login whose ``UserCreated``
     this service has not read yet. That is no error: the association waits (``StepWaiting``)
     and :func:`apply_ready` grants it, with this flow id, when the login arrives.
     """
-    unknown = await unit.store.unknown_logins([login.login_id for login in logins])
     if not unknown:
         await grant(unit, flow_id, account_id, logins)
         return

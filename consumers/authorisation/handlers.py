@@ -44,17 +44,18 @@ async def user_created(event: UserCreated, unit: EntitlementsUnit) -> None:
     before it arrived.
 
     A backlog of logins is mostly this handler, so it reads and writes as little as it can: the
-    login, its permissions and markets in one statement, what it reaches at most once (its
-    permissions follow from that: permissions.in_force), and not even once when nothing was
-    associated with it before it arrived and no association waited for it: it then reaches its
-    own markets and nothing else (a market leads nowhere further)."""
+    login, its permissions and markets in one statement, which also says whether anything was
+    associated with it before it arrived and whether an association waits for it; only then does
+    it read the associations now ready, and what it reaches (its permissions follow from that:
+    permissions.in_force). Otherwise it reaches its own markets and nothing else (a market leads
+    nowhere further)."""
     roles, markets = [str(role) for role in event.roles], list(event.markets)
     own = role_permissions(roles)
     creation = await unit.store.create_login(event.login_id, roles, markets, own, unit.flow_id, unit.cause.time)
     if creation.existing is not None:
         unit.step_failed(unit.flow_id, PERMISSIONS_STEP, f"login {event.login_id} already exists ({creation.existing})")
         return
-    ready = await unit.store.ready_for_login(event.login_id)
+    ready = await unit.store.ready_for_login(event.login_id) if creation.awaited else []
     await access.apply_ready(unit, ready)
     root = Asset.user(event.login_id)
     if ready or creation.associated_before:
@@ -130,13 +131,14 @@ async def user_deleted(event: UserDeleted, unit: EntitlementsUnit) -> None:
 
 
 async def account_opened(event: TradingAccountOpened, unit: EntitlementsUnit) -> None:
-    opening = await unit.store.open_account(event.account_id, unit.flow_id, unit.cause.time)
+    named = [login.login_id for login in event.logins]
+    opening = await unit.store.open_account(event.account_id, unit.flow_id, named, unit.cause.time)
     if opening.opened_by is not None:
         unit.step_failed(
             unit.flow_id, ACCESS_STEP, f"account {event.account_id} was already opened (flow {opening.opened_by})"
         )
         return
-    await access.request(unit, unit.flow_id, event.account_id, event.logins)
+    await access.request(unit, unit.flow_id, event.account_id, event.logins, opening.unknown_logins)
     if opening.failed is not None:  # the opening's failure overtook it: compensate at once
         await access.close_account(unit, event.account_id, unit.flow_id, opening.failed)
 
@@ -145,7 +147,9 @@ async def login_linked(event: AccountLoginLinked, unit: EntitlementsUnit) -> Non
     if await _account_refused(unit, event.account_id, ACCESS_STEP):
         return
     login = AccountLogin(login_id=event.login_id, rights=event.rights)
-    await access.request(unit, unit.flow_id, event.account_id, [login])
+    await access.request(
+        unit, unit.flow_id, event.account_id, [login], await unit.store.unknown_logins([event.login_id])
+    )
 
 
 async def login_unlinked(event: AccountLoginUnlinked, unit: EntitlementsUnit) -> None:

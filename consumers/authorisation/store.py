@@ -51,6 +51,8 @@ class Creation:
     #: Whether associations from the login were defined before it arrived (a group's member list
     #: may name it first): then it may reach more than its own markets.
     associated_before: bool
+    #: Whether an association waits for the login (an account that named it came first).
+    awaited: bool
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class Opening:
     opened_by: str | None
     #: Why this opening's flow failed before it was applied here (it must be compensated at once).
     failed: str | None
+    #: The logins it names that were never created, in the order named (what its access waits for).
+    unknown_logins: tuple[str, ...]
 
 
 class Entitlements(Protocol):
@@ -151,9 +155,10 @@ class Entitlements(Protocol):
         """The account whose opening is the flow ``flow_id``, if this service has applied it (what a
         failed flow compensates)."""
 
-    async def open_account(self, account_id: str, flow_id: str, at: dt.datetime) -> Opening:
+    async def open_account(self, account_id: str, flow_id: str, login_ids: Sequence[str], at: dt.datetime) -> Opening:
         """Record the opening unless one is on record already (then nothing changes); an account
-        whose close came first stays closed. Say what the opening must know (:class:`Opening`)."""
+        whose close came first stays closed. Say what the opening of an account naming
+        ``login_ids`` must know (:class:`Opening`)."""
 
     async def close_account(self, account_id: str, flow_id: str, at: dt.datetime) -> None:
         """The account closed by ``flow_id``, whether or not its opening was seen (it may come later)."""
@@ -236,7 +241,8 @@ _LOGINS_REACHING = """
 """
 #: A login, its role permissions and its market associations, written together unless the login
 #: exists. The last select reads the snapshot the statement began with: the status of a login
-#: there before (null for the one it creates), and whether associations from it were there.
+#: there before (null for the one it creates), whether associations from it were there, and
+#: whether an association waits for it.
 _CREATE_LOGIN = """
     with created as (
         insert into logins (login_id, status, roles, markets, created_flow_id, created_at, updated_at)
@@ -251,7 +257,8 @@ _CREATE_LOGIN = """
         select 'User', c.login_id, 'Market', m, $5, $6 from created c, unnest($3::text[]) as m
     )
     select (select status from logins where login_id = $1) as existing,
-           exists (select 1 from associations where from_type = 'User' and from_code = $1) as associated_before
+           exists (select 1 from associations where from_type = 'User' and from_code = $1) as associated_before,
+           exists (select 1 from pending_access_logins where login_id = $1) as awaited
 """
 _USER_ASSOCIATION = "from_type = 'User' and from_code = $1"
 _LOGIN_ACCOUNT = "from_type = 'User' and from_code = $2 and to_type = 'TradingAccount' and to_code = $1"
@@ -284,7 +291,7 @@ class PostgresEntitlements(Entitlements):
             _CREATE_LOGIN, login_id, list(roles), list(markets), list(permissions), flow_id, at
         )
         assert row is not None, "a select without from answers one row"
-        return Creation(row["existing"], row["associated_before"])
+        return Creation(row["existing"], row["associated_before"], row["awaited"])
 
     async def update_roles_and_markets(
         self, login_id: str, roles: Sequence[str] | None, markets: Sequence[str] | None, at: dt.datetime
@@ -455,7 +462,7 @@ class PostgresEntitlements(Entitlements):
         value = await self._db.fetchval("select account_id from accounts where opened_flow_id = $1", flow_id)
         return None if value is None else str(value)
 
-    async def open_account(self, account_id: str, flow_id: str, at: dt.datetime) -> Opening:
+    async def open_account(self, account_id: str, flow_id: str, login_ids: Sequence[str], at: dt.datetime) -> Opening:
         row = await self._db.fetchrow(
             """
             with opened as (
@@ -465,14 +472,18 @@ class PostgresEntitlements(Entitlements):
                     where accounts.opened_flow_id is null
             )
             select (select opened_flow_id from accounts where account_id = $1) as opened_by,
-                   (select reason from failed_flows where flow_id = $2) as failed
+                   (select reason from failed_flows where flow_id = $2) as failed,
+                   array(select n.login_id from unnest($4::text[]) with ordinality as n (login_id, position)
+                         where not exists (select 1 from logins l where l.login_id = n.login_id)
+                         order by n.position) as unknown_logins
             """,
             account_id,
             flow_id,
             at,
+            list(login_ids),
         )
         assert row is not None, "a select without from answers one row"
-        return Opening(row["opened_by"], row["failed"])
+        return Opening(row["opened_by"], row["failed"], tuple(row["unknown_logins"]))
 
     async def close_account(self, account_id: str, flow_id: str, at: dt.datetime) -> None:
         await self._db.execute(

@@ -84,15 +84,16 @@ class MemoryEntitlements(Entitlements):
         at: dt.datetime,
     ) -> Creation:
         if login_id in self.logins:
-            return Creation(self.logins[login_id].status, associated_before=True)
+            return Creation(self.logins[login_id].status, associated_before=True, awaited=True)
         associated_before = any(source == Asset.user(login_id) for source, _ in self.associations)
+        awaited = any(login.login_id == login_id for pending in self.pending.values() for login in pending.logins)
         self.logins[login_id] = StoredLogin("active", list(roles), list(markets), flow_id)
         for permission in permissions:
             self.permissions[(login_id, permission)] = False
         for market in markets:
             key = (Asset.user(login_id), Asset(AssetType.MARKET, market))
             self.associations[key] = StoredAssociation((), flow_id, None)
-        return Creation(None, associated_before)
+        return Creation(None, associated_before, awaited)
 
     async def update_roles_and_markets(
         self, login_id: str, roles: Sequence[str] | None, markets: Sequence[str] | None, at: dt.datetime
@@ -225,11 +226,12 @@ class MemoryEntitlements(Entitlements):
     async def account_opened_by(self, flow_id: str) -> str | None:
         return next((a.account_id for a in self.accounts.values() if a.opened_flow_id == flow_id), None)
 
-    async def open_account(self, account_id: str, flow_id: str, at: dt.datetime) -> Opening:
+    async def open_account(self, account_id: str, flow_id: str, login_ids: Sequence[str], at: dt.datetime) -> Opening:
         known = self.accounts.get(account_id, Account(account_id, "open", None, None))
         if known.opened_flow_id is None:
             self.accounts[account_id] = dataclasses.replace(known, opened_flow_id=flow_id)
-        return Opening(known.opened_flow_id, self.failed_flows.get(flow_id))
+        unknown = tuple(login_id for login_id in login_ids if login_id not in self.logins)
+        return Opening(known.opened_flow_id, self.failed_flows.get(flow_id), unknown)
 
     async def close_account(self, account_id: str, flow_id: str, at: dt.datetime) -> None:
         known = self.accounts.get(account_id, Account(account_id, "closed", None, None))
