@@ -31,7 +31,8 @@ import uuid
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 from broker_option import add_broker_option, broker_name, choose_broker
-from runtime import clocked, drop_schema, fresh_world  # bench/ is on sys.path when this file runs
+from runtime import clocked  # bench/ is on sys.path when this file runs
+from services import drop_schemas, fresh_world
 
 from consumers.market_data.feeds import create_feed_topic, feed_catalogue
 from consumers.market_data.service import INSTRUMENTS, SERVICE
@@ -118,7 +119,7 @@ async def projection_round(settings: Settings, endpoints: Endpoints, catalogue: 
         stop.set()
         await worker
         await pool.close()
-        await drop_schema(endpoints, runner.schema)
+        await drop_schemas(endpoints, [runner.schema])
 
 
 class RawReader:
