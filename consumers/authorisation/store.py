@@ -315,13 +315,12 @@ class PostgresEntitlements(Entitlements):
         )
 
     async def replace_permissions(self, login_id: str, permissions: Sequence[str], at: dt.datetime) -> None:
-        db = self._db
-        await db.execute(
+        await self._db.execute(
             "delete from permissions where login_id = $1 and not (permission = any($2::text[]))",
             login_id,
             list(permissions),
         )
-        await db.execute(
+        await self._db.execute(
             """
             insert into permissions (login_id, permission, granted_at, revoked_at)
             select l.login_id, p, $3, case when l.status = 'active' then null else $3::timestamptz end
@@ -335,14 +334,13 @@ class PostgresEntitlements(Entitlements):
         )
 
     async def associate_markets(self, login_id: str, markets: Sequence[str], flow_id: str, at: dt.datetime) -> None:
-        db = self._db
-        await db.execute(
+        await self._db.execute(
             f"delete from associations where {_USER_ASSOCIATION} and to_type = 'Market' "
             "and not (to_code = any($2::text[]))",
             login_id,
             list(markets),
         )
-        await db.execute(
+        await self._db.execute(
             """
             insert into associations (from_type, from_code, to_type, to_code, flow_id, granted_at,
                                       revoked_by, revoked_at)
@@ -360,15 +358,13 @@ class PostgresEntitlements(Entitlements):
         )
 
     async def effective_permissions(self, login_id: str) -> tuple[str, ...]:
-        db = self._db
-        return tuple(grant.permission for grant in await queries.permissions(db, login_id, active_only=True))
+        return tuple(grant.permission for grant in await queries.permissions(self._db, login_id, active_only=True))
 
     async def revoke_login(self, login_id: str, at: dt.datetime) -> None:
-        db = self._db
-        await db.execute(
+        await self._db.execute(
             "update permissions set revoked_at = $2 where login_id = $1 and revoked_at is null", login_id, at
         )
-        await db.execute(
+        await self._db.execute(
             f"update associations set revoked_by = 'login', revoked_at = $2 where {_USER_ASSOCIATION} "
             "and revoked_by is null",
             login_id,
@@ -376,9 +372,8 @@ class PostgresEntitlements(Entitlements):
         )
 
     async def restore_login(self, login_id: str) -> None:
-        db = self._db
-        await db.execute("update permissions set revoked_at = null where login_id = $1", login_id)
-        await db.execute(
+        await self._db.execute("update permissions set revoked_at = null where login_id = $1", login_id)
+        await self._db.execute(
             f"update associations set revoked_by = null, revoked_at = null where {_USER_ASSOCIATION} "
             "and revoked_by = 'login'",
             login_id,
@@ -442,12 +437,10 @@ class PostgresEntitlements(Entitlements):
         )
 
     async def reached(self, root: Asset) -> list[Association]:
-        db = self._db
-        return await queries.reached(db, root)
+        return await queries.reached(self._db, root)
 
     async def reached_by_logins(self, login_ids: Sequence[str]) -> dict[str, list[Association]]:
-        db = self._db
-        return await queries.reached_by_logins(db, login_ids)
+        return await queries.reached_by_logins(self._db, login_ids)
 
     async def logins_reaching(self, asset: Asset) -> list[str]:
         rows = await self._db.fetch(_LOGINS_REACHING, asset.type.value, asset.code)
@@ -528,8 +521,7 @@ class PostgresEntitlements(Entitlements):
         return [Granted(login.login_id, in_force[login.login_id]) for login in logins if login.login_id in in_force]
 
     async def revoke_account(self, account_id: str, at: dt.datetime) -> list[str]:
-        db = self._db
-        rows = await db.fetch(
+        rows = await self._db.fetch(
             """
             select from_code from associations
             where to_type = 'TradingAccount' and to_code = $1 and from_type = 'User' and revoked_by is null
@@ -537,7 +529,7 @@ class PostgresEntitlements(Entitlements):
             """,
             account_id,
         )
-        await db.execute(
+        await self._db.execute(
             """
             update associations set revoked_by = 'account', revoked_at = coalesce(revoked_at, $2)
             where to_type = 'TradingAccount' and to_code = $1 and revoked_by is distinct from 'account'

@@ -108,6 +108,17 @@ def stamped(fill: ExecutionReported) -> ExecutionReported:
     return fill.model_copy(update={"settles_through_registry": False})
 
 
+def trading_there() -> tuple[Event, ...]:
+    """The exchange added with the old flag off, its adapter up, and the account opened with a
+    login that may trade: where each test of defect 1 starts."""
+    return (
+        old_flag_off(prodigy_exchange(EXCHANGE, markets=1, symbols=2)),
+        adapter_registered(),
+        opened(),
+        granted(AccountRight.VIEW, AccountRight.TRADE),
+    )
+
+
 def money(amount: str) -> PositiveMoney:
     return PositiveMoney(amount=Decimal(amount), currency="AUD")
 
@@ -122,10 +133,7 @@ async def test_cash_spent_on_an_exchange_that_used_to_settle_elsewhere_cannot_be
     zero. Now the deployment has one book: the registry, which settles every exchange's fills,
     or, without it, the OMS. The withdrawal is refused and the book says 500."""
     for event in (
-        old_flag_off(prodigy_exchange(EXCHANGE, markets=1, symbols=2)),
-        adapter_registered(),
-        opened(),
-        granted(AccountRight.VIEW, AccountRight.TRADE),
+        *trading_there(),
         FundsDeposited(account_id=ACCOUNT, amount=money("1000"), reference="D1"),
         placed("buy", quantity=50),
         stamped(report(ExecutionKind.FILLED, "buy", fill=(50, "10.00"), trade="T1")),
@@ -142,10 +150,7 @@ async def test_sale_proceeds_are_cash_of_record(deployment: Deployment) -> None:
     them was refused. Now they are booked in the book of record."""
     side = OrderSide.SELL
     for event in (
-        old_flag_off(prodigy_exchange(EXCHANGE, markets=1, symbols=2)),
-        adapter_registered(),
-        opened(),
-        granted(AccountRight.VIEW, AccountRight.TRADE),
+        *trading_there(),
         FundsDeposited(account_id=ACCOUNT, amount=money("1000"), reference="D1"),
         placed("buy", quantity=50),
         stamped(report(ExecutionKind.FILLED, "buy", fill=(50, "10.00"), trade="T1")),
@@ -165,10 +170,7 @@ async def test_an_account_holding_shares_bought_there_is_not_closed(deployment: 
     Now the book of record holds the shares: the withdrawal and the close are refused, and the
     account stays open everywhere."""
     for event in (
-        old_flag_off(prodigy_exchange(EXCHANGE, markets=1, symbols=2)),
-        adapter_registered(),
-        opened(),
-        granted(AccountRight.VIEW, AccountRight.TRADE),
+        *trading_there(),
         FundsDeposited(account_id=ACCOUNT, amount=money("500"), reference="D1"),
         placed("buy", quantity=50),
         stamped(report(ExecutionKind.FILLED, "buy", fill=(50, "10.00"), trade="T1")),
